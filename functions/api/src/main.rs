@@ -1,0 +1,16 @@
+//! `api`: the berth router as an AWS Lambda function (function URL or API
+//! Gateway HTTP API events, through `lambda_http`). The context is built
+//! once per cold start from `BERTH_*` variables (and `BERTH_CONFIG`, a TOML
+//! file shipped with the function, if set).
+
+use berth::config::{Config, Overrides};
+use berth::context::AppContext;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let file = std::env::var_os("BERTH_CONFIG").map(std::path::PathBuf::from);
+    let config = Config::load(file.as_deref(), &Overrides::default())?;
+    berth::telemetry::init(berth::config::LogFormat::Json, &config.log.level);
+    let ctx = AppContext::open(config).await?;
+    lambda_http::run(berth::http::router(ctx)).await
+}

@@ -1,0 +1,122 @@
+//! `berth`: the registry in one binary. `serve` runs the HTTP API (and, as
+//! they land, the workers) over the configured backends; `migrate` prepares
+//! a backend's resources. Everything else lives in the `berth` library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use berth::config::{Backend, Config, Overrides, Role};
+use berth::context::AppContext;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "berth", version, about = "an object-store-first container registry")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the registry (default: local backends under ./data on 127.0.0.1:5000).
+    Serve {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Address to listen on.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Which endpoints to serve: `all`, or `upload` for an upload host.
+        #[arg(long, value_parser = parse_role)]
+        role: Option<Role>,
+    },
+    /// Create or upgrade the backend's bucket, table and queues (idempotent).
+    Migrate {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+#[derive(Args)]
+struct CommonArgs {
+    /// TOML configuration file (`BERTH_*` variables and flags override it).
+    #[arg(long, env = "BERTH_CONFIG")]
+    config: Option<PathBuf>,
+    /// Folder of the local backends.
+    #[arg(long = "data")]
+    data_dir: Option<PathBuf>,
+    /// `local` (files + embedded database) or `aws` (S3, DynamoDB, SQS).
+    #[arg(long, value_parser = parse_backend)]
+    backend: Option<Backend>,
+}
+
+fn parse_backend(s: &str) -> Result<Backend, String> {
+    match s {
+        "local" => Ok(Backend::Local),
+        "aws" => Ok(Backend::Aws),
+        _ => Err("expected `local` or `aws`".to_owned()),
+    }
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    match s {
+        "all" => Ok(Role::All),
+        "upload" => Ok(Role::Upload),
+        _ => Err("expected `all` or `upload`".to_owned()),
+    }
+}
+
+impl CommonArgs {
+    fn load(&self, listen: Option<SocketAddr>, role: Option<Role>) -> anyhow::Result<Config> {
+        let overrides = Overrides { listen, data_dir: self.data_dir.clone(), backend: self.backend, role };
+        Ok(Config::load(self.config.as_deref(), &overrides)?)
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("berth: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { common, listen, role } => {
+            let config = common.load(listen, role)?;
+            berth::telemetry::init(config.log.format, &config.log.level);
+            let listen = config.server.listen;
+            let admin_password = config.admin.password.as_ref().map(|s| s.expose().to_owned());
+            let ctx = AppContext::open(config).await?;
+            if let Some(generated) =
+                berth::service::accounts::ensure_admin(ctx.meta.as_ref(), admin_password.as_deref()).await?
+            {
+                eprintln!(
+                    "berth: created the administrator `admin` with password {generated} \
+                     (shown only this once; set BERTH_ADMIN_PASSWORD before the first start to choose it)"
+                );
+            }
+            berth::http::serve(ctx, listen).await?;
+        }
+        Command::Migrate { common } => {
+            let config = common.load(None, None)?;
+            berth::telemetry::init(config.log.format, &config.log.level);
+            let report = match config.backend {
+                Backend::Aws => berth::migrate::apply_aws(&config).await?,
+                Backend::Local => {
+                    let ctx = AppContext::open(config).await?;
+                    berth::migrate::apply_local(&ctx).await?
+                }
+            };
+            for step in report.steps {
+                println!("{step}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,39 @@
+//! Every object key of the blob store, built here and nowhere else.
+//!
+//! ```text
+//! blobs/<alg>/<first 2 hex>/<hex>      content-addressed blob bytes, one per digest
+//! uploads/<upload id>/data             multipart target of an upload session
+//! uploads/<upload id>/staging          bytes of an upload not yet a whole part
+//! ```
+//! GC lists `blobs/`; abandoned-upload cleanup lists `uploads/`.
+
+use crate::oci::Digest;
+
+pub const BLOBS_PREFIX: &str = "blobs/";
+pub const UPLOADS_PREFIX: &str = "uploads/";
+
+pub fn blob(digest: &Digest) -> String {
+    let hex = digest.hex();
+    format!("{BLOBS_PREFIX}{}/{}/{hex}", digest.algorithm().as_str(), &hex[..2])
+}
+
+pub fn upload_data(upload_id: &str) -> String {
+    format!("{UPLOADS_PREFIX}{upload_id}/data")
+}
+
+pub fn upload_staging(upload_id: &str) -> String {
+    format!("{UPLOADS_PREFIX}{upload_id}/staging")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_keys_fan_out_by_prefix() {
+        let d = Digest::sha256_of(b"hello");
+        assert_eq!(blob(&d), "blobs/sha256/2c/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+        assert!(super::super::validate_key(&blob(&d)).is_ok());
+        assert!(super::super::validate_key(&upload_data("0f3c")).is_ok());
+    }
+}

@@ -1,0 +1,89 @@
+//! The application context: configuration plus the three ports, built once
+//! per process (or per Lambda cold start) and shared by every handler and job.
+
+use std::sync::Arc;
+
+use crate::blob::BlobStore;
+use crate::blob::fs::FsBlobStore;
+use crate::blob::s3::S3BlobStore;
+use crate::config::{Backend, Config};
+use crate::localdb::LocalDb;
+use crate::meta::MetaStore;
+use crate::meta::dynamo::DynamoMetaStore;
+use crate::meta::local::LocalMetaStore;
+use crate::port::PortError;
+use crate::queue::Queue;
+use crate::queue::local::LocalQueue;
+use crate::queue::sqs::SqsQueue;
+
+#[derive(Debug)]
+pub struct AppContext {
+    pub config: Config,
+    pub blobs: Arc<dyn BlobStore>,
+    pub meta: Arc<dyn MetaStore>,
+    pub queue: Arc<dyn Queue>,
+}
+
+/// Why the context could not be built; the message is one line that names
+/// what is wrong and, where there is one, the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartupError(String);
+
+impl StartupError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}
+
+fn startup(what: &str) -> impl FnOnce(PortError) -> StartupError + '_ {
+    move |e| StartupError(format!("{what}: {e}"))
+}
+
+impl AppContext {
+    /// Opens the configured backends. The local backends are created and
+    /// migrated on the spot (the zero-setup default); AWS resources must
+    /// exist already (`berth migrate --backend aws` creates them), and each
+    /// is checked so that a missing table or an unreachable endpoint is
+    /// reported now, in one line, rather than on the first request.
+    pub async fn open(config: Config) -> Result<Arc<Self>, StartupError> {
+        let ctx = match config.backend {
+            Backend::Local => {
+                let (blobs, meta, queue) = open_local(&config).await?;
+                let ctx = Self { config, blobs, meta, queue };
+                crate::migrate::apply_local(&ctx).await.map_err(startup("migrating the local store"))?;
+                ctx
+            }
+            Backend::Aws => {
+                let sdk = crate::aws::sdk_config(&config.aws).await;
+                let blobs = S3BlobStore::from_config(&config.aws, &sdk);
+                let meta = DynamoMetaStore::from_config(&config.aws, &sdk);
+                let queue = SqsQueue::from_config(&config.aws, &sdk);
+                let (b, m, q) = tokio::join!(blobs.check(), meta.check(), queue.check());
+                b.map_err(startup(&format!("S3 bucket {}", config.aws.bucket)))?;
+                m.map_err(startup(&format!("DynamoDB table {}", config.aws.table)))?;
+                q.map_err(startup("SQS queues"))?;
+                let ctx = Self { config, blobs: Arc::new(blobs), meta: Arc::new(meta), queue: Arc::new(queue) };
+                crate::migrate::check_version(ctx.meta.as_ref()).await?;
+                ctx
+            }
+        };
+        Ok(Arc::new(ctx))
+    }
+}
+
+type Ports = (Arc<dyn BlobStore>, Arc<dyn MetaStore>, Arc<dyn Queue>);
+
+/// The embedded backends under `data_dir`: `blobs/` for bytes and the
+/// database file `berth.redb` for metadata and queues.
+pub async fn open_local(config: &Config) -> Result<Ports, StartupError> {
+    let dir = &config.data_dir;
+    let blobs = FsBlobStore::open(dir.join("blobs")).await.map_err(startup("opening the blob folder"))?;
+    let db_path = dir.join("berth.redb");
+    let db = LocalDb::open(&db_path).map_err(|e| {
+        StartupError(format!("opening {}: {e} (is another berth using this data folder?)", db_path.display()))
+    })?;
+    let meta = LocalMetaStore::open(db.clone()).await.map_err(startup("opening the metadata store"))?;
+    let queue = LocalQueue::open(db).await.map_err(startup("opening the local queue"))?;
+    Ok((Arc::new(blobs), Arc::new(meta), Arc::new(queue)))
+}

@@ -1,0 +1,42 @@
+//! Serving the router on a TCP listener until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::context::{AppContext, StartupError};
+
+/// Binds `addr` and serves until a shutdown signal; in-flight requests are
+/// allowed to finish.
+pub async fn serve(ctx: Arc<AppContext>, addr: SocketAddr) -> Result<(), StartupError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| StartupError::new(format!("cannot listen on {addr}: {e}")))?;
+    let local = listener.local_addr().unwrap_or(addr);
+    tracing::info!(address = %local, backend = ?ctx.config.backend, role = ?ctx.config.server.role, "berth listening");
+    axum::serve(listener, super::router(ctx))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| StartupError::new(format!("server failed: {e}")))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

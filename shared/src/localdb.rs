@@ -1,0 +1,91 @@
+//! The embedded database file (redb) that the local `MetaStore` and `Queue`
+//! share: one file, `<data dir>/berth.redb`, opened once per process.
+//!
+//! redb transactions are serializable and a commit is durable (fsync) before
+//! it returns, so anything acknowledged survives a crash. All access runs on
+//! the blocking thread pool.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::ReadableDatabase;
+
+use crate::port::{ErrorKind, PortError, PortResult};
+
+#[derive(Clone)]
+pub struct LocalDb {
+    db: Arc<redb::Database>,
+}
+
+impl std::fmt::Debug for LocalDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalDb").finish_non_exhaustive()
+    }
+}
+
+/// Wraps any redb error as an internal port error: the local database
+/// failing is not something a retry fixes.
+pub fn db_error(e: impl Into<redb::Error>) -> PortError {
+    PortError::new(ErrorKind::Internal, anyhow::Error::new(e.into()).context("embedded database"))
+}
+
+impl LocalDb {
+    /// Opens or creates the database file. Fails with `Unavailable` when
+    /// another process holds it.
+    pub fn open(path: &Path) -> PortResult<Self> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                PortError::new(ErrorKind::Unavailable, e).context(format!("cannot create {}", parent.display()))
+            })?;
+        }
+        let db = redb::Database::create(path).map_err(|e| {
+            let kind = match &e {
+                redb::DatabaseError::DatabaseAlreadyOpen => ErrorKind::Unavailable,
+                _ => ErrorKind::Internal,
+            };
+            PortError::new(kind, e).context(format!("cannot open {}", path.display()))
+        })?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// Runs `f` in a write transaction on the blocking pool and commits when
+    /// it returns `Ok`; an `Err` aborts, writing nothing.
+    pub async fn write<T, F>(&self, f: F) -> PortResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&redb::WriteTransaction) -> PortResult<T> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_write().map_err(db_error)?;
+            match f(&txn) {
+                Ok(v) => {
+                    txn.commit().map_err(db_error)?;
+                    Ok(v)
+                }
+                Err(e) => {
+                    txn.abort().map_err(db_error)?;
+                    Err(e)
+                }
+            }
+        })
+        .await
+        .map_err(|e| PortError::new(ErrorKind::Internal, e))?
+    }
+
+    /// Runs `f` in a read transaction (a consistent snapshot) on the
+    /// blocking pool.
+    pub async fn read<T, F>(&self, f: F) -> PortResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&redb::ReadTransaction) -> PortResult<T> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(db_error)?;
+            f(&txn)
+        })
+        .await
+        .map_err(|e| PortError::new(ErrorKind::Internal, e))?
+    }
+}

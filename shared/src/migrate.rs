@@ -1,0 +1,100 @@
+//! `berth migrate`: brings a backend's resources and schema up to the
+//! version this build expects (`migrations/table.json`). Idempotent: running
+//! it again changes nothing.
+
+use crate::blob::s3::S3BlobStore;
+use crate::config::Config;
+use crate::context::{AppContext, StartupError};
+use crate::meta::dynamo::DynamoMetaStore;
+use crate::meta::schema::table_schema;
+use crate::meta::{Condition, ErrorKind, Item, MetaStore, PortError, keys, now_unix};
+use crate::queue::sqs::SqsQueue;
+use crate::queue::{ALL_QUEUES, Queue, QueueSpec};
+
+/// What a migration did, for the command's output.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub steps: Vec<String>,
+}
+
+/// Creates whatever of the bucket, table and queues is missing, then records
+/// the schema version.
+pub async fn apply_aws(config: &Config) -> Result<Report, StartupError> {
+    let aws = &config.aws;
+    let sdk = crate::aws::sdk_config(aws).await;
+    let schema = table_schema();
+    let mut report = Report::default();
+    let err = |what: String| move |e: PortError| StartupError::new(format!("{what}: {e}"));
+
+    S3BlobStore::from_config(aws, &sdk).ensure_bucket().await.map_err(err(format!("S3 bucket {}", aws.bucket)))?;
+    report.steps.push(format!("bucket {} ready", aws.bucket));
+    let meta = DynamoMetaStore::from_config(aws, &sdk);
+    meta.ensure_table(&schema).await.map_err(err(format!("DynamoDB table {}", aws.table)))?;
+    report.steps.push(format!("table {} ready", aws.table));
+    let queue = SqsQueue::from_config(aws, &sdk);
+    ensure_queues(&queue, config).await.map_err(err("SQS queues".to_owned()))?;
+    report.steps.push(format!("queues {}{{{}}} ready", aws.queue_prefix, ALL_QUEUES.join(",")));
+    let version = record_version(&meta).await.map_err(err("recording the schema version".to_owned()))?;
+    report.steps.push(format!("schema version {version}"));
+    Ok(report)
+}
+
+/// The local store: queues and the schema version (the embedded database
+/// keeps its indexes itself, so there is no table to create).
+pub async fn apply_local(ctx: &AppContext) -> Result<Report, PortError> {
+    ensure_queues(ctx.queue.as_ref(), &ctx.config).await?;
+    let version = record_version(ctx.meta.as_ref()).await?;
+    Ok(Report { steps: vec![format!("local store at {} on schema version {version}", ctx.config.data_dir.display())] })
+}
+
+async fn ensure_queues(queue: &dyn Queue, config: &Config) -> Result<(), PortError> {
+    let spec = QueueSpec { max_attempts: config.queue.max_attempts };
+    for name in ALL_QUEUES {
+        queue.ensure(name, spec).await?;
+    }
+    Ok(())
+}
+
+/// Moves the recorded schema version up to this build's, never down.
+async fn record_version(meta: &dyn MetaStore) -> Result<u32, PortError> {
+    let target = table_schema().schema_version;
+    let (pk, sk) = keys::schema_version();
+    loop {
+        let current = meta.get(pk, sk).await?;
+        let stored = current.as_ref().and_then(|i| i.i64("version")).unwrap_or(0);
+        if stored >= i64::from(target) {
+            return Ok(u32::try_from(stored).unwrap_or(u32::MAX));
+        }
+        let cond = match current {
+            Some(_) => Condition::equals("version", stored),
+            None => Condition::NotExists,
+        };
+        let item = Item::new(pk, sk).with("version", target).with("migrated_at", now_unix());
+        match meta.put(item, cond).await {
+            Ok(()) => return Ok(target),
+            Err(e) if e.is(ErrorKind::ConditionFailed) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Refuses to serve a table migrated by a newer berth, or never migrated.
+pub async fn check_version(meta: &dyn MetaStore) -> Result<(), StartupError> {
+    let target = i64::from(table_schema().schema_version);
+    let (pk, sk) = keys::schema_version();
+    let stored = meta
+        .get(pk, sk)
+        .await
+        .map_err(|e| StartupError::new(format!("reading the schema version: {e}")))?
+        .and_then(|i| i.i64("version"));
+    match stored {
+        None => Err(StartupError::new("the table has no schema version: run `berth migrate --backend aws`")),
+        Some(v) if v < target => Err(StartupError::new(format!(
+            "the table is on schema version {v}, this berth needs {target}: run `berth migrate --backend aws`"
+        ))),
+        Some(v) if v > target => Err(StartupError::new(format!(
+            "the table is on schema version {v}, newer than this berth ({target}): upgrade berth"
+        ))),
+        Some(_) => Ok(()),
+    }
+}

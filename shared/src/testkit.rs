@@ -1,0 +1,63 @@
+//! Helpers shared by the port conformance suites and other tests: emulator
+//! detection with the skip-or-fail rule, unique names, memory high-water marks.
+
+use std::time::Duration;
+
+/// The variable that turns a skipped emulator-backed test into a failure (CI
+/// sets it, so a missing emulator can never pass as green).
+pub const REQUIRE_EMULATORS: &str = "BERTH_TEST_REQUIRE_EMULATORS";
+
+/// Whether emulator-backed tests can run: `AWS_ENDPOINT_URL` must point at an
+/// emulator. When it is unset the test is skipped with a message, unless
+/// `BERTH_TEST_REQUIRE_EMULATORS=1`, which makes that a failure.
+pub fn emulator_available(test: &str) -> bool {
+    if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
+        return true;
+    }
+    let required = std::env::var(REQUIRE_EMULATORS).is_ok_and(|v| v == "1");
+    assert!(!required, "{test}: AWS_ENDPOINT_URL is unset but {REQUIRE_EMULATORS}=1");
+    eprintln!("skipping {test}: set AWS_ENDPOINT_URL (and AWS_REGION, credentials) to an AWS emulator to run it");
+    false
+}
+
+/// A short random name for isolating one test's keys, tables or queues.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// Resets this process's peak-RSS mark (Linux `clear_refs`), so that
+/// [`peak_rss_bytes`] afterwards measures only what follows.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Current resident set size and its high-water mark since the last reset.
+pub fn rss_bytes() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

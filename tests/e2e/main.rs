@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `berth` binary, real clients, and the AWS
+//! emulator (moto) when `AWS_ENDPOINT_URL` points at one.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod startup;
