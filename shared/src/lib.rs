@@ -4,6 +4,7 @@
 //! Dependencies point one way: hosts → [`http`] → services → ports
 //! ([`blob`], [`meta`], [`queue`]) → their backends.
 
+pub mod auth;
 pub mod aws;
 pub mod blob;
 pub mod config;

@@ -91,11 +91,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = common.load(listen, role)?;
             berth::telemetry::init(config.log.format, &config.log.level);
             let listen = config.server.listen;
-            let admin_password = config.admin.password.as_ref().map(|s| s.expose().to_owned());
             let ctx = AppContext::open(config).await?;
-            if let Some(generated) =
-                berth::service::accounts::ensure_admin(ctx.meta.as_ref(), admin_password.as_deref()).await?
-            {
+            if let Some(generated) = berth::service::bootstrap(&ctx).await? {
                 eprintln!(
                     "berth: created the administrator `admin` with password {generated} \
                      (shown only this once; set BERTH_ADMIN_PASSWORD before the first start to choose it)"
@@ -106,13 +103,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate { common } => {
             let config = common.load(None, None)?;
             berth::telemetry::init(config.log.format, &config.log.level);
-            let report = match config.backend {
+            let backend = config.backend;
+            let mut report = match backend {
                 Backend::Aws => berth::migrate::apply_aws(&config).await?,
-                Backend::Local => {
-                    let ctx = AppContext::open(config).await?;
-                    berth::migrate::apply_local(&ctx).await?
-                }
+                Backend::Local => berth::migrate::Report::default(),
             };
+            // Opening the context checks the AWS resources just made (and
+            // migrates a local store); bootstrapping creates the admin and
+            // the default project.
+            let ctx = AppContext::open(config).await?;
+            if backend == Backend::Local {
+                report = berth::migrate::apply_local(&ctx).await?;
+            }
+            if let Some(generated) = berth::service::bootstrap(&ctx).await? {
+                println!("created the administrator `admin` with password {generated} (shown only this once)");
+            }
             for step in report.steps {
                 println!("{step}");
             }

@@ -3,7 +3,8 @@
 //! ```text
 //! blobs/<alg>/<first 2 hex>/<hex>      content-addressed blob bytes, one per digest
 //! uploads/<upload id>/data             multipart target of an upload session
-//! uploads/<upload id>/staging          bytes of an upload not yet a whole part
+//! uploads/<upload id>/staging-<n>      bytes of an upload not yet a whole part,
+//!                                      one object per append (n = its offset)
 //! ```
 //! GC lists `blobs/`; abandoned-upload cleanup lists `uploads/`.
 
@@ -21,8 +22,15 @@ pub fn upload_data(upload_id: &str) -> String {
     format!("{UPLOADS_PREFIX}{upload_id}/data")
 }
 
-pub fn upload_staging(upload_id: &str) -> String {
-    format!("{UPLOADS_PREFIX}{upload_id}/staging")
+/// Each append writes its own staging object, so a racing append that loses
+/// can never overwrite the bytes the winner's session points at.
+pub fn upload_staging(upload_id: &str, offset: u64) -> String {
+    format!("{UPLOADS_PREFIX}{upload_id}/staging-{offset}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// Every object of an upload session, for cleanup.
+pub fn upload_prefix(upload_id: &str) -> String {
+    format!("{UPLOADS_PREFIX}{upload_id}/")
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 
 mod router;
 mod serve;
+pub mod state;
+pub mod v2;
 
 pub use router::router;
 pub use serve::serve;

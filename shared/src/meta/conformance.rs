@@ -299,6 +299,19 @@ pub async fn query_pagination(s: Store, p: &str) {
         }
     }
     assert_eq!(seen, (0..1050).rev().collect::<Vec<_>>(), "reverse order");
+    // Starting past a sort key, present or not, in either direction.
+    let page = s.query(Query::table(&pk, "T#").limit(3).start_after(Some("T#00041".into()))).await.unwrap();
+    assert_eq!(page.items.iter().map(|i| i.i64("i").unwrap()).collect::<Vec<_>>(), [42, 43, 44]);
+    let page = s.query(Query::table(&pk, "T#").limit(2).start_after(Some("T#00041x".into()))).await.unwrap();
+    assert_eq!(page.items.iter().map(|i| i.i64("i").unwrap()).collect::<Vec<_>>(), [42, 43]);
+    let page = s.query(Query::table(&pk, "T#").limit(2).start_after(Some("T#00041".into())).reverse()).await.unwrap();
+    assert_eq!(page.items.iter().map(|i| i.i64("i").unwrap()).collect::<Vec<_>>(), [40, 39]);
+    let page = s.query(Query::table(&pk, "T#").limit(5).start_after(Some("T#01049".into()))).await.unwrap();
+    assert!(page.items.is_empty() && page.next.is_none(), "nothing past the last key");
+    let page = s.query(Query::table(&pk, "T#").limit(1).start_after(Some("A".into()))).await.unwrap();
+    assert_eq!(page.items[0].i64("i"), Some(0), "a start before the prefix starts at the prefix");
+    let both = Query::index(Index::Gsi1, &pk, "").start_after(Some("x".into()));
+    assert_eq!(kind(s.query(both).await), ErrorKind::InvalidInput);
 }
 
 pub async fn query_prefix_and_order(s: Store, p: &str) {

@@ -354,7 +354,17 @@ impl MetaStore for DynamoMetaStore {
     async fn query(&self, query: Query) -> PortResult<Page> {
         validate_query(&query)?;
         let (pk_attr, sk_attr) = query.index.key_attrs().unwrap_or((PK, SK));
-        let start = query.cursor.as_deref().map(|c| decode_cursor(c, &query)).transpose()?;
+        let mut start = query.cursor.as_deref().map(|c| decode_cursor(c, &query)).transpose()?;
+        match super::start_point(&query) {
+            super::StartPoint::RangeStart => {}
+            super::StartPoint::After(sk) => {
+                start = Some(HashMap::from([
+                    (PK.to_owned(), AttributeValue::S(query.pk.clone())),
+                    (SK.to_owned(), AttributeValue::S(sk)),
+                ]));
+            }
+            super::StartPoint::Exhausted => return Ok(Page::default()),
+        }
         let mut names = HashMap::from([("#pk".to_owned(), pk_attr.to_owned())]);
         let mut values = HashMap::from([(":pk".to_owned(), AttributeValue::S(query.pk.clone()))]);
         let mut key_condition = "#pk = :pk".to_owned();

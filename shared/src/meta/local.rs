@@ -218,6 +218,16 @@ impl MetaStore for LocalMetaStore {
                 // No UTF-8 string holds 0xFF, so this bounds every sort key
                 // that starts with the prefix.
                 upper.push(0xFF);
+                if let Some(sk) = &query.start_after {
+                    let at = item_key(&query.pk, sk);
+                    if query.reverse {
+                        upper = upper.min(at);
+                    } else {
+                        let mut past = at;
+                        past.push(0);
+                        lower = lower.max(past);
+                    }
+                }
                 if let Some(c) = cursor {
                     if !(c.starts_with(&lower) && c < upper) {
                         return Err(PortError::msg(

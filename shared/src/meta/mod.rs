@@ -195,6 +195,10 @@ pub struct Query {
     pub sk_prefix: String,
     /// Resume after this cursor, from a previous page's `next`.
     pub cursor: Option<String>,
+    /// Start past this sort key (in the query's direction), whether or not
+    /// an item has it: the `last` of a tag or catalog listing. Table
+    /// queries only, and not together with `cursor`.
+    pub start_after: Option<String>,
     /// At most this many items per page (1..=1000).
     pub limit: usize,
     /// Descending sort-key order.
@@ -208,6 +212,7 @@ impl Query {
             pk: pk.into(),
             sk_prefix: sk_prefix.into(),
             cursor: None,
+            start_after: None,
             limit: 1000,
             reverse: false,
         }
@@ -224,6 +229,11 @@ impl Query {
 
     pub fn after(mut self, cursor: Option<String>) -> Self {
         self.cursor = cursor;
+        self
+    }
+
+    pub fn start_after(mut self, sk: Option<String>) -> Self {
+        self.start_after = sk;
         self
     }
 
@@ -281,6 +291,32 @@ pub trait MetaStore: Debug + Send + Sync + 'static {
                 None => return Ok(out),
             }
         }
+    }
+}
+
+/// Where a `start_after` sort key falls relative to a query's prefix range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartPoint {
+    /// Before the range in the query's direction: start at the range's edge.
+    RangeStart,
+    /// Inside the range: start past this key.
+    After(String),
+    /// Past the range: the query is empty.
+    Exhausted,
+}
+
+/// Places `query.start_after` against the query's prefix range, for
+/// backends (DynamoDB) that refuse a start key outside the key condition.
+pub fn start_point(query: &Query) -> StartPoint {
+    let Some(sa) = &query.start_after else { return StartPoint::RangeStart };
+    let prefix = query.sk_prefix.as_str();
+    if sa.starts_with(prefix) {
+        return StartPoint::After(sa.clone());
+    }
+    let below = sa.as_str() < prefix;
+    match (below, query.reverse) {
+        (true, false) | (false, true) => StartPoint::RangeStart,
+        (true, true) | (false, false) => StartPoint::Exhausted,
     }
 }
 
@@ -349,6 +385,12 @@ pub fn validate_transaction(writes: &[Write]) -> PortResult<()> {
 pub fn validate_query(query: &Query) -> PortResult<()> {
     if query.pk.is_empty() || !(1..=1000).contains(&query.limit) {
         return Err(PortError::msg(ErrorKind::InvalidInput, "a query needs a partition key and a limit of 1..=1000"));
+    }
+    if let Some(sk) = &query.start_after {
+        if query.index != Index::Table || query.cursor.is_some() {
+            return Err(PortError::msg(ErrorKind::InvalidInput, "start_after is for table queries without a cursor"));
+        }
+        validate_key(&query.pk, sk)?;
     }
     Ok(())
 }

@@ -5,6 +5,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::service::ServiceError;
+
 /// Every error `/v2` can answer with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OciCode {
@@ -27,6 +29,8 @@ pub enum OciCode {
     Unsupported,
     /// No such endpoint (404).
     NotFound,
+    /// A bad `n` in a listing (distribution's code for it).
+    PaginationInvalid,
     TooManyRequests,
     /// A backend is unreachable; retrying may help (503).
     Unavailable,
@@ -53,6 +57,7 @@ impl OciCode {
             Self::Denied => "DENIED",
             Self::Unsupported | Self::NotFound => "UNSUPPORTED",
             Self::TooManyRequests => "TOOMANYREQUESTS",
+            Self::PaginationInvalid => "PAGINATION_NUMBER_INVALID",
             Self::Unavailable | Self::Internal => "UNKNOWN",
         }
     }
@@ -76,6 +81,7 @@ impl OciCode {
             Self::Unsupported => "the operation is unsupported",
             Self::NotFound => "no such endpoint",
             Self::TooManyRequests => "too many requests",
+            Self::PaginationInvalid => "invalid number of results requested",
             Self::Unavailable => "the registry's storage is unavailable, try again",
             Self::Internal => "internal error",
         }
@@ -93,7 +99,8 @@ impl OciCode {
             | Self::DigestInvalid
             | Self::ManifestInvalid
             | Self::NameInvalid
-            | Self::SizeInvalid => StatusCode::BAD_REQUEST,
+            | Self::SizeInvalid
+            | Self::PaginationInvalid => StatusCode::BAD_REQUEST,
             Self::RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -157,8 +164,9 @@ impl IntoResponse for OciError {
             errors: [Entry { code: self.code.as_str(), message: self.code.message(), detail: self.detail.as_ref() }],
         };
         let json = serde_json::to_vec(&body).unwrap_or_default();
-        let mut resp = (self.code.status(), [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], json)
-            .into_response();
+        let mut resp =
+            (self.code.status(), [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], json)
+                .into_response();
         for (name, value) in self.headers {
             resp.headers_mut().append(name, value);
         }
@@ -166,6 +174,40 @@ impl IntoResponse for OciError {
             tracing::error!(code = self.code.as_str(), detail = ?self.detail, "request failed");
         }
         resp
+    }
+}
+
+/// The one translation of service errors into `/v2` errors.
+impl From<ServiceError> for OciError {
+    fn from(e: ServiceError) -> Self {
+        let detail = e.to_string();
+        let code = match &e {
+            ServiceError::BlobUnknown(_) => OciCode::BlobUnknown,
+            ServiceError::UploadUnknown => OciCode::BlobUploadUnknown,
+            ServiceError::UploadInvalid(_) => OciCode::BlobUploadInvalid,
+            ServiceError::RangeInvalid { .. } => OciCode::RangeInvalid,
+            ServiceError::RangeNotSatisfiable { size } => {
+                let range = HeaderValue::from_str(&format!("bytes */{size}")).unwrap_or(HeaderValue::from_static("*"));
+                return OciError::new(OciCode::RangeInvalid).detail(detail).header(header::CONTENT_RANGE, range);
+            }
+            ServiceError::DigestInvalid(_) => OciCode::DigestInvalid,
+            ServiceError::SizeInvalid(_) => OciCode::SizeInvalid,
+            ServiceError::ManifestUnknown(_) => OciCode::ManifestUnknown,
+            ServiceError::ManifestInvalid(_) => OciCode::ManifestInvalid,
+            ServiceError::ManifestBlobUnknown(_) => OciCode::ManifestBlobUnknown,
+            ServiceError::NameUnknown(_) => OciCode::NameUnknown,
+            ServiceError::TooLarge(_) => OciCode::TooLarge,
+            ServiceError::Denied(_) => OciCode::Denied,
+            ServiceError::Unauthenticated => OciCode::Unauthorized,
+            ServiceError::Backend(p) if p.is(crate::port::ErrorKind::Unavailable) => OciCode::Unavailable,
+            ServiceError::Backend(_) => OciCode::Internal,
+        };
+        // A backend failure's cause is for the log, not the client.
+        if matches!(e, ServiceError::Backend(_)) {
+            tracing::error!(error = %e, "backend failure");
+            return OciError::new(code);
+        }
+        OciError::new(code).detail(detail)
     }
 }
 
@@ -180,7 +222,10 @@ mod tests {
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
         let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(v, serde_json::json!({"errors": [{"code": "BLOB_UNKNOWN", "message": "blob unknown to registry", "detail": "sha256:abc"}]}));
+        assert_eq!(
+            v,
+            serde_json::json!({"errors": [{"code": "BLOB_UNKNOWN", "message": "blob unknown to registry", "detail": "sha256:abc"}]})
+        );
         assert_eq!(OciCode::RangeInvalid.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     }
 }

@@ -3,7 +3,7 @@
 //! (`manifests`, `blobs`, `blobs/uploads`, `tags/list`, `referrers`) decide the
 //! route and everything before them is the name.
 
-use crate::oci::{Digest, RepoName, Reference};
+use crate::oci::{Digest, Reference, RepoName};
 
 use super::error::{OciCode, OciError};
 
@@ -110,8 +110,14 @@ mod tests {
             (String::new(), V2Route::Base),
             ("_catalog".into(), V2Route::Catalog),
             ("library/a/tags/list".into(), V2Route::Tags { name: name("library/a") }),
-            ("p/a/b/c/d/e/f/g/h/manifests/latest".into(), V2Route::Manifest { name: name("p/a/b/c/d/e/f/g/h"), reference: Reference::parse("latest").unwrap() }),
-            (format!("library/a/manifests/{D}"), V2Route::Manifest { name: name("library/a"), reference: Reference::Digest(d.clone()) }),
+            (
+                "p/a/b/c/d/e/f/g/h/manifests/latest".into(),
+                V2Route::Manifest { name: name("p/a/b/c/d/e/f/g/h"), reference: Reference::parse("latest").unwrap() },
+            ),
+            (
+                format!("library/a/manifests/{D}"),
+                V2Route::Manifest { name: name("library/a"), reference: Reference::Digest(d.clone()) },
+            ),
             (format!("library/a/blobs/{D}"), V2Route::Blob { name: name("library/a"), digest: d.clone() }),
             ("library/a/blobs/uploads/".into(), V2Route::UploadStart { name: name("library/a") }),
             ("library/a/blobs/uploads".into(), V2Route::UploadStart { name: name("library/a") }),
@@ -120,7 +126,10 @@ mod tests {
             // Reserved words inside a name are just components.
             (format!("p/blobs/blobs/{D}"), V2Route::Blob { name: name("p/blobs"), digest: d.clone() }),
             ("p/manifests/tags/list".into(), V2Route::Tags { name: name("p/manifests") }),
-            ("p/tags/manifests/list".into(), V2Route::Manifest { name: name("p/tags"), reference: Reference::parse("list").unwrap() }),
+            (
+                "p/tags/manifests/list".into(),
+                V2Route::Manifest { name: name("p/tags"), reference: Reference::parse("list").unwrap() },
+            ),
             ("p/blobs/uploads/blobs/uploads/".into(), V2Route::UploadStart { name: name("p/blobs/uploads") }),
         ];
         for (path, want) in cases {

@@ -1,0 +1,187 @@
+//! Who is asking, and may they.
+//!
+//! [`Authenticator`] turns a request's credentials into a [`Subject`];
+//! [`authorize`] is the one function that answers whether a subject may take
+//! an action on a resource. No handler checks roles on its own.
+//!
+//! Today the subjects are the anonymous caller and local users (basic
+//! credentials); only the system administrator is granted anything. Bearer
+//! tokens, projects' members, roles and robots extend these same two
+//! functions.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use sha2::{Digest as _, Sha256};
+
+use crate::meta::{MetaStore, keys};
+use crate::oci::RepoName;
+use crate::port::PortError;
+use crate::service::accounts;
+
+/// The caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    Anonymous,
+    User { name: String, sysadmin: bool },
+}
+
+/// What a request does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Read manifests, blobs, tags, referrers.
+    Pull,
+    /// Upload blobs, put manifests and tags.
+    Push,
+    /// Delete manifests, tags, blob links.
+    Delete,
+    /// List every repository of the registry.
+    Catalog,
+    /// Reach the registry at all (`GET /v2/`).
+    Ping,
+}
+
+/// What a request acts on.
+#[derive(Debug, Clone, Copy)]
+pub enum Resource<'a> {
+    Registry,
+    Repository(&'a RepoName),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// No (or no valid) credentials: the caller should authenticate.
+    Challenge,
+    /// Authenticated, but not allowed.
+    Deny,
+}
+
+/// The permission check. The system administrator may do everything; until
+/// projects' members and roles exist, other users may only reach the
+/// registry, and anonymous callers are asked to authenticate.
+pub fn authorize(subject: &Subject, action: Action, resource: Resource<'_>) -> Decision {
+    let _ = resource;
+    match (subject, action) {
+        (Subject::User { sysadmin: true, .. }, _) => Decision::Allow,
+        // Any signed-in user may reach the registry (`docker login` checks this).
+        (Subject::User { .. }, Action::Ping) => Decision::Allow,
+        (Subject::User { .. }, _) => Decision::Deny,
+        (Subject::Anonymous, _) => Decision::Challenge,
+    }
+}
+
+/// Why credentials were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("malformed authorization header")]
+    Malformed,
+    #[error(transparent)]
+    Backend(#[from] PortError),
+}
+
+/// How long a verified password is remembered, so that a client sending
+/// basic credentials on every request pays for the memory-hard hash once.
+const CACHE_TTL: Duration = Duration::from_secs(60);
+const CACHE_MAX: usize = 4096;
+
+#[derive(Clone)]
+pub struct Authenticator {
+    meta: Arc<dyn MetaStore>,
+    /// SHA-256 of `user:password` → the subject and when it was verified.
+    verified: Arc<Mutex<HashMap<[u8; 32], (Subject, Instant)>>>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    pub fn new(meta: Arc<dyn MetaStore>) -> Self {
+        Self { meta, verified: Arc::default() }
+    }
+
+    /// The subject of an `Authorization` header value; no header is the
+    /// anonymous caller.
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Subject, AuthError> {
+        let Some(value) = authorization else { return Ok(Subject::Anonymous) };
+        let (scheme, rest) = value.split_once(' ').ok_or(AuthError::Malformed)?;
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return Err(AuthError::Malformed);
+        }
+        let decoded = B64.decode(rest.trim()).map_err(|_| AuthError::Malformed)?;
+        let decoded = String::from_utf8(decoded).map_err(|_| AuthError::Malformed)?;
+        let (user, password) = decoded.split_once(':').ok_or(AuthError::Malformed)?;
+        self.basic(user, password).await
+    }
+
+    async fn basic(&self, user: &str, password: &str) -> Result<Subject, AuthError> {
+        let key: [u8; 32] =
+            Sha256::new().chain_update(user).chain_update(b":").chain_update(password).finalize().into();
+        if let Some(subject) = self.cached(&key) {
+            return Ok(subject);
+        }
+        if !accounts::verify_user(self.meta.as_ref(), user, password).await? {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let (pk, sk) = keys::user(user);
+        let sysadmin = self.meta.get(&pk, sk).await?.and_then(|i| i.attrs.get("sysadmin")?.as_bool()).unwrap_or(false);
+        let subject = Subject::User { name: user.to_owned(), sysadmin };
+        if let Ok(mut cache) = self.verified.lock() {
+            if cache.len() >= CACHE_MAX {
+                cache.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+                if cache.len() >= CACHE_MAX {
+                    cache.clear();
+                }
+            }
+            cache.insert(key, (subject.clone(), Instant::now()));
+        }
+        Ok(subject)
+    }
+
+    fn cached(&self, key: &[u8; 32]) -> Option<Subject> {
+        let cache = self.verified.lock().ok()?;
+        cache.get(key).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(s, _)| s.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::localdb::LocalDb;
+    use crate::meta::local::LocalMetaStore;
+
+    fn basic(user: &str, password: &str) -> String {
+        format!("Basic {}", B64.encode(format!("{user}:{password}")))
+    }
+
+    #[tokio::test]
+    async fn basic_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta: Arc<dyn MetaStore> =
+            Arc::new(LocalMetaStore::open(LocalDb::open(&dir.path().join("db")).unwrap()).await.unwrap());
+        accounts::ensure_admin(meta.as_ref(), Some("Harbor12345")).await.unwrap();
+        let auth = Authenticator::new(meta);
+        let admin = Subject::User { name: "admin".into(), sysadmin: true };
+        assert_eq!(auth.authenticate(None).await.unwrap(), Subject::Anonymous);
+        assert_eq!(auth.authenticate(Some(&basic("admin", "Harbor12345"))).await.unwrap(), admin);
+        assert_eq!(auth.authenticate(Some(&basic("admin", "Harbor12345"))).await.unwrap(), admin, "cached");
+        assert!(matches!(auth.authenticate(Some(&basic("admin", "nope"))).await, Err(AuthError::InvalidCredentials)));
+        assert!(matches!(auth.authenticate(Some(&basic("ghost", "x"))).await, Err(AuthError::InvalidCredentials)));
+        assert!(matches!(auth.authenticate(Some("Basic !!!")).await, Err(AuthError::Malformed)));
+        assert!(matches!(auth.authenticate(Some("Digest abc")).await, Err(AuthError::Malformed)));
+        let repo = RepoName::parse("library/a").unwrap();
+        assert_eq!(authorize(&admin, Action::Push, Resource::Repository(&repo)), Decision::Allow);
+        assert_eq!(authorize(&Subject::Anonymous, Action::Pull, Resource::Repository(&repo)), Decision::Challenge);
+        let user = Subject::User { name: "u".into(), sysadmin: false };
+        assert_eq!(authorize(&user, Action::Pull, Resource::Registry), Decision::Deny);
+    }
+}

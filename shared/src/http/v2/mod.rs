@@ -1,0 +1,130 @@
+//! The OCI distribution API (`/v2`): one dispatcher parses the path into a
+//! [`route::V2Route`], authenticates the caller, asks [`crate::auth::authorize`]
+//! and hands over to the handler of the route. Handlers call the
+//! [`crate::service::Registry`] and shape its answers into the spec's headers
+//! and bodies; every failure leaves as an [`error::OciError`].
+
+pub mod error;
+mod handlers;
+pub mod route;
+pub mod urls;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::{Action, AuthError, Decision, Resource, Subject, authorize};
+use crate::config::Role;
+
+use self::error::{OciCode, OciError};
+use self::route::V2Route;
+use super::state::AppState;
+
+pub const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
+
+/// Every `/v2` request enters here.
+pub async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let mut resp = match handle(&state, &parts.method, &parts.uri, &parts.headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    resp.headers_mut().insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
+    resp
+}
+
+async fn handle(
+    state: &AppState,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, OciError> {
+    let raw = uri.path().strip_prefix("/v2").unwrap_or_default();
+    let raw = raw.strip_prefix('/').unwrap_or(raw);
+    let rest = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| OciError::new(OciCode::NameInvalid).detail("path is not UTF-8"))?;
+    let route = V2Route::parse(&rest)?;
+    if state.ctx.config.server.role == Role::Upload
+        && !matches!(route, V2Route::UploadStart { .. } | V2Route::Upload { .. })
+    {
+        return Err(OciError::new(OciCode::NotFound).detail("this host serves blob uploads only"));
+    }
+    let subject = authenticate(state, headers).await?;
+    let (action, resource) = permission(method, &route);
+    require(&subject, action, resource)?;
+    let params = Params::parse(uri.query());
+    let ctx = handlers::Ctx { state, subject: &subject, method, headers, params: &params };
+    handlers::route(ctx, route, body).await
+}
+
+/// The action a request takes, for the permission check.
+fn permission<'a>(method: &Method, route: &'a V2Route) -> (Action, Resource<'a>) {
+    let resource = route.name().map_or(Resource::Registry, Resource::Repository);
+    let action = match route {
+        V2Route::Base => Action::Ping,
+        V2Route::Catalog => Action::Catalog,
+        V2Route::UploadStart { .. } | V2Route::Upload { .. } => Action::Push,
+        _ if *method == Method::DELETE => Action::Delete,
+        _ if *method == Method::PUT => Action::Push,
+        _ => Action::Pull,
+    };
+    (action, resource)
+}
+
+/// Allows, or fails with the challenge or denial the decision calls for.
+fn require(subject: &Subject, action: Action, resource: Resource<'_>) -> Result<(), OciError> {
+    match authorize(subject, action, resource) {
+        Decision::Allow => Ok(()),
+        Decision::Challenge => Err(challenge()),
+        Decision::Deny => Err(OciError::new(OciCode::Denied)),
+    }
+}
+
+fn challenge() -> OciError {
+    OciError::new(OciCode::Unauthorized)
+        .header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"berth\", charset=\"UTF-8\""))
+}
+
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Subject, OciError> {
+    let value = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
+    match state.auth.authenticate(value).await {
+        Ok(subject) => Ok(subject),
+        Err(AuthError::Backend(e)) => Err(crate::service::ServiceError::from(e).into()),
+        Err(e) => Err(challenge().detail(e.to_string())),
+    }
+}
+
+/// The query parameters `/v2` understands.
+#[derive(Debug, Default)]
+pub struct Params {
+    pub digest: Option<String>,
+    pub mount: Option<String>,
+    pub from: Option<String>,
+    pub n: Option<String>,
+    pub last: Option<String>,
+    pub artifact_type: Option<String>,
+}
+
+impl Params {
+    fn parse(query: Option<&str>) -> Self {
+        let mut p = Self::default();
+        for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            let slot = match k.as_ref() {
+                "digest" => &mut p.digest,
+                "mount" => &mut p.mount,
+                "from" => &mut p.from,
+                "n" => &mut p.n,
+                "last" => &mut p.last,
+                "artifactType" => &mut p.artifact_type,
+                _ => continue,
+            };
+            *slot = Some(v.into_owned());
+        }
+        p
+    }
+}

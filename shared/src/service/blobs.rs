@@ -1,0 +1,104 @@
+//! Blobs as repositories see them: a blob's bytes are stored once per
+//! digest (`blobs/<alg>/…` in the blob store, `B#<digest>` in the table),
+//! and a repository may read a blob only through its link (`L#<digest>` in
+//! the repository's partition).
+
+use std::time::Duration;
+
+use crate::blob::{ByteRange, ErrorKind, ObjectRead, keys as blob_keys};
+use crate::meta::{Condition, Item, keys, now_unix};
+use crate::oci::{Digest, RepoName};
+
+use super::{Registry, ServiceError, ServiceResult};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobInfo {
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// Where a blob read is served from.
+#[derive(Debug)]
+pub enum BlobBody {
+    /// A presigned object-store URL: the client fetches the bytes itself.
+    Redirect(url::Url),
+    /// The bytes, streamed through this process (local files).
+    Stream(ObjectRead),
+}
+
+impl Registry {
+    /// A blob the repository may read, from its link alone (no object-store
+    /// request): `BlobUnknown` when not linked.
+    pub async fn stat_blob(&self, repo: &RepoName, digest: &Digest) -> ServiceResult<BlobInfo> {
+        let (pk, sk) = keys::blob_link(repo, digest);
+        let link = self.meta.get(&pk, &sk).await?.ok_or_else(|| ServiceError::BlobUnknown(digest.clone()))?;
+        let size = link.i64("size").and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
+        Ok(BlobInfo { digest: digest.clone(), size })
+    }
+
+    /// Opens a blob found by [`Self::stat_blob`] for reading: a presigned
+    /// URL when the store hands them out, else the bytes of `range`.
+    pub async fn open_blob(
+        &self,
+        info: &BlobInfo,
+        range: Option<ByteRange>,
+        presign_ttl: Duration,
+    ) -> ServiceResult<BlobBody> {
+        let (digest, key) = (&info.digest, blob_keys::blob(&info.digest));
+        if let Some(url) = self.blobs.presign_get(&key, presign_ttl).await? {
+            return Ok(BlobBody::Redirect(url));
+        }
+        match self.blobs.get(&key, range).await {
+            Ok(read) => Ok(BlobBody::Stream(read)),
+            Err(e) if e.is(ErrorKind::InvalidRange) => Err(ServiceError::RangeNotSatisfiable { size: info.size }),
+            // Linked but gone from the store: report it as unknown rather
+            // than a server error, and leave the repair to GC.
+            Err(e) if e.is(ErrorKind::NotFound) => Err(ServiceError::BlobUnknown(digest.clone())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes the repository's link to a blob; the bytes stay for other
+    /// repositories and GC decides when they go.
+    pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> ServiceResult<()> {
+        let (pk, sk) = keys::blob_link(repo, digest);
+        self.meta.delete(&pk, &sk, Condition::Exists).await.map_err(|e| {
+            if e.is(ErrorKind::ConditionFailed) { ServiceError::BlobUnknown(digest.clone()) } else { e.into() }
+        })
+    }
+
+    /// Links a blob that `from` may read into `repo` (a cross-repository
+    /// mount). `None` when `from` has no such blob: the caller then starts
+    /// an ordinary upload.
+    pub async fn mount_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        from: &RepoName,
+    ) -> ServiceResult<Option<BlobInfo>> {
+        let info = match self.stat_blob(from, digest).await {
+            Ok(info) => info,
+            Err(ServiceError::BlobUnknown(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        self.link_blob(repo, &info).await?;
+        Ok(Some(info))
+    }
+
+    /// Records that the blob's bytes exist (once per digest) and lets `repo`
+    /// read them. The object must already be in the store.
+    pub(super) async fn link_blob(&self, repo: &RepoName, info: &BlobInfo) -> ServiceResult<()> {
+        let now = now_unix();
+        let (pk, sk) = keys::blob(&info.digest);
+        let blob = Item::new(pk, sk).with("size", info.size).with("created_at", now);
+        if let Err(e) = self.meta.put(blob, Condition::NotExists).await
+            && !e.is(ErrorKind::ConditionFailed)
+        {
+            return Err(e.into());
+        }
+        let (pk, sk) = keys::blob_link(repo, &info.digest);
+        let link = Item::new(pk, sk).with("size", info.size).with("linked_at", now);
+        self.meta.put(link, Condition::Always).await?;
+        Ok(())
+    }
+}

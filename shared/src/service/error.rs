@@ -1,0 +1,60 @@
+//! What a registry operation can fail with, in the registry's own terms.
+//! The HTTP layer translates each into the protocol's error (one `From`
+//! per protocol); services never pick status codes.
+
+use crate::oci::Digest;
+use crate::port::{ErrorKind, PortError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("blob {0} unknown to this repository")]
+    BlobUnknown(Digest),
+    #[error("upload unknown")]
+    UploadUnknown,
+    #[error("upload invalid: {0}")]
+    UploadInvalid(String),
+    /// A chunk that does not start at the upload's offset.
+    #[error("chunk does not start at offset {offset}")]
+    RangeInvalid { offset: u64 },
+    /// A blob read whose range lies outside the blob.
+    #[error("range outside a blob of {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    #[error("digest invalid: {0}")]
+    DigestInvalid(String),
+    #[error("size invalid: {0}")]
+    SizeInvalid(String),
+    #[error("manifest {0} unknown")]
+    ManifestUnknown(String),
+    #[error("manifest invalid: {0}")]
+    ManifestInvalid(String),
+    #[error("manifest references {0}, unknown to this repository")]
+    ManifestBlobUnknown(Digest),
+    /// What is unknown: the repository, or its project.
+    #[error("{0}")]
+    NameUnknown(String),
+    #[error("too large: {0}")]
+    TooLarge(String),
+    #[error("denied: {0}")]
+    Denied(String),
+    #[error("authentication required")]
+    Unauthenticated,
+    /// A backend failed: `Unavailable` (retry may help) or `Internal`.
+    #[error(transparent)]
+    Backend(PortError),
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+impl From<PortError> for ServiceError {
+    fn from(e: PortError) -> Self {
+        Self::Backend(e)
+    }
+}
+
+impl ServiceError {
+    /// Whether the backend said the store is unreachable (so the client may
+    /// retry) rather than broken.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Backend(e) if e.is(ErrorKind::Unavailable))
+    }
+}
