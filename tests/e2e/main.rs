@@ -5,3 +5,4 @@
 mod support;
 
 mod startup;
+mod upload_host;

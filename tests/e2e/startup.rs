@@ -14,16 +14,23 @@ fn serves_with_no_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[], &[]);
     let v2 = client().get(server.url("/v2/")).send().unwrap();
-    assert_eq!(v2.status().as_u16(), 200);
+    assert_eq!(v2.status().as_u16(), 401, "the registry asks for credentials");
+    assert!(v2.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic "));
     assert_eq!(v2.headers()["docker-distribution-api-version"], "registry/2.0");
+    let log = server.log_text();
+    let password = log
+        .split("with password ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the generated password is printed once: {log}"));
+    let v2 = client().get(server.url("/v2/")).basic_auth("admin", Some(password)).send().unwrap();
+    assert_eq!(v2.status().as_u16(), 200, "the printed password works");
     let health = client().get(server.url("/health")).send().unwrap();
     assert_eq!(health.status().as_u16(), 200);
     let body: serde_json::Value = health.json().unwrap();
     assert_eq!(body["status"], "healthy");
     assert!(dir.path().join("data/berth.redb").exists(), "local store created under ./data");
     assert!(dir.path().join("data/blobs").is_dir());
-    let log = server.log_text();
-    assert!(log.contains("created the administrator `admin` with password"), "{log}");
 }
 
 #[test]
@@ -83,7 +90,12 @@ fn unreachable_aws_endpoint_is_one_line_and_quick() {
 }
 
 fn aws_env<'a>(bucket: &'a str, table: &'a str, prefix: &'a str) -> Vec<(&'static str, &'a str)> {
-    vec![("BERTH_AWS_BUCKET", bucket), ("BERTH_AWS_TABLE", table), ("BERTH_AWS_QUEUE_PREFIX", prefix)]
+    vec![
+        ("BERTH_AWS_BUCKET", bucket),
+        ("BERTH_AWS_TABLE", table),
+        ("BERTH_AWS_QUEUE_PREFIX", prefix),
+        ("BERTH_ADMIN_PASSWORD", "Harbor12345"),
+    ]
 }
 
 #[test]
@@ -109,6 +121,7 @@ fn aws_backend_after_migrate() {
 
     let server = Server::start(dir.path(), &["--backend", "aws"], &env);
     assert_eq!(client().get(server.url("/health")).send().unwrap().status().as_u16(), 200);
-    assert_eq!(client().get(server.url("/v2/")).send().unwrap().status().as_u16(), 200);
+    let v2 = client().get(server.url("/v2/")).basic_auth("admin", Some("Harbor12345")).send().unwrap();
+    assert_eq!(v2.status().as_u16(), 200);
     assert!(!dir.path().join("data").exists(), "the aws backend writes nothing locally");
 }
