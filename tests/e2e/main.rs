@@ -4,5 +4,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod faults;
 mod startup;
 mod upload_host;

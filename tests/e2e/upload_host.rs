@@ -46,7 +46,8 @@ fn uploads_go_to_the_upload_host() {
 
     let blob = vec![42u8; 9 * 1024 * 1024 + 5];
     let digest = berth::oci::Digest::sha256_of(&blob);
-    let patch = auth(c.patch(&location)).header("content-type", "application/octet-stream").body(blob.clone()).send().unwrap();
+    let patch =
+        auth(c.patch(&location)).header("content-type", "application/octet-stream").body(blob.clone()).send().unwrap();
     assert_eq!(patch.status().as_u16(), 202);
     // The upload host answers with a relative Location, which resolves
     // against the host the client is talking to.
