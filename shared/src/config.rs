@@ -402,9 +402,11 @@ fn optional_string_key(path: &str) -> bool {
 }
 
 /// `BERTH_*` variables that are not configuration keys: test switches and
-/// the variables read by scripts.
+/// the variables read by scripts (`scripts/emulator`, `.ci/run`).
 fn is_reserved_env(var: &str) -> bool {
-    var.starts_with("BERTH_TEST_") || var == "BERTH_BIN" || var == "BERTH_CONFIG"
+    var.starts_with("BERTH_TEST_")
+        || var.starts_with("BERTH_EMULATOR_")
+        || matches!(var, "BERTH_BIN" | "BERTH_CONFIG" | "BERTH_TOOLS_DIR")
 }
 
 fn parse_bool(s: &str) -> Option<bool> {
@@ -461,6 +463,17 @@ mod tests {
         let o = Overrides { backend: Some(Backend::Local), ..Overrides::default() };
         let c = Config::load_from(None, env(&[("BERTH_BACKEND", "aws")]), &o).unwrap();
         assert_eq!(c.backend, Backend::Local);
+    }
+
+    #[test]
+    fn script_and_test_variables_are_not_keys() {
+        let vars = [
+            ("BERTH_TOOLS_DIR", "/tmp/tools"),
+            ("BERTH_EMULATOR_PORT", "4567"),
+            ("BERTH_EMULATOR_RUN_DIR", "/tmp/run"),
+            ("BERTH_TEST_REQUIRE_EMULATORS", "1"),
+        ];
+        assert_eq!(load(None, &vars).unwrap().backend, Backend::Local);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod clients;
 mod faults;
+mod oci_conformance;
 mod startup;
 mod upload_host;

@@ -3,9 +3,14 @@
 //! A manifest is stored byte for byte as pushed. Small manifests (nearly
 //! all) live inline in their table item, so a pull by tag is two table
 //! reads and no object-store request; larger ones go to the blob store at
-//! their content address. A manifest, its tag and its referrer entry are
+//! their content address. What an item records beside the body (blob and
+//! child lists, annotations) grows with the manifest too: when it would not
+//! fit a table item it is left out, the item is marked `in_body`, and readers
+//! take it from the manifest. A manifest, its tag and its referrer entry are
 //! written in one transaction, so a tag never points at a half-written
 //! manifest and two concurrent pushes of one tag leave one consistent winner.
+
+use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -13,6 +18,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::blob::keys as blob_keys;
+use crate::meta::keys::Key;
 use crate::meta::{Condition, ErrorKind, Item, Query, Write, keys, now_unix};
 use crate::oci::{Descriptor, Digest, Manifest, Reference, RepoName};
 
@@ -47,6 +53,28 @@ pub struct NamePage {
     pub names: Vec<String>,
     /// More names follow the last one.
     pub more: bool,
+}
+
+/// Marks an item that left out attributes which would not fit a table item
+/// (blob and child lists, annotations: they grow with the manifest); readers
+/// take them from the stored manifest instead.
+const IN_BODY: &str = "in_body";
+
+/// Whether the table accepts `item` (its size limit).
+fn fits(item: &Item) -> bool {
+    crate::meta::validate_item(item).is_ok()
+}
+
+/// `item`, without the attributes `derived` (marked [`IN_BODY`]) if it is
+/// too large with them.
+fn fit_item(mut item: Item, derived: &[&str]) -> Item {
+    if fits(&item) {
+        return item;
+    }
+    for attr in derived {
+        item.attrs.remove(*attr);
+    }
+    item.with(IN_BODY, true)
 }
 
 fn corrupt(what: &str) -> ServiceError {
@@ -97,8 +125,10 @@ impl Registry {
         if let Some(subject) = &manifest.subject {
             artifact = artifact.with("subject", subject.digest.to_string());
         }
-        if bytes.len() <= INLINE_LIMIT {
-            artifact = artifact.with("body", B64.encode(&bytes));
+        let mut artifact = fit_item(artifact, &["blobs", "manifests", "annotations"]);
+        let inline = artifact.clone().with("body", B64.encode(&bytes));
+        if bytes.len() <= INLINE_LIMIT && fits(&inline) {
+            artifact = inline;
         } else {
             self.blobs.put_bytes(&blob_keys::blob(&digest), bytes.clone()).await?;
         }
@@ -118,7 +148,7 @@ impl Registry {
             if !manifest.annotations.is_empty() {
                 item = item.with("annotations", json!(manifest.annotations));
             }
-            writes.push(Write::Put { item, cond: Condition::Always });
+            writes.push(Write::Put { item: fit_item(item, &["annotations"]), cond: Condition::Always });
         }
         self.ensure_repository(repo).await?;
         self.meta.transact(writes).await?;
@@ -128,11 +158,14 @@ impl Registry {
     async fn check_references(&self, repo: &RepoName, manifest: &Manifest) -> ServiceResult<()> {
         let blobs = manifest.required_blobs();
         let children = manifest.child_manifests();
-        let checks = blobs
+        // Each distinct reference is looked up once: images repeat layers
+        // (the empty one), and a 4 MiB manifest can name one blob 20,000 times.
+        let checks: BTreeMap<Key, &Digest> = blobs
             .iter()
             .map(|d| (keys::blob_link(repo, &d.digest), &d.digest))
-            .chain(children.iter().map(|d| (keys::artifact(repo, &d.digest), &d.digest)));
-        let lookups = checks.map(|((pk, sk), digest)| async move {
+            .chain(children.iter().map(|d| (keys::artifact(repo, &d.digest), &d.digest)))
+            .collect();
+        let lookups = checks.into_iter().map(|((pk, sk), digest)| async move {
             match self.meta.get(&pk, &sk).await {
                 Ok(Some(_)) => Ok(()),
                 Ok(None) => Err(ServiceError::ManifestBlobUnknown(digest.clone())),
@@ -314,11 +347,25 @@ impl Registry {
             if artifact_type.is_some_and(|want| found_type.as_deref() != Some(want)) {
                 continue;
             }
-            let annotations = match item.attrs.get("annotations") {
-                Some(Value::Object(map)) => {
-                    map.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect()
+            let annotations = if item.attrs.get(IN_BODY) == Some(&Value::Bool(true)) {
+                // Too large for the entry: read from the manifest itself,
+                // unless it was deleted since the query.
+                match self.get_manifest(repo, &Reference::Digest(digest.clone()), true).await {
+                    Ok(record) => {
+                        Manifest::parse(Some(&record.media_type), &record.body)
+                            .map_err(|_| corrupt("referrer manifest"))?
+                            .annotations
+                    }
+                    Err(ServiceError::ManifestUnknown(_)) => continue,
+                    Err(e) => return Err(e),
                 }
-                _ => Default::default(),
+            } else {
+                match item.attrs.get("annotations") {
+                    Some(Value::Object(map)) => {
+                        map.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect()
+                    }
+                    _ => Default::default(),
+                }
             };
             out.push(Descriptor {
                 media_type: item.str("media_type").ok_or_else(|| corrupt("referrer"))?.to_owned(),
