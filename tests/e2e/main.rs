@@ -6,6 +6,7 @@ mod support;
 
 mod clients;
 mod faults;
+mod harbor_api;
 mod oci_conformance;
 mod startup;
 mod upload_host;

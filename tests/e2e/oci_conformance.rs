@@ -1596,6 +1596,17 @@ fn invalid_digests(reg: &Registry) {
 fn authentication_required(reg: &Registry) {
     let repo = reg.repo();
     reg.push_image(&repo, Some("v1"), 1);
+    // A private project, made through the management API.
+    let project = berth::testkit::unique("private-");
+    let created = reg.call(
+        reg.req(Method::POST, "/api/v2.0/projects")
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"project_name":"{project}","public":false}}"#)),
+    );
+    created.expect(201);
+    let private = format!("{project}/app");
+    reg.push_image(&private, Some("v1"), 1);
+
     let challenge = |r: &Resp| {
         assert_eq!(r.status, 401, "{}", r.text());
         let www = r.h("www-authenticate");
@@ -1606,19 +1617,33 @@ fn authentication_required(reg: &Registry) {
         "/v2/".to_owned(),
         format!("/v2/{repo}/manifests/v1"),
         format!("/v2/{repo}/tags/list"),
+        format!("/v2/{private}/manifests/v1"),
         "/v2/_catalog".to_owned(),
     ];
+    // Bad credentials are refused everywhere, public project or not.
     for path in &paths {
-        challenge(&reg.call(reg.anon(Method::GET, path)));
         challenge(&reg.call(reg.anon(Method::GET, path).basic_auth(USER, Some("wrong password"))));
         challenge(&reg.call(reg.anon(Method::GET, path).basic_auth("nobody", Some(PASSWORD))));
         challenge(&reg.call(reg.anon(Method::GET, path).header("authorization", "Basic !!!not-base64")));
         challenge(&reg.call(reg.anon(Method::GET, path).header("authorization", "Bearer some.token")));
     }
+    // Without credentials: the registry root, the catalog and a private
+    // project ask for them; a public project (library) may be pulled.
+    for path in [
+        "/v2/".to_owned(),
+        "/v2/_catalog".to_owned(),
+        format!("/v2/{private}/manifests/v1"),
+        format!("/v2/{private}/tags/list"),
+    ] {
+        challenge(&reg.call(reg.anon(Method::GET, &path)));
+    }
+    reg.call(reg.anon(Method::GET, &format!("/v2/{repo}/manifests/v1"))).expect(200);
+    reg.call(reg.anon(Method::GET, &format!("/v2/{repo}/tags/list"))).expect(200);
+    // Writing always needs credentials.
     challenge(&reg.call(reg.anon(Method::POST, &format!("/v2/{repo}/blobs/uploads/")).header("content-length", "0")));
     challenge(&reg.call(reg.anon(Method::DELETE, &format!("/v2/{repo}/manifests/v1"))));
     // HEAD answers have no body, but the same status and challenge.
-    let r = reg.call(reg.anon(Method::HEAD, &format!("/v2/{repo}/manifests/v1")));
+    let r = reg.call(reg.anon(Method::HEAD, &format!("/v2/{private}/manifests/v1")));
     assert_eq!(r.status, 401);
     assert!(r.h("www-authenticate").starts_with("Basic "));
     // Nothing was deleted.

@@ -32,23 +32,39 @@ pub enum Subject {
 /// What a request does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// Reach the registry at all (`GET /v2/`).
+    Ping,
+    /// List every repository of the registry.
+    Catalog,
     /// Read manifests, blobs, tags, referrers.
     Pull,
     /// Upload blobs, put manifests and tags.
     Push,
-    /// Delete manifests, tags, blob links.
+    /// Delete manifests, tags, blob links, projects.
     Delete,
-    /// List every repository of the registry.
-    Catalog,
-    /// Reach the registry at all (`GET /v2/`).
-    Ping,
+    /// Create a project (on the registry) or a resource in a project.
+    Create,
+    /// Read a project or a resource of it.
+    Read,
+    /// Change a project or a resource of it.
+    Update,
+    /// List projects (each caller sees those it may read).
+    List,
 }
 
-/// What a request acts on.
+/// What a request acts on. Projects and repositories carry whether their
+/// project is public, which lets anonymous callers and every user pull.
 #[derive(Debug, Clone, Copy)]
 pub enum Resource<'a> {
     Registry,
-    Repository(&'a RepoName),
+    Project { name: &'a str, public: bool },
+    Repository { repo: &'a RepoName, public: bool },
+}
+
+impl Resource<'_> {
+    fn public(&self) -> bool {
+        matches!(self, Self::Project { public: true, .. } | Self::Repository { public: true, .. })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,17 +76,27 @@ pub enum Decision {
     Deny,
 }
 
-/// The permission check. The system administrator may do everything; until
-/// projects' members and roles exist, other users may only reach the
-/// registry, and anonymous callers are asked to authenticate.
+/// The permission check. The system administrator may do everything.
+/// Everyone, anonymous callers included, may read and pull what lives in a
+/// public project and list projects; signed-in users may also reach the
+/// registry and create projects (Harbor's default creation rule). Project
+/// members and their roles extend this same function.
 pub fn authorize(subject: &Subject, action: Action, resource: Resource<'_>) -> Decision {
-    let _ = resource;
-    match (subject, action) {
-        (Subject::User { sysadmin: true, .. }, _) => Decision::Allow,
-        // Any signed-in user may reach the registry (`docker login` checks this).
-        (Subject::User { .. }, Action::Ping) => Decision::Allow,
-        (Subject::User { .. }, _) => Decision::Deny,
-        (Subject::Anonymous, _) => Decision::Challenge,
+    let public_read = matches!(action, Action::Pull | Action::Read) && resource.public();
+    let listing = action == Action::List && matches!(resource, Resource::Registry);
+    match subject {
+        Subject::User { sysadmin: true, .. } => Decision::Allow,
+        Subject::User { .. } => {
+            let creating = action == Action::Create && matches!(resource, Resource::Registry);
+            if public_read || listing || creating || action == Action::Ping { Decision::Allow } else { Decision::Deny }
+        }
+        Subject::Anonymous => {
+            if public_read || listing {
+                Decision::Allow
+            } else {
+                Decision::Challenge
+            }
+        }
     }
 }
 
@@ -179,9 +205,19 @@ mod tests {
         assert!(matches!(auth.authenticate(Some("Basic !!!")).await, Err(AuthError::Malformed)));
         assert!(matches!(auth.authenticate(Some("Digest abc")).await, Err(AuthError::Malformed)));
         let repo = RepoName::parse("library/a").unwrap();
-        assert_eq!(authorize(&admin, Action::Push, Resource::Repository(&repo)), Decision::Allow);
-        assert_eq!(authorize(&Subject::Anonymous, Action::Pull, Resource::Repository(&repo)), Decision::Challenge);
+        let private = Resource::Repository { repo: &repo, public: false };
+        let public = Resource::Repository { repo: &repo, public: true };
         let user = Subject::User { name: "u".into(), sysadmin: false };
-        assert_eq!(authorize(&user, Action::Pull, Resource::Registry), Decision::Deny);
+        let anon = Subject::Anonymous;
+        assert_eq!(authorize(&admin, Action::Push, private), Decision::Allow);
+        assert_eq!(authorize(&anon, Action::Pull, private), Decision::Challenge);
+        assert_eq!(authorize(&anon, Action::Pull, public), Decision::Allow);
+        assert_eq!(authorize(&anon, Action::Push, public), Decision::Challenge);
+        assert_eq!(authorize(&user, Action::Pull, public), Decision::Allow);
+        assert_eq!(authorize(&user, Action::Push, public), Decision::Deny);
+        assert_eq!(authorize(&user, Action::Pull, private), Decision::Deny);
+        assert_eq!(authorize(&user, Action::Catalog, Resource::Registry), Decision::Deny);
+        assert_eq!(authorize(&user, Action::Create, Resource::Registry), Decision::Allow);
+        assert_eq!(authorize(&anon, Action::Create, Resource::Registry), Decision::Challenge);
     }
 }

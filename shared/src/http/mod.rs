@@ -5,6 +5,7 @@
 //! Handlers parse and authorize requests, call services and map service
 //! errors to the protocol's error body; they hold no registry rules.
 
+pub mod api;
 mod router;
 mod serve;
 pub mod state;

@@ -4,7 +4,10 @@
 //! item                          pk                       sk
 //! schema version                SYS                      SCHEMA
 //! user                          USR#<name>               META
+//! id counters                   SYS                      COUNTERS
 //! project                       P#<project>              META
+//! project list entry            PROJECTS                 <project>
+//! project id → name             PID#<id>                 META
 //! repository                    P#<project>              R#<repository>
 //! catalog entry                 CATALOG                  <repository>
 //! tag                           R#<repository>           T#<tag>
@@ -32,9 +35,27 @@ pub fn user(name: &str) -> (String, &'static str) {
     (format!("USR#{name}"), "META")
 }
 
+/// The item holding the registry's id counters (one attribute per kind).
+pub fn counters() -> (&'static str, &'static str) {
+    ("SYS", "COUNTERS")
+}
+
 pub fn project(name: &str) -> Key {
     (format!("P#{name}"), "META".to_owned())
 }
+
+pub const PROJECTS: &str = "PROJECTS";
+
+pub fn project_entry(name: &str) -> Key {
+    (PROJECTS.to_owned(), name.to_owned())
+}
+
+pub fn project_id(id: i64) -> Key {
+    (format!("PID#{id}"), "META".to_owned())
+}
+
+/// The sort-key prefix of a project's repositories in its partition.
+pub const REPOSITORY_PREFIX: &str = "R#";
 
 pub fn repository(repo: &RepoName) -> Key {
     (format!("P#{}", repo.project()), format!("R#{repo}"))

@@ -36,6 +36,19 @@ pub enum ServiceError {
     TooLarge(String),
     #[error("denied: {0}")]
     Denied(String),
+    /// Bad input to a management operation.
+    #[error("{0}")]
+    Invalid(String),
+    /// A management resource (project, member…) that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// Creating what exists already.
+    #[error("{0}")]
+    Conflict(String),
+    /// The operation is refused in the resource's current state (deleting
+    /// a project that still holds repositories).
+    #[error("{0}")]
+    PreconditionFailed(String),
     #[error("authentication required")]
     Unauthenticated,
     /// A backend failed: `Unavailable` (retry may help) or `Internal`.

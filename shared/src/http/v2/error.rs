@@ -197,7 +197,11 @@ impl From<ServiceError> for OciError {
             ServiceError::ManifestBlobUnknown(_) => OciCode::ManifestBlobUnknown,
             ServiceError::NameUnknown(_) => OciCode::NameUnknown,
             ServiceError::TooLarge(_) => OciCode::TooLarge,
-            ServiceError::Denied(_) => OciCode::Denied,
+            ServiceError::Denied(_) | ServiceError::Conflict(_) | ServiceError::PreconditionFailed(_) => {
+                OciCode::Denied
+            }
+            ServiceError::Invalid(_) => OciCode::NameInvalid,
+            ServiceError::NotFound(_) => OciCode::NameUnknown,
             ServiceError::Unauthenticated => OciCode::Unauthorized,
             ServiceError::Backend(p) if p.is(crate::port::ErrorKind::Unavailable) => OciCode::Unavailable,
             ServiceError::Backend(_) => OciCode::Internal,

@@ -99,6 +99,12 @@ pub(super) async fn route(c: Ctx<'_>, route: V2Route, body: Body) -> HandlerResu
     }
 }
 
+/// Whether the caller may read `repo` (the source of a mount).
+async fn may_pull(c: &Ctx<'_>, repo: &RepoName) -> bool {
+    let public = c.state.registry.require_project(repo).await.is_ok_and(|p| p.public());
+    authorize(c.subject, Action::Pull, Resource::Repository { repo, public }) == Decision::Allow
+}
+
 fn byte_stream(body: Body) -> ByteStream {
     body.into_data_stream().map_err(std::io::Error::other).boxed()
 }
@@ -179,7 +185,7 @@ async fn start_upload(c: &Ctx<'_>, name: &RepoName, body: Body) -> HandlerResult
         // A mount the caller may not read from is just not done: the
         // client gets an upload session instead, as the spec allows.
         if let (Some(digest), Some(from)) = (digest, from)
-            && authorize(c.subject, Action::Pull, Resource::Repository(&from)) == Decision::Allow
+            && may_pull(c, &from).await
             && let Some(info) = registry.mount_blob(name, &digest, &from).await?
         {
             return Ok(blob_created(c, name, &info));

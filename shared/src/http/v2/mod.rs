@@ -55,7 +55,12 @@ async fn handle(
         return Err(OciError::new(OciCode::NotFound).detail("this host serves blob uploads only"));
     }
     let subject = authenticate(state, headers).await?;
-    let (action, resource) = permission(method, &route);
+    let public = match (&subject, route.name()) {
+        // The administrator may do anything: no need to look the project up.
+        (Subject::User { sysadmin: true, .. }, _) | (_, None) => false,
+        (_, Some(repo)) => state.registry.require_project(repo).await.is_ok_and(|p| p.public()),
+    };
+    let (action, resource) = permission(method, &route, public);
     require(&subject, action, resource)?;
     let params = Params::parse(uri.query());
     let ctx = handlers::Ctx { state, subject: &subject, method, headers, params: &params };
@@ -63,8 +68,8 @@ async fn handle(
 }
 
 /// The action a request takes, for the permission check.
-fn permission<'a>(method: &Method, route: &'a V2Route) -> (Action, Resource<'a>) {
-    let resource = route.name().map_or(Resource::Registry, Resource::Repository);
+fn permission<'a>(method: &Method, route: &'a V2Route, public: bool) -> (Action, Resource<'a>) {
+    let resource = route.name().map_or(Resource::Registry, |repo| Resource::Repository { repo, public });
     let action = match route {
         V2Route::Base => Action::Ping,
         V2Route::Catalog => Action::Catalog,

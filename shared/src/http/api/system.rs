@@ -1,0 +1,55 @@
+//! `/ping`, `/health` and `/systeminfo`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
+use serde_json::json;
+
+use crate::config::Backend;
+use crate::http::state::AppState;
+
+pub async fn ping() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], "Pong")
+}
+
+/// Harbor's overall health with one entry per component berth has.
+pub async fn health(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let storage = match state.ctx.config.backend {
+        Backend::Local => "local",
+        Backend::Aws => "aws",
+    };
+    axum::Json(json!({
+        "status": "healthy",
+        "components": [
+            { "name": "core", "status": "healthy" },
+            { "name": "registry", "status": "healthy" },
+            { "name": "database", "status": "healthy" },
+            { "name": "jobservice", "status": "healthy" },
+            { "name": format!("storage-{storage}"), "status": "healthy" }
+        ]
+    }))
+}
+
+/// Harbor's `GeneralInfo`, with the fields that apply to berth.
+pub async fn systeminfo(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let storage = match state.ctx.config.backend {
+        Backend::Local => "filesystem",
+        Backend::Aws => "s3",
+    };
+    axum::Json(json!({
+        "auth_mode": "db_auth",
+        "primary_auth_mode": false,
+        "project_creation_restriction": "everyone",
+        "self_registration": false,
+        "has_ca_root": false,
+        "harbor_version": concat!("v2.13.0-berth-", env!("CARGO_PKG_VERSION")),
+        "registry_storage_provider_name": storage,
+        "read_only": false,
+        "with_chartmuseum": false,
+        "notification_enable": false,
+        "current_time": super::rfc3339(crate::meta::now_unix()),
+        "banner_message": ""
+    }))
+}
