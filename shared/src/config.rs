@@ -26,6 +26,7 @@ pub struct Config {
     pub aws: AwsConfig,
     pub queue: QueueConfig,
     pub admin: AdminConfig,
+    pub auth: AuthConfig,
     pub log: LogConfig,
 }
 
@@ -38,6 +39,7 @@ impl Default for Config {
             aws: AwsConfig::default(),
             queue: QueueConfig::default(),
             admin: AdminConfig::default(),
+            auth: AuthConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -71,6 +73,9 @@ pub struct ServerConfig {
     /// Base URL of upload `Location`s (the upload host); default: the
     /// address each request came to.
     pub upload_base_url: Option<String>,
+    /// The registry's public URL (the token realm is `<it>/service/token`);
+    /// default: the scheme and host each request came to.
+    pub external_url: Option<String>,
     /// Largest manifest accepted, in bytes.
     pub max_manifest_bytes: usize,
     /// How long a presigned blob URL stays valid, in seconds.
@@ -83,6 +88,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
             role: Role::All,
             upload_base_url: None,
+            external_url: None,
             max_manifest_bytes: 4 * 1024 * 1024,
             presign_ttl_secs: 1200,
         }
@@ -145,6 +151,25 @@ pub struct AdminConfig {
     /// Password of the initial `admin` account; generated and printed once
     /// at first start when unset.
     pub password: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Ed25519 private key (PKCS#8 PEM) that signs registry tokens; every
+    /// replica must share it. Default: one made at first start and kept in
+    /// the metadata table.
+    pub token_key: Option<Secret>,
+    /// Lifetime of a registry token, in seconds.
+    pub token_ttl_secs: u64,
+    /// The token service name (`service=` of the challenge, `aud` of tokens).
+    pub service: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { token_key: None, token_ttl_secs: 1800, service: "harbor-registry".to_owned() }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -278,6 +303,7 @@ impl Config {
             ("aws.endpoint", &self.aws.endpoint),
             ("aws.s3_public_endpoint", &self.aws.s3_public_endpoint),
             ("server.upload_base_url", &self.server.upload_base_url),
+            ("server.external_url", &self.server.external_url),
         ] {
             if let Some(u) = url {
                 match url::Url::parse(u) {
@@ -302,6 +328,14 @@ impl Config {
             && p.expose().len() < 8
         {
             return bad("admin.password", "must be at least 8 characters");
+        }
+        if !(60..=86_400).contains(&self.auth.token_ttl_secs) {
+            return bad("auth.token_ttl_secs", "must be 60..=86400");
+        }
+        if let Some(key) = &self.auth.token_key
+            && let Err(e) = crate::auth::token::TokenKeys::from_pem(key.expose())
+        {
+            return bad("auth.token_key", &e.to_string());
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return bad("log.level", "not a valid tracing filter (try `info` or `berth=debug`)");
@@ -398,6 +432,8 @@ fn optional_string_key(path: &str) -> bool {
             | "aws.s3_public_endpoint"
             | "aws.force_path_style"
             | "admin.password"
+            | "auth.token_key"
+            | "server.external_url"
     )
 }
 

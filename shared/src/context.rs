@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::auth::token::TokenKeys;
 use crate::blob::BlobStore;
 use crate::blob::fs::FsBlobStore;
 use crate::blob::s3::S3BlobStore;
@@ -22,6 +23,8 @@ pub struct AppContext {
     pub blobs: Arc<dyn BlobStore>,
     pub meta: Arc<dyn MetaStore>,
     pub queue: Arc<dyn Queue>,
+    /// Signs and verifies registry tokens; the same for every replica.
+    pub token_keys: TokenKeys,
 }
 
 /// Why the context could not be built; the message is one line that names
@@ -50,7 +53,8 @@ impl AppContext {
         let ctx = match config.backend {
             Backend::Local => {
                 let (blobs, meta, queue) = open_local(&config).await?;
-                let ctx = Self { config, blobs, meta, queue };
+                let token_keys = token_keys(&config, meta.as_ref()).await?;
+                let ctx = Self { config, blobs, meta, queue, token_keys };
                 crate::migrate::apply_local(&ctx).await.map_err(startup("migrating the local store"))?;
                 ctx
             }
@@ -63,13 +67,44 @@ impl AppContext {
                 b.map_err(startup(&format!("S3 bucket {}", config.aws.bucket)))?;
                 m.map_err(startup(&format!("DynamoDB table {}", config.aws.table)))?;
                 q.map_err(startup("SQS queues"))?;
-                let ctx = Self { config, blobs: Arc::new(blobs), meta: Arc::new(meta), queue: Arc::new(queue) };
-                crate::migrate::check_version(ctx.meta.as_ref()).await?;
+                crate::migrate::check_version(&meta).await?;
+                let token_keys = token_keys(&config, &meta).await?;
+                let ctx =
+                    Self { config, blobs: Arc::new(blobs), meta: Arc::new(meta), queue: Arc::new(queue), token_keys };
                 ctx
             }
         };
         Ok(Arc::new(ctx))
     }
+}
+
+/// The configured token key, or the one kept in the table: made by the
+/// first process that needs it, with a create-only write, so concurrent
+/// first starts agree on one key.
+async fn token_keys(config: &Config, meta: &dyn MetaStore) -> Result<TokenKeys, StartupError> {
+    if let Some(pem) = &config.auth.token_key {
+        return TokenKeys::from_pem(pem.expose()).map_err(|e| StartupError(format!("auth.token_key: {e}")));
+    }
+    let (pk, sk) = crate::meta::keys::token_key();
+    let read = || async {
+        meta.get(pk, sk)
+            .await
+            .map_err(startup("reading the token key"))
+            .map(|i| i.and_then(|i| i.str("seed").map(str::to_owned)))
+    };
+    let seed = match read().await? {
+        Some(seed) => seed,
+        None => {
+            let item = crate::meta::Item::new(pk, sk).with("seed", TokenKeys::generate_seed());
+            match meta.put(item, crate::meta::Condition::NotExists).await {
+                Err(e) if !e.is(crate::port::ErrorKind::ConditionFailed) => {
+                    return Err(startup("storing the token key")(e));
+                }
+                _ => read().await?.ok_or_else(|| StartupError("the token key vanished".to_owned()))?,
+            }
+        }
+    };
+    TokenKeys::from_stored_seed(&seed).map_err(|e| StartupError(e.to_string()))
 }
 
 type Ports = (Arc<dyn BlobStore>, Arc<dyn MetaStore>, Arc<dyn Queue>);

@@ -9,4 +9,5 @@ mod faults;
 mod harbor_api;
 mod oci_conformance;
 mod startup;
+mod tokens;
 mod upload_host;

@@ -1610,7 +1610,7 @@ fn authentication_required(reg: &Registry) {
     let challenge = |r: &Resp| {
         assert_eq!(r.status, 401, "{}", r.text());
         let www = r.h("www-authenticate");
-        assert!(www.starts_with("Basic realm=\"berth\""), "{www}");
+        assert!(www.starts_with("Basic realm=\"berth\"") || www.starts_with("Bearer realm=\"http"), "{www}");
         assert_eq!(error_code(r), "UNAUTHORIZED");
     };
     let paths = [
@@ -1645,7 +1645,7 @@ fn authentication_required(reg: &Registry) {
     // HEAD answers have no body, but the same status and challenge.
     let r = reg.call(reg.anon(Method::HEAD, &format!("/v2/{private}/manifests/v1")));
     assert_eq!(r.status, 401);
-    assert!(r.h("www-authenticate").starts_with("Basic "));
+    assert!(r.h("www-authenticate").starts_with("Bearer "));
     // Nothing was deleted.
     reg.get_manifest(&repo, "v1").expect(200);
     // With credentials, the base endpoint answers 200 and the API version.

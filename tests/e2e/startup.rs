@@ -15,7 +15,7 @@ fn serves_with_no_configuration() {
     let server = Server::start(dir.path(), &[], &[]);
     let v2 = client().get(server.url("/v2/")).send().unwrap();
     assert_eq!(v2.status().as_u16(), 401, "the registry asks for credentials");
-    assert!(v2.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic "));
+    assert!(v2.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer realm="));
     assert_eq!(v2.headers()["docker-distribution-api-version"], "registry/2.0");
     let log = server.log_text();
     let password = log

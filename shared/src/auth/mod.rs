@@ -9,6 +9,8 @@
 //! tokens, projects' members, roles and robots extend these same two
 //! functions.
 
+pub mod token;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,7 +28,13 @@ use crate::service::accounts;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject {
     Anonymous,
-    User { name: String, sysadmin: bool },
+    User {
+        name: String,
+        sysadmin: bool,
+    },
+    /// The bearer of a registry token: exactly what its `access` claim
+    /// grants (computed by [`authorize`] when the token was issued).
+    Token(Box<token::Claims>),
 }
 
 /// What a request does.
@@ -90,6 +98,7 @@ pub fn authorize(subject: &Subject, action: Action, resource: Resource<'_>) -> D
             let creating = action == Action::Create && matches!(resource, Resource::Registry);
             if public_read || listing || creating || action == Action::Ping { Decision::Allow } else { Decision::Deny }
         }
+        Subject::Token(claims) => token_decision(claims, action, resource),
         Subject::Anonymous => {
             if public_read || listing {
                 Decision::Allow
@@ -100,6 +109,39 @@ pub fn authorize(subject: &Subject, action: Action, resource: Resource<'_>) -> D
     }
 }
 
+/// A token allows what its `access` claim lists, and reaching the registry.
+fn token_decision(claims: &token::Claims, action: Action, resource: Resource<'_>) -> Decision {
+    let granted = match (action, resource) {
+        (Action::Ping, _) => true,
+        (Action::Catalog, Resource::Registry) => claims.allows("registry", "catalog", "*"),
+        (_, Resource::Repository { repo, .. }) => {
+            token_actions(action).iter().any(|a| claims.allows("repository", repo.as_str(), a))
+        }
+        _ => false,
+    };
+    if granted { Decision::Allow } else { Decision::Deny }
+}
+
+/// The token actions (Docker's scope vocabulary) that cover an action.
+pub fn token_actions(action: Action) -> &'static [&'static str] {
+    match action {
+        Action::Pull | Action::Read => &["pull"],
+        Action::Push | Action::Create | Action::Update => &["push"],
+        Action::Delete => &["delete"],
+        Action::Catalog | Action::Ping | Action::List => &["*"],
+    }
+}
+
+/// The action a token scope's action word asks for.
+pub fn action_of_scope(word: &str) -> Option<Action> {
+    match word {
+        "pull" => Some(Action::Pull),
+        "push" => Some(Action::Push),
+        "delete" => Some(Action::Delete),
+        _ => None,
+    }
+}
+
 /// Why credentials were refused.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -107,6 +149,8 @@ pub enum AuthError {
     InvalidCredentials,
     #[error("malformed authorization header")]
     Malformed,
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
     #[error(transparent)]
     Backend(#[from] PortError),
 }
@@ -119,6 +163,8 @@ const CACHE_MAX: usize = 4096;
 #[derive(Clone)]
 pub struct Authenticator {
     meta: Arc<dyn MetaStore>,
+    keys: token::TokenKeys,
+    service: String,
     /// SHA-256 of `user:password` → the subject and when it was verified.
     verified: Arc<Mutex<HashMap<[u8; 32], (Subject, Instant)>>>,
 }
@@ -130,8 +176,16 @@ impl std::fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(meta: Arc<dyn MetaStore>) -> Self {
-        Self { meta, verified: Arc::default() }
+    pub fn new(meta: Arc<dyn MetaStore>, keys: token::TokenKeys, service: &str) -> Self {
+        Self { meta, keys, service: service.to_owned(), verified: Arc::default() }
+    }
+
+    pub fn keys(&self) -> &token::TokenKeys {
+        &self.keys
+    }
+
+    pub fn service(&self) -> &str {
+        &self.service
     }
 
     /// The subject of an `Authorization` header value; no header is the
@@ -139,6 +193,10 @@ impl Authenticator {
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Subject, AuthError> {
         let Some(value) = authorization else { return Ok(Subject::Anonymous) };
         let (scheme, rest) = value.split_once(' ').ok_or(AuthError::Malformed)?;
+        if scheme.eq_ignore_ascii_case("bearer") {
+            let claims = token::verify(&self.keys, &self.service, rest.trim()).map_err(AuthError::InvalidToken)?;
+            return Ok(Subject::Token(Box::new(claims)));
+        }
         if !scheme.eq_ignore_ascii_case("basic") {
             return Err(AuthError::Malformed);
         }
@@ -195,7 +253,7 @@ mod tests {
         let meta: Arc<dyn MetaStore> =
             Arc::new(LocalMetaStore::open(LocalDb::open(&dir.path().join("db")).unwrap()).await.unwrap());
         accounts::ensure_admin(meta.as_ref(), Some("Harbor12345")).await.unwrap();
-        let auth = Authenticator::new(meta);
+        let auth = Authenticator::new(meta, token::TokenKeys::from_seed(&[1; 32]), "harbor-registry");
         let admin = Subject::User { name: "admin".into(), sysadmin: true };
         assert_eq!(auth.authenticate(None).await.unwrap(), Subject::Anonymous);
         assert_eq!(auth.authenticate(Some(&basic("admin", "Harbor12345"))).await.unwrap(), admin);
@@ -204,6 +262,16 @@ mod tests {
         assert!(matches!(auth.authenticate(Some(&basic("ghost", "x"))).await, Err(AuthError::InvalidCredentials)));
         assert!(matches!(auth.authenticate(Some("Basic !!!")).await, Err(AuthError::Malformed)));
         assert!(matches!(auth.authenticate(Some("Digest abc")).await, Err(AuthError::Malformed)));
+        assert!(matches!(auth.authenticate(Some("Bearer x.y.z")).await, Err(AuthError::InvalidToken(_))));
+        let scope = token::parse_scope("repository:library/a:pull").into_iter().collect();
+        let t = token::issue(auth.keys(), "harbor-registry", "admin", scope, 60, crate::meta::now_unix());
+        let bearer = auth.authenticate(Some(&format!("Bearer {t}"))).await.unwrap();
+        let a = RepoName::parse("library/a").unwrap();
+        let b = RepoName::parse("library/b").unwrap();
+        let on = |repo| Resource::Repository { repo, public: false };
+        assert_eq!(authorize(&bearer, Action::Pull, on(&a)), Decision::Allow);
+        assert_eq!(authorize(&bearer, Action::Push, on(&a)), Decision::Deny, "only what the token grants");
+        assert_eq!(authorize(&bearer, Action::Pull, on(&b)), Decision::Deny);
         let repo = RepoName::parse("library/a").unwrap();
         let private = Resource::Repository { repo: &repo, public: false };
         let public = Resource::Repository { repo: &repo, public: true };

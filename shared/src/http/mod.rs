@@ -9,7 +9,24 @@ pub mod api;
 mod router;
 mod serve;
 pub mod state;
+mod token;
 pub mod v2;
 
 pub use router::router;
 pub use serve::serve;
+
+/// The registry's public base URL: `server.external_url`, else the scheme
+/// and host the request came to (honouring `X-Forwarded-Proto`/`-Host` from
+/// a proxy).
+pub fn external_base(state: &state::AppState, headers: &axum::http::HeaderMap) -> String {
+    if let Some(url) = &state.ctx.config.server.external_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let get = |name: &str| {
+        headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or(v).trim().to_owned())
+    };
+    let scheme = get("x-forwarded-proto").unwrap_or_else(|| "http".to_owned());
+    let host =
+        get("x-forwarded-host").or_else(|| get("host")).unwrap_or_else(|| state.ctx.config.server.listen.to_string());
+    format!("{scheme}://{host}")
+}

@@ -24,6 +24,7 @@ pub fn router(ctx: Arc<AppContext>) -> Router {
         .route("/v2/", any(v2::dispatch))
         .route("/v2/{*rest}", any(v2::dispatch))
         .route("/health", get(health))
+        .route("/service/token", get(super::token::issue).post(super::token::post_refused))
         .nest(super::api::PREFIX, super::api::routes())
         .with_state(state)
         .layer(

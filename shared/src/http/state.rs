@@ -22,7 +22,7 @@ impl AppState {
     pub fn new(ctx: Arc<AppContext>) -> Self {
         Self {
             registry: Registry::new(&ctx),
-            auth: Authenticator::new(ctx.meta.clone()),
+            auth: Authenticator::new(ctx.meta.clone(), ctx.token_keys.clone(), &ctx.config.auth.service),
             urls: Urls::new(ctx.config.server.upload_base_url.as_deref()),
             ctx,
         }

@@ -5,6 +5,7 @@
 //! schema version                SYS                      SCHEMA
 //! user                          USR#<name>               META
 //! id counters                   SYS                      COUNTERS
+//! token signing key             SYS                      TOKEN_KEY
 //! project                       P#<project>              META
 //! project list entry            PROJECTS                 <project>
 //! project id → name             PID#<id>                 META
@@ -33,6 +34,11 @@ pub fn schema_version() -> (&'static str, &'static str) {
 /// A user account.
 pub fn user(name: &str) -> (String, &'static str) {
     (format!("USR#{name}"), "META")
+}
+
+/// The generated registry-token signing key (when none is configured).
+pub fn token_key() -> (&'static str, &'static str) {
+    ("SYS", "TOKEN_KEY")
 }
 
 /// The item holding the registry's id counters (one attribute per kind).

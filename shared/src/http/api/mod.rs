@@ -133,6 +133,9 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         let value = parts.headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
         match state.auth.authenticate(value).await {
+            Ok(Subject::Token(_)) => {
+                Err(ApiError::new(StatusCode::UNAUTHORIZED, "registry tokens are not accepted by the management API"))
+            }
             Ok(subject) => Ok(Self(subject)),
             Err(AuthError::Backend(e)) => Err(ServiceError::from(e).into()),
             Err(e) => Err(ApiError::new(StatusCode::UNAUTHORIZED, e.to_string())),
@@ -153,7 +156,7 @@ impl Caller {
     pub fn name(&self) -> Option<&str> {
         match &self.0 {
             Subject::User { name, .. } => Some(name),
-            Subject::Anonymous => None,
+            Subject::Anonymous | Subject::Token(_) => None,
         }
     }
 }

@@ -54,14 +54,20 @@ async fn handle(
     {
         return Err(OciError::new(OciCode::NotFound).detail("this host serves blob uploads only"));
     }
-    let subject = authenticate(state, headers).await?;
+    let subject = authenticate(state, headers, &route, method).await?;
     let public = match (&subject, route.name()) {
         // The administrator may do anything: no need to look the project up.
         (Subject::User { sysadmin: true, .. }, _) | (_, None) => false,
         (_, Some(repo)) => state.registry.require_project(repo).await.is_ok_and(|p| p.public()),
     };
     let (action, resource) = permission(method, &route, public);
-    require(&subject, action, resource)?;
+    require(&subject, action, resource).map_err(|e| match (e, &subject) {
+        // A token without the scope this needs: the client should get one
+        // that has it (or learn it may not).
+        (Some(_), Subject::Token(_)) => bearer_challenge(state, headers, &route, method, Some("insufficient_scope")),
+        (Some(e), _) => e,
+        (None, _) => bearer_challenge(state, headers, &route, method, None),
+    })?;
     let params = Params::parse(uri.query());
     let ctx = handlers::Ctx { state, subject: &subject, method, headers, params: &params };
     handlers::route(ctx, route, body).await
@@ -81,26 +87,70 @@ fn permission<'a>(method: &Method, route: &'a V2Route, public: bool) -> (Action,
     (action, resource)
 }
 
-/// Allows, or fails with the challenge or denial the decision calls for.
-fn require(subject: &Subject, action: Action, resource: Resource<'_>) -> Result<(), OciError> {
+/// Allows, or fails with a denial; `Err(None)` means the caller should be
+/// challenged to authenticate.
+fn require(subject: &Subject, action: Action, resource: Resource<'_>) -> Result<(), Option<OciError>> {
     match authorize(subject, action, resource) {
         Decision::Allow => Ok(()),
-        Decision::Challenge => Err(challenge()),
-        Decision::Deny => Err(OciError::new(OciCode::Denied)),
+        Decision::Challenge => Err(None),
+        Decision::Deny => Err(Some(OciError::new(OciCode::Denied))),
     }
 }
 
-fn challenge() -> OciError {
+/// The token scope a request needs, for the challenge.
+fn scope(route: &V2Route, method: &Method) -> Option<String> {
+    let (action, _) = permission(method, route, false);
+    match (action, route.name()) {
+        (Action::Catalog, _) => Some("registry:catalog:*".to_owned()),
+        (Action::Push, Some(repo)) => Some(format!("repository:{repo}:pull,push")),
+        (Action::Delete, Some(repo)) => Some(format!("repository:{repo}:delete")),
+        (_, Some(repo)) => Some(format!("repository:{repo}:pull")),
+        _ => None,
+    }
+}
+
+/// `401` asking for a registry token from `/service/token` (Docker's token
+/// flow), naming the scope the request needs.
+fn bearer_challenge(
+    state: &AppState,
+    headers: &HeaderMap,
+    route: &V2Route,
+    method: &Method,
+    error: Option<&str>,
+) -> OciError {
+    let realm = format!("{}/service/token", super::external_base(state, headers));
+    let mut value = format!("Bearer realm=\"{realm}\",service=\"{}\"", state.ctx.config.auth.service);
+    if let Some(scope) = scope(route, method) {
+        value.push_str(&format!(",scope=\"{scope}\""));
+    }
+    if let Some(error) = error {
+        value.push_str(&format!(",error=\"{error}\""));
+    }
+    let header = HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("Bearer"));
+    OciError::new(OciCode::Unauthorized).header(header::WWW_AUTHENTICATE, header)
+}
+
+/// Refused basic credentials are answered with a basic challenge, as Harbor
+/// does once a client has sent an `Authorization` header.
+fn basic_challenge() -> OciError {
     OciError::new(OciCode::Unauthorized)
         .header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"berth\", charset=\"UTF-8\""))
 }
 
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Subject, OciError> {
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    route: &V2Route,
+    method: &Method,
+) -> Result<Subject, OciError> {
     let value = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
     match state.auth.authenticate(value).await {
         Ok(subject) => Ok(subject),
         Err(AuthError::Backend(e)) => Err(crate::service::ServiceError::from(e).into()),
-        Err(e) => Err(challenge().detail(e.to_string())),
+        Err(e @ AuthError::InvalidToken(_)) => {
+            Err(bearer_challenge(state, headers, route, method, Some("invalid_token")).detail(e.to_string()))
+        }
+        Err(e) => Err(basic_challenge().detail(e.to_string())),
     }
 }
 

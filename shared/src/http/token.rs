@@ -1,0 +1,111 @@
+//! `/service/token`: the Docker token service. Basic credentials (or none,
+//! for public pulls) in; a short-lived JWT out whose `access` claim holds,
+//! for each requested scope, exactly the actions [`authorize`] grants.
+
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::auth::token::{Access, issue as sign, parse_scope};
+use crate::auth::{Action, AuthError, Decision, Resource, Subject, action_of_scope, authorize};
+use crate::oci::RepoName;
+
+use super::state::AppState;
+
+fn refused(status: StatusCode, message: &str) -> Response {
+    let body = json!({ "errors": [{ "code": "UNAUTHORIZED", "message": message }] });
+    let mut resp = (status, axum::Json(body)).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"berth\""));
+    }
+    resp
+}
+
+/// `GET /service/token?service=…&scope=…`.
+pub async fn issue(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let mut scopes = Vec::new();
+    let mut service = None;
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match k.as_ref() {
+            "scope" => scopes.extend(v.split(' ').filter(|s| !s.is_empty()).map(str::to_owned)),
+            "service" => service = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    let expected = &state.ctx.config.auth.service;
+    if service.as_ref().is_some_and(|s| s != expected) {
+        return refused(StatusCode::BAD_REQUEST, &format!("unknown service; this registry is {expected}"));
+    }
+    let value = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
+    let subject = match state.auth.authenticate(value).await {
+        Ok(Subject::Token(_)) => return refused(StatusCode::UNAUTHORIZED, "present credentials, not a token"),
+        Ok(subject) => subject,
+        Err(AuthError::Backend(e)) => {
+            tracing::error!(error = %e, "token service backend failure");
+            return (StatusCode::SERVICE_UNAVAILABLE, "backend unavailable").into_response();
+        }
+        Err(_) => return refused(StatusCode::UNAUTHORIZED, "invalid credentials"),
+    };
+    let mut access = Vec::new();
+    for scope in &scopes {
+        if let Some(granted) = grant(&state, &subject, scope).await {
+            access.push(granted);
+        }
+    }
+    let ttl = i64::try_from(state.ctx.config.auth.token_ttl_secs).unwrap_or(1800);
+    let now = crate::meta::now_unix();
+    let name = match &subject {
+        Subject::User { name, .. } => name.clone(),
+        _ => String::new(),
+    };
+    let token = sign(state.auth.keys(), expected, &name, access, ttl, now);
+    axum::Json(json!({
+        "token": token,
+        "access_token": token,
+        "expires_in": ttl,
+        "issued_at": super::api::rfc3339(now),
+    }))
+    .into_response()
+}
+
+/// The part of one requested scope the subject is allowed; `None` when
+/// nothing is.
+async fn grant(state: &AppState, subject: &Subject, scope: &str) -> Option<Access> {
+    let requested = parse_scope(scope)?;
+    let actions: Vec<String> = match requested.kind.as_str() {
+        "repository" => {
+            let repo = RepoName::parse(&requested.name).ok()?;
+            let public = state.registry.require_project(&repo).await.is_ok_and(|p| p.public());
+            let resource = Resource::Repository { repo: &repo, public };
+            let mut words: Vec<&str> = requested.actions.iter().map(String::as_str).collect();
+            if words.contains(&"*") {
+                words = vec!["pull", "push", "delete"];
+            }
+            words
+                .into_iter()
+                .filter(|w| action_of_scope(w).is_some_and(|a| authorize(subject, a, resource) == Decision::Allow))
+                .map(str::to_owned)
+                .collect()
+        }
+        "registry" if requested.name == "catalog" => {
+            if authorize(subject, Action::Catalog, Resource::Registry) == Decision::Allow {
+                vec!["*".to_owned()]
+            } else {
+                Vec::new()
+            }
+        }
+        _ => Vec::new(),
+    };
+    let mut actions = actions;
+    actions.dedup();
+    (!actions.is_empty()).then_some(Access { kind: requested.kind, name: requested.name, actions })
+}
+
+/// containerd tries the OAuth2 POST form first and falls back to GET on a
+/// 405, as it does against Harbor.
+pub async fn post_refused() -> impl IntoResponse {
+    (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, HeaderValue::from_static("GET"))])
+}
