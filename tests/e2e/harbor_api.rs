@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Server, emulator, run};
+use crate::support::{AwsResources, Server, emulator};
 
 const PASSWORD: &str = "Harbor12345";
 
@@ -54,17 +54,7 @@ fn harbor_client_aws() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let name = berth::testkit::unique("berth-hc-");
-    let prefix = format!("{name}-");
-    let env = [
-        ("BERTH_AWS_BUCKET", name.as_str()),
-        ("BERTH_AWS_TABLE", name.as_str()),
-        ("BERTH_AWS_QUEUE_PREFIX", prefix.as_str()),
-        ("BERTH_ADMIN_PASSWORD", PASSWORD),
-    ];
-    let (out, _) = run(dir.path(), &["migrate", "--backend", "aws"], &env, Duration::from_secs(120));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let server = Server::start(dir.path(), &["--backend", "aws"], &env);
+    let server = AwsResources::new("berth-hc-").serve(dir.path(), &[]);
     harbor_client_script(&server);
 }
 

@@ -30,7 +30,7 @@ use reqwest::blocking::{Body, Client, RequestBuilder};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-use crate::support::{Server, run};
+use crate::support::{AwsResources, Server};
 
 // ---------------------------------------------------------------------------
 // Media types and credentials
@@ -77,23 +77,11 @@ struct Registry {
 impl Registry {
     fn start(backend: Backend) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let name = berth::testkit::unique("berth-conf-");
-        let prefix = format!("{name}-");
         let server = match backend {
             Backend::Local => Server::start(dir.path(), &["--data", "data"], &[("BERTH_ADMIN_PASSWORD", PASSWORD)]),
-            Backend::Aws => {
-                // A bucket, table and queues of its own: nothing is shared
-                // with any other test.
-                let env = [
-                    ("BERTH_AWS_BUCKET", name.as_str()),
-                    ("BERTH_AWS_TABLE", name.as_str()),
-                    ("BERTH_AWS_QUEUE_PREFIX", prefix.as_str()),
-                    ("BERTH_ADMIN_PASSWORD", PASSWORD),
-                ];
-                let (out, _) = run(dir.path(), &["migrate", "--backend", "aws"], &env, Duration::from_secs(120));
-                assert!(out.status.success(), "migrate: {}", String::from_utf8_lossy(&out.stderr));
-                Server::start(dir.path(), &["--backend", "aws"], &env)
-            }
+            // A bucket, table and queues of its own: nothing is shared with
+            // any other test.
+            Backend::Aws => AwsResources::new("berth-conf-").serve(dir.path(), &[]),
         };
         // Redirects are never followed: the 307 of a blob GET is part of
         // what is tested, and its target must not get our credentials.

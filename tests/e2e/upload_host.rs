@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::support::{Server, emulator};
+use crate::support::{AwsResources, Server, emulator};
 
 fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
@@ -21,19 +21,10 @@ fn uploads_go_to_the_upload_host() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let name = berth::testkit::unique("berth-up-");
-    let prefix = format!("{name}-");
-    let env = [
-        ("BERTH_AWS_BUCKET", name.as_str()),
-        ("BERTH_AWS_TABLE", name.as_str()),
-        ("BERTH_AWS_QUEUE_PREFIX", prefix.as_str()),
-        ("BERTH_ADMIN_PASSWORD", "Harbor12345"),
-    ];
-    let (out, _) = crate::support::run(dir.path(), &["migrate", "--backend", "aws"], &env, Duration::from_secs(120));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let upload = Server::start(dir.path(), &["--backend", "aws", "--role", "upload"], &env);
+    let aws = AwsResources::new("berth-up-");
+    let upload = aws.serve(dir.path(), &["--role", "upload"]);
     let base = upload.url("");
-    let mut api_env = env.to_vec();
+    let mut api_env = aws.env();
     api_env.push(("BERTH_SERVER_UPLOAD_BASE_URL", base.as_str()));
     let api = Server::start(dir.path(), &["--backend", "aws"], &api_env);
     let c = client();

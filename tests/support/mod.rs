@@ -107,3 +107,43 @@ pub fn one_line_error(out: &Output) -> String {
     assert!(!stderr.contains("panicked"), "no panic: {stderr}");
     lines[0].to_owned()
 }
+
+/// A bucket, table and queue prefix of one test's own on the AWS emulator,
+/// so nothing is shared with any other test.
+pub struct AwsResources {
+    name: String,
+    prefix: String,
+}
+
+impl AwsResources {
+    pub fn new(stem: &str) -> Self {
+        let name = berth::testkit::unique(stem);
+        let prefix = format!("{name}-");
+        Self { name, prefix }
+    }
+
+    /// The variables that point berth at these resources, with the admin
+    /// password the tests use.
+    pub fn env(&self) -> Vec<(&str, &str)> {
+        vec![
+            ("BERTH_AWS_BUCKET", self.name.as_str()),
+            ("BERTH_AWS_TABLE", self.name.as_str()),
+            ("BERTH_AWS_QUEUE_PREFIX", self.prefix.as_str()),
+            ("BERTH_ADMIN_PASSWORD", "Harbor12345"),
+        ]
+    }
+
+    /// `berth migrate --backend aws`, which must succeed.
+    pub fn migrate(&self, cwd: &Path) {
+        let (out, _) = run(cwd, &["migrate", "--backend", "aws"], &self.env(), Duration::from_secs(120));
+        assert!(out.status.success(), "migrate: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Migrates, then starts `berth serve --backend aws <args>` on them.
+    pub fn serve(&self, cwd: &Path, args: &[&str]) -> Server {
+        self.migrate(cwd);
+        let mut all = vec!["--backend", "aws"];
+        all.extend_from_slice(args);
+        Server::start(cwd, &all, &self.env())
+    }
+}

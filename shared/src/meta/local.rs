@@ -171,6 +171,17 @@ fn apply_add(txn: &redb::WriteTransaction, write: Write) -> PortResult<i64> {
     apply(txn, write)?.and_then(|i| i.i64(&attr)).ok_or_else(|| corrupt("counter vanished"))
 }
 
+/// A key range, forwards or backwards.
+fn ordered<'a, V: redb::Value + 'static>(
+    range: redb::Range<'a, &'static [u8], V>,
+    reverse: bool,
+) -> Box<
+    dyn Iterator<Item = Result<(redb::AccessGuard<'a, &'static [u8]>, redb::AccessGuard<'a, V>), redb::StorageError>>
+        + 'a,
+> {
+    if reverse { Box::new(range.rev()) } else { Box::new(range) }
+}
+
 fn decode_cursor(cursor: &str) -> PortResult<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(cursor).map_err(|_| PortError::msg(ErrorKind::InvalidInput, "invalid query cursor"))
 }
@@ -260,48 +271,20 @@ impl MetaStore for LocalMetaStore {
                 match index_table(query.index) {
                     None => {
                         let range = items.range(lower.as_slice()..upper.as_slice()).map_err(db_error)?;
-                        let mut visit = |entry: Result<
-                            (redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>),
-                            redb::StorageError,
-                        >| {
+                        for entry in ordered(range, query.reverse) {
                             let (k, v) = entry.map_err(db_error)?;
-                            let item = decode_item(k.value(), v.value())?;
-                            Ok::<_, PortError>(take(k.value(), Some(item)))
-                        };
-                        if query.reverse {
-                            for e in range.rev() {
-                                if !visit(e)? {
-                                    break;
-                                }
-                            }
-                        } else {
-                            for e in range {
-                                if !visit(e)? {
-                                    break;
-                                }
+                            if !take(k.value(), Some(decode_item(k.value(), v.value())?)) {
+                                break;
                             }
                         }
                     }
                     Some(def) => {
                         let index = txn.open_table(def).map_err(db_error)?;
                         let range = index.range(lower.as_slice()..upper.as_slice()).map_err(db_error)?;
-                        let mut visit =
-                            |entry: Result<(redb::AccessGuard<&[u8]>, redb::AccessGuard<()>), redb::StorageError>| {
-                                let (k, _) = entry.map_err(db_error)?;
-                                let item = load(&items, item_key_of_index_key(k.value())?)?;
-                                Ok::<_, PortError>(take(k.value(), item))
-                            };
-                        if query.reverse {
-                            for e in range.rev() {
-                                if !visit(e)? {
-                                    break;
-                                }
-                            }
-                        } else {
-                            for e in range {
-                                if !visit(e)? {
-                                    break;
-                                }
+                        for entry in ordered(range, query.reverse) {
+                            let (k, _) = entry.map_err(db_error)?;
+                            if !take(k.value(), load(&items, item_key_of_index_key(k.value())?)?) {
+                                break;
                             }
                         }
                     }
