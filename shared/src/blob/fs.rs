@@ -79,6 +79,27 @@ impl FsBlobStore {
         Ok(())
     }
 
+    /// Like `write_tmp` for bytes already in memory: written and synced in
+    /// one blocking call, without the copies and thread hops of an async
+    /// file.
+    async fn write_tmp_bytes(&self, body: Bytes) -> PortResult<PathBuf> {
+        let tmp = self.tmp_path();
+        let path = tmp.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            let mut file = std::fs::File::create(&path)?;
+            file.write_all(&body)?;
+            file.sync_all()
+        })
+        .await
+        .map_err(|e| PortError::new(ErrorKind::Internal, e))?;
+        if let Err(e) = written {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e.into());
+        }
+        Ok(tmp)
+    }
+
     async fn write_tmp(&self, mut body: ByteStream) -> PortResult<(PathBuf, u64)> {
         let tmp = self.tmp_path();
         let result = async {
@@ -123,6 +144,17 @@ impl BlobStore for FsBlobStore {
     async fn put(&self, key: &str, body: ByteStream) -> PortResult<u64> {
         validate_key(key)?;
         let (tmp, size) = self.write_tmp(body).await?;
+        if let Err(e) = self.publish(&tmp, key).await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
+        }
+        Ok(size)
+    }
+
+    async fn put_bytes(&self, key: &str, bytes: Bytes) -> PortResult<u64> {
+        validate_key(key)?;
+        let size = bytes.len() as u64;
+        let tmp = self.write_tmp_bytes(bytes).await?;
         if let Err(e) = self.publish(&tmp, key).await {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(e);
@@ -206,7 +238,7 @@ impl BlobStore for FsBlobStore {
         }
         let dir = self.existing_upload_dir(upload_id).await?;
         let size = body.len() as u64;
-        let (tmp, _) = self.write_tmp(Box::pin(futures::stream::once(async move { Ok(body) }))).await?;
+        let tmp = self.write_tmp_bytes(body).await?;
         let etag = uuid::Uuid::new_v4().simple().to_string();
         // Replace any earlier upload of the same part number.
         for old in part_files(&dir, Some(number)).await? {
@@ -240,20 +272,10 @@ impl BlobStore for FsBlobStore {
             files.push(path);
         }
         let tmp = self.tmp_path();
-        let assembled = async {
-            let mut out = tokio::fs::File::create(&tmp).await?;
-            for path in &files {
-                let mut part = tokio::fs::File::open(path).await?;
-                tokio::io::copy(&mut part, &mut out).await?;
-            }
-            out.sync_all().await?;
-            Ok::<_, PortError>(())
-        }
-        .await;
-        if let Err(e) = assembled {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(e);
-        }
+        let assembling = tmp.clone();
+        tokio::task::spawn_blocking(move || assemble(&files, &assembling))
+            .await
+            .map_err(|e| PortError::new(ErrorKind::Internal, e))??;
         self.publish(&tmp, key).await?;
         let _ = tokio::fs::remove_dir_all(&dir).await;
         Ok(())
@@ -270,6 +292,40 @@ impl BlobStore for FsBlobStore {
     async fn presign_get(&self, _key: &str, _ttl: Duration) -> PortResult<Option<url::Url>> {
         Ok(None)
     }
+}
+
+/// Joins the (validated) part files into `tmp`, in one blocking call. The
+/// first part becomes the object itself (a rename: its bytes are already on
+/// disk, written and synced by `upload_part`), and the others are appended
+/// with in-kernel copies (`copy_file_range`), so a one-part upload writes no
+/// byte twice and nothing passes through user space. On failure the first
+/// part is put back as it was, so the upload stays usable.
+fn assemble(files: &[PathBuf], tmp: &Path) -> PortResult<()> {
+    let Some((first, rest)) = files.split_first() else {
+        return Err(PortError::msg(ErrorKind::InvalidInput, "a multipart upload needs at least one part"));
+    };
+    let first_len = std::fs::metadata(first)?.len();
+    std::fs::rename(first, tmp)?;
+    let appended = (|| {
+        let mut out = std::fs::OpenOptions::new().append(true).open(tmp)?;
+        for path in rest {
+            let mut part = std::fs::File::open(path)?;
+            std::io::copy(&mut part, &mut out)?;
+        }
+        out.sync_all()
+    })();
+    if let Err(e) = appended {
+        let restored = std::fs::OpenOptions::new()
+            .write(true)
+            .open(tmp)
+            .and_then(|f| f.set_len(first_len))
+            .and_then(|()| std::fs::rename(tmp, first));
+        if restored.is_err() {
+            let _ = std::fs::remove_file(tmp);
+        }
+        return Err(e.into());
+    }
+    Ok(())
 }
 
 /// The part files of an upload folder as `(number, path)`, optionally only

@@ -2,11 +2,14 @@
 //!
 //! Passwords are stored only as Argon2id PHC strings (memory-hard).
 
-use argon2::Argon2;
+use std::sync::{Arc, LazyLock, Mutex};
+
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::Rng as _;
 use serde_json::json;
+use tokio::sync::Semaphore;
 
 use crate::meta::{Condition, ErrorKind, Item, MetaStore, PortError, PortResult, keys, now_unix};
 
@@ -61,6 +64,56 @@ pub async fn ensure_admin(meta: &dyn MetaStore, configured: Option<&str>) -> Por
     }
 }
 
+/// Password checks are memory-hard (Argon2id with the default parameters
+/// fills 19 MiB per check), and wrong passwords are never cached: run
+/// unbounded on the blocking pool, a flood of them runs as many checks at
+/// once as there are pool threads, and each allocates its own 19 MiB, which
+/// the allocator keeps (2–3 GiB RSS after a few hundred wrong attempts).
+/// So a check takes one of a few slots (one per core, at most 4), and each
+/// slot keeps its Argon2 memory for the next check: checks beyond that wait
+/// their turn, asynchronously, and memory stays at slots × 19 MiB.
+struct HashSlots {
+    permits: Arc<Semaphore>,
+    memory: Mutex<Vec<Vec<Block>>>,
+}
+
+static SLOTS: LazyLock<HashSlots> = LazyLock::new(|| {
+    let n = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).clamp(1, 4);
+    HashSlots { permits: Arc::new(Semaphore::new(n)), memory: Mutex::new(Vec::new()) }
+});
+
+/// What an unknown user's password is checked against, so that the check
+/// costs the same as for a real user.
+static DUMMY_PHC: LazyLock<String> = LazyLock::new(|| hash_password("berth: no such user").unwrap_or_default());
+
+/// [`password_matches`] in caller-provided Argon2 memory (grown as the
+/// stored parameters need).
+fn password_matches_in(password: &str, phc: &str, memory: &mut Vec<Block>) -> bool {
+    let Ok(hash) = PasswordHash::new(phc) else { return false };
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else { return false };
+    let (Ok(algorithm), Ok(params)) = (Algorithm::try_from(hash.algorithm.as_str()), Params::try_from(&hash)) else {
+        return false;
+    };
+    let version = match hash.version {
+        Some(v) => match Version::try_from(v) {
+            Ok(v) => v,
+            Err(_) => return false,
+        },
+        None => Version::default(),
+    };
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::new());
+    }
+    let mut out = vec![0u8; expected.len()];
+    let argon2 = Argon2::new(algorithm, version, params);
+    if argon2.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory[..blocks]).is_err() {
+        return false;
+    }
+    // `Output`'s equality is constant-time.
+    argon2::password_hash::phc::Output::new(&out).is_ok_and(|computed| &computed == expected)
+}
+
 /// Checks a user's password. An unknown user costs the same hashing work as
 /// a wrong password, so timing does not tell which usernames exist.
 pub async fn verify_user(meta: &dyn MetaStore, name: &str, password: &str) -> PortResult<bool> {
@@ -68,12 +121,23 @@ pub async fn verify_user(meta: &dyn MetaStore, name: &str, password: &str) -> Po
     let stored = meta.get(&pk, sk).await?;
     let phc = stored.as_ref().and_then(|i| i.str("password").map(str::to_owned));
     let password = password.to_owned();
-    tokio::task::spawn_blocking(move || match phc {
-        Some(phc) => password_matches(&password, &phc),
-        None => {
-            let _ = hash_password(&password);
-            false
+    let permit = SLOTS.permits.clone().acquire_owned().await.map_err(|e| PortError::new(ErrorKind::Internal, e))?;
+    // The permit and the memory go with the blocking task: a caller that
+    // gives up does not free its slot before the check is really over.
+    tokio::task::spawn_blocking(move || {
+        let mut memory = SLOTS.memory.lock().ok().and_then(|mut m| m.pop()).unwrap_or_default();
+        let matched = match &phc {
+            Some(phc) => password_matches_in(&password, phc, &mut memory),
+            None => {
+                let _ = password_matches_in(&password, &DUMMY_PHC, &mut memory);
+                false
+            }
+        };
+        if let Ok(mut m) = SLOTS.memory.lock() {
+            m.push(memory);
         }
+        drop(permit);
+        matched
     })
     .await
     .map_err(|e| PortError::new(ErrorKind::Internal, e))

@@ -14,7 +14,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::digest::common::hazmat::SerializableState;
@@ -227,8 +227,9 @@ impl Registry {
     /// earlier staged bytes included). Updates offset, hash and parts.
     async fn write_body(&self, id: &str, s: &mut Session, mut body: ByteStream) -> ServiceResult<Bytes> {
         let mut hasher = load_hash(&s.hash)?;
-        let mut buf = BytesMut::from(self.read_staging(s).await?);
+        let mut buf = Vec::from(self.read_staging(s).await?);
         let mut received = 0u64;
+        let mut parts_sent = 0usize;
         while let Some(chunk) = body
             .try_next()
             .await
@@ -236,17 +237,36 @@ impl Registry {
         {
             hasher.update(&chunk);
             received += chunk.len() as u64;
-            buf.extend_from_slice(&chunk);
-            while buf.len() >= PART_SIZE {
-                let part = buf.split_to(PART_SIZE).freeze();
-                self.upload_part(id, s, part).await?;
+            let mut rest = &chunk[..];
+            while !rest.is_empty() {
+                // A part is one buffer of exactly PART_SIZE: the chunk that
+                // crosses the boundary is split rather than making the
+                // buffer double. The first part of a request grows as bytes
+                // come (a small blob stays small); once a request has
+                // filled a part, the next ones are allocated whole.
+                let take = rest.len().min(PART_SIZE - buf.len());
+                if buf.capacity() - buf.len() < take {
+                    let want = if parts_sent > 0 {
+                        PART_SIZE
+                    } else {
+                        (buf.capacity() * 2).max(buf.len() + take).min(PART_SIZE)
+                    };
+                    buf.reserve_exact(want - buf.len());
+                }
+                buf.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+                if buf.len() == PART_SIZE {
+                    let part = Bytes::from(std::mem::take(&mut buf));
+                    self.upload_part(id, s, part).await?;
+                    parts_sent += 1;
+                }
             }
         }
         s.offset += received;
         s.hash = save_hash(&hasher);
         // The staged bytes are now in `buf` or in a part.
         s.staging_len = 0;
-        Ok(buf.freeze())
+        Ok(Bytes::from(buf))
     }
 
     async fn read_staging(&self, s: &Session) -> ServiceResult<Bytes> {
