@@ -21,8 +21,6 @@ pub enum ServiceError {
     RangeNotSatisfiable { size: u64 },
     #[error("digest invalid: {0}")]
     DigestInvalid(String),
-    #[error("size invalid: {0}")]
-    SizeInvalid(String),
     #[error("manifest {0} unknown")]
     ManifestUnknown(String),
     #[error("manifest invalid: {0}")]
@@ -34,8 +32,6 @@ pub enum ServiceError {
     NameUnknown(String),
     #[error("too large: {0}")]
     TooLarge(String),
-    #[error("denied: {0}")]
-    Denied(String),
     /// Bad input to a management operation.
     #[error("{0}")]
     Invalid(String),
@@ -49,8 +45,6 @@ pub enum ServiceError {
     /// a project that still holds repositories).
     #[error("{0}")]
     PreconditionFailed(String),
-    #[error("authentication required")]
-    Unauthenticated,
     /// A backend failed: `Unavailable` (retry may help) or `Internal`.
     #[error(transparent)]
     Backend(PortError),

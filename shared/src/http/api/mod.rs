@@ -97,7 +97,6 @@ impl From<ServiceError> for ApiError {
             ServiceError::Invalid(_)
             | ServiceError::ManifestInvalid(_)
             | ServiceError::DigestInvalid(_)
-            | ServiceError::SizeInvalid(_)
             | ServiceError::UploadInvalid(_)
             | ServiceError::RangeInvalid { .. }
             | ServiceError::RangeNotSatisfiable { .. } => StatusCode::BAD_REQUEST,
@@ -110,8 +109,6 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
             ServiceError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ServiceError::Denied(_) => StatusCode::FORBIDDEN,
-            ServiceError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ServiceError::Backend(p) if p.is(crate::port::ErrorKind::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
             ServiceError::Backend(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -191,18 +191,14 @@ impl From<ServiceError> for OciError {
                 return OciError::new(OciCode::RangeInvalid).detail(detail).header(header::CONTENT_RANGE, range);
             }
             ServiceError::DigestInvalid(_) => OciCode::DigestInvalid,
-            ServiceError::SizeInvalid(_) => OciCode::SizeInvalid,
             ServiceError::ManifestUnknown(_) => OciCode::ManifestUnknown,
             ServiceError::ManifestInvalid(_) => OciCode::ManifestInvalid,
             ServiceError::ManifestBlobUnknown(_) => OciCode::ManifestBlobUnknown,
             ServiceError::NameUnknown(_) => OciCode::NameUnknown,
             ServiceError::TooLarge(_) => OciCode::TooLarge,
-            ServiceError::Denied(_) | ServiceError::Conflict(_) | ServiceError::PreconditionFailed(_) => {
-                OciCode::Denied
-            }
+            ServiceError::Conflict(_) | ServiceError::PreconditionFailed(_) => OciCode::Denied,
             ServiceError::Invalid(_) => OciCode::NameInvalid,
             ServiceError::NotFound(_) => OciCode::NameUnknown,
-            ServiceError::Unauthenticated => OciCode::Unauthorized,
             ServiceError::Backend(p) if p.is(crate::port::ErrorKind::Unavailable) => OciCode::Unavailable,
             ServiceError::Backend(_) => OciCode::Internal,
         };
