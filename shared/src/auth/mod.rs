@@ -314,17 +314,22 @@ mod tests {
     use crate::localdb::LocalDb;
     use crate::meta::local::LocalMetaStore;
 
+    /// An authenticator over a fresh store with the admin `Harbor12345`.
+    async fn authenticator() -> (tempfile::TempDir, Authenticator) {
+        let dir = tempfile::tempdir().unwrap();
+        let meta: Arc<dyn MetaStore> =
+            Arc::new(LocalMetaStore::open(LocalDb::open(&dir.path().join("db")).unwrap()).await.unwrap());
+        accounts::ensure_admin(meta.as_ref(), Some("Harbor12345")).await.unwrap();
+        (dir, Authenticator::new(meta, token::TokenKeys::from_seed(&[1; 32]), "harbor-registry"))
+    }
+
     fn basic(user: &str, password: &str) -> String {
         format!("Basic {}", B64.encode(format!("{user}:{password}")))
     }
 
     #[tokio::test]
     async fn basic_credentials() {
-        let dir = tempfile::tempdir().unwrap();
-        let meta: Arc<dyn MetaStore> =
-            Arc::new(LocalMetaStore::open(LocalDb::open(&dir.path().join("db")).unwrap()).await.unwrap());
-        accounts::ensure_admin(meta.as_ref(), Some("Harbor12345")).await.unwrap();
-        let auth = Authenticator::new(meta, token::TokenKeys::from_seed(&[1; 32]), "harbor-registry");
+        let (_dir, auth) = authenticator().await;
         let admin = Subject::User { name: "admin".into(), sysadmin: true };
         assert_eq!(auth.authenticate(None).await.unwrap(), Subject::Anonymous);
         assert_eq!(auth.authenticate(Some(&basic("admin", "Harbor12345"))).await.unwrap(), admin);
@@ -362,11 +367,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_checks_share_one_answer() {
-        let dir = tempfile::tempdir().unwrap();
-        let meta: Arc<dyn MetaStore> =
-            Arc::new(LocalMetaStore::open(LocalDb::open(&dir.path().join("db")).unwrap()).await.unwrap());
-        accounts::ensure_admin(meta.as_ref(), Some("Harbor12345")).await.unwrap();
-        let auth = Authenticator::new(meta, token::TokenKeys::from_seed(&[1; 32]), "harbor-registry");
+        let (_dir, auth) = authenticator().await;
         let admin = Subject::User { name: "admin".into(), sysadmin: true };
         let (right, wrong) = (basic("admin", "Harbor12345"), basic("admin", "nope"));
         let (oks, errs) = tokio::join!(

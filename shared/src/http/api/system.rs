@@ -10,16 +10,21 @@ use serde_json::json;
 use crate::config::Backend;
 use crate::http::state::AppState;
 
+/// Harbor's name for where blobs live.
+fn storage_provider(state: &AppState) -> &'static str {
+    match state.ctx.config.backend {
+        Backend::Local => "filesystem",
+        Backend::Aws => "s3",
+    }
+}
+
 pub async fn ping() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], "Pong")
 }
 
 /// Harbor's overall health with one entry per component berth has.
 pub async fn health(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let storage = match state.ctx.config.backend {
-        Backend::Local => "local",
-        Backend::Aws => "aws",
-    };
+    let storage = storage_provider(&state);
     axum::Json(json!({
         "status": "healthy",
         "components": [
@@ -34,10 +39,7 @@ pub async fn health(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 
 /// Harbor's `GeneralInfo`, with the fields that apply to berth.
 pub async fn systeminfo(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let storage = match state.ctx.config.backend {
-        Backend::Local => "filesystem",
-        Backend::Aws => "s3",
-    };
+    let storage = storage_provider(&state);
     axum::Json(json!({
         "auth_mode": "db_auth",
         "primary_auth_mode": false,
