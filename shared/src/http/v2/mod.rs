@@ -56,8 +56,10 @@ async fn handle(
     }
     let subject = authenticate(state, headers, &route, method).await?;
     let public = match (&subject, route.name()) {
-        // The administrator may do anything: no need to look the project up.
-        (Subject::User { sysadmin: true, .. }, _) | (_, None) => false,
+        // Neither the administrator's rights nor a token's grants depend on
+        // whether the project is public: no need to look it up on the pull
+        // path.
+        (Subject::User { sysadmin: true, .. } | Subject::Token(_), _) | (_, None) => false,
         (_, Some(repo)) => state.registry.require_project(repo).await.is_ok_and(|p| p.public()),
     };
     let (action, resource) = permission(method, &route, public);
