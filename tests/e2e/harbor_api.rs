@@ -36,7 +36,16 @@ fn harbor_client_script(server: &Server) {
     let out = Command::new(python).args([script, &server.url(""), "admin", PASSWORD, &project]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "harborapi run failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    for step in ["systeminfo", "health healthy", "created", "conflict ok", "updated", "deleted", "unauthorized ok"] {
+    for step in [
+        "systeminfo",
+        "current user admin",
+        "health healthy",
+        "created",
+        "conflict ok",
+        "updated",
+        "deleted",
+        "unauthorized ok",
+    ] {
         assert!(stdout.contains(step), "step {step} missing:\n{stdout}");
     }
 }
@@ -223,6 +232,9 @@ fn projects_api_semantics() {
     assert_eq!(api.anon(Method::GET, "/ping").send().unwrap().text().unwrap(), "Pong");
     let health: Value = api.anon(Method::GET, "/health").send().unwrap().json().unwrap();
     assert_eq!(health["status"], "healthy");
+    let me: Value = api.admin(Method::GET, "/users/current").send().unwrap().json().unwrap();
+    assert_eq!((me["username"].as_str(), me["sysadmin_flag"].as_bool()), (Some("admin"), Some(true)));
+    assert_eq!(error_code(api.anon(Method::GET, "/users/current").send().unwrap()).0, 401);
     let info: Value = api.anon(Method::GET, "/systeminfo").send().unwrap().json().unwrap();
     assert_eq!(info["registry_storage_provider_name"], "filesystem");
 }

@@ -22,6 +22,10 @@ async def main() -> None:
     assert info.harbor_version, info
     print("systeminfo", info.registry_storage_provider_name)
 
+    me = await client.get_current_user()
+    assert me.username == user and me.sysadmin_flag, me
+    print("current user", me.username)
+
     health = await client.health_check()
     assert health.status == "healthy", health
     print("health", health.status)

@@ -6,6 +6,7 @@
 
 mod projects;
 mod system;
+mod users;
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/projects", get(projects::list).post(projects::create).head(projects::exists))
         .route("/projects/{project_name_or_id}", get(projects::get).put(projects::update).delete(projects::delete))
         .route("/projects/{project_name_or_id}/summary", get(projects::summary))
+        .route("/users/current", get(users::current))
 }
 
 /// A Harbor API error: status, code and message.
