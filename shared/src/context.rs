@@ -69,9 +69,7 @@ impl AppContext {
                 q.map_err(startup("SQS queues"))?;
                 crate::migrate::check_version(&meta).await?;
                 let token_keys = token_keys(&config, &meta).await?;
-                let ctx =
-                    Self { config, blobs: Arc::new(blobs), meta: Arc::new(meta), queue: Arc::new(queue), token_keys };
-                ctx
+                Self { config, blobs: Arc::new(blobs), meta: Arc::new(meta), queue: Arc::new(queue), token_keys }
             }
         };
         Ok(Arc::new(ctx))

@@ -25,6 +25,11 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
 }
 
+/// Held by tests that measure this process's memory, so that two such
+/// tests (of different backends) never run at once and blur each other's
+/// figures.
+pub static MEMORY_MEASUREMENT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Resets this process's peak-RSS mark (Linux `clear_refs`), so that
 /// [`peak_rss_bytes`] afterwards measures only what follows.
 pub fn reset_peak_rss() {

@@ -1,6 +1,8 @@
 //! End-to-end tests: the real `berth` binary, real clients, and the AWS
 //! emulator (moto) when `AWS_ENDPOINT_URL` points at one.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../support/mod.rs"]
 mod support;
 

@@ -132,6 +132,7 @@ pub async fn large_object_bounded_memory(store: &dyn BlobStore, p: &str) {
     const BUDGET: u64 = 48 * 1024 * 1024;
     let key = format!("{p}large");
     let (expected_len, expected_hash) = hash_stream(pattern_stream(LEN, 7)).await;
+    let _alone = crate::testkit::MEMORY_MEASUREMENT.lock().await;
     reset_peak_rss();
     let (before, _) = rss_bytes();
     assert_eq!(store.put(&key, pattern_stream(LEN, 7)).await.unwrap(), LEN);

@@ -411,6 +411,7 @@ fn walk(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     async fn fresh() -> Option<(tempfile::TempDir, FsBlobStore)> {
@@ -433,6 +434,7 @@ mod tests {
 
 #[cfg(test)]
 mod restart_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[tokio::test]

@@ -171,14 +171,14 @@ fn apply_add(txn: &redb::WriteTransaction, write: Write) -> PortResult<i64> {
     apply(txn, write)?.and_then(|i| i.i64(&attr)).ok_or_else(|| corrupt("counter vanished"))
 }
 
+/// One entry of a key range of the embedded database.
+type RangeEntry<'a, V> = Result<(redb::AccessGuard<'a, &'static [u8]>, redb::AccessGuard<'a, V>), redb::StorageError>;
+
 /// A key range, forwards or backwards.
 fn ordered<'a, V: redb::Value + 'static>(
     range: redb::Range<'a, &'static [u8], V>,
     reverse: bool,
-) -> Box<
-    dyn Iterator<Item = Result<(redb::AccessGuard<'a, &'static [u8]>, redb::AccessGuard<'a, V>), redb::StorageError>>
-        + 'a,
-> {
+) -> Box<dyn Iterator<Item = RangeEntry<'a, V>> + 'a> {
     if reverse { Box::new(range.rev()) } else { Box::new(range) }
 }
 
