@@ -81,13 +81,26 @@ fn project_json(p: &Project, repo_count: usize, caller: &Caller) -> Value {
     })
 }
 
-/// Harbor reads `{project_name_or_id}` as an id when it is numeric, unless
-/// `X-Is-Resource-Name: true` says it is a name.
-fn project_ref(raw: &str, headers: &HeaderMap) -> ProjectRef {
-    let is_name = headers.get("x-is-resource-name").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
-    match raw.parse::<i64>() {
-        Ok(id) if !is_name => ProjectRef::Id(id),
-        _ => ProjectRef::Name(raw.to_owned()),
+/// The project a `/projects/{project_name_or_id}` request names. Harbor
+/// reads it as an id when it is numeric, unless `X-Is-Resource-Name: true`
+/// says it is a name.
+pub struct Target(ProjectRef);
+
+impl axum::extract::FromRequestParts<Arc<AppState>> for Target {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let Path(raw) =
+            Path::<String>::from_request_parts(parts, state).await.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let is_name =
+            parts.headers.get("x-is-resource-name").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+        Ok(Self(match raw.parse::<i64>() {
+            Ok(id) if !is_name => ProjectRef::Id(id),
+            _ => ProjectRef::Name(raw),
+        }))
     }
 }
 
@@ -210,13 +223,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, [(header::LOCATION, loc)]).into_response())
 }
 
-pub async fn get(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(raw): Path<String>,
-) -> ApiResult {
-    let project = readable(&state, &caller, &project_ref(&raw, &headers)).await?;
+pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, Target(r): Target) -> ApiResult {
+    let project = readable(&state, &caller, &r).await?;
     let count = state.registry.repository_count(&project.name).await?;
     Ok(Json(project_json(&project, count, &caller)).into_response())
 }
@@ -224,38 +232,25 @@ pub async fn get(
 pub async fn update(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    headers: HeaderMap,
-    Path(raw): Path<String>,
+    Target(r): Target,
     body: Result<Json<UpdateBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
     let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let r = project_ref(&raw, &headers);
     let project = readable(&state, &caller, &r).await?;
     caller.require(Action::Update, resource(&project))?;
     state.registry.update_project(&r, body.public, body.metadata.unwrap_or_default(), body.storage_limit).await?;
     Ok(StatusCode::OK.into_response())
 }
 
-pub async fn delete(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(raw): Path<String>,
-) -> ApiResult {
-    let r = project_ref(&raw, &headers);
+pub async fn delete(State(state): State<Arc<AppState>>, caller: Caller, Target(r): Target) -> ApiResult {
     let project = readable(&state, &caller, &r).await?;
     caller.require(Action::Delete, resource(&project))?;
     state.registry.delete_project(&r).await?;
     Ok(StatusCode::OK.into_response())
 }
 
-pub async fn summary(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(raw): Path<String>,
-) -> ApiResult {
-    let project = readable(&state, &caller, &project_ref(&raw, &headers)).await?;
+pub async fn summary(State(state): State<Arc<AppState>>, caller: Caller, Target(r): Target) -> ApiResult {
+    let project = readable(&state, &caller, &r).await?;
     let count = state.registry.repository_count(&project.name).await?;
     Ok(Json(json!({
         "repo_count": count,
