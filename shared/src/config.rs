@@ -495,7 +495,7 @@ mod tests {
         assert_eq!((c.aws.bucket.as_str(), c.aws.table.as_str()), ("from-env", "table1"));
         assert_eq!(c.server.presign_ttl_secs, 90);
         assert_eq!(c.admin.password.as_ref().map(Secret::expose), Some("12345678"));
-        assert_eq!(format!("{c:?}").contains("12345678"), false, "secrets never printed");
+        assert!(!format!("{c:?}").contains("12345678"), "secrets never printed");
         let o = Overrides { backend: Some(Backend::Local), ..Overrides::default() };
         let c = Config::load_from(None, env(&[("BERTH_BACKEND", "aws")]), &o).unwrap();
         assert_eq!(c.backend, Backend::Local);
@@ -512,9 +512,12 @@ mod tests {
         assert_eq!(load(None, &vars).unwrap().backend, Backend::Local);
     }
 
+    /// A config file, variables, and the key its error must name.
+    type Case<'a> = (Option<&'a str>, &'a [(&'a str, &'a str)], &'a str);
+
     #[test]
     fn bad_values_name_the_key() {
-        let cases: &[(Option<&str>, &[(&str, &str)], &str)] = &[
+        let cases: &[Case] = &[
             (Some("[server]\nlisten = \"nowhere\"\n"), &[], "server.listen"),
             (Some("[server]\nlistn = \"x\"\n"), &[], "listn"),
             (Some("backend = \"cloud\"\n"), &[], "backend"),

@@ -66,3 +66,16 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A registry over fresh local backends in a temporary folder (dropped
+/// with the folder), with nothing bootstrapped.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub async fn local_registry() -> (tempfile::TempDir, crate::service::Registry) {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = crate::blob::fs::FsBlobStore::open(dir.path().join("blobs")).await.unwrap();
+    let db = crate::localdb::LocalDb::open(&dir.path().join("berth.redb")).unwrap();
+    let meta = crate::meta::local::LocalMetaStore::open(db).await.unwrap();
+    (dir, crate::service::Registry { blobs: Arc::new(blobs), meta: Arc::new(meta) })
+}

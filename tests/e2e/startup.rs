@@ -55,7 +55,8 @@ fn a_second_server_on_the_same_data_folder_is_refused() {
 fn bad_configuration_is_one_line_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("bad.toml"), "[server]\npresign_ttl_secs = \"soon\"\n").unwrap();
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         (&["serve", "--config", "bad.toml"], &[], "server.presign_ttl_secs"),
         (&["serve"], &[("BERTH_QUEUE_MAX_ATTEMPTS", "many")], "BERTH_QUEUE_MAX_ATTEMPTS"),
         (&["serve", "--backend", "aws"], &[], "aws.bucket"),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::auth::Authenticator;
 use crate::context::AppContext;
 use crate::service::Registry;
+use crate::service::settings::SettingsStore;
 
 use super::v2::urls::Urls;
 
@@ -14,18 +15,19 @@ use super::v2::urls::Urls;
 pub struct AppState {
     pub ctx: Arc<AppContext>,
     pub registry: Registry,
+    /// The system settings (`/api/v2.0/configurations`), cached briefly.
+    pub settings: Arc<SettingsStore>,
     pub auth: Authenticator,
     pub urls: Urls,
 }
 
 impl AppState {
     pub fn new(ctx: Arc<AppContext>) -> Self {
-        Self {
-            registry: Registry::new(&ctx),
-            auth: Authenticator::new(ctx.meta.clone(), ctx.token_keys.clone(), &ctx.config.auth.service),
-            urls: Urls::new(ctx.config.server.upload_base_url.as_deref()),
-            ctx,
-        }
+        let registry = Registry::new(&ctx);
+        let settings = Arc::new(SettingsStore::new(ctx.meta.clone(), ctx.config.auth.token_ttl_secs));
+        let auth =
+            Authenticator::new(registry.clone(), settings.clone(), ctx.token_keys.clone(), &ctx.config.auth.service);
+        Self { registry, settings, auth, urls: Urls::new(ctx.config.server.upload_base_url.as_deref()), ctx }
     }
 
     pub fn presign_ttl(&self) -> Duration {

@@ -9,8 +9,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::auth::rbac::{Act, Res};
 use crate::auth::token::{Access, issue as sign, parse_scope};
-use crate::auth::{Action, AuthError, Decision, Resource, Subject, action_of_scope, authorize};
+use crate::auth::{AuthError, Decision, On, Subject, access_to, authorize, scope_word};
 use crate::oci::RepoName;
 
 use super::state::AppState;
@@ -43,9 +44,9 @@ pub async fn issue(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQu
     let subject = match state.auth.authenticate(value).await {
         Ok(Subject::Token(_)) => return refused(StatusCode::UNAUTHORIZED, "present credentials, not a token"),
         Ok(subject) => subject,
-        Err(AuthError::Backend(e)) => {
+        Err(e @ (AuthError::Backend(_) | AuthError::Unavailable(_))) => {
             tracing::error!(error = %e, "token service backend failure");
-            return (StatusCode::SERVICE_UNAVAILABLE, "backend unavailable").into_response();
+            return refused(StatusCode::SERVICE_UNAVAILABLE, "the registry cannot check credentials right now");
         }
         Err(_) => return refused(StatusCode::UNAUTHORIZED, "invalid credentials"),
     };
@@ -55,13 +56,15 @@ pub async fn issue(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQu
             access.push(granted);
         }
     }
-    let ttl = i64::try_from(state.ctx.config.auth.token_ttl_secs).unwrap_or(1800);
-    let now = crate::meta::now_unix();
-    let name = match &subject {
-        Subject::User { name, .. } => name.clone(),
-        _ => String::new(),
+    let ttl = match state.settings.get().await {
+        Ok(settings) => settings.token_ttl_secs(),
+        Err(e) => {
+            tracing::error!(error = %e, "reading the settings failed");
+            return refused(StatusCode::SERVICE_UNAVAILABLE, "the registry cannot issue tokens right now");
+        }
     };
-    let token = sign(state.auth.keys(), expected, &name, access, ttl, now);
+    let now = crate::meta::now_unix();
+    let token = sign(state.auth.keys(), expected, subject.name(), access, ttl, now);
     axum::Json(json!({
         "token": token,
         "access_token": token,
@@ -78,20 +81,25 @@ async fn grant(state: &AppState, subject: &Subject, scope: &str) -> Option<Acces
     let actions: Vec<String> = match requested.kind.as_str() {
         "repository" => {
             let repo = RepoName::parse(&requested.name).ok()?;
-            let public = state.registry.require_project(&repo).await.is_ok_and(|p| p.public());
-            let resource = Resource::Repository { repo: &repo, public };
-            let mut words: Vec<&str> = requested.actions.iter().map(String::as_str).collect();
-            if words.contains(&"*") {
-                words = vec!["pull", "push", "delete"];
-            }
-            words
+            let access = if subject.is_sysadmin() {
+                None
+            } else {
+                match state.registry.require_project(&repo).await {
+                    Ok(project) => access_to(&state.registry, subject, &project).await.ok(),
+                    Err(_) => None,
+                }
+            };
+            let on = On::Repository { repo: &repo, project: access.as_ref() };
+            let wanted = |act: Act| requested.actions.iter().any(|w| w == "*" || Some(w.as_str()) == scope_word(act));
+            [Act::Pull, Act::Push, Act::Delete]
                 .into_iter()
-                .filter(|w| action_of_scope(w).is_some_and(|a| authorize(subject, a, resource) == Decision::Allow))
+                .filter(|act| wanted(*act) && authorize(subject, (Res::Repository, *act), on) == Decision::Allow)
+                .filter_map(scope_word)
                 .map(str::to_owned)
                 .collect()
         }
         "registry" if requested.name == "catalog" => {
-            if authorize(subject, Action::Catalog, Resource::Registry) == Decision::Allow {
+            if authorize(subject, (Res::Catalog, Act::Read), On::Registry) == Decision::Allow {
                 vec!["*".to_owned()]
             } else {
                 Vec::new()

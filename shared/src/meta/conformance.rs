@@ -366,7 +366,7 @@ pub async fn index_queries(s: Store, p: &str) {
     assert_eq!(some.len(), 30);
     let few = s.query_all(Query::index(Index::Gsi1, &g, "when#09")).await.unwrap();
     assert_eq!(few.iter().map(|i| i.i64("i").unwrap()).collect::<BTreeSet<_>>(), BTreeSet::from([27, 28, 29]));
-    assert_eq!(few[0].pk.starts_with(p), true, "index results are whole items");
+    assert!(few[0].pk.starts_with(p), "index results are whole items");
     let other = s.query_all(Query::index(Index::Gsi2, &g, "")).await.unwrap();
     assert_eq!(other.len(), 1);
     assert_eq!(other[0].i64("i"), Some(98));

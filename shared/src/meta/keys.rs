@@ -3,10 +3,22 @@
 //! ```text
 //! item                          pk                       sk
 //! schema version                SYS                      SCHEMA
-//! user                          USR#<name>               META
 //! id counters                   SYS                      COUNTERS
 //! token signing key             SYS                      TOKEN_KEY
+//! system settings               SYS                      CONFIG
+//! user                          USR#<name>               META
+//! user id → name                UID#<id>                 META
+//! user list entry               USERS                    <name>
+//! e-mail address → user         EMAIL#<address>          META
+//! user group                    GRP#<id>                 META
+//! group by its identity         GRPK#<type>#<dn or name> META
+//! group list entry              GROUPS                   <id, 12 digits>
+//! robot account                 ROB#<name>               META
+//! robot id → name               RID#<id>                 META
+//! robot list entry              ROBOTS                   <name>
 //! project                       P#<project>              META
+//! project member                P#<project>              M#u#<user id> | M#g#<group id>
+//!   (gsi1: MEMBER#u#<user id> | MEMBER#g#<group id> → <project>)
 //! project list entry            PROJECTS                 <project>
 //! project id → name             PID#<id>                 META
 //! repository                    P#<project>              R#<repository>
@@ -36,6 +48,59 @@ pub fn user(name: &str) -> (String, &'static str) {
     (format!("USR#{name}"), "META")
 }
 
+/// A user's id → name.
+pub fn user_id(id: i64) -> Key {
+    (format!("UID#{id}"), "META".to_owned())
+}
+
+pub const USERS: &str = "USERS";
+
+pub fn user_entry(name: &str) -> Key {
+    (USERS.to_owned(), name.to_owned())
+}
+
+/// Holds the user an e-mail address belongs to (addresses are unique,
+/// compared case-insensitively).
+pub fn user_email(email: &str) -> Key {
+    (format!("EMAIL#{}", email.to_lowercase()), "META".to_owned())
+}
+
+pub fn group(id: i64) -> Key {
+    (format!("GRP#{id}"), "META".to_owned())
+}
+
+/// A group by what identifies it in its source (an LDAP DN, an OIDC group
+/// name), so each is onboarded once.
+pub fn group_identity(group_type: i64, identity: &str) -> Key {
+    (format!("GRPK#{group_type}#{identity}"), "META".to_owned())
+}
+
+pub const GROUPS: &str = "GROUPS";
+
+pub fn group_entry(id: i64) -> Key {
+    (GROUPS.to_owned(), format!("{id:012}"))
+}
+
+/// A robot account, by its name without the configurable prefix.
+pub fn robot(name: &str) -> Key {
+    (format!("ROB#{name}"), "META".to_owned())
+}
+
+pub fn robot_id(id: i64) -> Key {
+    (format!("RID#{id}"), "META".to_owned())
+}
+
+pub const ROBOTS: &str = "ROBOTS";
+
+pub fn robot_entry(name: &str) -> Key {
+    (ROBOTS.to_owned(), name.to_owned())
+}
+
+/// The system settings changed through the API.
+pub fn settings() -> (&'static str, &'static str) {
+    ("SYS", "CONFIG")
+}
+
 /// The generated registry-token signing key (when none is configured).
 pub fn token_key() -> (&'static str, &'static str) {
     ("SYS", "TOKEN_KEY")
@@ -58,6 +123,36 @@ pub fn project_entry(name: &str) -> Key {
 
 pub fn project_id(id: i64) -> Key {
     (format!("PID#{id}"), "META".to_owned())
+}
+
+/// What a member entry is: a user or a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberKind {
+    User,
+    Group,
+}
+
+impl MemberKind {
+    /// Harbor's `entity_type`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::User => "u",
+            Self::Group => "g",
+        }
+    }
+}
+
+/// The sort-key prefix of a project's members in its partition.
+pub const MEMBER_PREFIX: &str = "M#";
+
+pub fn member(project: &str, kind: MemberKind, entity_id: i64) -> Key {
+    (format!("P#{project}"), format!("M#{}#{entity_id}", kind.code()))
+}
+
+/// The gsi1 partition listing the projects a user or group is a member of
+/// (the member items carry it, with the project name as gsi1 sort key).
+pub fn member_of(kind: MemberKind, entity_id: i64) -> String {
+    format!("MEMBER#{}#{entity_id}", kind.code())
 }
 
 /// The sort-key prefix of a project's repositories in its partition.

@@ -38,6 +38,10 @@ pub enum ServiceError {
     /// A management resource (project, member…) that does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The operation is refused to this caller whatever its permissions
+    /// (deleting the administrator, oneself).
+    #[error("{0}")]
+    Forbidden(String),
     /// Creating what exists already.
     #[error("{0}")]
     Conflict(String),

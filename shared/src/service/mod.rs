@@ -4,14 +4,22 @@
 //!
 //! [`Registry`] is the OCI distribution model: upload sessions
 //! ([`uploads`]), blobs and their repository links ([`blobs`]), manifests,
-//! tags, referrers and the catalog ([`manifests`]).
+//! tags, referrers and the catalog ([`manifests`]); and the registry's
+//! accounts and access: projects ([`projects`]), users ([`users`]), user
+//! groups ([`groups`]), project members ([`members`]), robot accounts
+//! ([`robots`]) and the system settings ([`settings`]).
 
-pub mod accounts;
 pub mod blobs;
 pub mod error;
+pub mod groups;
 pub mod manifests;
+pub mod members;
+pub mod passwords;
 pub mod projects;
+pub mod robots;
+pub mod settings;
 pub mod uploads;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -40,7 +48,8 @@ impl Registry {
 /// starts.
 pub async fn bootstrap(ctx: &AppContext) -> ServiceResult<Option<String>> {
     let password = ctx.config.admin.password.as_ref().map(|s| s.expose().to_owned());
-    let generated = accounts::ensure_admin(ctx.meta.as_ref(), password.as_deref()).await?;
-    Registry::new(ctx).ensure_default_project().await?;
+    let registry = Registry::new(ctx);
+    let generated = registry.ensure_admin(password.as_deref()).await?;
+    registry.ensure_default_project().await?;
     Ok(generated)
 }

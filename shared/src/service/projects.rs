@@ -44,6 +44,9 @@ const SEVERITIES: &[&str] = &["none", "low", "medium", "high", "critical"];
 pub struct Project {
     pub project_id: i64,
     pub name: String,
+    /// The owner's user id (0 in projects stored before owners had ids).
+    #[serde(default)]
+    pub owner_id: i64,
     pub owner_name: String,
     /// Harbor's metadata, `public` included.
     pub metadata: BTreeMap<String, String>,
@@ -66,6 +69,13 @@ pub struct NewProject {
     pub public: Option<bool>,
     pub metadata: BTreeMap<String, String>,
     pub storage_limit: Option<i64>,
+}
+
+/// Who creates a project: it becomes its owner and first ProjectAdmin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub id: i64,
+    pub name: String,
 }
 
 /// A project as the management API names it: by name, or by numeric id.
@@ -135,7 +145,7 @@ fn project_of(item: Item) -> ServiceResult<Project> {
 
 impl Registry {
     /// Creates a project. `Conflict` when the name is taken.
-    pub async fn create_project(&self, new: NewProject, owner: &str) -> ServiceResult<Project> {
+    pub async fn create_project(&self, new: NewProject, owner: &Owner) -> ServiceResult<Project> {
         validate_project_name(&new.name)?;
         let mut metadata = new.metadata;
         validate_metadata(&metadata)?;
@@ -155,7 +165,8 @@ impl Registry {
         let project = Project {
             project_id: id,
             name: new.name.clone(),
-            owner_name: owner.to_owned(),
+            owner_id: owner.id,
+            owner_name: owner.name.clone(),
             metadata,
             storage_limit,
             creation_time: now,
@@ -163,10 +174,20 @@ impl Registry {
         };
         let (epk, esk) = keys::project_entry(&project.name);
         let (ipk, isk) = keys::project_id(id);
+        let admin = super::members::Member {
+            id: self.next_member_id().await?,
+            project_id: id,
+            kind: keys::MemberKind::User,
+            entity_id: owner.id,
+            entity_name: owner.name.clone(),
+            role: crate::auth::rbac::Role::ProjectAdmin,
+        };
         let writes = vec![
             Write::Put { item: project_item(&project)?, cond: Condition::NotExists },
             Write::Put { item: Item::new(epk, esk).with("project_id", id), cond: Condition::Always },
             Write::Put { item: Item::new(ipk, isk).with("name", project.name.clone()), cond: Condition::NotExists },
+            // Replaces any leftover of a deleted project of the same name.
+            Write::Put { item: super::members::member_item(&project.name, &admin), cond: Condition::Always },
         ];
         match self.meta.transact(writes).await {
             Ok(()) => Ok(project),
@@ -181,7 +202,8 @@ impl Registry {
     /// Harbor's, unless it exists. Safe under concurrent starts.
     pub async fn ensure_default_project(&self) -> ServiceResult<()> {
         let new = NewProject { name: DEFAULT_PROJECT.to_owned(), public: Some(true), ..NewProject::default() };
-        match self.create_project(new, super::accounts::ADMIN).await {
+        let admin = Owner { id: super::users::ADMIN_ID, name: super::users::ADMIN.to_owned() };
+        match self.create_project(new, &admin).await {
             Ok(_) | Err(ServiceError::Conflict(_)) => Ok(()),
             Err(e) => Err(e),
         }
@@ -282,10 +304,12 @@ impl Registry {
         ];
         match self.meta.transact(writes).await {
             Err(e) if e.is(ErrorKind::ConditionFailed) => {
-                Err(ServiceError::NotFound(format!("project {} not found", project.name)))
+                return Err(ServiceError::NotFound(format!("project {} not found", project.name)));
             }
-            other => other.map_err(Into::into),
+            other => other?,
         }
+        self.delete_project_members(&project).await?;
+        self.delete_project_robots(&project).await
     }
 
     /// Repositories of a project.

@@ -4,8 +4,12 @@
 //! Handlers authenticate through [`Caller`], ask [`crate::auth::authorize`]
 //! and call services; they hold no rules of their own.
 
+mod configurations;
+mod members;
 mod projects;
+mod robots;
 mod system;
+mod usergroups;
 mod users;
 
 use std::sync::Arc;
@@ -15,11 +19,13 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use serde::Serialize;
 
-use crate::auth::{Action, AuthError, Decision, Resource, Subject, authorize};
+use crate::auth::rbac::Perm;
+use crate::auth::{AuthError, Decision, On, ProjectAccess, Subject, UserPrincipal, access_to, authorize};
 use crate::service::ServiceError;
+use crate::service::projects::Project;
 
 use super::state::AppState;
 
@@ -34,8 +40,27 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/projects", get(projects::list).post(projects::create).head(projects::exists))
         .route("/projects/{project_name_or_id}", get(projects::get).put(projects::update).delete(projects::delete))
         .route("/projects/{project_name_or_id}/summary", get(projects::summary))
+        .route("/projects/{project_name_or_id}/members", get(members::list).post(members::create))
+        .route(
+            "/projects/{project_name_or_id}/members/{mid}",
+            get(members::get).put(members::update).delete(members::delete),
+        )
+        .route("/users", get(users::list).post(users::create))
         .route("/users/current", get(users::current))
+        .route("/users/current/permissions", get(users::permissions))
+        .route("/users/search", get(users::search))
+        .route("/users/{user_id}", get(users::get).put(users::update).delete(users::delete))
+        .route("/users/{user_id}/sysadmin", put(users::set_sysadmin))
+        .route("/users/{user_id}/password", put(users::set_password))
+        .route("/usergroups", get(usergroups::list).post(usergroups::create))
+        .route("/usergroups/search", get(usergroups::search))
+        .route("/usergroups/{group_id}", get(usergroups::get).put(usergroups::update).delete(usergroups::delete))
+        .route("/robots", get(robots::list).post(robots::create))
+        .route("/robots/{robot_id}", get(robots::get).put(robots::update).patch(robots::refresh).delete(robots::delete))
+        .route("/configurations", get(configurations::get).put(configurations::update))
 }
+
+pub type ApiResult<T = Response> = Result<T, ApiError>;
 
 /// A Harbor API error: status, code and message.
 #[derive(Debug)]
@@ -109,6 +134,7 @@ impl From<ServiceError> for ApiError {
             | ServiceError::UploadUnknown
             | ServiceError::ManifestBlobUnknown(_) => StatusCode::NOT_FOUND,
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
+            ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
             ServiceError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ServiceError::Backend(p) if p.is(crate::port::ErrorKind::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
@@ -131,33 +157,139 @@ impl FromRequestParts<Arc<AppState>> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         let value = parts.headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
-        match state.auth.authenticate(value).await {
-            Ok(Subject::Token(_)) => {
+        match state.auth.authenticate(value).await? {
+            Subject::Token(_) => {
                 Err(ApiError::new(StatusCode::UNAUTHORIZED, "registry tokens are not accepted by the management API"))
             }
-            Ok(subject) => Ok(Self(subject)),
-            Err(AuthError::Backend(e)) => Err(ServiceError::from(e).into()),
-            Err(e) => Err(ApiError::new(StatusCode::UNAUTHORIZED, e.to_string())),
+            subject => Ok(Self(subject)),
         }
+    }
+}
+
+/// Refused credentials are a 401 that never says whether the account
+/// exists; a directory that cannot be asked is a 503.
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Backend(p) => ServiceError::from(p).into(),
+            AuthError::Unavailable(_) => {
+                tracing::error!(error = %e, "identity provider unavailable");
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "the identity provider is unavailable")
+            }
+            AuthError::InvalidCredentials | AuthError::Malformed | AuthError::InvalidToken(_) => {
+                Self::new(StatusCode::UNAUTHORIZED, "invalid credentials")
+            }
+        }
+    }
+}
+
+fn refusal(decision: Decision) -> Result<(), ApiError> {
+    match decision {
+        Decision::Allow => Ok(()),
+        Decision::Challenge => Err(ApiError::new(StatusCode::UNAUTHORIZED, "authentication required")),
+        Decision::Deny => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden")),
     }
 }
 
 impl Caller {
     /// Allows, or fails with 401 (anonymous) or 403.
-    pub fn require(&self, action: Action, resource: Resource<'_>) -> Result<(), ApiError> {
-        match authorize(&self.0, action, resource) {
-            Decision::Allow => Ok(()),
-            Decision::Challenge => Err(ApiError::new(StatusCode::UNAUTHORIZED, "authentication required")),
-            Decision::Deny => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden")),
+    pub fn require(&self, perm: Perm, on: On<'_>) -> Result<(), ApiError> {
+        refusal(authorize(&self.0, perm, on))
+    }
+
+    /// What the caller's permissions in `project` depend on.
+    pub async fn access(&self, state: &AppState, project: &Project) -> ApiResult<ProjectAccess> {
+        Ok(access_to(&state.registry, &self.0, project).await?)
+    }
+
+    /// Allows `perm` in `project`, or fails with 401 or 403.
+    pub async fn require_in(&self, state: &AppState, project: &Project, perm: Perm) -> ApiResult<ProjectAccess> {
+        let access = self.access(state, project).await?;
+        self.require(perm, On::Project(&access))?;
+        Ok(access)
+    }
+
+    /// Fails with 401 unless the caller signed in.
+    pub fn require_signed_in(&self) -> Result<(), ApiError> {
+        if self.0.is_authenticated() {
+            Ok(())
+        } else {
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, "authentication required"))
         }
     }
 
-    pub fn name(&self) -> Option<&str> {
-        match &self.0 {
-            Subject::User { name, .. } => Some(name),
-            Subject::Anonymous | Subject::Token(_) => None,
+    /// The signed-in user (not a robot).
+    pub fn user(&self) -> Option<&UserPrincipal> {
+        self.0.user()
+    }
+
+    pub fn is_sysadmin(&self) -> bool {
+        self.0.is_sysadmin()
+    }
+}
+
+/// A `q` filter of Harbor's query syntax: `k=v` (exact) or `k=~v` (fuzzy),
+/// comma-separated.
+pub fn parse_q(q: &str) -> Vec<(String, String, bool)> {
+    q.split(',')
+        .filter_map(|term| {
+            let (k, v) = term.split_once('=')?;
+            let (v, fuzzy) = match v.strip_prefix('~') {
+                Some(rest) => (rest, true),
+                None => (v, false),
+            };
+            Some((k.trim().to_owned(), v.trim().to_owned(), fuzzy))
+        })
+        .collect()
+}
+
+/// Whether `field` passes a `q` term.
+pub fn q_matches(field: &str, value: &str, fuzzy: bool) -> bool {
+    if fuzzy { field.contains(value) } else { field == value }
+}
+
+/// A JSON body, or Harbor's 400 naming what is wrong with it.
+pub struct Body<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(v) =
+            axum::Json::<T>::from_request(req, state).await.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        Ok(Self(v))
+    }
+}
+
+/// A numeric path id (`/users/{user_id}`), or Harbor's 400.
+pub struct Id(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(params) =
+            axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let (name, raw) = params.last().cloned().unwrap_or_default();
+        match raw.parse::<i64>() {
+            Ok(id) if id > 0 => Ok(Self(id)),
+            _ => Err(ApiError::bad_request(format!("{name} must be a positive number, got {raw:?}"))),
         }
     }
+}
+
+/// `201 Created` with a `Location`.
+pub fn created(location: &str) -> ApiResult {
+    let loc = HeaderValue::from_str(location).map_err(|_| ApiError::bad_request("bad name in location"))?;
+    Ok((StatusCode::CREATED, [(header::LOCATION, loc)]).into_response())
+}
+
+/// `201 Created` with a `Location` and a JSON body.
+pub fn created_with(location: &str, body: serde_json::Value) -> ApiResult {
+    let loc = HeaderValue::from_str(location).map_err(|_| ApiError::bad_request("bad name in location"))?;
+    Ok((StatusCode::CREATED, [(header::LOCATION, loc)], axum::Json(body)).into_response())
 }
 
 /// RFC 3339 time of a Unix timestamp, as Harbor writes times.

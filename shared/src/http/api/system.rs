@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use serde_json::json;
 
+use super::ApiResult;
 use crate::config::Backend;
 use crate::http::state::AppState;
 
@@ -38,20 +39,24 @@ pub async fn health(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 /// Harbor's `GeneralInfo`, with the fields that apply to berth.
-pub async fn systeminfo(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+pub async fn systeminfo(State(state): State<Arc<AppState>>) -> ApiResult {
     let storage = storage_provider(&state);
-    axum::Json(json!({
-        "auth_mode": "db_auth",
-        "primary_auth_mode": false,
-        "project_creation_restriction": "everyone",
-        "self_registration": false,
+    let settings = state.settings.get().await?;
+    let oidc = settings.auth_mode() == "oidc_auth";
+    Ok(axum::Json(json!({
+        "auth_mode": settings.auth_mode(),
+        "primary_auth_mode": settings.bool("primary_auth_mode"),
+        "project_creation_restriction": settings.str("project_creation_restriction"),
+        "self_registration": settings.bool("self_registration"),
+        "oidc_provider_name": if oidc { settings.str("oidc_name") } else { "" },
         "has_ca_root": false,
         "harbor_version": concat!("v2.13.0-berth-", env!("CARGO_PKG_VERSION")),
         "registry_storage_provider_name": storage,
-        "read_only": false,
+        "read_only": settings.bool("read_only"),
         "with_chartmuseum": false,
-        "notification_enable": false,
+        "notification_enable": settings.bool("notification_enable"),
         "current_time": super::rfc3339(crate::meta::now_unix()),
-        "banner_message": ""
+        "banner_message": settings.str("banner_message")
     }))
+    .into_response())
 }

@@ -196,7 +196,9 @@ impl From<ServiceError> for OciError {
             ServiceError::ManifestBlobUnknown(_) => OciCode::ManifestBlobUnknown,
             ServiceError::NameUnknown(_) => OciCode::NameUnknown,
             ServiceError::TooLarge(_) => OciCode::TooLarge,
-            ServiceError::Conflict(_) | ServiceError::PreconditionFailed(_) => OciCode::Denied,
+            ServiceError::Conflict(_) | ServiceError::PreconditionFailed(_) | ServiceError::Forbidden(_) => {
+                OciCode::Denied
+            }
             ServiceError::Invalid(_) => OciCode::NameInvalid,
             ServiceError::NotFound(_) => OciCode::NameUnknown,
             ServiceError::Backend(p) if p.is(crate::port::ErrorKind::Unavailable) => OciCode::Unavailable,

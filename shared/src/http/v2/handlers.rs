@@ -6,7 +6,8 @@ use axum::response::{IntoResponse, Response};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
-use crate::auth::{Action, Decision, Resource, Subject, authorize};
+use crate::auth::rbac::Act;
+use crate::auth::{Decision, Subject};
 use crate::blob::{ByteRange, ByteStream};
 use crate::oci::{Digest, Manifest, Reference, RepoName, media};
 use crate::service::blobs::{BlobBody, BlobInfo};
@@ -101,8 +102,7 @@ pub(super) async fn route(c: Ctx<'_>, route: V2Route, body: Body) -> HandlerResu
 
 /// Whether the caller may read `repo` (the source of a mount).
 async fn may_pull(c: &Ctx<'_>, repo: &RepoName) -> bool {
-    let public = c.state.registry.require_project(repo).await.is_ok_and(|p| p.public());
-    authorize(c.subject, Action::Pull, Resource::Repository { repo, public }) == Decision::Allow
+    super::check(c.state, c.subject, Act::Pull, repo).await.is_ok_and(|d| d == Decision::Allow)
 }
 
 fn byte_stream(body: Body) -> ByteStream {

@@ -16,8 +16,10 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::{Action, AuthError, Decision, Resource, Subject, authorize};
+use crate::auth::rbac::{Act, Res};
+use crate::auth::{AuthError, Decision, On, Subject, access_to, authorize};
 use crate::config::Role;
+use crate::oci::RepoName;
 
 use self::error::{OciCode, OciError};
 use self::route::V2Route;
@@ -55,60 +57,75 @@ async fn handle(
         return Err(OciError::new(OciCode::NotFound).detail("this host serves blob uploads only"));
     }
     let subject = authenticate(state, headers, &route, method).await?;
-    let public = match (&subject, route.name()) {
-        // Neither the administrator's rights nor a token's grants depend on
-        // whether the project is public: no need to look it up on the pull
-        // path.
-        (Subject::User { sysadmin: true, .. } | Subject::Token(_), _) | (_, None) => false,
-        (_, Some(repo)) => state.registry.require_project(repo).await.is_ok_and(|p| p.public()),
+    let decision = match &route {
+        // Reaching the registry needs an account, nothing more.
+        V2Route::Base if subject.is_authenticated() => Decision::Allow,
+        V2Route::Base => Decision::Challenge,
+        V2Route::Catalog => authorize(&subject, (Res::Catalog, Act::Read), On::Registry),
+        _ => match route.name() {
+            Some(repo) => check(state, &subject, repo_action(method, &route), repo).await?,
+            None => Decision::Deny,
+        },
     };
-    let (action, resource) = permission(method, &route, public);
-    require(&subject, action, resource).map_err(|e| match (e, &subject) {
+    match decision {
+        Decision::Allow => {}
         // A token without the scope this needs: the client should get one
         // that has it (or learn it may not).
-        (Some(_), Subject::Token(_)) => bearer_challenge(state, headers, &route, method, Some("insufficient_scope")),
-        (Some(e), _) => e,
-        (None, _) => bearer_challenge(state, headers, &route, method, None),
-    })?;
+        Decision::Deny if matches!(subject, Subject::Token(_)) => {
+            return Err(bearer_challenge(state, headers, &route, method, Some("insufficient_scope")));
+        }
+        Decision::Deny => return Err(OciError::new(OciCode::Denied)),
+        Decision::Challenge => return Err(bearer_challenge(state, headers, &route, method, None)),
+    }
     let params = Params::parse(uri.query());
     let ctx = handlers::Ctx { state, subject: &subject, method, headers, params: &params };
     handlers::route(ctx, route, body).await
 }
 
-/// The action a request takes, for the permission check.
-fn permission<'a>(method: &Method, route: &'a V2Route, public: bool) -> (Action, Resource<'a>) {
-    let resource = route.name().map_or(Resource::Registry, |repo| Resource::Repository { repo, public });
-    let action = match route {
-        V2Route::Base => Action::Ping,
-        V2Route::Catalog => Action::Catalog,
-        V2Route::UploadStart { .. } | V2Route::Upload { .. } => Action::Push,
-        _ if *method == Method::DELETE => Action::Delete,
-        _ if *method == Method::PUT => Action::Push,
-        _ => Action::Pull,
-    };
-    (action, resource)
+/// What a request does to its repository: uploads and puts push, deletes
+/// delete, the rest pulls (Harbor's mapping of `/v2` methods).
+fn repo_action(method: &Method, route: &V2Route) -> Act {
+    match route {
+        V2Route::UploadStart { .. } | V2Route::Upload { .. } => Act::Push,
+        _ if *method == Method::DELETE => Act::Delete,
+        _ if *method == Method::PUT => Act::Push,
+        _ => Act::Pull,
+    }
 }
 
-/// Allows, or fails with a denial; `Err(None)` means the caller should be
-/// challenged to authenticate.
-fn require(subject: &Subject, action: Action, resource: Resource<'_>) -> Result<(), Option<OciError>> {
-    match authorize(subject, action, resource) {
-        Decision::Allow => Ok(()),
-        Decision::Challenge => Err(None),
-        Decision::Deny => Err(Some(OciError::new(OciCode::Denied))),
+/// Whether `subject` may take `act` on `repo`. The project (and the
+/// caller's roles in it) is read only for subjects whose rights depend on
+/// it: neither the administrator's nor a token's do, so pulls with tokens
+/// cost no table read here.
+pub(super) async fn check(
+    state: &AppState,
+    subject: &Subject,
+    act: Act,
+    repo: &RepoName,
+) -> Result<Decision, OciError> {
+    let perm = (Res::Repository, act);
+    if subject.is_sysadmin() || matches!(subject, Subject::Token(_)) {
+        return Ok(authorize(subject, perm, On::Repository { repo, project: None }));
     }
+    let access = match state.registry.require_project(repo).await {
+        Ok(project) => Some(access_to(&state.registry, subject, &project).await?),
+        Err(crate::service::ServiceError::NameUnknown(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(authorize(subject, perm, On::Repository { repo, project: access.as_ref() }))
 }
 
 /// The token scope a request needs, for the challenge.
 fn scope(route: &V2Route, method: &Method) -> Option<String> {
-    let (action, _) = permission(method, route, false);
-    match (action, route.name()) {
-        (Action::Catalog, _) => Some("registry:catalog:*".to_owned()),
-        (Action::Push, Some(repo)) => Some(format!("repository:{repo}:pull,push")),
-        (Action::Delete, Some(repo)) => Some(format!("repository:{repo}:delete")),
-        (_, Some(repo)) => Some(format!("repository:{repo}:pull")),
-        _ => None,
+    if matches!(route, V2Route::Catalog) {
+        return Some("registry:catalog:*".to_owned());
     }
+    let repo = route.name()?;
+    Some(match repo_action(method, route) {
+        Act::Push => format!("repository:{repo}:pull,push"),
+        Act::Delete => format!("repository:{repo}:delete"),
+        _ => format!("repository:{repo}:pull"),
+    })
 }
 
 /// `401` asking for a registry token from `/service/token` (Docker's token
@@ -149,6 +166,10 @@ async fn authenticate(
     match state.auth.authenticate(value).await {
         Ok(subject) => Ok(subject),
         Err(AuthError::Backend(e)) => Err(crate::service::ServiceError::from(e).into()),
+        Err(e @ AuthError::Unavailable(_)) => {
+            tracing::error!(error = %e, "identity provider unavailable");
+            Err(OciError::new(OciCode::Unavailable).detail(e.to_string()))
+        }
         Err(e @ AuthError::InvalidToken(_)) => {
             Err(bearer_challenge(state, headers, route, method, Some("invalid_token")).detail(e.to_string()))
         }

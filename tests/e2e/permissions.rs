@@ -1,0 +1,465 @@
+//! The permission matrix, walked: every kind of caller (the system
+//! administrator, each project role, a signed-in non-member, the anonymous
+//! caller, a project robot and a system robot) tries every operation on
+//! repositories, tags, members, robots and projects, in a private and in a
+//! public project, through the real binary; each answer must be the one
+//! Harbor's role table gives.
+//!
+//! The expectations below are written from Harbor's table (the role matrix
+//! of `shared/reference/harbor-facts.md` §1.5 and Harbor's public-project
+//! rules), not derived from berth's own table, so a wrong entry in either
+//! shows up here.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reqwest::Method;
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use serde_json::{Value, json};
+
+use crate::support::Server;
+
+const ADMIN_PASSWORD: &str = "Harbor12345";
+const USER_PASSWORD: &str = "Passw0rd1";
+
+/// Who makes a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Who {
+    Admin,
+    ProjectAdmin,
+    Maintainer,
+    Developer,
+    Guest,
+    LimitedGuest,
+    /// Signed in, but no member.
+    Outsider,
+    Anonymous,
+    /// A robot of the project holding repository push and member list.
+    ProjectRobot,
+    /// A system robot holding repository pull in every project.
+    SystemRobot,
+}
+
+const EVERYONE: &[Who] = &[
+    Who::Admin,
+    Who::ProjectAdmin,
+    Who::Maintainer,
+    Who::Developer,
+    Who::Guest,
+    Who::LimitedGuest,
+    Who::Outsider,
+    Who::Anonymous,
+    Who::ProjectRobot,
+    Who::SystemRobot,
+];
+
+impl Who {
+    /// Harbor's role id, for members.
+    fn role(self) -> Option<i64> {
+        match self {
+            Self::ProjectAdmin => Some(1),
+            Self::Developer => Some(2),
+            Self::Guest => Some(3),
+            Self::Maintainer => Some(4),
+            Self::LimitedGuest => Some(5),
+            _ => None,
+        }
+    }
+
+    fn user(self) -> Option<&'static str> {
+        match self {
+            Self::ProjectAdmin => Some("m-pa"),
+            Self::Maintainer => Some("m-maint"),
+            Self::Developer => Some("m-dev"),
+            Self::Guest => Some("m-guest"),
+            Self::LimitedGuest => Some("m-lguest"),
+            Self::Outsider => Some("m-outsider"),
+            _ => None,
+        }
+    }
+}
+
+/// The operations walked, each named for the permission it exercises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Op {
+    Pull,
+    Push,
+    DeleteManifest,
+    ListTags,
+    Catalog,
+    ReadProject,
+    UpdateProject,
+    ListMembers,
+    ReadMember,
+    CreateMember,
+    UpdateMember,
+    DeleteMember,
+    ListRobots,
+    ReadRobot,
+    CreateRobot,
+    RefreshRobot,
+    DeleteRobot,
+}
+
+const OPS: &[Op] = &[
+    Op::Pull,
+    Op::Push,
+    Op::DeleteManifest,
+    Op::ListTags,
+    Op::Catalog,
+    Op::ReadProject,
+    Op::UpdateProject,
+    Op::ListMembers,
+    Op::ReadMember,
+    Op::CreateMember,
+    Op::UpdateMember,
+    Op::DeleteMember,
+    Op::ListRobots,
+    Op::ReadRobot,
+    Op::CreateRobot,
+    Op::RefreshRobot,
+    Op::DeleteRobot,
+];
+
+/// Harbor's table: which project roles may, in order ProjectAdmin,
+/// Maintainer, Developer, Guest, LimitedGuest; whether anyone may in a
+/// public project; and what the two robots' grants allow.
+struct Rule {
+    op: Op,
+    roles: [bool; 5],
+    public: bool,
+    project_robot: bool,
+    system_robot: bool,
+}
+
+const fn rule(op: Op, roles: [bool; 5], public: bool, project_robot: bool, system_robot: bool) -> Rule {
+    Rule { op, roles, public, project_robot, system_robot }
+}
+
+const Y: bool = true;
+const N: bool = false;
+
+#[rustfmt::skip]
+const TABLE: &[Rule] = &[
+    //   operation              PA Maint Dev Guest LGuest  public  p-robot s-robot
+    rule(Op::Pull,           [Y, Y, Y, Y, Y],  Y,      Y,      Y),
+    rule(Op::Push,           [Y, Y, Y, N, N],  N,      Y,      N),
+    rule(Op::DeleteManifest, [Y, Y, N, N, N],  N,      N,      N),
+    rule(Op::ListTags,       [Y, Y, Y, Y, Y],  Y,      Y,      Y),
+    // The catalog is the administrator's alone.
+    rule(Op::Catalog,        [N, N, N, N, N],  N,      N,      N),
+    rule(Op::ReadProject,    [Y, Y, Y, Y, Y],  Y,      N,      N),
+    rule(Op::UpdateProject,  [Y, N, N, N, N],  N,      N,      N),
+    rule(Op::ListMembers,    [Y, Y, Y, Y, N],  N,      Y,      N),
+    rule(Op::ReadMember,     [Y, Y, Y, Y, N],  N,      N,      N),
+    rule(Op::CreateMember,   [Y, N, N, N, N],  N,      N,      N),
+    rule(Op::UpdateMember,   [Y, N, N, N, N],  N,      N,      N),
+    rule(Op::DeleteMember,   [Y, N, N, N, N],  N,      N,      N),
+    rule(Op::ListRobots,     [Y, Y, Y, Y, N],  N,      N,      N),
+    rule(Op::ReadRobot,      [Y, Y, Y, Y, N],  N,      N,      N),
+    rule(Op::CreateRobot,    [Y, N, N, N, N],  N,      N,      N),
+    rule(Op::RefreshRobot,   [Y, N, N, N, N],  N,      N,      N),
+    rule(Op::DeleteRobot,    [Y, N, N, N, N],  N,      N,      N),
+];
+
+fn expected(op: Op, who: Who, public: bool) -> bool {
+    let r = TABLE.iter().find(|r| r.op == op).unwrap_or_else(|| panic!("{op:?} has no rule"));
+    let by_role = match who {
+        Who::Admin => true,
+        Who::ProjectAdmin => r.roles[0],
+        Who::Maintainer => r.roles[1],
+        Who::Developer => r.roles[2],
+        Who::Guest => r.roles[3],
+        Who::LimitedGuest => r.roles[4],
+        Who::ProjectRobot => r.project_robot,
+        Who::SystemRobot => r.system_robot,
+        Who::Outsider | Who::Anonymous => false,
+    };
+    // The catalog spans projects, so a public project does not open it.
+    by_role || (public && r.public && op != Op::Catalog)
+}
+
+struct World {
+    server: Server,
+    http: Client,
+    robot_secrets: BTreeMap<(Who, String), (String, String)>,
+    projects: BTreeMap<String, i64>,
+}
+
+impl World {
+    fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, self.server.url(path))
+    }
+
+    fn admin(&self, method: Method, path: &str) -> RequestBuilder {
+        self.req(method, path).basic_auth("admin", Some(ADMIN_PASSWORD))
+    }
+
+    /// A request with `who`'s credentials (in `project`, for robots).
+    fn as_who(&self, who: Who, project: &str, method: Method, path: &str) -> RequestBuilder {
+        let rb = self.req(method, path);
+        match who {
+            Who::Admin => rb.basic_auth("admin", Some(ADMIN_PASSWORD)),
+            Who::Anonymous => rb,
+            Who::ProjectRobot | Who::SystemRobot => {
+                let (name, secret) = &self.robot_secrets[&(who, project.to_owned())];
+                rb.basic_auth(name, Some(secret))
+            }
+            _ => rb.basic_auth(who.user().unwrap(), Some(USER_PASSWORD)),
+        }
+    }
+
+    fn ok(&self, rb: RequestBuilder) -> Response {
+        let r = rb.send().unwrap();
+        assert!(r.status().is_success(), "setup request failed: {} {}", r.status(), r.text().unwrap_or_default());
+        r
+    }
+
+    fn location_id(r: &Response) -> i64 {
+        r.headers()["location"].to_str().unwrap().rsplit('/').next().unwrap().parse().unwrap()
+    }
+
+    fn create_user(&self, name: &str) -> i64 {
+        let body = json!({"username": name, "email": format!("{name}@example.com"), "realname": name,
+            "password": USER_PASSWORD});
+        Self::location_id(&self.ok(self.admin(Method::POST, "/api/v2.0/users").json(&body)))
+    }
+
+    fn add_member(&self, project: &str, username: &str, role: i64) -> i64 {
+        let body = json!({"role_id": role, "member_user": {"username": username}});
+        let path = format!("/api/v2.0/projects/{}/members", self.projects[project]);
+        Self::location_id(&self.ok(self.admin(Method::POST, &path).json(&body)))
+    }
+
+    fn create_robot(&self, body: Value) -> (i64, String, String) {
+        let r: Value = self.ok(self.admin(Method::POST, "/api/v2.0/robots").json(&body)).json().unwrap();
+        (r["id"].as_i64().unwrap(), r["name"].as_str().unwrap().to_owned(), r["secret"].as_str().unwrap().to_owned())
+    }
+
+    fn project_robot(&self, project: &str, name: &str, access: &[(&str, &str)]) -> (i64, String, String) {
+        let access: Vec<Value> = access.iter().map(|(r, a)| json!({"resource": r, "action": a})).collect();
+        self.create_robot(json!({"name": name, "level": "project", "duration": -1,
+            "permissions": [{"kind": "project", "namespace": project, "access": access}]}))
+    }
+
+    /// Uploads a blob as the administrator.
+    fn admin_blob(&self, repo: &str, bytes: &[u8]) -> String {
+        let digest = berth::oci::Digest::sha256_of(bytes).to_string();
+        self.ok(self.admin(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={digest}")).body(bytes.to_vec()));
+        digest
+    }
+}
+
+/// An image manifest over the empty config, told apart by an annotation.
+fn manifest(config: &str, note: &str) -> Vec<u8> {
+    json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+        "layers": [],
+        "annotations": {"note": note}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+fn setup(dir: &std::path::Path) -> World {
+    let server = Server::start(dir, &[], &[("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD)]);
+    let http = Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let mut world = World { server, http, robot_secrets: BTreeMap::new(), projects: BTreeMap::new() };
+    for (name, public) in [("m-private", false), ("m-public", true)] {
+        let body = json!({"project_name": name, "public": public});
+        let r = world.ok(world.admin(Method::POST, "/api/v2.0/projects").json(&body));
+        world.projects.insert(name.to_owned(), World::location_id(&r));
+    }
+    for who in EVERYONE {
+        if let Some(name) = who.user() {
+            world.create_user(name);
+        }
+    }
+    world.create_user("m-newcomer");
+    let system_robot = world.create_robot(json!({"name": "m-reader", "level": "system", "duration": -1,
+        "permissions": [{"kind": "project", "namespace": "*",
+            "access": [{"resource": "repository", "action": "pull"}, {"resource": "tag", "action": "list"}]}]}));
+    for project in ["m-private", "m-public"] {
+        for who in EVERYONE {
+            if let (Some(name), Some(role)) = (who.user(), who.role()) {
+                world.add_member(project, name, role);
+            }
+        }
+        let (_, name, secret) =
+            world.project_robot(project, "pusher", &[("repository", "push"), ("tag", "list"), ("member", "list")]);
+        world.robot_secrets.insert((Who::ProjectRobot, project.to_owned()), (name, secret));
+        world
+            .robot_secrets
+            .insert((Who::SystemRobot, project.to_owned()), (system_robot.1.clone(), system_robot.2.clone()));
+        // What every caller pulls, lists and deletes.
+        let repo = format!("{project}/app");
+        let config = world.admin_blob(&repo, b"{}");
+        world.ok(world
+            .admin(Method::PUT, &format!("/v2/{repo}/manifests/v1"))
+            .header("content-type", OCI_MANIFEST)
+            .body(manifest(&config, "v1")));
+        for who in EVERYONE {
+            let body = manifest(&config, &format!("{who:?}"));
+            world.ok(world
+                .admin(Method::PUT, &format!("/v2/{repo}/manifests/del-{who:?}"))
+                .header("content-type", OCI_MANIFEST)
+                .body(body));
+        }
+    }
+    world
+}
+
+/// Tries `op` as `who` in `project`; returns whether it was allowed, after
+/// checking that a refusal has the right status and a protocol error body.
+fn attempt(world: &World, op: Op, who: Who, project: &str) -> bool {
+    let pid = world.projects[project];
+    let repo = format!("{project}/app");
+    let tag = format!("{who:?}").to_lowercase();
+    let config = berth::oci::Digest::sha256_of(b"{}").to_string();
+    let req = |method: Method, path: &str| world.as_who(who, project, method, path);
+    let throwaway_member = || {
+        let name = format!("m-tmp-{}", uuid_ish());
+        world.create_user(&name);
+        world.add_member(project, &name, 3)
+    };
+    let throwaway_robot = || world.project_robot(project, &format!("tmp{}", uuid_ish()), &[("repository", "pull")]).0;
+    let resp = match op {
+        Op::Pull => req(Method::GET, &format!("/v2/{repo}/manifests/v1")).header("accept", OCI_MANIFEST).send(),
+        Op::Push => req(Method::PUT, &format!("/v2/{repo}/manifests/push-{tag}"))
+            .header("content-type", OCI_MANIFEST)
+            .body(manifest(&config, &format!("push-{tag}")))
+            .send(),
+        Op::DeleteManifest => {
+            let digest = berth::oci::Digest::sha256_of(&manifest(&config, &format!("{who:?}"))).to_string();
+            req(Method::DELETE, &format!("/v2/{repo}/manifests/{digest}")).send()
+        }
+        Op::ListTags => req(Method::GET, &format!("/v2/{repo}/tags/list")).send(),
+        Op::Catalog => req(Method::GET, "/v2/_catalog").send(),
+        Op::ReadProject => req(Method::GET, &format!("/api/v2.0/projects/{pid}")).send(),
+        Op::UpdateProject => req(Method::PUT, &format!("/api/v2.0/projects/{pid}"))
+            .json(&json!({"metadata": {"auto_scan": "false"}}))
+            .send(),
+        Op::ListMembers => req(Method::GET, &format!("/api/v2.0/projects/{pid}/members")).send(),
+        Op::ReadMember => {
+            let mid = throwaway_member();
+            req(Method::GET, &format!("/api/v2.0/projects/{pid}/members/{mid}")).send()
+        }
+        Op::CreateMember => {
+            let name = format!("m-add-{}", uuid_ish());
+            world.create_user(&name);
+            req(Method::POST, &format!("/api/v2.0/projects/{pid}/members"))
+                .json(&json!({"role_id": 2, "member_user": {"username": name}}))
+                .send()
+        }
+        Op::UpdateMember => {
+            let mid = throwaway_member();
+            req(Method::PUT, &format!("/api/v2.0/projects/{pid}/members/{mid}")).json(&json!({"role_id": 2})).send()
+        }
+        Op::DeleteMember => {
+            let mid = throwaway_member();
+            req(Method::DELETE, &format!("/api/v2.0/projects/{pid}/members/{mid}")).send()
+        }
+        Op::ListRobots => req(Method::GET, &format!("/api/v2.0/robots?q=Level%3Dproject%2CProjectID%3D{pid}")).send(),
+        Op::ReadRobot => {
+            let id = throwaway_robot();
+            req(Method::GET, &format!("/api/v2.0/robots/{id}")).send()
+        }
+        Op::CreateRobot => req(Method::POST, "/api/v2.0/robots")
+            .json(&json!({"name": format!("made{}", uuid_ish()), "level": "project", "duration": 30,
+                "permissions": [{"kind": "project", "namespace": project,
+                    "access": [{"resource": "repository", "action": "pull"}]}]}))
+            .send(),
+        Op::RefreshRobot => {
+            let id = throwaway_robot();
+            req(Method::PATCH, &format!("/api/v2.0/robots/{id}")).json(&json!({})).send()
+        }
+        Op::DeleteRobot => {
+            let id = throwaway_robot();
+            req(Method::DELETE, &format!("/api/v2.0/robots/{id}")).send()
+        }
+    }
+    .unwrap();
+    let status = resp.status().as_u16();
+    if resp.status().is_success() {
+        return true;
+    }
+    let want = if who == Who::Anonymous { 401 } else { 403 };
+    let body: Value = resp.json().unwrap_or(Value::Null);
+    let code = body["errors"][0]["code"].as_str().unwrap_or("").to_owned();
+    let ctx = format!("{op:?} as {who:?} in {project}: {status} {body}");
+    assert_eq!(status, want, "refused with the wrong status: {ctx}");
+    let codes: &[&str] = if want == 401 { &["UNAUTHORIZED"] } else { &["DENIED", "FORBIDDEN"] };
+    assert!(codes.contains(&code.as_str()), "refused without a protocol error body: {ctx}");
+    false
+}
+
+fn uuid_ish() -> String {
+    berth::testkit::unique("")
+}
+
+#[test]
+fn every_caller_gets_exactly_what_harbors_table_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = setup(dir.path());
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for project in ["m-private", "m-public"] {
+        let public = project == "m-public";
+        for &who in EVERYONE {
+            for &op in OPS {
+                let got = attempt(&world, op, who, project);
+                let want = expected(op, who, public);
+                checked += 1;
+                if got != want {
+                    wrong.push(format!("{op:?} as {who:?} in {project}: allowed={got}, Harbor says {want}"));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{} of {checked} answers differ from Harbor's table:\n{}", wrong.len(), wrong.join("\n"));
+    assert_eq!(checked, 2 * EVERYONE.len() * OPS.len());
+}
+
+/// Docker clients go through the token service: a token carries exactly
+/// the repository actions the caller's role allows, whatever it asks for.
+#[test]
+fn tokens_carry_exactly_the_role_s_repository_actions() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = setup(dir.path());
+    for project in ["m-private", "m-public"] {
+        let public = project == "m-public";
+        for &who in EVERYONE {
+            let scope = format!("repository:{project}/app:pull,push,delete");
+            let r = world.as_who(
+                who,
+                project,
+                Method::GET,
+                &format!("/service/token?service=harbor-registry&scope={scope}"),
+            );
+            let body: Value = world.ok(r).json().unwrap();
+            let token = body["token"].as_str().unwrap();
+            let payload = token.split('.').nth(1).unwrap();
+            use base64::Engine as _;
+            let claims: Value =
+                serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap())
+                    .unwrap();
+            let granted: Vec<String> = claims["access"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|a| a["actions"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_owned()))
+                .collect();
+            let mut want = Vec::new();
+            for (op, word) in [(Op::Pull, "pull"), (Op::Push, "push"), (Op::DeleteManifest, "delete")] {
+                if expected(op, who, public) {
+                    want.push(word.to_owned());
+                }
+            }
+            assert_eq!(granted, want, "token of {who:?} in {project}");
+        }
+    }
+}
