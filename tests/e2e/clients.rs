@@ -12,12 +12,13 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
+use crate::support::cli::{CLIENT_TIMEOUT, DockerCleanup, exec, fails, ok, ok_bytes, podman, require, require_docker};
 use crate::support::{Server, emulator, run};
 
 const USER: &str = "admin";
@@ -28,7 +29,6 @@ const MIB: u64 = 1024 * 1024;
 const BIG_FILE: u64 = 100 * MIB + 123_457;
 /// What berth may write while a client pulls from the AWS backends.
 const PROXY_LIMIT: u64 = 5 * MIB;
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -314,15 +314,7 @@ fn podman_round_trip(registry: &Registry) {
     let host = registry.host();
     let repo = berth::testkit::unique("library/podman-");
     let local = format!("localhost/{}:1", berth::testkit::unique("berth-e2e-"));
-    let podman = || {
-        let mut c = Command::new("podman");
-        c.arg("--root").arg(work.join("root"));
-        c.arg("--runroot").arg(work.join("runroot"));
-        c.arg("--tmpdir").arg(work.join("libpod"));
-        c.args(["--storage-driver", "vfs", "--events-backend", "none"]);
-        c.env("TMPDIR", work);
-        c
-    };
+    let podman = || podman(work);
     let inspect = |image: &str, format: &str| {
         ok(podman().args(["image", "inspect", "--format", format, image])).trim().to_owned()
     };
@@ -535,39 +527,6 @@ fn docker_round_trip(registry: &Registry) {
     cleanup.run();
 }
 
-/// Docker is required: a machine without a working engine fails the test.
-fn require_docker() {
-    let out = exec(Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]), None, CLIENT_TIMEOUT);
-    assert!(
-        out.status.success() && !out.stdout.trim_ascii().is_empty(),
-        "docker is required but `docker info` failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Removes the containers and images a docker test made, even when it fails.
-struct DockerCleanup {
-    images: Vec<String>,
-    containers: Vec<String>,
-}
-
-impl DockerCleanup {
-    fn run(&mut self) {
-        for c in self.containers.drain(..) {
-            let _ = exec(Command::new("docker").args(["rm", "-f", &c]), None, CLIENT_TIMEOUT);
-        }
-        for i in self.images.drain(..) {
-            let _ = exec(Command::new("docker").args(["rmi", "-f", &i]), None, CLIENT_TIMEOUT);
-        }
-    }
-}
-
-impl Drop for DockerCleanup {
-    fn drop(&mut self) {
-        self.run();
-    }
-}
-
 #[test]
 fn a_hanging_client_is_killed_and_fails_the_test() {
     let start = Instant::now();
@@ -733,78 +692,6 @@ impl AwsResources {
 }
 
 // ----------------------------------------------------------------- helpers
-
-/// Fails the test unless `tool` runs.
-fn require(tool: &str, args: &[&str]) {
-    let out = Command::new(tool).args(args).output();
-    assert!(out.as_ref().is_ok_and(|o| o.status.success()), "{tool} is required (.ci/run installs it): {out:?}");
-}
-
-/// Runs a command to completion with `input` on its stdin; kills it and
-/// fails the test when it runs longer than `timeout`.
-fn exec(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Output {
-    let what = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    if let Some(input) = input {
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(input).unwrap();
-    }
-    let reader = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = r.read_to_end(&mut buf);
-            buf
-        })
-    };
-    let stdout = reader(Box::new(child.stdout.take().unwrap()));
-    let stderr = reader(Box::new(child.stderr.take().unwrap()));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
-    let Some(status) = status else {
-        panic!("{what} still running after {timeout:?}, killed; stderr: {}", String::from_utf8_lossy(&stderr));
-    };
-    Output { status, stdout, stderr }
-}
-
-/// Runs a client command that must succeed; its stdout.
-fn ok(cmd: &mut Command) -> String {
-    String::from_utf8(ok_bytes(cmd)).unwrap()
-}
-
-fn ok_bytes(cmd: &mut Command) -> Vec<u8> {
-    let out = exec(cmd, None, CLIENT_TIMEOUT);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-/// Runs a client command that must fail; its stderr.
-fn fails(cmd: &mut Command) -> String {
-    let out = exec(cmd, None, CLIENT_TIMEOUT);
-    assert!(!out.status.success(), "{cmd:?} should have failed:\n{}", String::from_utf8_lossy(&out.stdout));
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// A seed that differs from run to run, so no two tests share a blob.
 fn random_seed() -> u64 {

@@ -6,9 +6,11 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod auth_faults;
 mod clients;
 mod faults;
 mod harbor_api;
+mod identity;
 mod oci_conformance;
 mod permissions;
 mod startup;

@@ -1,0 +1,182 @@
+//! Accounts with real clients: local users and a robot account log in
+//! with skopeo, podman and docker and push and pull as their roles allow;
+//! a Guest's push is refused; a Limited Guest cannot list the members.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use reqwest::blocking::Client;
+use serde_json::{Value, json};
+
+use crate::support::Server;
+use crate::support::cli::{CLIENT_TIMEOUT, DockerCleanup, exec, fails, ok, podman, require, require_docker};
+
+const ADMIN_PASSWORD: &str = "Harbor12345";
+const PASSWORD: &str = "Crew1234pw";
+
+struct Crew {
+    server: Server,
+    http: Client,
+    robot: (String, String),
+}
+
+impl Crew {
+    fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
+        self.http.request(method, self.server.url(path)).basic_auth("admin", Some(ADMIN_PASSWORD))
+    }
+
+    fn host(&self) -> String {
+        self.server.addr.to_string()
+    }
+}
+
+fn must(r: reqwest::blocking::RequestBuilder) -> reqwest::blocking::Response {
+    let r = r.send().unwrap();
+    assert!(r.status().is_success(), "setup failed: {} {}", r.status(), r.text().unwrap_or_default());
+    r
+}
+
+/// A private project `crew` with a Developer, a Guest and a Limited Guest,
+/// and a project robot that may push.
+fn crew(dir: &Path) -> Crew {
+    let server = Server::start(dir, &["--data", "data"], &[("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD)]);
+    let http = Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let mut crew = Crew { server, http, robot: (String::new(), String::new()) };
+    must(crew.admin(reqwest::Method::POST, "/api/v2.0/projects").json(&json!({"project_name": "crew"})));
+    for (user, role) in [("dana", 2), ("gus", 3), ("lina", 5)] {
+        let body = json!({"username": user, "email": format!("{user}@example.com"), "realname": user,
+            "password": PASSWORD});
+        must(crew.admin(reqwest::Method::POST, "/api/v2.0/users").json(&body));
+        let body = json!({"role_id": role, "member_user": {"username": user}});
+        must(
+            crew.admin(reqwest::Method::POST, "/api/v2.0/projects/crew/members")
+                .header("x-is-resource-name", "true")
+                .json(&body),
+        );
+    }
+    let body = json!({"name": "ci", "level": "project", "duration": -1, "description": "pipeline",
+        "permissions": [{"kind": "project", "namespace": "crew",
+            "access": [{"resource": "repository", "action": "push"}, {"resource": "repository", "action": "pull"}]}]});
+    let made: Value = must(crew.admin(reqwest::Method::POST, "/api/v2.0/robots").json(&body)).json().unwrap();
+    assert_eq!(made["name"], "robot$crew+ci");
+    crew.robot = (made["name"].as_str().unwrap().to_owned(), made["secret"].as_str().unwrap().to_owned());
+    crew
+}
+
+/// A one-layer OCI layout built with umoci; the skopeo source reference.
+fn tiny_image(work: &Path) -> String {
+    require("umoci", &["--version"]);
+    let layout = work.join("layout");
+    let image = format!("{}:base", layout.display());
+    ok(Command::new("umoci").args(["init", "--layout"]).arg(&layout));
+    ok(Command::new("umoci").args(["new", "--image", &image]));
+    let root = work.join("root");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/crew"), berth::testkit::unique("crew-")).unwrap();
+    ok(Command::new("umoci").args(["insert", "--image", &image]).arg(&root).arg("/"));
+    format!("oci:{image}")
+}
+
+#[test]
+fn users_and_robots_push_and_pull_with_real_clients() {
+    require("skopeo", &["--version"]);
+    require("podman", &["--version"]);
+    let dir = tempfile::tempdir().unwrap();
+    let crew = crew(dir.path());
+    let host = crew.host();
+    let work = dir.path();
+    let image = tiny_image(work);
+    let skopeo_push = |creds: &str, tag: &str| {
+        let mut c = Command::new("skopeo");
+        c.args(["copy", "--dest-tls-verify=false", "--dest-creds", creds, &image]);
+        c.arg(format!("docker://{host}/crew/app:{tag}"));
+        c
+    };
+    let (robot, secret) = &crew.robot;
+
+    // skopeo: the Developer and the robot push; the Guest may not, but pulls.
+    ok(&mut skopeo_push(&format!("dana:{PASSWORD}"), "dana"));
+    ok(&mut skopeo_push(&format!("{robot}:{secret}"), "robot"));
+    let refused = fails(&mut skopeo_push(&format!("gus:{PASSWORD}"), "gus"));
+    assert!(refused.to_lowercase().contains("denied") || refused.contains("403"), "{refused}");
+    let pulled = work.join("pulled");
+    ok(Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false", "--src-creds", &format!("gus:{PASSWORD}")])
+        .arg(format!("docker://{host}/crew/app:dana"))
+        .arg(format!("dir:{}", pulled.display())));
+    assert!(pulled.join("manifest.json").exists());
+    // A wrong password, and someone who is no member, get nothing.
+    fails(&mut skopeo_push(&format!("dana:{PASSWORD}x"), "nope"));
+
+    // podman: log in as the robot, push; as the Guest, pull only.
+    let podman = || podman(work);
+    ok(podman()
+        .args(["pull", "--tls-verify=false", "--creds", &format!("gus:{PASSWORD}")])
+        .arg(format!("{host}/crew/app:dana")));
+    let login = exec(
+        podman().args(["login", "--tls-verify=false", "-u", robot, "--password-stdin", &host]),
+        Some(secret.as_bytes()),
+        CLIENT_TIMEOUT,
+    );
+    assert!(login.status.success(), "podman login as the robot: {}", String::from_utf8_lossy(&login.stderr));
+    ok(podman().args(["tag", &format!("{host}/crew/app:dana"), &format!("{host}/crew/app:podman")]));
+    ok(podman().args(["push", "--tls-verify=false", &format!("{host}/crew/app:podman")]));
+    let as_guest = fails(
+        podman()
+            .args(["push", "--tls-verify=false", "--creds", &format!("gus:{PASSWORD}")])
+            .arg(format!("{host}/crew/app:podman")),
+    );
+    assert!(!as_guest.is_empty());
+
+    // docker: the Developer logs in and pushes an image built FROM scratch;
+    // the robot pulls it back.
+    require_docker();
+    let config = work.join("docker-config");
+    let docker = || {
+        let mut c = Command::new("docker");
+        c.arg("--config").arg(&config);
+        c
+    };
+    let ctx = work.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("note.txt"), berth::testkit::unique("crew-docker-")).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY note.txt /\n").unwrap();
+    let remote = format!("{host}/crew/docker:1");
+    let mut cleanup = DockerCleanup { images: vec![remote.clone()], containers: vec![] };
+    ok(docker().args(["build", "-q", "-t", &remote]).arg(&ctx));
+    let login = |user: &str, password: &str| {
+        exec(docker().args(["login", &host, "-u", user, "--password-stdin"]), Some(password.as_bytes()), CLIENT_TIMEOUT)
+    };
+    let out = login("dana", PASSWORD);
+    assert!(out.status.success(), "docker login: {}", String::from_utf8_lossy(&out.stderr));
+    ok(docker().args(["push", &remote]));
+    ok(docker().args(["rmi", &remote]));
+    let out = login(robot, secret);
+    assert!(out.status.success(), "docker login as the robot: {}", String::from_utf8_lossy(&out.stderr));
+    ok(docker().args(["pull", &remote]));
+    let out = login("gus", PASSWORD);
+    assert!(out.status.success());
+    ok(docker().args(["tag", &remote, &format!("{host}/crew/docker:guest")]));
+    cleanup.images.push(format!("{host}/crew/docker:guest"));
+    fails(docker().args(["push", &format!("{host}/crew/docker:guest")]));
+    assert!(!login("gus", "wrong-password").status.success(), "a wrong password is refused");
+    cleanup.run();
+
+    let tags: Value = crew.admin(reqwest::Method::GET, "/v2/crew/app/tags/list").send().unwrap().json().unwrap();
+    assert_eq!(tags["tags"], json!(["dana", "podman", "robot"]));
+
+    // Members: the Guest may list them, the Limited Guest may not.
+    let members = |user: &str| {
+        crew.http
+            .get(crew.server.url("/api/v2.0/projects/crew/members"))
+            .header("x-is-resource-name", "true")
+            .basic_auth(user, Some(PASSWORD))
+            .send()
+            .unwrap()
+    };
+    assert_eq!(members("gus").status().as_u16(), 200);
+    let r = members("lina");
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(r.json::<Value>().unwrap()["errors"][0]["code"], "FORBIDDEN");
+}
