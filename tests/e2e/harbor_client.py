@@ -11,7 +11,17 @@ import sys
 
 from harborapi import HarborAsyncClient
 from harborapi.exceptions import Conflict, NotFound, Unauthorized
-from harborapi.models import ProjectMetadata, ProjectReq
+from harborapi.models import (
+    Access,
+    Configurations,
+    ProjectMetadata,
+    ProjectReq,
+    RobotCreate,
+    RobotPermission,
+    UserCreationReq,
+    UserGroup,
+    UserProfile,
+)
 
 
 async def main() -> None:
@@ -64,6 +74,8 @@ async def main() -> None:
     assert summary.repo_count == 0, summary
     print("summary", summary.repo_count)
 
+    await accounts(client, project, p.project_id)
+
     await client.delete_project(project)
     try:
         await client.get_project(project)
@@ -77,6 +89,75 @@ async def main() -> None:
         raise AssertionError("a wrong password must be refused")
     except Unauthorized:
         print("unauthorized ok")
+
+
+async def accounts(client: HarborAsyncClient, project: str, project_id: int) -> None:
+    """Users, members, robots, groups, permissions and configurations."""
+    name = f"{project}-user"
+    location = await client.create_user(
+        UserCreationReq(
+            username=name, email=f"{name}@example.com", realname="E2E User", password="Passw0rdX", comment="e2e"
+        )
+    )
+    uid = int(location.rsplit("/", 1)[1])
+    user = await client.get_user(uid)
+    assert user.username == name and not user.sysadmin_flag, user
+    assert [u.username for u in await client.get_users(query=f"username=~{project}")] == [name]
+    assert [u.username for u in await client.search_users_by_username(name)] == [name]
+    await client.update_user(uid, UserProfile(email=f"{name}@example.org", realname="Renamed", comment="c"))
+    assert (await client.get_user(uid)).realname == "Renamed"
+    await client.set_user_admin(uid, True)
+    assert (await client.get_user(uid)).sysadmin_flag
+    await client.set_user_admin(uid, False)
+    print("users", uid)
+
+    await client.add_project_member_user(project, name, 2)
+    members = await client.get_project_members(project)
+    member = next(m for m in members if m.entity_name == name)
+    assert member.role_name == "developer" and member.entity_type == "u", member
+    await client.update_project_member_role(project, member.id, 3)
+    assert (await client.get_project_member(project, member.id)).role_id == 3
+    print("members", len(members))
+
+    created = await client.create_robot(
+        RobotCreate(
+            name="ci",
+            level="project",
+            duration=-1,
+            permissions=[
+                RobotPermission(
+                    kind="project", namespace=project, access=[Access(resource="repository", action="pull")]
+                )
+            ],
+        )
+    )
+    assert created.name == f"robot${project}+ci" and created.secret, created
+    robots = await client.get_robots(query=f"Level=project,ProjectID={project_id}")
+    assert [r.name for r in robots] == [created.name], robots
+    robot = await client.get_robot(created.id)
+    assert robot.level == "project" and robot.permissions[0].namespace == project, robot
+    fresh = await client.refresh_robot_secret(created.id, "")
+    assert fresh.secret and fresh.secret != created.secret
+    await client.delete_robot(created.id)
+    print("robots", created.id)
+
+    perms = await client.get_current_user_permissions(scope=f"/project/{project_id}", relative=True)
+    assert any(x.resource == "repository" and x.action == "push" for x in perms), perms
+
+    group = await client.create_usergroup(UserGroup(group_name=f"{project}-oidc-group", group_type=3))
+    gid = int(group.rsplit("/", 1)[1])
+    assert (await client.get_usergroup(gid)).group_name == f"{project}-oidc-group"
+    await client.delete_usergroup(gid)
+
+    config = await client.get_config()
+    assert config.auth_mode.value == "db_auth" and config.robot_name_prefix.value == "robot$", config
+    await client.update_config(Configurations(token_expiration=31, self_registration=False))
+    assert (await client.get_config()).token_expiration.value == 31
+    print("config", config.auth_mode.value)
+
+    await client.remove_project_member(project, member.id)
+    await client.delete_user(uid)
+    print("accounts done")
 
 
 asyncio.run(main())

@@ -180,3 +180,40 @@ fn users_and_robots_push_and_pull_with_real_clients() {
     assert_eq!(r.status().as_u16(), 403);
     assert_eq!(r.json::<Value>().unwrap()["errors"][0]["code"], "FORBIDDEN");
 }
+
+/// `berth admin` manages accounts while the server is down: a new system
+/// administrator, and a reset of the admin's password.
+#[test]
+fn admin_cli_creates_administrators_and_resets_passwords() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let admin = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(crate::support::BERTH)
+            .current_dir(dir.path())
+            .args(["admin", "--data", "data"])
+            .args(args)
+            .env("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = admin(&["create-user", "--username", "ops", "--email", "ops@example.com", "--sysadmin"], "Ops12345pw\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let weak = admin(&["create-user", "--username", "weak", "--email", "weak@example.com"], "short\n");
+    assert!(!weak.status.success(), "the password policy applies");
+    let out = admin(&["password"], "Changed12345\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let server = Server::start(dir.path(), &["--data", "data"], &[]);
+    let http = Client::new();
+    let status = |user: &str, password: &str| {
+        http.get(server.url("/api/v2.0/users")).basic_auth(user, Some(password)).send().unwrap().status().as_u16()
+    };
+    assert_eq!(status("ops", "Ops12345pw"), 200, "ops is a system administrator");
+    assert_eq!(status("admin", "Changed12345"), 200);
+    assert_eq!(status("admin", ADMIN_PASSWORD), 401, "the old password is gone");
+}

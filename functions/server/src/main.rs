@@ -1,6 +1,7 @@
 //! `berth`: the registry in one binary. `serve` runs the HTTP API (and, as
 //! they land, the workers) over the configured backends; `migrate` prepares
-//! a backend's resources. Everything else lives in the `berth` library.
+//! a backend's resources; `admin` manages accounts offline (a lost admin
+//! password). Everything else lives in the `berth` library.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,6 +35,35 @@ enum Command {
     Migrate {
         #[command(flatten)]
         common: CommonArgs,
+    },
+    /// Manage local accounts directly in the backend (the local backend only
+    /// while no `berth serve` uses its data folder). Passwords are read from
+    /// the first line of standard input.
+    Admin {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminAction {
+    /// Set a local user's password (default: the administrator's).
+    Password {
+        #[arg(long, default_value = "admin")]
+        username: String,
+    },
+    /// Create a local user, optionally a system administrator.
+    CreateUser {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        realname: Option<String>,
+        #[arg(long)]
+        sysadmin: bool,
     },
 }
 
@@ -120,6 +150,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             for step in report.steps {
                 println!("{step}");
+            }
+        }
+        Command::Admin { common, action } => {
+            let config = common.load(None, None)?;
+            let ctx = AppContext::open(config).await?;
+            berth::service::bootstrap(&ctx).await?;
+            let registry = berth::service::Registry::new(&ctx);
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            match action {
+                AdminAction::Password { username } => {
+                    let user =
+                        registry.user_by_name(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
+                    registry.set_password(user.user_id, password).await?;
+                    println!("password of {username} changed");
+                }
+                AdminAction::CreateUser { username, email, realname, sysadmin } => {
+                    let new = berth::service::users::NewUser {
+                        realname: realname.unwrap_or_else(|| username.clone()),
+                        username,
+                        email,
+                        comment: String::new(),
+                        password: Some(password.to_owned()),
+                    };
+                    let settings = berth::service::settings::SettingsStore::new(ctx.meta.clone(), 1800);
+                    let prefix = settings.get().await?.robot_prefix().to_owned();
+                    let user = registry.create_user(new, berth::service::users::Source::Db, &prefix).await?;
+                    if sysadmin {
+                        registry.set_sysadmin(user.user_id, true).await?;
+                    }
+                    println!("created user {} (id {})", user.username, user.user_id);
+                }
             }
         }
     }
