@@ -43,6 +43,7 @@ fn harbor_client_script(server: &Server) {
         "created",
         "conflict ok",
         "updated",
+        "repositories deleted",
         "accounts done",
         "deleted",
         "unauthorized ok",

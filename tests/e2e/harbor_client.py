@@ -7,13 +7,19 @@ Prints one line per step; exits non-zero on the first mismatch.
 """
 
 import asyncio
+import hashlib
+import json
 import sys
+
+import httpx
 
 from harborapi import HarborAsyncClient
 from harborapi.exceptions import Conflict, NotFound, Unauthorized
 from harborapi.models import (
     Access,
     Configurations,
+    Repository,
+    Tag,
     ProjectMetadata,
     ProjectReq,
     RobotCreate,
@@ -74,6 +80,7 @@ async def main() -> None:
     assert summary.repo_count == 0, summary
     print("summary", summary.repo_count)
 
+    await artifacts(client, url, user, password, project)
     await accounts(client, project, p.project_id)
 
     await client.delete_project(project)
@@ -89,6 +96,69 @@ async def main() -> None:
         raise AssertionError("a wrong password must be refused")
     except Unauthorized:
         print("unauthorized ok")
+
+
+def push_image(url: str, auth: tuple, repo: str, tag: str) -> str:
+    """Pushes a one-layer image with raw /v2 requests; its digest."""
+    blobs = [b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}', b"layer of " + repo.encode()]
+    with httpx.Client(base_url=url, auth=auth) as http:
+        for blob in blobs:
+            digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+            r = http.post(f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, content=blob,
+                          headers={"content-type": "application/octet-stream"})
+            assert r.status_code == 201, r.text
+        config, layer = ("sha256:" + hashlib.sha256(b).hexdigest() for b in blobs)
+        manifest = json.dumps({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": len(blobs[0])},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": len(blobs[1])}],
+            "annotations": {"org.opencontainers.image.title": repo},
+        }).encode()
+        r = http.put(f"/v2/{repo}/manifests/{tag}", content=manifest,
+                     headers={"content-type": "application/vnd.oci.image.manifest.v1+json"})
+        assert r.status_code == 201, r.text
+        return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
+async def artifacts(client: HarborAsyncClient, url: str, user: str, password: str, project: str) -> None:
+    """Repositories, artifacts and tags of an image pushed through /v2."""
+    digest = push_image(url, (user, password), f"{project}/app/sub", "v1")
+    repos = await client.get_repositories(project)
+    assert [r.name for r in repos] == [f"{project}/app/sub"] and repos[0].artifact_count == 1, repos
+    assert f"{project}/app/sub" in [r.name for r in await client.get_repositories()]
+    await client.update_repository(project, "app/sub", Repository(description="nested, encoded twice"))
+    assert (await client.get_repository(project, "app/sub")).description == "nested, encoded twice"
+
+    arts = await client.get_artifacts(project, "app/sub")
+    assert len(arts) == 1 and arts[0].digest == digest and arts[0].type == "IMAGE", arts
+    assert [t.name for t in arts[0].tags] == ["v1"], arts[0].tags
+    art = await client.get_artifact(project, "app/sub", "v1")
+    assert art.digest == digest and art.media_type == "application/vnd.oci.image.config.v1+json", art
+    await client.create_artifact_tag(project, "app/sub", digest, Tag(name="v2"))
+    assert sorted(t.name for t in await client.get_artifact_tags(project, "app/sub", "v1")) == ["v1", "v2"]
+    try:
+        await client.create_artifact_tag(project, "app/sub", digest, Tag(name="v2"))
+        raise AssertionError("an existing tag must conflict")
+    except Conflict:
+        pass
+    await client.delete_artifact_tag(project, "app/sub", digest, "v2")
+    assert [t.name for t in await client.get_artifact_tags(project, "app/sub", digest)] == ["v1"]
+    print("artifacts", len(arts))
+
+    await client.copy_artifact(project, "copy", f"{project}/app/sub:v1")
+    copied = await client.get_artifact(project, "copy", "v1")
+    assert copied.digest == digest, copied
+    await client.delete_artifact(project, "copy", "v1")
+    try:
+        await client.get_artifact(project, "copy", digest)
+        raise AssertionError("a deleted artifact must be gone")
+    except NotFound:
+        pass
+    await client.delete_repository(project, "copy")
+    await client.delete_repository(project, "app/sub")
+    assert await client.get_repositories(project) == []
+    print("repositories deleted")
 
 
 async def accounts(client: HarborAsyncClient, project: str, project_id: int) -> None:

@@ -99,6 +99,16 @@ enum Op {
     CreateRobot,
     RefreshRobot,
     DeleteRobot,
+    ListRepositories,
+    ReadRepository,
+    UpdateRepository,
+    DeleteRepository,
+    ListArtifacts,
+    ReadArtifact,
+    DeleteArtifact,
+    ListArtifactTags,
+    CreateTag,
+    DeleteTag,
 }
 
 const OPS: &[Op] = &[
@@ -119,6 +129,16 @@ const OPS: &[Op] = &[
     Op::CreateRobot,
     Op::RefreshRobot,
     Op::DeleteRobot,
+    Op::ListRepositories,
+    Op::ReadRepository,
+    Op::UpdateRepository,
+    Op::DeleteRepository,
+    Op::ListArtifacts,
+    Op::ReadArtifact,
+    Op::DeleteArtifact,
+    Op::ListArtifactTags,
+    Op::CreateTag,
+    Op::DeleteTag,
 ];
 
 /// Harbor's table: which project roles may, in order ProjectAdmin,
@@ -160,6 +180,18 @@ const TABLE: &[Rule] = &[
     rule(Op::CreateRobot,    [Y, N, N, N, N],  N,      N,      N),
     rule(Op::RefreshRobot,   [Y, N, N, N, N],  N,      N,      N),
     rule(Op::DeleteRobot,    [Y, N, N, N, N],  N,      N,      N),
+    rule(Op::ListRepositories, [Y, Y, Y, Y, Y], Y,      N,      N),
+    // A public project lets everyone list and pull its repositories, not
+    // read one through the API.
+    rule(Op::ReadRepository, [Y, Y, Y, Y, Y],  N,      N,      N),
+    rule(Op::UpdateRepository, [Y, Y, Y, N, N], N,      N,      N),
+    rule(Op::DeleteRepository, [Y, Y, N, N, N], N,      N,      N),
+    rule(Op::ListArtifacts,  [Y, Y, Y, Y, Y],  Y,      N,      N),
+    rule(Op::ReadArtifact,   [Y, Y, Y, Y, Y],  Y,      N,      N),
+    rule(Op::DeleteArtifact, [Y, Y, N, N, N],  N,      N,      N),
+    rule(Op::ListArtifactTags, [Y, Y, Y, Y, Y], Y,      Y,      Y),
+    rule(Op::CreateTag,      [Y, Y, Y, N, N],  N,      N,      N),
+    rule(Op::DeleteTag,      [Y, Y, N, N, N],  N,      N,      N),
 ];
 
 fn expected(op: Op, who: Who, public: bool) -> bool {
@@ -302,12 +334,25 @@ fn setup(dir: &std::path::Path) -> World {
             .admin(Method::PUT, &format!("/v2/{repo}/manifests/v1"))
             .header("content-type", OCI_MANIFEST)
             .body(manifest(&config, "v1")));
+        let v1 = berth::oci::Digest::sha256_of(&manifest(&config, "v1")).to_string();
         for who in EVERYONE {
-            let body = manifest(&config, &format!("{who:?}"));
-            world.ok(world
-                .admin(Method::PUT, &format!("/v2/{repo}/manifests/del-{who:?}"))
-                .header("content-type", OCI_MANIFEST)
-                .body(body));
+            // What each caller deletes: a manifest through /v2, an artifact
+            // through the API, a tag, a whole repository.
+            let lower = format!("{who:?}").to_lowercase();
+            let gone = format!("{project}/gone-{lower}");
+            world.admin_blob(&gone, b"{}");
+            for (target, note) in [
+                (format!("{repo}/manifests/del-{who:?}"), format!("{who:?}")),
+                (format!("{repo}/manifests/art-{who:?}"), format!("art-{who:?}")),
+                (format!("{gone}/manifests/1"), "gone".to_owned()),
+            ] {
+                world.ok(world
+                    .admin(Method::PUT, &format!("/v2/{target}"))
+                    .header("content-type", OCI_MANIFEST)
+                    .body(manifest(&config, &note)));
+            }
+            let tags = format!("/api/v2.0/projects/{project}/repositories/app/artifacts/{v1}/tags");
+            world.ok(world.admin(Method::POST, &tags).json(&json!({"name": format!("dt-{lower}")})));
         }
     }
     world
@@ -321,6 +366,7 @@ fn attempt(world: &World, op: Op, who: Who, project: &str) -> bool {
     let tag = format!("{who:?}").to_lowercase();
     let config = berth::oci::Digest::sha256_of(b"{}").to_string();
     let req = |method: Method, path: &str| world.as_who(who, project, method, path);
+    let api_repos = format!("/api/v2.0/projects/{project}/repositories");
     let throwaway_member = || {
         let name = format!("m-tmp-{}", uuid_ish());
         world.create_user(&name);
@@ -381,6 +427,20 @@ fn attempt(world: &World, op: Op, who: Who, project: &str) -> bool {
             let id = throwaway_robot();
             req(Method::DELETE, &format!("/api/v2.0/robots/{id}")).send()
         }
+        Op::ListRepositories => req(Method::GET, &format!("{api_repos}")).send(),
+        Op::ReadRepository => req(Method::GET, &format!("{api_repos}/app")).send(),
+        Op::UpdateRepository => {
+            req(Method::PUT, &format!("{api_repos}/app")).json(&json!({"description": format!("by {who:?}")})).send()
+        }
+        Op::DeleteRepository => req(Method::DELETE, &format!("{api_repos}/gone-{tag}")).send(),
+        Op::ListArtifacts => req(Method::GET, &format!("{api_repos}/app/artifacts")).send(),
+        Op::ReadArtifact => req(Method::GET, &format!("{api_repos}/app/artifacts/v1")).send(),
+        Op::DeleteArtifact => req(Method::DELETE, &format!("{api_repos}/app/artifacts/art-{who:?}")).send(),
+        Op::ListArtifactTags => req(Method::GET, &format!("{api_repos}/app/artifacts/v1/tags")).send(),
+        Op::CreateTag => req(Method::POST, &format!("{api_repos}/app/artifacts/v1/tags"))
+            .json(&json!({"name": format!("new-{tag}")}))
+            .send(),
+        Op::DeleteTag => req(Method::DELETE, &format!("{api_repos}/app/artifacts/v1/tags/dt-{tag}")).send(),
     }
     .unwrap();
     let status = resp.status().as_u16();

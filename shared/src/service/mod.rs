@@ -4,11 +4,13 @@
 //!
 //! [`Registry`] is the OCI distribution model: upload sessions
 //! ([`uploads`]), blobs and their repository links ([`blobs`]), manifests,
-//! tags, referrers and the catalog ([`manifests`]); and the registry's
+//! tags, referrers and the catalog ([`manifests`]) and Harbor's view of
+//! them as repositories, artifacts and tags ([`artifacts`]); and the registry's
 //! accounts and access: projects ([`projects`]), users ([`users`]), user
 //! groups ([`groups`]), project members ([`members`]), robot accounts
 //! ([`robots`]) and the system settings ([`settings`]).
 
+pub mod artifacts;
 pub mod blobs;
 pub mod error;
 pub mod groups;

@@ -7,6 +7,7 @@
 mod configurations;
 mod members;
 mod projects;
+mod repositories;
 mod robots;
 mod system;
 mod usergroups;
@@ -44,6 +45,28 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(
             "/projects/{project_name_or_id}/members/{mid}",
             get(members::get).put(members::update).delete(members::delete),
+        )
+        .route("/repositories", get(repositories::list_all))
+        .route("/projects/{project_name_or_id}/repositories", get(repositories::list))
+        .route(
+            "/projects/{project_name_or_id}/repositories/{repository_name}",
+            get(repositories::get).put(repositories::update).delete(repositories::delete),
+        )
+        .route(
+            "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts",
+            get(repositories::list_artifacts).post(repositories::copy_artifact),
+        )
+        .route(
+            "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}",
+            get(repositories::get_artifact).delete(repositories::delete_artifact),
+        )
+        .route(
+            "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/tags",
+            get(repositories::list_tags).post(repositories::create_tag),
+        )
+        .route(
+            "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/tags/{tag_name}",
+            axum::routing::delete(repositories::delete_tag),
         )
         .route("/users", get(users::list).post(users::create))
         .route("/users/current", get(users::current))

@@ -124,7 +124,7 @@ pub async fn project_for(
 /// The projects a caller may see, without reading every project's
 /// members: all for the administrator, else the public ones and those the
 /// caller is a member of (users) or has grants in (robots).
-async fn visible(state: &AppState, caller: &Caller, all: Vec<Project>) -> ApiResult<Vec<Project>> {
+pub(super) async fn visible(state: &AppState, caller: &Caller, all: Vec<Project>) -> ApiResult<Vec<Project>> {
     let member_of = match caller.user() {
         Some(u) if !u.sysadmin => state.registry.member_projects(u.id, &u.groups).await?,
         _ => Vec::new(),
