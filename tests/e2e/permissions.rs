@@ -427,7 +427,7 @@ fn attempt(world: &World, op: Op, who: Who, project: &str) -> bool {
             let id = throwaway_robot();
             req(Method::DELETE, &format!("/api/v2.0/robots/{id}")).send()
         }
-        Op::ListRepositories => req(Method::GET, &format!("{api_repos}")).send(),
+        Op::ListRepositories => req(Method::GET, &api_repos).send(),
         Op::ReadRepository => req(Method::GET, &format!("{api_repos}/app")).send(),
         Op::UpdateRepository => {
             req(Method::PUT, &format!("{api_repos}/app")).json(&json!({"description": format!("by {who:?}")})).send()
