@@ -20,15 +20,15 @@ use sha2::{Digest as _, Sha256};
 
 use crate::support::{Server, emulator, run};
 
-const USER: &str = "admin";
-const PASSWORD: &str = "Harbor12345";
+pub(crate) const USER: &str = "admin";
+pub(crate) const PASSWORD: &str = "Harbor12345";
 const CREDS: &str = "admin:Harbor12345";
-const MIB: u64 = 1024 * 1024;
+pub(crate) const MIB: u64 = 1024 * 1024;
 /// The big layer's file: over 100 MiB and not a whole number of parts.
 const BIG_FILE: u64 = 100 * MIB + 123_457;
 /// What berth may write while a client pulls from the AWS backends.
 const PROXY_LIMIT: u64 = 5 * MIB;
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -536,7 +536,7 @@ fn docker_round_trip(registry: &Registry) {
 }
 
 /// Docker is required: a machine without a working engine fails the test.
-fn require_docker() {
+pub(crate) fn require_docker() {
     let out = exec(Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]), None, CLIENT_TIMEOUT);
     assert!(
         out.status.success() && !out.stdout.trim_ascii().is_empty(),
@@ -546,9 +546,9 @@ fn require_docker() {
 }
 
 /// Removes the containers and images a docker test made, even when it fails.
-struct DockerCleanup {
-    images: Vec<String>,
-    containers: Vec<String>,
+pub(crate) struct DockerCleanup {
+    pub(crate) images: Vec<String>,
+    pub(crate) containers: Vec<String>,
 }
 
 impl DockerCleanup {
@@ -742,7 +742,7 @@ fn require(tool: &str, args: &[&str]) {
 
 /// Runs a command to completion with `input` on its stdin; kills it and
 /// fails the test when it runs longer than `timeout`.
-fn exec(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Output {
+pub(crate) fn exec(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Output {
     let what = format!("{cmd:?}");
     let mut child = cmd
         .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
@@ -783,7 +783,7 @@ fn exec(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Output {
 }
 
 /// Runs a client command that must succeed; its stdout.
-fn ok(cmd: &mut Command) -> String {
+pub(crate) fn ok(cmd: &mut Command) -> String {
     String::from_utf8(ok_bytes(cmd)).unwrap()
 }
 
@@ -807,7 +807,7 @@ fn fails(cmd: &mut Command) -> String {
 }
 
 /// A seed that differs from run to run, so no two tests share a blob.
-fn random_seed() -> u64 {
+pub(crate) fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
@@ -816,7 +816,7 @@ fn random_seed() -> u64 {
 }
 
 /// Writes `len` incompressible bytes from a SplitMix64 stream.
-fn write_random(path: &Path, len: u64, seed: &mut u64) {
+pub(crate) fn write_random(path: &Path, len: u64, seed: &mut u64) {
     let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     let mut left = len;
     let mut chunk = vec![0u8; MIB as usize];
@@ -839,7 +839,7 @@ fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex(&Sha256::digest(bytes)))
 }
 
-fn sha256_file(path: &Path) -> String {
+pub(crate) fn sha256_file(path: &Path) -> String {
     let mut file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; MIB as usize];

@@ -7,6 +7,7 @@
 mod support;
 
 mod clients;
+mod direct_upload;
 mod faults;
 mod harbor_api;
 mod oci_conformance;

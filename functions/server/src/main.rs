@@ -1,6 +1,9 @@
 //! `berth`: the registry in one binary. `serve` runs the HTTP API (and, as
 //! they land, the workers) over the configured backends; `migrate` prepares
-//! a backend's resources. Everything else lives in the `berth` library.
+//! a backend's resources; `push-blob` is a client of the upload extension.
+//! Everything else lives in the `berth` library.
+
+mod push_blob;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +38,10 @@ enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// Push a file as a blob through the berth upload extension: its bytes go
+    /// straight to the object store through presigned part URLs (registries
+    /// on S3 only). Prints the blob's digest.
+    PushBlob(push_blob::PushBlob),
 }
 
 #[derive(Args)]
@@ -122,6 +129,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{step}");
             }
         }
+        Command::PushBlob(push) => push.run().await?,
     }
     Ok(())
 }

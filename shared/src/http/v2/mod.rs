@@ -81,7 +81,7 @@ fn permission<'a>(method: &Method, route: &'a V2Route, public: bool) -> (Action,
     let action = match route {
         V2Route::Base => Action::Ping,
         V2Route::Catalog => Action::Catalog,
-        V2Route::UploadStart { .. } | V2Route::Upload { .. } => Action::Push,
+        V2Route::UploadStart { .. } | V2Route::Upload { .. } | V2Route::DirectUpload { .. } => Action::Push,
         _ if *method == Method::DELETE => Action::Delete,
         _ if *method == Method::PUT => Action::Push,
         _ => Action::Pull,
