@@ -7,6 +7,7 @@
 mod support;
 
 mod clients;
+mod container;
 mod direct_upload;
 mod faults;
 mod harbor_api;
