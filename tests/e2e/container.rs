@@ -31,15 +31,15 @@ struct Container {
 }
 
 impl Container {
-    fn start(image: &str, cleanup: &mut DockerCleanup, env: &[(&str, &str)], args: &[&str]) -> Self {
+    fn start(image: &str, cleanup: &mut DockerCleanup, env: &[(&str, &str)], docker_args: &[&str]) -> Self {
         let name = berth::testkit::unique("berth-ctr-");
         let port = free_port();
         let mut cmd = Command::new("docker");
-        cmd.args(["run", "-d", "--name", &name, "--network", "host"]);
+        cmd.args(["run", "-d", "--name", &name, "--network", "host"]).args(docker_args);
         for (k, v) in env {
             cmd.arg("-e").arg(format!("{k}={v}"));
         }
-        cmd.arg(image).arg("serve").arg("--listen").arg(format!("127.0.0.1:{port}")).args(args);
+        cmd.arg(image).arg("serve").arg("--listen").arg(format!("127.0.0.1:{port}"));
         ok(&mut cmd);
         cleanup.containers.push(name.clone());
         let c = Self { name, port };
@@ -176,8 +176,10 @@ fn two_container_replicas_share_the_aws_backends() {
     }
     ok(migrate.arg(&image).arg("migrate"));
 
-    let a = Container::start(&image, &mut cleanup, &env, &[]);
-    let b = Container::start(&image, &mut cleanup, &env, &[]);
+    // On the AWS backends berth writes nothing to its file system, so the
+    // replicas run read-only, as the Kubernetes manifests ask.
+    let a = Container::start(&image, &mut cleanup, &env, &["--read-only"]);
+    let b = Container::start(&image, &mut cleanup, &env, &["--read-only"]);
     let work = tempfile::tempdir().unwrap();
     let config = work.path().join("docker-config");
     let (local, id) = payload_image(work.path(), &mut cleanup);

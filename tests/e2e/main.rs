@@ -8,6 +8,7 @@ mod support;
 
 mod clients;
 mod container;
+mod deploy_static;
 mod direct_upload;
 mod faults;
 mod harbor_api;
