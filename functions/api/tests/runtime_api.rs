@@ -199,7 +199,10 @@ async fn api_function_serves_a_push_and_a_pull() {
     let rt = Arc::new(Runtime::default());
     let addr = start_runtime(rt.clone()).await;
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_api"))
+    // BERTH_TEST_API_BINARY runs another build (the `bootstrap` of a
+    // packaged zip, say) under the same events.
+    let binary = std::env::var("BERTH_TEST_API_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_api").to_owned());
+    let child = Command::new(binary)
         .envs(env)
         .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "api")
