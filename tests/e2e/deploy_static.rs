@@ -145,3 +145,20 @@ fn kubernetes_overlays_render_and_validate() {
     let out = exec(Command::new(&validate).arg("--strict").arg(&bad), None, TIMEOUT);
     assert!(!out.status.success(), "an unknown field must fail validation:\n{}", text(&out));
 }
+
+/// `terraform fmt -check` where a terraform binary is installed (it needs
+/// no providers); an extra, so its absence is not a failure.
+#[test]
+fn terraform_is_formatted_where_terraform_exists() {
+    let Ok(version) = Command::new("terraform").arg("version").output() else {
+        eprintln!("skipping terraform fmt: no terraform binary");
+        return;
+    };
+    assert!(version.status.success());
+    let out = exec(
+        Command::new("terraform").args(["fmt", "-check", "-recursive", "terraform"]).current_dir(repo()),
+        None,
+        TIMEOUT,
+    );
+    assert!(out.status.success(), "terraform fmt -check lists unformatted files:\n{}", text(&out));
+}

@@ -340,13 +340,7 @@ impl Registry {
             self.upload_part(id, s, tail).await?;
         }
         let data_key = blob_keys::upload_data(id);
-        self.blobs.complete_multipart(&data_key, &multipart, &s.parts).await.map_err(|e| {
-            if e.is(ErrorKind::InvalidInput) || e.is(ErrorKind::NotFound) {
-                ServiceError::UploadInvalid(format!("assembling the upload failed: {e}"))
-            } else {
-                e.into()
-            }
-        })?;
+        self.assemble(&data_key, &multipart, &s.parts).await?;
         // The multipart upload is finished; nothing is left to abort.
         s.multipart = None;
         s.parts.clear();
@@ -370,6 +364,19 @@ impl Registry {
         }
         let _ = self.blobs.delete(&data_key).await;
         Ok(())
+    }
+
+    /// Completes the multipart upload of a session; parts that do not
+    /// assemble (too small, missing, a wrong ETag) make the upload invalid
+    /// rather than the store broken.
+    async fn assemble(&self, data_key: &str, multipart: &str, parts: &[CompletedPart]) -> ServiceResult<()> {
+        self.blobs.complete_multipart(data_key, multipart, parts).await.map_err(|e| {
+            if e.is(ErrorKind::InvalidInput) || e.is(ErrorKind::NotFound) {
+                ServiceError::UploadInvalid(format!("assembling the upload failed: {e}"))
+            } else {
+                e.into()
+            }
+        })
     }
 
     /// Deletes the session and everything it stored (best effort: leftovers

@@ -18,37 +18,29 @@ resource "aws_cloudwatch_metric_alarm" "dlq_depth" {
   tags                = local.tags
 }
 
-resource "aws_cloudwatch_metric_alarm" "function_errors" {
-  for_each            = local.functions
-  alarm_name          = "${var.name}-${each.key}-errors"
-  alarm_description   = "The ${each.key} function failed invocations (crashes, timeouts)."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = aws_lambda_function.function[each.key].function_name }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  threshold           = var.function_error_threshold
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = var.alarm_actions
-  ok_actions          = var.alarm_actions
-  tags                = local.tags
+locals {
+  # Per function: errors (crashes, timeouts) at the configured threshold,
+  # and any throttling (a concurrency limit was hit).
+  function_alarms = merge([for f in keys(local.functions) : {
+    "${f}-errors"    = { function = f, metric = "Errors", threshold = var.function_error_threshold - 1, what = "failed invocations (crashes, timeouts)" }
+    "${f}-throttles" = { function = f, metric = "Throttles", threshold = 0, what = "throttled invocations (a concurrency limit)" }
+  }]...)
 }
 
-resource "aws_cloudwatch_metric_alarm" "function_throttles" {
-  for_each            = local.functions
-  alarm_name          = "${var.name}-${each.key}-throttles"
-  alarm_description   = "Invocations of the ${each.key} function were throttled (concurrency limit)."
+resource "aws_cloudwatch_metric_alarm" "function" {
+  for_each            = local.function_alarms
+  alarm_name          = "${var.name}-${each.key}"
+  alarm_description   = "The ${each.value.function} function had ${each.value.what}."
   namespace           = "AWS/Lambda"
-  metric_name         = "Throttles"
-  dimensions          = { FunctionName = aws_lambda_function.function[each.key].function_name }
+  metric_name         = each.value.metric
+  dimensions          = { FunctionName = aws_lambda_function.function[each.value.function].function_name }
   statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1
   comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
+  threshold           = each.value.threshold
   treat_missing_data  = "notBreaching"
   alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
   tags                = local.tags
 }

@@ -188,13 +188,7 @@ impl Registry {
             .map(|p| CompletedPart { number: p.number, etag: p.etag.clone(), size: spec.part(p.number).1 })
             .collect();
         let data_key = blob_keys::upload_data(id);
-        self.blobs.complete_multipart(&data_key, &multipart, &parts).await.map_err(|e| {
-            if e.is(ErrorKind::InvalidInput) || e.is(ErrorKind::NotFound) {
-                ServiceError::UploadInvalid(format!("assembling the parts failed: {e}"))
-            } else {
-                e.into()
-            }
-        })?;
+        self.assemble(&data_key, &multipart, &parts).await?;
         // Assembled: nothing is left to abort, and the object is the
         // session's to delete.
         s.multipart = None;
