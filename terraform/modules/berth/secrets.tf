@@ -21,7 +21,7 @@ resource "aws_secretsmanager_secret" "token_key" {
 resource "aws_secretsmanager_secret_version" "token_key" {
   count         = var.token_key_secret_arn == null ? 1 : 0
   secret_id     = aws_secretsmanager_secret.token_key[0].id
-  secret_string = tls_private_key.token[0].private_key_pem
+  secret_string = tls_private_key.token[0].private_key_pem_pkcs8
 }
 
 data "aws_secretsmanager_secret_version" "token_key" {
