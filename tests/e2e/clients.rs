@@ -21,10 +21,10 @@ use sha2::{Digest as _, Sha256};
 use crate::support::cli::{CLIENT_TIMEOUT, DockerCleanup, exec, fails, ok, ok_bytes, podman, require, require_docker};
 use crate::support::{Server, emulator, run};
 
-const USER: &str = "admin";
-const PASSWORD: &str = "Harbor12345";
+pub(crate) const USER: &str = "admin";
+pub(crate) const PASSWORD: &str = "Harbor12345";
 const CREDS: &str = "admin:Harbor12345";
-const MIB: u64 = 1024 * 1024;
+pub(crate) const MIB: u64 = 1024 * 1024;
 /// The big layer's file: over 100 MiB and not a whole number of parts.
 const BIG_FILE: u64 = 100 * MIB + 123_457;
 /// What berth may write while a client pulls from the AWS backends.
@@ -694,7 +694,7 @@ impl AwsResources {
 // ----------------------------------------------------------------- helpers
 
 /// A seed that differs from run to run, so no two tests share a blob.
-fn random_seed() -> u64 {
+pub(crate) fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
@@ -703,7 +703,7 @@ fn random_seed() -> u64 {
 }
 
 /// Writes `len` incompressible bytes from a SplitMix64 stream.
-fn write_random(path: &Path, len: u64, seed: &mut u64) {
+pub(crate) fn write_random(path: &Path, len: u64, seed: &mut u64) {
     let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     let mut left = len;
     let mut chunk = vec![0u8; MIB as usize];
@@ -726,7 +726,7 @@ fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex(&Sha256::digest(bytes)))
 }
 
-fn sha256_file(path: &Path) -> String {
+pub(crate) fn sha256_file(path: &Path) -> String {
     let mut file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; MIB as usize];

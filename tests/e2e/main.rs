@@ -8,6 +8,9 @@ mod support;
 
 mod auth_faults;
 mod clients;
+mod container;
+mod deploy_static;
+mod direct_upload;
 mod faults;
 mod harbor_api;
 mod identity;

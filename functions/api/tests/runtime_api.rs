@@ -1,7 +1,9 @@
 //! The `api` Lambda binary under a Lambda Runtime API served by this test:
 //! it receives API Gateway HTTP API (v2) / function URL events and must
-//! answer them with the same router as `berth serve`, here a manifest GET
-//! and a blob GET that redirects to a presigned S3 URL (AWS emulator).
+//! answer them with the same router as `berth serve`: a whole push
+//! (monolithic blob uploads and a manifest PUT) and a pull (the manifest,
+//! a blob GET that redirects to a presigned S3 URL, the tag list), on the
+//! AWS emulator. Prints the function's cold init time.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -19,10 +21,8 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use berth::config::{Backend, Config, Overrides};
 use berth::context::AppContext;
-use berth::oci::{Digest, Reference, RepoName};
-use berth::service::Registry;
+use berth::oci::Digest;
 use bytes::Bytes;
-use futures::StreamExt;
 use serde_json::{Value, json};
 
 /// What the fake runtime hands out and what it got back.
@@ -31,9 +31,12 @@ struct Runtime {
     events: Mutex<VecDeque<(String, Value)>>,
     responses: Mutex<Vec<(String, Value)>>,
     init_errors: Mutex<Vec<Value>>,
+    /// When the function first asked for an event: its init was done.
+    first_next: Mutex<Option<Instant>>,
 }
 
 async fn next(State(rt): State<Arc<Runtime>>) -> Response {
+    rt.first_next.lock().unwrap().get_or_insert_with(Instant::now);
     loop {
         let event = rt.events.lock().unwrap().pop_front();
         if let Some((id, body)) = event {
@@ -48,7 +51,7 @@ async fn next(State(rt): State<Arc<Runtime>>) -> Response {
             h.insert("lambda-runtime-trace-id", HeaderValue::from_static("Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700"));
             return resp;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -75,33 +78,50 @@ async fn start_runtime(rt: Arc<Runtime>) -> SocketAddr {
     addr
 }
 
-/// A function URL / HTTP API (payload 2.0) event.
-fn http_event(method: &str, path: &str, auth: &str) -> Value {
-    json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": {
-            "authorization": auth,
-            "accept": "application/vnd.oci.image.manifest.v1+json",
-            "host": "abcdefg.lambda-url.us-east-1.on.aws",
-            "x-forwarded-proto": "https"
-        },
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "abcdefg",
-            "domainName": "abcdefg.lambda-url.us-east-1.on.aws",
-            "domainPrefix": "abcdefg",
-            "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test" },
-            "requestId": "req",
+/// One HTTP request as a function URL / HTTP API (payload 2.0) event.
+struct Req<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: &'a str,
+    headers: Vec<(&'a str, String)>,
+    body: Option<&'a [u8]>,
+}
+
+impl<'a> Req<'a> {
+    fn new(method: &'a str, path: &'a str, auth: &str) -> Self {
+        Self { method, path, query: "", headers: vec![("authorization", auth.to_owned())], body: None }
+    }
+
+    fn event(&self) -> Value {
+        let mut headers = serde_json::Map::new();
+        headers.insert("host".into(), "abcdefg.lambda-url.us-east-1.on.aws".into());
+        headers.insert("x-forwarded-proto".into(), "https".into());
+        for (k, v) in &self.headers {
+            headers.insert((*k).to_owned(), v.clone().into());
+        }
+        let body = self.body.map(|b| base64::engine::general_purpose::STANDARD.encode(b));
+        json!({
+            "version": "2.0",
             "routeKey": "$default",
-            "stage": "$default",
-            "time": "29/Nov/2026:16:00:00 +0000",
-            "timeEpoch": 1_796_054_400_000_i64
-        },
-        "isBase64Encoded": false
-    })
+            "rawPath": self.path,
+            "rawQueryString": self.query,
+            "headers": headers,
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "abcdefg",
+                "domainName": "abcdefg.lambda-url.us-east-1.on.aws",
+                "domainPrefix": "abcdefg",
+                "http": { "method": self.method, "path": self.path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test" },
+                "requestId": "req",
+                "routeKey": "$default",
+                "stage": "$default",
+                "time": "29/Nov/2026:16:00:00 +0000",
+                "timeEpoch": 1_796_054_400_000_i64
+            },
+            "body": body,
+            "isBase64Encoded": self.body.is_some()
+        })
+    }
 }
 
 struct Killed(Child);
@@ -113,9 +133,52 @@ impl Drop for Killed {
     }
 }
 
+/// The fake runtime with the function process attached.
+struct Function {
+    rt: Arc<Runtime>,
+    child: Killed,
+    n: usize,
+}
+
+impl Function {
+    /// Hands the function one event and waits for its answer.
+    async fn invoke(&mut self, req: Req<'_>) -> Value {
+        self.n += 1;
+        let id = format!("req-{}", self.n);
+        self.rt.events.lock().unwrap().push_back((id.clone(), req.event()));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some((_, v)) = self.rt.responses.lock().unwrap().iter().find(|(i, _)| *i == id) {
+                return v.clone();
+            }
+            assert!(
+                self.rt.init_errors.lock().unwrap().is_empty(),
+                "init failed: {:?}",
+                self.rt.init_errors.lock().unwrap()
+            );
+            assert!(self.child.0.try_wait().unwrap().is_none(), "the function exited");
+            assert!(Instant::now() < deadline, "no answer to {} {} within 60 s", req.method, req.path);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+fn header(r: &Value, h: &str) -> Option<String> {
+    r["headers"][h].as_str().map(str::to_owned)
+}
+
+fn body_of(r: &Value) -> Vec<u8> {
+    let body = r["body"].as_str().unwrap_or_default();
+    if r["isBase64Encoded"].as_bool() == Some(true) {
+        base64::engine::general_purpose::STANDARD.decode(body).unwrap()
+    } else {
+        body.as_bytes().to_vec()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_function_serves_http_events() {
-    if !berth::testkit::emulator_available("api_function_serves_http_events") {
+async fn api_function_serves_a_push_and_a_pull() {
+    if !berth::testkit::emulator_available("api_function_serves_a_push_and_a_pull") {
         return;
     }
     let name = berth::testkit::unique("berth-lambda-");
@@ -126,47 +189,20 @@ async fn api_function_serves_http_events() {
         ("BERTH_AWS_QUEUE_PREFIX".into(), format!("{name}-")),
         ("BERTH_ADMIN_PASSWORD".into(), "Harbor12345".into()),
     ];
-    // Prepare the AWS resources and content through the library, as
-    // `berth migrate` and a push would.
+    // The AWS resources, as `berth migrate` (a deploy step) makes them.
     let config = Config::load_from(None, env.clone(), &Overrides::default()).unwrap();
     assert_eq!(config.backend, Backend::Aws);
     berth::migrate::apply_aws(&config).await.unwrap();
     let ctx = AppContext::open(config).await.unwrap();
     berth::service::bootstrap(&ctx).await.unwrap();
-    let registry = Registry::new(&ctx);
-    let repo = RepoName::parse("library/lambda").unwrap();
-    let layer = Bytes::from(vec![7u8; 3 * 1024 * 1024 + 11]);
-    let layer_digest = Digest::sha256_of(&layer);
-    let config_blob = Bytes::from_static(b"{}");
-    let config_digest = Digest::sha256_of(&config_blob);
-    for (bytes, digest) in [(layer.clone(), &layer_digest), (config_blob.clone(), &config_digest)] {
-        let up = registry.start_upload(&repo).await.unwrap();
-        let body = one_chunk(bytes);
-        registry.complete_upload(&repo, &up.id, digest, None, Some(body)).await.unwrap();
-    }
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": 2 },
-        "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest.to_string(), "size": layer.len() }]
-    });
-    let manifest_bytes = Bytes::from(serde_json::to_vec(&manifest).unwrap());
-    let tag = Reference::parse("v1").unwrap();
-    let put = registry
-        .put_manifest(&repo, &tag, Some("application/vnd.oci.image.manifest.v1+json"), manifest_bytes.clone())
-        .await
-        .unwrap();
 
     let rt = Arc::new(Runtime::default());
-    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("admin:Harbor12345"));
-    rt.events.lock().unwrap().extend([
-        ("m1".to_owned(), http_event("GET", "/v2/library/lambda/manifests/v1", &auth)),
-        ("b1".to_owned(), http_event("GET", &format!("/v2/library/lambda/blobs/{layer_digest}"), &auth)),
-        ("u1".to_owned(), http_event("GET", "/v2/library/lambda/manifests/v1", "Basic bm9ib2R5Om5vbmU=")),
-    ]);
     let addr = start_runtime(rt.clone()).await;
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_api"))
+    // BERTH_TEST_API_BINARY runs another build (the `bootstrap` of a
+    // packaged zip, say) under the same events.
+    let binary = std::env::var("BERTH_TEST_API_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_api").to_owned());
+    let child = Command::new(binary)
         .envs(env)
         .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "api")
@@ -178,45 +214,75 @@ async fn api_function_serves_http_events() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let _child = Killed(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while rt.responses.lock().unwrap().len() < 3 {
-        assert!(rt.init_errors.lock().unwrap().is_empty(), "init failed: {:?}", rt.init_errors.lock().unwrap());
-        assert!(Instant::now() < deadline, "the function did not answer three events within 60 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut f = Function { rt: rt.clone(), child: Killed(child), n: 0 };
+    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("admin:Harbor12345"));
+
+    // Push: two monolithic blob uploads (POST, then PUT ?digest= with the
+    // bytes, under the Lambda request limit), then the manifest.
+    let layer: Vec<u8> = (0..3 * 1024 * 1024 + 11).map(|i: u32| (i % 253) as u8).collect();
+    let layer_digest = Digest::sha256_of(&layer);
+    let config_blob = b"{}".to_vec();
+    let config_digest = Digest::sha256_of(&config_blob);
+    for (i, (bytes, digest)) in [(&layer, &layer_digest), (&config_blob, &config_digest)].into_iter().enumerate() {
+        let start = f.invoke(Req::new("POST", "/v2/library/lambda/blobs/uploads/", &auth)).await;
+        if i == 0 {
+            let init = rt.first_next.lock().unwrap().map(|t| t - started).unwrap();
+            eprintln!("api function cold init (process start to first event request): {init:?}");
+            eprintln!("api function first answer {:?} after start", started.elapsed());
+        }
+        assert_eq!(start["statusCode"], 202, "{start}");
+        let location = header(&start, "location").unwrap();
+        assert!(location.starts_with("/v2/library/lambda/blobs/uploads/"), "{location}");
+        let query = format!("digest={digest}");
+        let mut put = Req::new("PUT", &location, &auth);
+        put.query = &query;
+        put.headers.push(("content-type", "application/octet-stream".into()));
+        put.body = Some(bytes);
+        let put = f.invoke(put).await;
+        assert_eq!(put["statusCode"], 201, "{put}");
+        assert_eq!(header(&put, "docker-content-digest"), Some(digest.to_string()));
     }
-    eprintln!("api function answered three events {:?} after start", started.elapsed());
-    let responses: std::collections::HashMap<String, Value> = rt.responses.lock().unwrap().iter().cloned().collect();
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": 2 },
+        "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest.to_string(), "size": layer.len() }]
+    });
+    let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
+    let manifest_digest = Digest::sha256_of(&manifest_bytes);
+    let mut put = Req::new("PUT", "/v2/library/lambda/manifests/v1", &auth);
+    put.headers.push(("content-type", "application/vnd.oci.image.manifest.v1+json".into()));
+    put.body = Some(&manifest_bytes);
+    let put = f.invoke(put).await;
+    assert_eq!(put["statusCode"], 201, "{put}");
+    assert_eq!(header(&put, "docker-content-digest"), Some(manifest_digest.to_string()));
 
-    let m = &responses["m1"];
+    // Pull: the manifest from the table, the blob as a redirect to S3.
+    let mut get = Req::new("GET", "/v2/library/lambda/manifests/v1", &auth);
+    get.headers.push(("accept", "application/vnd.oci.image.manifest.v1+json".into()));
+    let m = f.invoke(get).await;
     assert_eq!(m["statusCode"], 200, "{m}");
-    let header = |r: &Value, h: &str| r["headers"][h].as_str().map(str::to_owned);
-    assert_eq!(header(m, "content-type").as_deref(), Some("application/vnd.oci.image.manifest.v1+json"));
-    assert_eq!(header(m, "docker-content-digest"), Some(put.digest.to_string()));
-    let body = m["body"].as_str().unwrap();
-    let body = if m["isBase64Encoded"].as_bool() == Some(true) {
-        base64::engine::general_purpose::STANDARD.decode(body).unwrap()
-    } else {
-        body.as_bytes().to_vec()
-    };
-    assert_eq!(body, manifest_bytes.to_vec(), "the manifest comes back byte for byte");
+    assert_eq!(header(&m, "content-type").as_deref(), Some("application/vnd.oci.image.manifest.v1+json"));
+    assert_eq!(header(&m, "docker-content-digest"), Some(manifest_digest.to_string()));
+    assert_eq!(body_of(&m), manifest_bytes, "the manifest comes back byte for byte");
 
-    let b = &responses["b1"];
+    let b = f.invoke(Req::new("GET", &format!("/v2/library/lambda/blobs/{layer_digest}"), &auth)).await;
     assert_eq!(b["statusCode"], 307, "{b}");
-    let location = header(b, "location").unwrap();
+    let location = header(&b, "location").unwrap();
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
     assert!(location.starts_with(&endpoint), "{location} points at the object store {endpoint}");
     assert!(location.contains(&name), "{location} names the bucket");
     let fetched = reqwest_get(&location).await;
     assert_eq!(Digest::sha256_of(&fetched), layer_digest, "the presigned URL serves the blob");
 
-    let u = &responses["u1"];
-    assert_eq!(u["statusCode"], 401, "{u}");
-    assert!(header(u, "www-authenticate").is_some());
-}
+    let tags = f.invoke(Req::new("GET", "/v2/library/lambda/tags/list", &auth)).await;
+    assert_eq!(tags["statusCode"], 200, "{tags}");
+    let tags: Value = serde_json::from_slice(&body_of(&tags)).unwrap();
+    assert_eq!(tags["tags"], json!(["v1"]));
 
-fn one_chunk(bytes: Bytes) -> berth::blob::ByteStream {
-    futures::stream::once(async move { Ok(bytes) }).boxed()
+    let u = f.invoke(Req::new("GET", "/v2/library/lambda/manifests/v1", "Basic bm9ib2R5Om5vbmU=")).await;
+    assert_eq!(u["statusCode"], 401, "{u}");
+    assert!(header(&u, "www-authenticate").is_some());
 }
 
 async fn reqwest_get(url: &str) -> Bytes {

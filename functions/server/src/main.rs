@@ -1,7 +1,10 @@
 //! `berth`: the registry in one binary. `serve` runs the HTTP API (and, as
 //! they land, the workers) over the configured backends; `migrate` prepares
 //! a backend's resources; `admin` manages accounts offline (a lost admin
-//! password). Everything else lives in the `berth` library.
+//! password); `push-blob` is a client of the upload extension. Everything
+//! else lives in the `berth` library.
+
+mod push_blob;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,6 +39,10 @@ enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// Push a file as a blob through the berth upload extension: its bytes go
+    /// straight to the object store through presigned part URLs (registries
+    /// on S3 only). Prints the blob's digest.
+    PushBlob(push_blob::PushBlob),
     /// Manage local accounts directly in the backend (the local backend only
     /// while no `berth serve` uses its data folder). Passwords are read from
     /// the first line of standard input.
@@ -185,6 +192,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::PushBlob(push) => push.run().await?,
     }
     Ok(())
 }

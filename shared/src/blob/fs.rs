@@ -292,6 +292,16 @@ impl BlobStore for FsBlobStore {
     async fn presign_get(&self, _key: &str, _ttl: Duration) -> PortResult<Option<url::Url>> {
         Ok(None)
     }
+
+    async fn presign_upload_part(
+        &self,
+        _key: &str,
+        _upload_id: &str,
+        _number: u32,
+        _ttl: Duration,
+    ) -> PortResult<Option<url::Url>> {
+        Ok(None)
+    }
 }
 
 /// Joins the (validated) part files into `tmp`, in one blocking call. The

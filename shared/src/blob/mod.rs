@@ -1,7 +1,7 @@
 //! The `BlobStore` port: where blob bytes live (S3, or files on disk locally).
 //!
 //! Owns: object put/get/head/delete/list, multipart uploads, server-side copy
-//! and presigned GET URLs. It knows nothing of repositories, digests or
+//! and presigned URLs (GET of an object, PUT of a multipart part). It knows nothing of repositories, digests or
 //! permissions: callers hand it keys built by [`keys`], and it must never
 //! interpret them. Every implementation passes the one conformance suite in
 //! [`conformance`].
@@ -133,6 +133,20 @@ pub trait BlobStore: Debug + Send + Sync + 'static {
     /// URLs (local files: the caller streams the bytes itself). Does not check
     /// that the object exists.
     async fn presign_get(&self, key: &str, ttl: Duration) -> PortResult<Option<url::Url>>;
+
+    /// A URL to which a plain HTTP client can `PUT` the bytes of part
+    /// `number` of the multipart upload `upload_id` of `key` for `ttl`,
+    /// without other credentials; the `ETag` of its answer is the part's
+    /// etag for `complete_multipart`. `None` when the store cannot hand out
+    /// URLs (local files). Checks neither that the upload exists nor the
+    /// part number: a wrong one fails when the client uses the URL.
+    async fn presign_upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        ttl: Duration,
+    ) -> PortResult<Option<url::Url>>;
 
     /// Reads a whole object into memory. For small objects only (manifests,
     /// staging buffers).

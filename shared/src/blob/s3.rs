@@ -521,6 +521,31 @@ impl BlobStore for S3BlobStore {
             .map_err(|e| PortError::new(ErrorKind::Internal, e).context(format!("presign object {key}")))?;
         Ok(Some(url))
     }
+
+    async fn presign_upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        ttl: Duration,
+    ) -> PortResult<Option<url::Url>> {
+        validate_key(key)?;
+        let what = || format!("presign part {number} of {key}");
+        let config = PresigningConfig::expires_in(ttl)
+            .map_err(|e| PortError::new(ErrorKind::InvalidInput, e).context(what()))?;
+        let req = self
+            .presign
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part_number(number))
+            .presigned(config)
+            .await
+            .map_err(|e| s3_error(what(), e))?;
+        let url = url::Url::parse(req.uri()).map_err(|e| PortError::new(ErrorKind::Internal, e).context(what()))?;
+        Ok(Some(url))
+    }
 }
 
 /// Translates an S3 error about `what` ("get object <key>"): the S3 codes

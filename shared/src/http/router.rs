@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, Request, header};
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{any, get};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -24,6 +25,7 @@ pub fn router(ctx: Arc<AppContext>) -> Router {
         .route("/v2/", any(v2::dispatch))
         .route("/v2/{*rest}", any(v2::dispatch))
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .route("/service/token", get(super::token::issue).post(super::token::post_refused))
         .nest(super::api::PREFIX, super::api::routes())
         .with_state(state)
@@ -42,4 +44,33 @@ pub fn router(ctx: Arc<AppContext>) -> Router {
 /// backend was reachable at start).
 async fn health() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], r#"{"status":"healthy"}"#)
+}
+
+/// `GET /ready`: the backends answer now (one metadata read and one
+/// blob-store listing, each within two seconds), so a replica that lost its
+/// store is taken out of rotation without being restarted. `503` otherwise.
+async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let limit = std::time::Duration::from_secs(2);
+    let (pk, sk) = crate::meta::keys::schema_version();
+    let meta = tokio::time::timeout(limit, state.ctx.meta.get(pk, sk));
+    let blobs = tokio::time::timeout(limit, state.ctx.blobs.list(crate::blob::keys::BLOBS_PREFIX, None, 1));
+    let failed = match tokio::join!(meta, blobs) {
+        (Ok(Ok(_)), Ok(Ok(_))) => None,
+        (Err(_), _) => Some("metadata store: timed out".to_owned()),
+        (Ok(Err(e)), _) => Some(format!("metadata store: {:?}", e.kind())),
+        (_, Err(_)) => Some("blob store: timed out".to_owned()),
+        (_, Ok(Err(e))) => Some(format!("blob store: {:?}", e.kind())),
+    };
+    let json = [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+    match failed {
+        None => (StatusCode::OK, json, serde_json::json!({ "status": "ready" }).to_string()),
+        Some(reason) => {
+            tracing::warn!(reason, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json,
+                serde_json::json!({ "status": "unavailable", "reason": reason }).to_string(),
+            )
+        }
+    }
 }

@@ -11,6 +11,12 @@
 //! racing appends one wins and the other fails, and the winner's parts are
 //! pinned by their ETags, so a loser can make the upload fail but never
 //! corrupt a blob. The digest is checked before the blob becomes visible.
+//!
+//! [`direct`] is the other way in: berth-aware clients PUT the parts
+//! straight to presigned object-store URLs, and the registry hashes the
+//! assembled object before linking it.
+
+pub mod direct;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -50,6 +56,10 @@ struct Session {
     staging_len: u64,
     version: i64,
     created_at: i64,
+    /// Set for a direct upload: its bytes come through presigned part URLs,
+    /// never through this service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    direct: Option<direct::DirectSpec>,
 }
 
 /// Where an upload stands.
@@ -90,6 +100,7 @@ impl Registry {
             staging_len: 0,
             version: 0,
             created_at: now_unix(),
+            direct: None,
         };
         self.save_session(&id, &session, Condition::NotExists).await?;
         Ok(UploadStatus { id, offset: 0 })
@@ -112,6 +123,7 @@ impl Registry {
         body: ByteStream,
     ) -> ServiceResult<UploadStatus> {
         let mut s = self.load_session(repo, id).await?;
+        refuse_direct(&s)?;
         check_start(&s, start)?;
         let before = s.clone();
         let tail = self.write_body(id, &mut s, body).await?;
@@ -143,6 +155,7 @@ impl Registry {
         body: Option<ByteStream>,
     ) -> ServiceResult<BlobInfo> {
         let mut s = self.load_session(repo, id).await?;
+        refuse_direct(&s)?;
         check_start(&s, start)?;
         let staged_before = s.staging.clone();
         let tail = match body {
@@ -327,13 +340,7 @@ impl Registry {
             self.upload_part(id, s, tail).await?;
         }
         let data_key = blob_keys::upload_data(id);
-        self.blobs.complete_multipart(&data_key, &multipart, &s.parts).await.map_err(|e| {
-            if e.is(ErrorKind::InvalidInput) || e.is(ErrorKind::NotFound) {
-                ServiceError::UploadInvalid(format!("assembling the upload failed: {e}"))
-            } else {
-                e.into()
-            }
-        })?;
+        self.assemble(&data_key, &multipart, &s.parts).await?;
         // The multipart upload is finished; nothing is left to abort.
         s.multipart = None;
         s.parts.clear();
@@ -359,6 +366,19 @@ impl Registry {
         Ok(())
     }
 
+    /// Completes the multipart upload of a session; parts that do not
+    /// assemble (too small, missing, a wrong ETag) make the upload invalid
+    /// rather than the store broken.
+    async fn assemble(&self, data_key: &str, multipart: &str, parts: &[CompletedPart]) -> ServiceResult<()> {
+        self.blobs.complete_multipart(data_key, multipart, parts).await.map_err(|e| {
+            if e.is(ErrorKind::InvalidInput) || e.is(ErrorKind::NotFound) {
+                ServiceError::UploadInvalid(format!("assembling the upload failed: {e}"))
+            } else {
+                e.into()
+            }
+        })
+    }
+
     /// Deletes the session and everything it stored (best effort: leftovers
     /// under `uploads/` are cleaned by GC).
     async fn end_session(&self, id: &str, s: &Session, staged_before: Option<&str>) {
@@ -381,6 +401,18 @@ impl Registry {
         {
             tracing::warn!(key, error = %e, "could not delete an upload object");
         }
+    }
+}
+
+/// A direct upload's bytes are in presigned parts only: chunks sent the
+/// ordinary way would be hashed into a state nothing assembles.
+fn refuse_direct(s: &Session) -> ServiceResult<()> {
+    match s.direct {
+        Some(_) => Err(ServiceError::UploadInvalid(
+            "a direct upload takes its bytes through its presigned part URLs and completes through the berth extension"
+                .to_owned(),
+        )),
+        None => Ok(()),
     }
 }
 

@@ -11,6 +11,7 @@ use crate::auth::{Decision, Subject};
 use crate::blob::{ByteRange, ByteStream};
 use crate::oci::{Digest, Manifest, Reference, RepoName, media};
 use crate::service::blobs::{BlobBody, BlobInfo};
+use crate::service::uploads::direct::{DirectUpload, UploadedPart};
 use crate::service::uploads::{CHUNK_MIN_LENGTH, UploadStatus};
 use crate::service::{ServiceError, manifests::NamePage};
 
@@ -96,6 +97,7 @@ pub(super) async fn route(c: Ctx<'_>, route: V2Route, body: Body) -> HandlerResu
             result.map_err(|e| upload_error(&c, &name, &id, e))
         }
         V2Route::Referrers { name, digest } if m == Method::GET => referrers(&c, &name, &digest).await,
+        V2Route::DirectUpload { name, id } => direct_upload(&c, &name, id.as_deref(), body).await,
         _ => Err(unsupported(&m)),
     }
 }
@@ -203,6 +205,76 @@ async fn start_upload(c: &Ctx<'_>, name: &RepoName, body: Body) -> HandlerResult
     let mut resp = upload_response(c, name, &status, StatusCode::ACCEPTED);
     resp.headers_mut().insert(CHUNK_MIN, hv(&CHUNK_MIN_LENGTH.to_string()));
     Ok(resp)
+}
+
+/// Largest JSON body the upload extension reads (a completion listing
+/// 1,000 parts is about 100 KiB).
+const MAX_EXTENSION_BODY: usize = 1024 * 1024;
+
+/// The berth upload extension, `/v2/<name>/_berth/uploads[/<id>]`:
+/// `POST` with `{"size": N, "part_size": P}` (`part_size` optional) opens a
+/// direct upload and answers its presigned part URLs; `GET` presigns them
+/// again; `PUT ?digest=<digest>` with `{"parts": [{"number": 1, "etag":
+/// "…"}, …]}` completes it (`201`, as a blob upload); `DELETE` cancels it.
+/// A registry whose blob store presigns nothing answers `UNSUPPORTED`.
+async fn direct_upload(c: &Ctx<'_>, name: &RepoName, id: Option<&str>, body: Body) -> HandlerResult {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Start {
+        size: u64,
+        part_size: Option<u64>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Complete {
+        parts: Vec<UploadedPart>,
+    }
+    let registry = &c.state.registry;
+    let ttl = c.state.presign_ttl();
+    match (c.method.clone(), id) {
+        (Method::POST, None) => {
+            let start: Start = json_body(body).await?;
+            let Some(upload) = registry.start_direct_upload(name, start.size, start.part_size, ttl).await? else {
+                return Err(OciError::new(OciCode::Unsupported).detail(
+                    "this registry's blob store hands out no presigned URLs (local storage): \
+                     push through /v2/<name>/blobs/uploads/",
+                ));
+            };
+            Ok(direct_response(c, name, &upload, StatusCode::ACCEPTED))
+        }
+        (Method::GET, Some(id)) => {
+            let upload = registry.direct_upload(name, id, ttl).await?;
+            Ok(direct_response(c, name, &upload, StatusCode::OK))
+        }
+        (Method::PUT, Some(id)) => {
+            let digest = required_digest(c.params)?;
+            let complete: Complete = json_body(body).await?;
+            let info = registry.complete_direct_upload(name, id, &digest, &complete.parts).await?;
+            Ok(blob_created(c, name, &info))
+        }
+        (Method::DELETE, Some(id)) => {
+            registry.cancel_upload(name, id).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        (m, _) => Err(unsupported(&m)),
+    }
+}
+
+fn direct_response(c: &Ctx<'_>, name: &RepoName, upload: &DirectUpload, status: StatusCode) -> Response {
+    let mut resp = (status, axum::Json(upload)).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::LOCATION, hv(&c.state.urls.direct_upload(name, &upload.id)));
+    h.insert(UPLOAD_UUID, hv(&upload.id));
+    resp
+}
+
+async fn json_body<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, OciError> {
+    let bytes = axum::body::to_bytes(body, MAX_EXTENSION_BODY)
+        .await
+        .map_err(|e| OciError::new(OciCode::BlobUploadInvalid).detail(format!("reading the body failed: {e}")))?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        OciError::new(OciCode::BlobUploadInvalid).detail(format!("the body is not the expected JSON: {e}"))
+    })
 }
 
 /// Parses a `Range` request header against a blob of `size` bytes. `None`

@@ -86,7 +86,7 @@ async fn handle(
 /// delete, the rest pulls (Harbor's mapping of `/v2` methods).
 fn repo_action(method: &Method, route: &V2Route) -> Act {
     match route {
-        V2Route::UploadStart { .. } | V2Route::Upload { .. } => Act::Push,
+        V2Route::UploadStart { .. } | V2Route::Upload { .. } | V2Route::DirectUpload { .. } => Act::Push,
         _ if *method == Method::DELETE => Act::Delete,
         _ if *method == Method::PUT => Act::Push,
         _ => Act::Pull,

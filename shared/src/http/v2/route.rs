@@ -25,6 +25,10 @@ pub enum V2Route {
     Upload { name: RepoName, id: String },
     /// `/v2/<name>/referrers/<digest>`
     Referrers { name: RepoName, digest: Digest },
+    /// `/v2/<name>/_berth/uploads` (start) and `/v2/<name>/_berth/uploads/<id>`:
+    /// the berth upload extension, whose bytes go to presigned part URLs.
+    /// Repository components never start with `_`, so no name clashes.
+    DirectUpload { name: RepoName, id: Option<String> },
 }
 
 impl V2Route {
@@ -65,6 +69,17 @@ impl V2Route {
                 Err(OciError::new(OciCode::BlobUploadUnknown))
             }
             (_, Some("blobs"), Some(d)) if n > 2 => Ok(Self::Blob { name: name_of(n - 2)?, digest: digest_of(d)? }),
+            (Some("_berth"), Some("uploads"), Some("")) if n > 3 => {
+                Ok(Self::DirectUpload { name: name_of(n - 3)?, id: None })
+            }
+            (_, Some("_berth"), Some("uploads")) if n > 2 => Ok(Self::DirectUpload { name: name_of(n - 2)?, id: None }),
+            (Some("_berth"), Some("uploads"), Some(id)) if n > 3 => {
+                let name = name_of(n - 3)?;
+                if !valid_upload_id(id) {
+                    return Err(OciError::new(OciCode::BlobUploadUnknown));
+                }
+                Ok(Self::DirectUpload { name, id: Some(id.to_owned()) })
+            }
             (_, Some("referrers"), Some(d)) if n > 2 => {
                 Ok(Self::Referrers { name: name_of(n - 2)?, digest: digest_of(d)? })
             }
@@ -81,7 +96,8 @@ impl V2Route {
             | Self::Blob { name, .. }
             | Self::UploadStart { name }
             | Self::Upload { name, .. }
-            | Self::Referrers { name, .. } => Some(name),
+            | Self::Referrers { name, .. }
+            | Self::DirectUpload { name, .. } => Some(name),
         }
     }
 }
@@ -131,6 +147,9 @@ mod tests {
                 V2Route::Manifest { name: name("p/tags"), reference: Reference::parse("list").unwrap() },
             ),
             ("p/blobs/uploads/blobs/uploads/".into(), V2Route::UploadStart { name: name("p/blobs/uploads") }),
+            ("library/a/_berth/uploads".into(), V2Route::DirectUpload { name: name("library/a"), id: None }),
+            ("library/a/_berth/uploads/".into(), V2Route::DirectUpload { name: name("library/a"), id: None }),
+            (format!("p/a/b/_berth/uploads/{U}"), V2Route::DirectUpload { name: name("p/a/b"), id: Some(U.into()) }),
         ];
         for (path, want) in cases {
             assert_eq!(V2Route::parse(&path).unwrap(), want, "{path}");
@@ -150,6 +169,9 @@ mod tests {
             ("library/a/manifests/-tag".into(), OciCode::ManifestInvalid),
             ("library/a/referrers/sha256:zz".into(), OciCode::DigestInvalid),
             ("library/a/blobs/uploads/not-an-id".into(), OciCode::BlobUploadUnknown),
+            ("library/a/_berth/uploads/not-an-id".into(), OciCode::BlobUploadUnknown),
+            ("_berth/uploads".into(), OciCode::NotFound),
+            ("library/a/_berth/other".into(), OciCode::NotFound),
             ("library/a".into(), OciCode::NotFound),
             ("tags/list".into(), OciCode::NotFound),
             ("manifests/latest".into(), OciCode::NotFound),

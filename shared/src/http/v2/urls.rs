@@ -28,6 +28,12 @@ impl Urls {
         format!("{}/v2/{repo}/blobs/uploads/{id}", self.upload_base.as_deref().unwrap_or(""))
     }
 
+    /// A direct upload of the berth extension: always on the API host
+    /// itself, since its bytes go to the object store, not to a host.
+    pub fn direct_upload(&self, repo: &RepoName, id: &str) -> String {
+        format!("/v2/{repo}/_berth/uploads/{id}")
+    }
+
     pub fn blob(&self, repo: &RepoName, digest: &Digest) -> String {
         format!("/v2/{repo}/blobs/{digest}")
     }
@@ -59,6 +65,7 @@ mod tests {
         assert_eq!(Urls::new(None).upload(&repo, id), format!("/v2/library/a/b/blobs/uploads/{id}"));
         let up = Urls::new(Some("https://upload.example.com/"));
         assert_eq!(up.upload(&repo, id), format!("https://upload.example.com/v2/library/a/b/blobs/uploads/{id}"));
+        assert_eq!(up.direct_upload(&repo, id), format!("/v2/library/a/b/_berth/uploads/{id}"));
         assert_eq!(up.tags_next(&repo, 2, "v1.0+x"), "</v2/library/a/b/tags/list?n=2&last=v1.0%2Bx>; rel=\"next\"");
         assert_eq!(up.catalog_next(5, "library/a"), "</v2/_catalog?n=5&last=library%2Fa>; rel=\"next\"");
     }
