@@ -20,6 +20,7 @@ use crate::blob::keys as blob_keys;
 use crate::meta::{Condition, ErrorKind, Item, Query, Write, keys, now_unix};
 use crate::oci::{Descriptor, Digest, Manifest, Reference, RepoName, Tag};
 
+use super::record::corrupt;
 use super::{Registry, ServiceError, ServiceResult};
 
 /// A positive id below 2^48 (safe in every JSON reader) derived from a
@@ -92,10 +93,6 @@ impl ArtifactInfo {
     pub fn references(&self) -> &[Descriptor] {
         self.manifest.child_manifests()
     }
-}
-
-fn corrupt(what: &str) -> ServiceError {
-    ServiceError::Backend(crate::port::PortError::msg(ErrorKind::Internal, format_args!("corrupt {what}")))
 }
 
 fn not_found(repo: &RepoName) -> ServiceError {

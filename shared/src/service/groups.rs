@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::meta::{Condition, ErrorKind, Item, Query, Write, keys};
 
+use super::record::{from_item, to_item};
 use super::{Registry, ServiceError, ServiceResult};
 
 /// Harbor's group types.
@@ -36,16 +37,9 @@ fn identity(group_type: i64, dn: &str, name: &str) -> String {
     if group_type == LDAP_GROUP { dn.trim().to_lowercase() } else { name.to_owned() }
 }
 
-fn corrupt() -> ServiceError {
-    ServiceError::Backend(crate::port::PortError::msg(ErrorKind::Internal, "corrupt group item"))
-}
-
 fn group_item(g: &Group) -> ServiceResult<Item> {
     let (pk, sk) = keys::group(g.id);
-    let serde_json::Value::Object(attrs) = serde_json::to_value(g).map_err(|_| corrupt())? else {
-        return Err(corrupt());
-    };
-    Ok(Item { pk, sk, attrs })
+    to_item(pk, sk, g, "group")
 }
 
 fn validate(group_type: i64, name: &str, dn: &str) -> ServiceResult<()> {
@@ -121,7 +115,7 @@ impl Registry {
         let (pk, sk) = keys::group(id);
         let item =
             self.meta.get(&pk, &sk).await?.ok_or_else(|| ServiceError::NotFound(format!("group {id} not found")))?;
-        serde_json::from_value(serde_json::Value::Object(item.attrs)).map_err(|_| corrupt())
+        from_item(item, "group")
     }
 
     /// Every group, by id.

@@ -22,6 +22,7 @@ use crate::meta::keys::Key;
 use crate::meta::{Condition, ErrorKind, Item, Query, Write, keys, now_unix};
 use crate::oci::{Descriptor, Digest, Manifest, Reference, RepoName};
 
+use super::record::corrupt;
 use super::{Registry, ServiceError, ServiceResult};
 
 /// Manifests up to this size are kept inline in the table (base64 must fit
@@ -75,10 +76,6 @@ fn fit_item(mut item: Item, derived: &[&str]) -> Item {
         item.attrs.remove(*attr);
     }
     item.with(IN_BODY, true)
-}
-
-fn corrupt(what: &str) -> ServiceError {
-    ServiceError::Backend(crate::port::PortError::msg(ErrorKind::Internal, format_args!("corrupt {what}")))
 }
 
 impl Registry {

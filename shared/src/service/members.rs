@@ -12,6 +12,7 @@ use crate::meta::keys::MemberKind;
 use crate::meta::{Condition, ErrorKind, Item, Query, Write, keys};
 
 use super::projects::Project;
+use super::record::corrupt;
 use super::{Registry, ServiceError, ServiceResult};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,10 +23,6 @@ pub struct Member {
     pub entity_id: i64,
     pub entity_name: String,
     pub role: Role,
-}
-
-fn corrupt() -> ServiceError {
-    ServiceError::Backend(crate::port::PortError::msg(ErrorKind::Internal, "corrupt member item"))
 }
 
 /// The item of a member of `project`.
@@ -46,15 +43,15 @@ fn member_of(item: &Item) -> ServiceResult<Member> {
     let kind = match item.str("entity_type") {
         Some("u") => MemberKind::User,
         Some("g") => MemberKind::Group,
-        _ => return Err(corrupt()),
+        _ => return Err(corrupt("member")),
     };
     Ok(Member {
-        id: item.i64("id").ok_or_else(corrupt)?,
-        project_id: item.i64("project_id").ok_or_else(corrupt)?,
+        id: item.i64("id").ok_or_else(|| corrupt("member"))?,
+        project_id: item.i64("project_id").ok_or_else(|| corrupt("member"))?,
         kind,
-        entity_id: item.i64("entity_id").ok_or_else(corrupt)?,
+        entity_id: item.i64("entity_id").ok_or_else(|| corrupt("member"))?,
         entity_name: item.str("entity_name").unwrap_or_default().to_owned(),
-        role: item.i64("role_id").and_then(Role::from_id).ok_or_else(corrupt)?,
+        role: item.i64("role_id").and_then(Role::from_id).ok_or_else(|| corrupt("member"))?,
     })
 }
 

@@ -18,6 +18,7 @@ pub mod manifests;
 pub mod members;
 pub mod passwords;
 pub mod projects;
+pub mod record;
 pub mod robots;
 pub mod settings;
 pub mod uploads;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::meta::{Condition, ErrorKind, Item, Query, Write, keys, now_unix};
 use crate::oci::RepoName;
 
+use super::record::{from_item, to_item};
 use super::{Registry, ServiceError, ServiceResult};
 
 pub const DEFAULT_PROJECT: &str = "library";
@@ -127,20 +128,9 @@ fn validate_storage_limit(limit: i64) -> ServiceResult<()> {
     }
 }
 
-fn corrupt() -> ServiceError {
-    ServiceError::Backend(crate::port::PortError::msg(ErrorKind::Internal, "corrupt project item"))
-}
-
 fn project_item(p: &Project) -> ServiceResult<Item> {
     let (pk, sk) = keys::project(&p.name);
-    let serde_json::Value::Object(attrs) = serde_json::to_value(p).map_err(|_| corrupt())? else {
-        return Err(corrupt());
-    };
-    Ok(Item { pk, sk, attrs })
-}
-
-fn project_of(item: Item) -> ServiceResult<Project> {
-    serde_json::from_value(serde_json::Value::Object(item.attrs)).map_err(|_| corrupt())
+    to_item(pk, sk, p, "project")
 }
 
 impl Registry {
@@ -226,7 +216,7 @@ impl Registry {
             .get(&pk, &sk)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("project {name} not found")))?;
-        project_of(item)
+        from_item(item, "project")
     }
 
     /// Every project, by name. (The list is one partition; a registry has

@@ -17,6 +17,7 @@ use crate::auth::rbac::{Act, Perm, ROBOT_PROJECT_GRANTABLE, ROBOT_SYSTEM_GRANTAB
 use crate::meta::{Condition, ErrorKind, Item, Query, Write, keys, now_unix};
 
 use super::projects::{Project, ProjectRef};
+use super::record::{from_item, to_item};
 use super::{Registry, ServiceError, ServiceResult, passwords};
 
 pub const LEVEL_SYSTEM: &str = "system";
@@ -118,20 +119,9 @@ pub struct WithSecret {
     pub secret: String,
 }
 
-fn corrupt() -> ServiceError {
-    ServiceError::Backend(crate::port::PortError::msg(ErrorKind::Internal, "corrupt robot item"))
-}
-
 fn robot_item(r: &Robot) -> ServiceResult<Item> {
     let (pk, sk) = keys::robot(&r.name);
-    let serde_json::Value::Object(attrs) = serde_json::to_value(r).map_err(|_| corrupt())? else {
-        return Err(corrupt());
-    };
-    Ok(Item { pk, sk, attrs })
-}
-
-fn robot_of(item: Item) -> ServiceResult<Robot> {
-    serde_json::from_value(serde_json::Value::Object(item.attrs)).map_err(|_| corrupt())
+    to_item(pk, sk, r, "robot")
 }
 
 /// Harbor's robot name rule (a `+` would be ambiguous in project robots).
@@ -289,7 +279,7 @@ impl Registry {
     /// A robot by its name without the prefix.
     pub async fn robot_by_name(&self, name: &str) -> ServiceResult<Option<Robot>> {
         let (pk, sk) = keys::robot(name);
-        self.meta.get(&pk, &sk).await?.map(robot_of).transpose()
+        self.meta.get(&pk, &sk).await?.map(|i| from_item(i, "robot")).transpose()
     }
 
     /// Every robot, by name. (One partition; robots number in the

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::meta::{Condition, ErrorKind, Index, Item, Query, Write, keys, now_unix};
 
+use super::record::{from_item, to_item};
 use super::{Registry, ServiceError, ServiceResult, passwords};
 
 pub const ADMIN: &str = "admin";
@@ -102,20 +103,13 @@ pub struct ExternalUser {
     pub admin_in_auth: bool,
 }
 
-fn corrupt() -> ServiceError {
-    ServiceError::Backend(crate::port::PortError::msg(ErrorKind::Internal, "corrupt user item"))
-}
-
 fn user_item(u: &User) -> ServiceResult<Item> {
     let (pk, sk) = keys::user(&u.username);
-    let serde_json::Value::Object(attrs) = serde_json::to_value(u).map_err(|_| corrupt())? else {
-        return Err(corrupt());
-    };
-    Ok(Item { pk, sk: sk.to_owned(), attrs })
+    to_item(pk, sk, u, "user")
 }
 
 fn user_of(item: Item) -> ServiceResult<User> {
-    let mut user: User = serde_json::from_value(serde_json::Value::Object(item.attrs)).map_err(|_| corrupt())?;
+    let mut user: User = from_item(item, "user")?;
     // The administrator of a store made before users had ids.
     if user.user_id == 0 && user.username == ADMIN {
         user.user_id = ADMIN_ID;
