@@ -10,6 +10,7 @@ mod clients;
 mod faults;
 mod harbor_api;
 mod oci_conformance;
+mod oidc;
 mod permissions;
 mod startup;
 mod tokens;

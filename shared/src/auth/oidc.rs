@@ -1152,6 +1152,99 @@ mod tests {
         assert!(OidcSettings::of(&bad_filter).unwrap().group_filter.is_none(), "as Harbor: no filtering");
     }
 
+    fn info(sub: &str, name: &str) -> UserInfo {
+        UserInfo {
+            iss: "https://idp.example".into(),
+            sub: sub.into(),
+            username: name.into(),
+            email: format!("{name}@example.org"),
+            groups: vec![],
+            admin: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn identities_onboard_once_and_cli_secrets_check_like_passwords() {
+        let (_dir, registry) = crate::testkit::local_registry().await;
+        let settings = settings(json!({
+            "auth_mode": "oidc_auth", "oidc_endpoint": "https://idp.example", "oidc_client_id": "berth",
+        }))
+        .await;
+        let oidc = Oidc::new(&TokenKeys::from_seed(&[1; 32]));
+        let forever = StoredToken { access_token: "at".into(), refresh_token: None, id_token: None, expiry: 0 };
+        let ann = oidc.create_user(&registry, &settings, &info("s1", "ann"), "ann", &[], &forever, None).await.unwrap();
+        assert_eq!((ann.source, ann.comment.as_str()), (Source::Oidc, ONBOARDED_COMMENT));
+        let found = user_of_identity(&registry, "https://idp.example", "s1").await.unwrap().unwrap();
+        assert_eq!(found.user_id, ann.user_id);
+        assert!(user_of_identity(&registry, "https://other.example", "s1").await.unwrap().is_none(), "per issuer");
+
+        // The same identity again (two logins racing) signs the same user
+        // in, whatever name the second asked for.
+        let again = oidc.create_user(&registry, &settings, &info("s1", "ann"), "ann2", &[], &forever, None).await;
+        assert_eq!(again.unwrap().user_id, ann.user_id);
+        assert!(registry.user_by_name("ann2").await.unwrap().is_none());
+        // Another identity cannot take the name.
+        let other = oidc.create_user(&registry, &settings, &info("s2", "ann"), "ann", &[], &forever, None).await;
+        assert!(matches!(other, Err(OidcError::Service(ServiceError::Conflict(_)))));
+
+        let secret = oidc.reveal_secret(&ann).unwrap();
+        let check = |name: &'static str, secret: String| {
+            let (registry, settings, oidc) = (&registry, &settings, &oidc);
+            async move { oidc.check_cli_secret(registry, settings, name, &secret).await.unwrap().map(|u| u.user_id) }
+        };
+        assert_eq!(check("ann", secret.clone()).await, Some(ann.user_id));
+        assert_eq!(check("ann", "Wrong1Secret".into()).await, None);
+        assert_eq!(check("nobody", secret.clone()).await, None);
+        oidc.set_cli_secret(&registry, ann.user_id, "Rotated1Secret").await.unwrap();
+        assert_eq!(check("ann", secret.clone()).await, None, "the old secret is gone");
+        assert_eq!(check("ann", "Rotated1Secret".into()).await, Some(ann.user_id));
+        assert!(matches!(oidc.set_cli_secret(&registry, ann.user_id, "weak").await, Err(ServiceError::Invalid(_))));
+        registry.ensure_admin(Some("Harbor12345")).await.unwrap();
+        let local = oidc.set_cli_secret(&registry, crate::service::users::ADMIN_ID, "Admin1Secret").await;
+        assert!(matches!(local, Err(ServiceError::NotFound(_))), "only OIDC users have one");
+        let stored = registry.user(ann.user_id).await.unwrap();
+        assert!(!serde_json::to_string(&stored).unwrap().contains("Rotated1Secret"), "never stored in clear");
+        assert_eq!(oidc.reveal_secret(&stored).as_deref(), Some("Rotated1Secret"));
+
+        // An expired provider token without a refresh token refuses the
+        // secret (as Harbor), until a login records a fresh one.
+        let expired = StoredToken { expiry: 1, ..forever.clone() };
+        oidc.record_login(&registry, ann.user_id, &[], false, &expired).await.unwrap();
+        assert_eq!(check("ann", "Rotated1Secret".into()).await, None);
+        oidc.record_login(&registry, ann.user_id, &[], false, &forever).await.unwrap();
+        assert_eq!(check("ann", "Rotated1Secret".into()).await, Some(ann.user_id));
+
+        // A deleted user's identity onboards afresh.
+        registry.delete_user(ann.user_id).await.unwrap();
+        assert!(user_of_identity(&registry, "https://idp.example", "s1").await.unwrap().is_none());
+        let back =
+            oidc.create_user(&registry, &settings, &info("s1", "ann"), "ann", &[], &forever, None).await.unwrap();
+        assert_ne!(back.user_id, ann.user_id);
+    }
+
+    #[tokio::test]
+    async fn a_login_state_works_once() {
+        let (_dir, registry) = crate::testkit::local_registry().await;
+        let state = random_token();
+        let (pk, sk) = keys::oidc_state(&state);
+        let item = Item::new(pk, sk)
+            .with("nonce", "n")
+            .with("code_verifier", "v")
+            .with("redirect_uri", "http://berth/c/oidc/callback")
+            .with("return_to", "/")
+            .with(TTL_ATTR, now_unix() + 60);
+        registry.meta.put(item.clone(), Condition::NotExists).await.unwrap();
+        let login = take_state(&registry, &state).await.unwrap();
+        assert_eq!((login.nonce.as_str(), login.verifier.as_str()), ("n", "v"));
+        assert!(matches!(take_state(&registry, &state).await, Err(OidcError::State)), "replayed");
+        assert!(matches!(take_state(&registry, "../../etc").await, Err(OidcError::State)));
+        let stale = random_token();
+        let (pk, sk) = keys::oidc_state(&stale);
+        let expired = Item { pk, sk, ..item }.with(TTL_ATTR, now_unix() - 1);
+        registry.meta.put(expired, Condition::NotExists).await.unwrap();
+        assert!(matches!(take_state(&registry, &stale).await, Err(OidcError::State)), "expired");
+    }
+
     #[test]
     fn token_lifetimes() {
         let answer: TokenResponse =
