@@ -136,6 +136,16 @@ impl Berth {
         self.api(method, path).basic_auth("admin", Some(ADMIN_PASSWORD))
     }
 
+    /// `POST /c/login` with a form, as Harbor's portal sends it.
+    fn portal_login(&self, principal: &str, password: &str) -> Response {
+        http()
+            .post(self.server.url("/c/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[("principal", principal), ("password", password)]))
+            .send()
+            .unwrap()
+    }
+
     fn configure(&self, settings: Value) {
         let r = self.admin(Method::PUT, "/configurations").json(&settings).send().unwrap();
         assert_eq!(r.status(), 200, "{}", r.text().unwrap());
@@ -542,20 +552,12 @@ fn oidc_login_sessions_and_cli_secrets() {
 
     // Portal login under OIDC: Harbor's redirect for users, the password
     // for the administrator.
-    let portal_login = |principal: &str, password: &str| {
-        http()
-            .post(berth.server.url("/c/login"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form(&[("principal", principal), ("password", password)]))
-            .send()
-            .unwrap()
-    };
-    let r = portal_login("alice", "anything");
+    let r = berth.portal_login("alice", "anything");
     assert_eq!(r.status(), 403);
     let body: Value = r.json().unwrap();
     assert_eq!(body["redirect_location"], berth.server.url("/c/oidc/login"));
-    assert_eq!(portal_login("admin", "wrong").status(), 401);
-    let admin = Portal::of(&portal_login("admin", ADMIN_PASSWORD));
+    assert_eq!(berth.portal_login("admin", "wrong").status(), 401);
+    let admin = Portal::of(&berth.portal_login("admin", ADMIN_PASSWORD));
     assert_eq!(admin.current(&berth)["username"], "admin");
 
     // Logout ends the session here (its cookie no longer works) and, with
@@ -583,16 +585,8 @@ fn portal_sessions_for_local_users() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 201);
-    let portal_login = |principal: &str, password: &str| {
-        http()
-            .post(berth.server.url("/c/login"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form(&[("principal", principal), ("password", password)]))
-            .send()
-            .unwrap()
-    };
-    assert_eq!(portal_login("lu", "wrong").status(), 401);
-    assert_eq!(portal_login("ghost", "Passw0rd1").status(), 401);
+    assert_eq!(berth.portal_login("lu", "wrong").status(), 401);
+    assert_eq!(berth.portal_login("ghost", "Passw0rd1").status(), 401);
     let cross = http()
         .post(berth.server.url("/c/login"))
         .header("origin", "https://evil.example")
@@ -601,7 +595,7 @@ fn portal_sessions_for_local_users() {
         .send()
         .unwrap();
     assert_eq!(cross.status(), 403, "a login posted from another site");
-    let lu = Portal::of(&portal_login("lu", "Passw0rd1"));
+    let lu = Portal::of(&berth.portal_login("lu", "Passw0rd1"));
     let me = lu.current(&berth);
     assert_eq!(me["username"], "lu");
     let id = me["user_id"].as_i64().unwrap();

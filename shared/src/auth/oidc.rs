@@ -353,12 +353,24 @@ fn pending_context(id: &str) -> String {
     format!("oidc-pending:{id}")
 }
 
+/// A discovered provider: for which endpoint and certificate check, and
+/// when it was read.
+struct CachedProvider {
+    endpoint: String,
+    verify_cert: bool,
+    provider: Arc<Provider>,
+    at: Instant,
+}
+
+/// A provider's signing keys and when they were read.
+type CachedKeys = (Arc<Vec<Jwk>>, Instant);
+
 /// The OIDC client of one process (shared by every request).
 pub struct Oidc {
     sealer: Option<Sealer>,
     clients: Mutex<HashMap<bool, reqwest::Client>>,
-    provider: Mutex<Option<(String, bool, Arc<Provider>, Instant)>>,
-    jwks: Mutex<HashMap<String, (Arc<Vec<Jwk>>, Instant)>>,
+    provider: Mutex<Option<CachedProvider>>,
+    jwks: Mutex<HashMap<String, CachedKeys>>,
 }
 
 impl std::fmt::Debug for Oidc {
@@ -855,18 +867,23 @@ impl Oidc {
     /// The provider's configuration, cached for a minute per endpoint.
     async fn provider(&self, cfg: &OidcSettings) -> Result<Arc<Provider>, OidcError> {
         if let Ok(cached) = self.provider.lock()
-            && let Some((endpoint, verify, p, at)) = cached.as_ref()
-            && *endpoint == cfg.endpoint
-            && *verify == cfg.verify_cert
-            && at.elapsed() < DISCOVERY_TTL
+            && let Some(c) = cached.as_ref()
+            && c.endpoint == cfg.endpoint
+            && c.verify_cert == cfg.verify_cert
+            && c.at.elapsed() < DISCOVERY_TTL
         {
-            return Ok(p.clone());
+            return Ok(c.provider.clone());
         }
-        let p = Arc::new(self.discover(&cfg.endpoint, cfg.verify_cert).await?);
+        let provider = Arc::new(self.discover(&cfg.endpoint, cfg.verify_cert).await?);
         if let Ok(mut cached) = self.provider.lock() {
-            *cached = Some((cfg.endpoint.clone(), cfg.verify_cert, p.clone(), Instant::now()));
+            *cached = Some(CachedProvider {
+                endpoint: cfg.endpoint.clone(),
+                verify_cert: cfg.verify_cert,
+                provider: provider.clone(),
+                at: Instant::now(),
+            });
         }
-        Ok(p)
+        Ok(provider)
     }
 
     /// The provider's signing keys, cached; `refetch` asks again (at most

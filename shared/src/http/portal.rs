@@ -134,14 +134,14 @@ fn is_local_path(p: &str) -> bool {
     p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') && !p.chars().any(char::is_control)
 }
 
-/// Refuses a browser request sent from a page of another origin (the
-/// endpoints that take no session and so no CSRF token).
-fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+/// The refusal of a browser request sent from a page of another origin
+/// (to the endpoints that take no session and so no CSRF token).
+fn cross_origin(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     match headers.get(header::ORIGIN).map(|o| o.to_str().unwrap_or("")) {
         Some(origin) if !origin.eq_ignore_ascii_case(&external_base(state, headers)) => {
-            Err(ApiError::new(StatusCode::FORBIDDEN, "cross-origin request refused").into_response())
+            Some(ApiError::new(StatusCode::FORBIDDEN, "cross-origin request refused").into_response())
         }
-        _ => Ok(()),
+        _ => None,
     }
 }
 
@@ -222,8 +222,8 @@ async fn login(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    if let Err(resp) = same_origin(&state, &headers) {
-        return resp;
+    if let Some(refused) = cross_origin(&state, &headers) {
+        return refused;
     }
     let fields = form_fields(query.as_deref(), &body);
     let (principal, password) = (field(&fields, "principal"), field(&fields, "password"));
@@ -418,8 +418,8 @@ async fn oidc_callback(State(state): State<Arc<AppState>>, headers: HeaderMap, R
 /// `POST /c/oidc/onboard` `{"username": "…"}`: finishes a login that
 /// waited for its user to choose a name.
 async fn oidc_onboard(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(resp) = same_origin(&state, &headers) {
-        return resp;
+    if let Some(refused) = cross_origin(&state, &headers) {
+        return refused;
     }
     #[derive(serde::Deserialize)]
     struct Onboard {
