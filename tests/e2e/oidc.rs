@@ -16,7 +16,7 @@ use reqwest::blocking::{Client, RequestBuilder, Response};
 use serde_json::{Value, json};
 
 use crate::clients::{exec, fails, ok, require, require_docker};
-use crate::support::{Server, free_port};
+use crate::support::{AwsResources, Server, emulator, free_port};
 
 const ADMIN_PASSWORD: &str = "Harbor12345";
 /// The provider's access and ID tokens live this long, so that CLI logins
@@ -122,6 +122,18 @@ impl Berth {
         let dir = tempfile::tempdir().unwrap();
         let server = Server::start(dir.path(), &["--data", "data"], &[("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD)]);
         Self { server, _dir: dir }
+    }
+
+    /// berth on the AWS backends (the emulator), or `None` when the
+    /// emulator is not configured (a failure under
+    /// `BERTH_TEST_REQUIRE_EMULATORS=1`).
+    fn aws(test: &str) -> Option<Self> {
+        if !emulator(test) {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let server = AwsResources::new("berth-oidc-").serve(dir.path(), &[]);
+        Some(Self { server, _dir: dir })
     }
 
     fn host(&self) -> String {
@@ -336,6 +348,25 @@ fn user(sub: &str, name: &str, groups: &[&str]) -> Value {
     json!({ "sub": sub, "name": name, "email": format!("{name}@example.org"), "groups": groups })
 }
 
+/// The OIDC settings of these tests, for `provider`.
+fn oidc_settings(provider: &Provider) -> Value {
+    json!({
+        "auth_mode": "oidc_auth",
+        "oidc_name": "mock",
+        "oidc_endpoint": provider.url,
+        "oidc_client_id": "berth",
+        "oidc_client_secret": "client-s3cret",
+        "oidc_scope": "openid,profile,email,offline_access",
+        "oidc_groups_claim": "groups",
+        "oidc_admin_group": "admins",
+        "oidc_group_filter": "^(developers|qa-team|admins)$",
+        "oidc_user_claim": "name",
+        "oidc_verify_cert": true,
+        "oidc_auto_onboard": true,
+        "oidc_logout": true,
+    })
+}
+
 /// The whole OIDC story on one server.
 #[test]
 fn oidc_login_sessions_and_cli_secrets() {
@@ -368,21 +399,7 @@ fn oidc_login_sessions_and_cli_secrets() {
     let r = http().get(berth.server.url("/c/oidc/login")).header("accept", "text/html").send().unwrap();
     assert_eq!(r.status(), 412);
     assert!(r.text().unwrap().contains("not OIDC based"));
-    berth.configure(json!({
-        "auth_mode": "oidc_auth",
-        "oidc_name": "mock",
-        "oidc_endpoint": provider.url,
-        "oidc_client_id": "berth",
-        "oidc_client_secret": "client-s3cret",
-        "oidc_scope": "openid,profile,email,offline_access",
-        "oidc_groups_claim": "groups",
-        "oidc_admin_group": "admins",
-        "oidc_group_filter": "^(developers|qa-team|admins)$",
-        "oidc_user_claim": "name",
-        "oidc_verify_cert": true,
-        "oidc_auto_onboard": true,
-        "oidc_logout": true,
-    }));
+    berth.configure(oidc_settings(&provider));
     let info: Value = berth.api(Method::GET, "/systeminfo").send().unwrap().json().unwrap();
     assert_eq!((info["auth_mode"].as_str(), info["oidc_provider_name"].as_str()), (Some("oidc_auth"), Some("mock")));
 
@@ -572,6 +589,43 @@ fn oidc_login_sessions_and_cli_secrets() {
     assert_eq!(alice.bare(&berth, Method::GET, "/users/current").send().unwrap().status(), 401, "revoked");
     assert_eq!(carol.current(&berth)["username"], "carol-picked", "other sessions live on");
     assert!(!berth.server.log_text().contains(&secret), "no CLI secret in the log");
+}
+
+/// The flow on the AWS backends: the login state, the identity item, the
+/// session revocation and the user's sealed secrets live in DynamoDB.
+#[test]
+fn oidc_login_on_aws() {
+    let Some(berth) = Berth::aws("oidc_login_on_aws") else { return };
+    require("skopeo", &["--version"]);
+    require("umoci", &["--version"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    let provider = Provider::start(work, &[user("alice-sub", "alice", &["qa-team"])]);
+    berth.configure(oidc_settings(&provider));
+    let cb = login(&berth, "alice-sub");
+    assert_eq!(location(&cb.response), "/");
+    let alice = Portal::of(&cb.response);
+    let replay = http().get(&cb.url).header("cookie", format!("__oidc_state={}", cb.state)).send().unwrap();
+    assert_eq!(replay.status(), 400, "state replay");
+    let me = alice.current(&berth);
+    let secret = me["oidc_user_meta"]["secret"].as_str().unwrap().to_owned();
+    let path = format!("/users/{}/cli_secret", me["user_id"]);
+    let r = alice.bare(&berth, Method::PUT, &path).json(&json!({ "secret": "Csrf1Secret" }));
+    assert_eq!(r.send().unwrap().status(), 403, "no CSRF token");
+
+    let r = berth
+        .admin(Method::POST, "/projects")
+        .json(&json!({ "project_name": "oidcaws", "metadata": { "public": "false" } }));
+    assert_eq!(r.send().unwrap().status(), 201);
+    let member = json!({ "role_id": 2, "member_group": { "group_name": "qa-team", "group_type": 3 } });
+    assert_eq!(berth.admin(Method::POST, "/projects/oidcaws/members").json(&member).send().unwrap().status(), 201);
+    skopeo_push_pull(work, &berth.host(), "oidcaws/skopeo", &format!("alice:{secret}"));
+
+    let r = http().get(berth.server.url("/c/log_out")).header("cookie", format!("sid={}", alice.sid)).send().unwrap();
+    assert_eq!(r.status(), 302, "to the provider's end-session endpoint");
+    assert_eq!(alice.bare(&berth, Method::GET, "/users/current").send().unwrap().status(), 401, "revoked");
+    let again = sign_in(&berth, "alice-sub");
+    assert_eq!(again.current(&berth)["username"], "alice", "found again by subject");
 }
 
 /// Sessions in `db_auth` mode: `/c/login` for a local user, the CSRF
