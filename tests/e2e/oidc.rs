@@ -150,12 +150,19 @@ impl Berth {
 
     /// `POST /c/login` with a form, as Harbor's portal sends it.
     fn portal_login(&self, principal: &str, password: &str) -> Response {
-        http()
+        self.portal_login_from(None, principal, password)
+    }
+
+    /// `POST /c/login` sent by a page of `origin`.
+    fn portal_login_from(&self, origin: Option<&str>, principal: &str, password: &str) -> Response {
+        let mut req = http()
             .post(self.server.url("/c/login"))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(form(&[("principal", principal), ("password", password)]))
-            .send()
-            .unwrap()
+            .body(form(&[("principal", principal), ("password", password)]));
+        if let Some(origin) = origin {
+            req = req.header("origin", origin);
+        }
+        req.send().unwrap()
     }
 
     fn configure(&self, settings: Value) {
@@ -641,14 +648,10 @@ fn portal_sessions_for_local_users() {
     assert_eq!(r.status(), 201);
     assert_eq!(berth.portal_login("lu", "wrong").status(), 401);
     assert_eq!(berth.portal_login("ghost", "Passw0rd1").status(), 401);
-    let cross = http()
-        .post(berth.server.url("/c/login"))
-        .header("origin", "https://evil.example")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(&[("principal", "lu"), ("password", "Passw0rd1")]))
-        .send()
-        .unwrap();
+    let cross = berth.portal_login_from(Some("https://evil.example"), "lu", "Passw0rd1");
     assert_eq!(cross.status(), 403, "a login posted from another site");
+    let same_site = berth.portal_login_from(Some(&berth.server.url("")), "lu", "Passw0rd1");
+    assert_eq!(same_site.status(), 200, "a login posted from the registry's own page");
     let lu = Portal::of(&berth.portal_login("lu", "Passw0rd1"));
     let me = lu.current(&berth);
     assert_eq!(me["username"], "lu");

@@ -134,11 +134,15 @@ fn is_local_path(p: &str) -> bool {
     p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') && !p.chars().any(char::is_control)
 }
 
-/// The refusal of a browser request sent from a page of another origin
-/// (to the endpoints that take no session and so no CSRF token).
+/// The refusal of a browser request sent from a page of another site (to
+/// the endpoints that take no session and so no CSRF token). Hosts are
+/// compared, not schemes: behind a TLS proxy that sends no
+/// `X-Forwarded-Proto` the registry believes it is served over HTTP.
 fn cross_origin(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+    let authority =
+        |url: &str| url.split_once("://").map_or(url, |(_, rest)| rest).trim_end_matches('/').to_lowercase();
     match headers.get(header::ORIGIN).map(|o| o.to_str().unwrap_or("")) {
-        Some(origin) if !origin.eq_ignore_ascii_case(&external_base(state, headers)) => {
+        Some(origin) if authority(origin) != authority(&external_base(state, headers)) => {
             Some(ApiError::new(StatusCode::FORBIDDEN, "cross-origin request refused").into_response())
         }
         _ => None,
