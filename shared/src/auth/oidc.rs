@@ -279,6 +279,15 @@ struct UserInfo {
     admin: bool,
 }
 
+/// A provider-verified identity on its way to becoming a user: who (with
+/// the name to onboard), its groups' ids, and the provider's tokens.
+#[derive(Debug, Clone)]
+struct Verified {
+    info: UserInfo,
+    group_ids: Vec<i64>,
+    token: StoredToken,
+}
+
 /// Where a callback leaves the user.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Login {
@@ -469,7 +478,8 @@ impl Oidc {
                     cfg.user_claim
                 )));
             }
-            let user = self.create_user(registry, settings, &info, &info.username, &group_ids, &stored, None).await?;
+            let verified = Verified { info, group_ids, token: stored };
+            let user = self.create_user(registry, settings, &verified, None).await?;
             return Ok(Login::Done { user, return_to: login.return_to });
         }
         let id = random_token();
@@ -518,7 +528,8 @@ impl Oidc {
             .ok_or(OidcError::State)?;
         let return_to = item.str("return_to").unwrap_or("/").to_owned();
         let consume = Write::Delete { pk, sk, cond: Condition::Exists };
-        let user = self.create_user(registry, settings, &info, username, &group_ids, &token, Some(consume)).await?;
+        let verified = Verified { info: UserInfo { username: username.to_owned(), ..info }, group_ids, token };
+        let user = self.create_user(registry, settings, &verified, Some(consume)).await?;
         Ok((user, return_to))
     }
 
@@ -526,27 +537,24 @@ impl Oidc {
     /// that finds it by identity. When the identity was onboarded
     /// meanwhile (the same person logging in twice at once) that user is
     /// signed in instead.
-    #[allow(clippy::too_many_arguments)]
     async fn create_user(
         &self,
         registry: &Registry,
         settings: &Settings,
-        info: &UserInfo,
-        username: &str,
-        group_ids: &[i64],
-        token: &StoredToken,
+        verified: &Verified,
         consume: Option<Write>,
     ) -> Result<User, OidcError> {
+        let Verified { info, group_ids, token } = verified;
         let secret = passwords::generate(SECRET_LEN);
         let hash = passwords::hash(&secret)?;
         let token_json = serde_json::to_vec(token).map_err(internal)?;
         let sealer = self.sealer()?;
         let ext = ExternalUser {
-            username: username.replace(' ', "_"),
+            username: info.username.replace(' ', "_"),
             email: info.email.clone(),
             realname: String::new(),
             ldap_dn: None,
-            group_ids: group_ids.to_vec(),
+            group_ids: group_ids.clone(),
             admin_in_auth: info.admin,
         };
         let prepare = |id: i64| -> Result<(Value, Vec<Write>), ServiceError> {
@@ -1169,15 +1177,16 @@ mod tests {
         assert!(OidcSettings::of(&bad_filter).unwrap().group_filter.is_none(), "as Harbor: no filtering");
     }
 
-    fn info(sub: &str, name: &str) -> UserInfo {
-        UserInfo {
+    fn verified(sub: &str, name: &str, token: &StoredToken) -> Verified {
+        let info = UserInfo {
             iss: "https://idp.example".into(),
             sub: sub.into(),
             username: name.into(),
-            email: format!("{name}@example.org"),
+            email: "ann@example.org".into(),
             groups: vec![],
             admin: false,
-        }
+        };
+        Verified { info, group_ids: vec![], token: token.clone() }
     }
 
     #[tokio::test]
@@ -1189,7 +1198,7 @@ mod tests {
         .await;
         let oidc = Oidc::new(&TokenKeys::from_seed(&[1; 32]));
         let forever = StoredToken { access_token: "at".into(), refresh_token: None, id_token: None, expiry: 0 };
-        let ann = oidc.create_user(&registry, &settings, &info("s1", "ann"), "ann", &[], &forever, None).await.unwrap();
+        let ann = oidc.create_user(&registry, &settings, &verified("s1", "ann", &forever), None).await.unwrap();
         assert_eq!((ann.source, ann.comment.as_str()), (Source::Oidc, ONBOARDED_COMMENT));
         let found = user_of_identity(&registry, "https://idp.example", "s1").await.unwrap().unwrap();
         assert_eq!(found.user_id, ann.user_id);
@@ -1197,11 +1206,11 @@ mod tests {
 
         // The same identity again (two logins racing) signs the same user
         // in, whatever name the second asked for.
-        let again = oidc.create_user(&registry, &settings, &info("s1", "ann"), "ann2", &[], &forever, None).await;
+        let again = oidc.create_user(&registry, &settings, &verified("s1", "ann2", &forever), None).await;
         assert_eq!(again.unwrap().user_id, ann.user_id);
         assert!(registry.user_by_name("ann2").await.unwrap().is_none());
         // Another identity cannot take the name.
-        let other = oidc.create_user(&registry, &settings, &info("s2", "ann"), "ann", &[], &forever, None).await;
+        let other = oidc.create_user(&registry, &settings, &verified("s2", "ann", &forever), None).await;
         assert!(matches!(other, Err(OidcError::Service(ServiceError::Conflict(_)))));
 
         let secret = oidc.reveal_secret(&ann).unwrap();
@@ -1234,8 +1243,7 @@ mod tests {
         // A deleted user's identity onboards afresh.
         registry.delete_user(ann.user_id).await.unwrap();
         assert!(user_of_identity(&registry, "https://idp.example", "s1").await.unwrap().is_none());
-        let back =
-            oidc.create_user(&registry, &settings, &info("s1", "ann"), "ann", &[], &forever, None).await.unwrap();
+        let back = oidc.create_user(&registry, &settings, &verified("s1", "ann", &forever), None).await.unwrap();
         assert_ne!(back.user_id, ann.user_id);
     }
 
