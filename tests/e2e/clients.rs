@@ -433,13 +433,8 @@ fn oras_referrers(registry: &Registry) {
 /// The Python that has oras-py: `BERTH_TEST_ORAS_PYTHON`, else the venv
 /// that `.ci/run` makes, else `python3`.
 fn oras_python() -> PathBuf {
-    let python = std::env::var_os("BERTH_TEST_ORAS_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
-        let tools = std::env::var_os("BERTH_TOOLS_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/berth-tools"));
-        let venv = tools.join("oras-venv/bin/python");
-        if venv.exists() { venv } else { PathBuf::from("python3") }
-    });
+    let venv = crate::support::cli::installed_tool("BERTH_TEST_ORAS_PYTHON", "oras-venv/bin/python");
+    let python = if venv.exists() { venv } else { PathBuf::from("python3") };
     let check = exec(Command::new(&python).args(["-c", "import oras.client"]), None, Duration::from_secs(60));
     assert!(
         check.status.success(),

@@ -22,12 +22,7 @@ fn repo() -> PathBuf {
 /// or the variable `var` when set; `None` (after the skip-or-fail rule)
 /// when it does not exist.
 fn tool(test: &str, var: &str, rel: &str) -> Option<PathBuf> {
-    let path = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
-        std::env::var_os("BERTH_TOOLS_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/berth-tools"))
-            .join(rel)
-    });
+    let path = crate::support::cli::installed_tool(var, rel);
     if path.exists() {
         return Some(path);
     }

@@ -19,13 +19,7 @@ fn client() -> reqwest::blocking::Client {
 
 /// The Python with harborapi installed (`.ci/run` makes the venv).
 fn harbor_python() -> PathBuf {
-    if let Some(p) = std::env::var_os("BERTH_TEST_HARBOR_PYTHON") {
-        return p.into();
-    }
-    let tools = std::env::var_os("BERTH_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/berth-tools"));
-    tools.join("harbor-venv/bin/python")
+    crate::support::cli::installed_tool("BERTH_TEST_HARBOR_PYTHON", "harbor-venv/bin/python")
 }
 
 fn harbor_client_script(server: &Server) {

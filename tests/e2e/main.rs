@@ -15,6 +15,7 @@ mod faults;
 mod harbor_api;
 mod identity;
 mod oci_conformance;
+mod oidc;
 mod permissions;
 mod startup;
 mod tokens;

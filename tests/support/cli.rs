@@ -9,6 +9,20 @@ use std::time::{Duration, Instant};
 
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// A tool `.ci/run` installs under `BERTH_TOOLS_DIR` (default
+/// `~/.cache/berth-tools`) at `rel`, or the one the variable `var` names.
+pub fn installed_tool(var: &str, rel: &str) -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os(var) {
+        return p.into();
+    }
+    std::env::var_os("BERTH_TOOLS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/berth-tools")
+        })
+        .join(rel)
+}
+
 /// Fails the test unless `tool` runs.
 pub fn require(tool: &str, args: &[&str]) {
     let out = Command::new(tool).args(args).output();

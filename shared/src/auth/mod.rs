@@ -9,7 +9,10 @@
 //! its own: handlers load what the decision needs ([`access_to`]: the
 //! project and the caller's roles in it) and ask.
 
+pub mod oidc;
 pub mod rbac;
+pub mod seal;
+pub mod session;
 pub mod token;
 
 use std::collections::HashMap;

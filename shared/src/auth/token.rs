@@ -1,7 +1,9 @@
 //! Docker registry bearer tokens: short-lived JWTs whose `access` claim
 //! lists exactly the actions granted per repository, signed with an Ed25519
 //! key every replica and Lambda shares (from configuration, or made once and
-//! kept in the table).
+//! kept in the table). The same secret also roots the keys other parts of
+//! berth derive for their own use ([`TokenKeys::derive`]): portal sessions,
+//! CSRF tokens and sealed secrets.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
@@ -23,6 +25,8 @@ pub struct TokenKeys {
     decoding: DecodingKey,
     /// A short id of the public key (`kid`), so a rotation can tell keys apart.
     kid: String,
+    /// HMAC key over the private seed, from which purpose keys are derived.
+    derivation: aws_lc_rs::hmac::Key,
 }
 
 impl std::fmt::Debug for TokenKeys {
@@ -46,7 +50,19 @@ impl TokenKeys {
             decoding: DecodingKey::from_ed_components(&URL_SAFE_NO_PAD.encode(public))
                 .unwrap_or_else(|_| DecodingKey::from_ed_der(&public)),
             kid,
+            derivation: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, seed),
         }
+    }
+
+    /// A 32-byte key for one `purpose` (`"session"`, `"seal"`…), derived
+    /// from the signing key with HMAC-SHA256: every replica derives the same
+    /// key, knowing one purpose key tells nothing of the signing key or of
+    /// another purpose's key, and rotating the signing key rotates them all.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let tag = aws_lc_rs::hmac::sign(&self.derivation, format!("berth key derivation: {purpose}").as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&tag.as_ref()[..32]);
+        out
     }
 
     /// Keys from an Ed25519 private key in PKCS#8 PEM (`openssl genpkey
@@ -205,6 +221,15 @@ mod tests {
         let token = issue(&from_pem, "s", "u", vec![], 60, crate::meta::now_unix());
         assert!(verify(&keys(), "s", &token).is_ok());
         assert!(TokenKeys::from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----").is_err());
+    }
+
+    #[test]
+    fn derived_keys_differ_per_purpose_and_seed() {
+        let a = keys().derive("session");
+        assert_eq!(a, keys().derive("session"), "stable across processes");
+        assert_ne!(a, keys().derive("seal"));
+        assert_ne!(a, TokenKeys::from_seed(&[8u8; 32]).derive("session"));
+        assert_ne!(a, [7u8; 32]);
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The HTTP surface, one axum `Router` for every host (the `berth` server,
-//! containers, the `api` Lambda): `/v2` (OCI distribution), health and, as
-//! they land, `/service/token` and `/api/v2.0`.
+//! containers, the `api` Lambda): `/v2` (OCI distribution), health,
+//! `/service/token`, `/api/v2.0` and the portal's `/c/` endpoints.
 //!
 //! Handlers parse and authorize requests, call services and map service
 //! errors to the protocol's error body; they hold no registry rules.
 
 pub mod api;
+mod portal;
 mod router;
 mod serve;
 pub mod state;

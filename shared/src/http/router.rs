@@ -1,18 +1,20 @@
 //! Assembles the router and the layers every request passes through
-//! (request id, tracing span).
+//! (request id, tracing span; the session layer on `/api/v2.0` and the
+//! portal's `/c/`).
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::{any, get};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use super::state::AppState;
-use super::v2;
+use super::{portal, v2};
 use crate::context::AppContext;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -27,7 +29,8 @@ pub fn router(ctx: Arc<AppContext>) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/service/token", get(super::token::issue).post(super::token::post_refused))
-        .nest(super::api::PREFIX, super::api::routes())
+        .nest(super::api::PREFIX, super::api::routes().layer(from_fn_with_state(state.clone(), portal::sessions)))
+        .merge(portal::routes().layer(from_fn_with_state(state.clone(), portal::sessions)))
         .with_state(state)
         .layer(
             tower::ServiceBuilder::new()

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::Authenticator;
+use crate::auth::oidc::Oidc;
+use crate::auth::session::Sessions;
 use crate::context::AppContext;
 use crate::service::Registry;
 use crate::service::settings::SettingsStore;
@@ -19,15 +21,30 @@ pub struct AppState {
     pub settings: Arc<SettingsStore>,
     pub auth: Authenticator,
     pub urls: Urls,
+    /// Portal sessions and their CSRF tokens.
+    pub sessions: Sessions,
+    /// The OIDC client (also the `oidc_auth` directory of [`Self::auth`]).
+    pub oidc: Arc<Oidc>,
 }
 
 impl AppState {
     pub fn new(ctx: Arc<AppContext>) -> Self {
         let registry = Registry::new(&ctx);
         let settings = Arc::new(SettingsStore::new(ctx.meta.clone(), ctx.config.auth.token_ttl_secs));
+        let oidc = Arc::new(Oidc::new(&ctx.token_keys));
         let auth =
-            Authenticator::new(registry.clone(), settings.clone(), ctx.token_keys.clone(), &ctx.config.auth.service);
-        Self { registry, settings, auth, urls: Urls::new(ctx.config.server.upload_base_url.as_deref()), ctx }
+            Authenticator::new(registry.clone(), settings.clone(), ctx.token_keys.clone(), &ctx.config.auth.service)
+                .with_directory("oidc_auth", oidc.clone());
+        let sessions = Sessions::new(&ctx.token_keys);
+        Self {
+            registry,
+            settings,
+            auth,
+            urls: Urls::new(ctx.config.server.upload_base_url.as_deref()),
+            sessions,
+            oidc,
+            ctx,
+        }
     }
 
     pub fn presign_ttl(&self) -> Duration {

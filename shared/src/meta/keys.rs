@@ -16,6 +16,10 @@
 //! robot account                 ROB#<name>               META
 //! robot id → name               RID#<id>                 META
 //! robot list entry              ROBOTS                   <name>
+//! OIDC identity → user          OIDCID#<sha256(iss, sub)> META
+//! OIDC login under way (TTL)    OIDC#<state>             STATE
+//! OIDC onboarding pending (TTL) OIDC#<id>                ONBOARD
+//! logged-out session (TTL)      SESS#<session id>        REVOKED
 //! project                       P#<project>              META
 //! project member                P#<project>              M#u#<user id> | M#g#<group id>
 //!   (gsi1: MEMBER#u#<user id> | MEMBER#g#<group id> → <project>)
@@ -94,6 +98,29 @@ pub const ROBOTS: &str = "ROBOTS";
 
 pub fn robot_entry(name: &str) -> Key {
     (ROBOTS.to_owned(), name.to_owned())
+}
+
+/// The user an OIDC identity (issuer and subject) was onboarded as. The
+/// pair is hashed: both are provider strings of any length.
+pub fn oidc_identity(issuer: &str, subject: &str) -> Key {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::new().chain_update(issuer).chain_update([0u8]).chain_update(subject).finalize();
+    (format!("OIDCID#{}", hex::encode(digest)), "META".to_owned())
+}
+
+/// A login redirected to the OIDC provider, by its `state` (random, URL-safe).
+pub fn oidc_state(state: &str) -> Key {
+    (format!("OIDC#{state}"), "STATE".to_owned())
+}
+
+/// A provider-verified identity waiting for its user to choose a name.
+pub fn oidc_onboarding(id: &str) -> Key {
+    (format!("OIDC#{id}"), "ONBOARD".to_owned())
+}
+
+/// A portal session that was logged out.
+pub fn session_revoked(id: &str) -> Key {
+    (format!("SESS#{id}"), "REVOKED".to_owned())
 }
 
 /// The system settings changed through the API.

@@ -92,6 +92,15 @@ pub struct NewUser {
     pub password: Option<String>,
 }
 
+/// The fields of an OIDC user its provider keeps current
+/// ([`Registry::update_oidc_user`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OidcFields {
+    pub group_ids: Vec<i64>,
+    pub admin_in_auth: bool,
+    pub oidc: serde_json::Value,
+}
+
 /// A user as a directory (LDAP, OIDC) describes it at login.
 #[derive(Debug, Clone, Default)]
 pub struct ExternalUser {
@@ -203,8 +212,8 @@ impl Registry {
         }
     }
 
-    /// Writes a new user with its id, list and e-mail items, or nothing.
-    async fn insert_user(&self, user: &User) -> ServiceResult<()> {
+    /// The writes creating a user with its id, list and e-mail items.
+    fn new_user_writes(user: &User) -> ServiceResult<Vec<Write>> {
         let (ipk, isk) = keys::user_id(user.user_id);
         let (epk, esk) = keys::user_entry(&user.username);
         let mut writes = vec![
@@ -219,6 +228,12 @@ impl Registry {
                 cond: Condition::NotExists,
             });
         }
+        Ok(writes)
+    }
+
+    /// Writes a new user with its id, list and e-mail items, or nothing.
+    async fn insert_user(&self, user: &User) -> ServiceResult<()> {
+        let writes = Self::new_user_writes(user)?;
         match self.meta.transact(writes).await {
             Ok(()) => Ok(()),
             Err(e) if e.is(ErrorKind::ConditionFailed) => {
@@ -465,6 +480,85 @@ impl Registry {
     pub async fn set_oidc_identity(&self, id: i64, oidc: serde_json::Value) -> ServiceResult<User> {
         self.change_user(id, |u| {
             u.oidc = Some(oidc.clone());
+            Ok(Vec::new())
+        })
+        .await
+    }
+
+    /// Creates an OIDC user together with the writes `prepare` returns for
+    /// the new user id (the item naming it by its provider identity, the
+    /// pending onboarding it consumes) in one transaction, so two logins can
+    /// never share a name or an identity. `prepare` also makes the identity
+    /// document. An e-mail address already in use is left out. `Conflict`
+    /// when the name is taken; `PreconditionFailed` when another write's
+    /// condition failed (the identity was onboarded meanwhile, the pending
+    /// onboarding is gone).
+    pub async fn create_oidc_user(
+        &self,
+        ext: ExternalUser,
+        comment: &str,
+        robot_prefix: &str,
+        prepare: impl FnOnce(i64) -> ServiceResult<(serde_json::Value, Vec<Write>)>,
+    ) -> ServiceResult<User> {
+        validate_username(&ext.username, robot_prefix)?;
+        if self.user_by_name(&ext.username).await?.is_some() {
+            return Err(ServiceError::Conflict(format!("username {} is already used", ext.username)));
+        }
+        let email_ok = valid_email(&ext.email) && !self.email_taken(&ext.email).await?;
+        let now = now_unix();
+        let user_id = self.next_user_id().await?;
+        let (oidc, extra) = prepare(user_id)?;
+        let user = User {
+            user_id,
+            username: ext.username.clone(),
+            email: if email_ok { ext.email.clone() } else { String::new() },
+            realname: if ext.realname.is_empty() { ext.username.clone() } else { ext.realname.clone() },
+            comment: comment.to_owned(),
+            password: String::new(),
+            sysadmin: false,
+            admin_in_auth: ext.admin_in_auth,
+            source: Source::Oidc,
+            group_ids: ext.group_ids.clone(),
+            ldap_dn: None,
+            oidc: Some(oidc),
+            creation_time: now,
+            update_time: now,
+        };
+        let mut writes = Self::new_user_writes(&user)?;
+        writes.extend(extra);
+        match self.meta.transact(writes).await {
+            Ok(()) => Ok(user),
+            Err(e) if e.is(ErrorKind::ConditionFailed) => {
+                if self.user_by_name(&user.username).await?.is_some() {
+                    Err(ServiceError::Conflict(format!("username {} is already used", user.username)))
+                } else if !user.email.is_empty() && self.email_taken(&user.email).await? {
+                    Err(ServiceError::Conflict(format!("email {} is already used", user.email)))
+                } else {
+                    Err(ServiceError::PreconditionFailed("the OIDC login changed meanwhile".to_owned()))
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Changes what an OIDC login or CLI check refreshes on an OIDC user:
+    /// its groups, its admin role in the provider and its identity
+    /// document. `change` may run more than once (on a concurrent update it
+    /// is applied again to the fresh user). `NotFound` for other users.
+    pub async fn update_oidc_user(
+        &self,
+        id: i64,
+        change: impl Fn(&mut OidcFields) -> ServiceResult<()>,
+    ) -> ServiceResult<User> {
+        self.change_user(id, |user| {
+            let Some(oidc) = user.oidc.clone().filter(|_| user.source == Source::Oidc) else {
+                return Err(ServiceError::NotFound(format!("oidc info for user {id} not found")));
+            };
+            let mut fields = OidcFields { group_ids: user.group_ids.clone(), admin_in_auth: user.admin_in_auth, oidc };
+            change(&mut fields)?;
+            user.group_ids = fields.group_ids;
+            user.admin_in_auth = fields.admin_in_auth;
+            user.oidc = Some(fields.oidc);
             Ok(Vec::new())
         })
         .await

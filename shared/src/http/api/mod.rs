@@ -6,6 +6,7 @@
 
 mod configurations;
 mod members;
+mod oidc_ping;
 mod projects;
 mod repositories;
 mod robots;
@@ -20,13 +21,15 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use serde::Serialize;
 
 use crate::auth::rbac::Perm;
-use crate::auth::{AuthError, Decision, On, ProjectAccess, Subject, UserPrincipal, access_to, authorize};
+use crate::auth::session::Session;
+use crate::auth::{AuthError, Decision, On, ProjectAccess, Subject, UserPrincipal, access_to, authorize, oidc};
 use crate::service::ServiceError;
 use crate::service::projects::Project;
+use crate::service::users::ADMIN;
 
 use super::state::AppState;
 
@@ -75,6 +78,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/users/{user_id}", get(users::get).put(users::update).delete(users::delete))
         .route("/users/{user_id}/sysadmin", put(users::set_sysadmin))
         .route("/users/{user_id}/password", put(users::set_password))
+        .route("/users/{user_id}/cli_secret", put(users::set_cli_secret))
+        .route("/system/oidc/ping", post(oidc_ping::ping))
         .route("/usergroups", get(usergroups::list).post(usergroups::create))
         .route("/usergroups/search", get(usergroups::search))
         .route("/usergroups/{group_id}", get(usergroups::get).put(usergroups::update).delete(usergroups::delete))
@@ -171,8 +176,10 @@ impl From<ServiceError> for ApiError {
     }
 }
 
-/// The authenticated caller of a management request. Bad credentials are a
-/// 401, never a silent anonymous request.
+/// The authenticated caller of a management request: by its
+/// `Authorization` header, else by its portal session (verified, and
+/// CSRF-checked, by the session layer of `http::portal`). Bad credentials
+/// are a 401, never a silent anonymous request.
 pub struct Caller(pub Subject);
 
 impl FromRequestParts<Arc<AppState>> for Caller {
@@ -180,9 +187,31 @@ impl FromRequestParts<Arc<AppState>> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         let value = parts.headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
+        if value.is_none()
+            && let Some(session) = parts.extensions.get::<Session>()
+        {
+            // The user is read on every request, so a deleted user or a
+            // changed admin flag takes effect at once.
+            return match state.registry.user(session.user_id).await {
+                Ok(user) => Ok(Self(Subject::User(Arc::new(UserPrincipal::from(&user))))),
+                Err(ServiceError::NotFound(_)) => Ok(Self(Subject::Anonymous)),
+                Err(e) => Err(e.into()),
+            };
+        }
         match state.auth.authenticate(value).await? {
             Subject::Token(_) => {
                 Err(ApiError::new(StatusCode::UNAUTHORIZED, "registry tokens are not accepted by the management API"))
+            }
+            Subject::User(user)
+                if user.name != ADMIN
+                    && value.is_some_and(|v| v.get(..6).is_some_and(|s| s.eq_ignore_ascii_case("basic ")))
+                    && state.settings.get().await?.auth_mode() == "oidc_auth"
+                    && !oidc::cli_secret_allowed(&parts.method, parts.uri.path()) =>
+            {
+                Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "an OIDC user's CLI secret serves registry clients only; sign in to the portal for this",
+                ))
             }
             subject => Ok(Self(subject)),
         }

@@ -1,5 +1,6 @@
 //! `/users`: Harbor's user API over [`crate::service::users`], including
-//! `/users/current` and `/users/current/permissions`.
+//! `/users/current`, `/users/current/permissions` and an OIDC user's
+//! `/users/{id}/cli_secret`.
 
 use std::sync::Arc;
 
@@ -14,11 +15,28 @@ use super::{ApiError, ApiResult, Body, Caller, Id, PREFIX, Paging, created, pars
 use crate::auth::rbac::{Act, Perm, ROBOT_SYSTEM_GRANTABLE, Res, project_permissions};
 use crate::auth::{On, Subject};
 use crate::http::state::AppState;
+use crate::service::passwords;
 use crate::service::projects::ProjectRef;
 use crate::service::users::{ADMIN_ID, NewUser, Source, User};
 
-/// Harbor's `UserResp`.
+/// Length of a CLI secret generated for an empty `secret`.
+const CLI_SECRET_LEN: usize = 32;
+
+/// Harbor's `UserResp` (an OIDC user's CLI secret left out).
 pub fn user_json(u: &User) -> Value {
+    user_view(u, None)
+}
+
+/// Harbor's `UserResp` with the OIDC user's CLI secret, as Harbor shows it
+/// when the user itself (or an administrator) reads the user in
+/// `oidc_auth` mode.
+async fn user_json_revealing(state: &AppState, u: &User) -> ApiResult<Value> {
+    let oidc_mode = state.settings.get().await?.auth_mode() == "oidc_auth";
+    let secret = if oidc_mode && u.user_id != ADMIN_ID { state.oidc.reveal_secret(u) } else { None };
+    Ok(user_view(u, secret.as_deref()))
+}
+
+fn user_view(u: &User, secret: Option<&str>) -> Value {
     json!({
         "user_id": u.user_id,
         "username": u.username,
@@ -27,20 +45,20 @@ pub fn user_json(u: &User) -> Value {
         "comment": u.comment,
         "sysadmin_flag": u.sysadmin,
         "admin_role_in_auth": u.admin_in_auth,
-        "oidc_user_meta": u.oidc.as_ref().map(oidc_meta),
+        "oidc_user_meta": u.oidc.as_ref().map(|o| oidc_meta(o, secret)),
         "creation_time": rfc3339(u.creation_time),
         "update_time": rfc3339(u.update_time),
     })
 }
 
-/// Harbor's `OIDCUserInfo` of an OIDC user (the CLI secret included: only
-/// the user and administrators read a user).
-fn oidc_meta(oidc: &Value) -> Value {
+/// Harbor's `OIDCUserInfo` of an OIDC user (the CLI secret when given:
+/// only the user and administrators read a user).
+fn oidc_meta(oidc: &Value, secret: Option<&str>) -> Value {
     json!({
         "id": oidc.get("id").cloned().unwrap_or(Value::from(0)),
         "user_id": oidc.get("user_id").cloned().unwrap_or(Value::from(0)),
         "subiss": oidc.get("subiss").cloned().unwrap_or(Value::from("")),
-        "secret": oidc.get("secret").cloned().unwrap_or(Value::from("")),
+        "secret": secret.unwrap_or_default(),
         "creation_time": oidc.get("creation_time").and_then(Value::as_i64).map(rfc3339),
         "update_time": oidc.get("update_time").and_then(Value::as_i64).map(rfc3339),
     })
@@ -195,7 +213,8 @@ pub async fn create(State(state): State<Arc<AppState>>, caller: Caller, Body(bod
 
 pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, Id(id): Id) -> ApiResult {
     require_readable(&caller, id)?;
-    Ok(Json(user_json(&state.registry.user(id).await?)).into_response())
+    let user = state.registry.user(id).await?;
+    Ok(Json(user_json_revealing(&state, &user).await?).into_response())
 }
 
 pub async fn update(
@@ -278,7 +297,39 @@ pub async fn current(State(state): State<Arc<AppState>>, caller: Caller) -> ApiR
             ));
         }
     };
-    Ok(Json(user_json(&state.registry.user(user.id).await?)).into_response())
+    let user = state.registry.user(user.id).await?;
+    Ok(Json(user_json_revealing(&state, &user).await?).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CliSecretBody {
+    #[serde(default)]
+    secret: String,
+}
+
+/// `PUT /users/{user_id}/cli_secret` `{"secret": "…"}`: sets an OIDC user's
+/// CLI secret (an empty one is generated); oneself or an administrator,
+/// only in `oidc_auth` mode. The old secret stops working at once.
+pub async fn set_cli_secret(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Id(id): Id,
+    Body(body): Body<CliSecretBody>,
+) -> ApiResult {
+    let settings = state.settings.get().await?;
+    if settings.auth_mode() != "oidc_auth" {
+        return Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            format!("unable to update CLI secret under authmode: {}", settings.auth_mode()),
+        ));
+    }
+    if !is_self(&caller, id) {
+        caller.require((Res::User, Act::Update), On::Registry)?;
+    }
+    let secret = if body.secret.is_empty() { passwords::generate(CLI_SECRET_LEN) } else { body.secret };
+    state.oidc.set_cli_secret(&state.registry, id, &secret).await?;
+    state.auth.forget_all();
+    Ok(StatusCode::OK.into_response())
 }
 
 /// `GET /users/current/permissions?scope=/project/1&relative=true`: what
