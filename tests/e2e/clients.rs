@@ -28,7 +28,7 @@ const MIB: u64 = 1024 * 1024;
 const BIG_FILE: u64 = 100 * MIB + 123_457;
 /// What berth may write while a client pulls from the AWS backends.
 const PROXY_LIMIT: u64 = 5 * MIB;
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -536,7 +536,7 @@ fn docker_round_trip(registry: &Registry) {
 }
 
 /// Docker is required: a machine without a working engine fails the test.
-fn require_docker() {
+pub(crate) fn require_docker() {
     let out = exec(Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]), None, CLIENT_TIMEOUT);
     assert!(
         out.status.success() && !out.stdout.trim_ascii().is_empty(),
@@ -546,13 +546,13 @@ fn require_docker() {
 }
 
 /// Removes the containers and images a docker test made, even when it fails.
-struct DockerCleanup {
-    images: Vec<String>,
-    containers: Vec<String>,
+pub(crate) struct DockerCleanup {
+    pub(crate) images: Vec<String>,
+    pub(crate) containers: Vec<String>,
 }
 
 impl DockerCleanup {
-    fn run(&mut self) {
+    pub(crate) fn run(&mut self) {
         for c in self.containers.drain(..) {
             let _ = exec(Command::new("docker").args(["rm", "-f", &c]), None, CLIENT_TIMEOUT);
         }
@@ -735,14 +735,14 @@ impl AwsResources {
 // ----------------------------------------------------------------- helpers
 
 /// Fails the test unless `tool` runs.
-fn require(tool: &str, args: &[&str]) {
+pub(crate) fn require(tool: &str, args: &[&str]) {
     let out = Command::new(tool).args(args).output();
     assert!(out.as_ref().is_ok_and(|o| o.status.success()), "{tool} is required (.ci/run installs it): {out:?}");
 }
 
 /// Runs a command to completion with `input` on its stdin; kills it and
 /// fails the test when it runs longer than `timeout`.
-fn exec(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Output {
+pub(crate) fn exec(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Output {
     let what = format!("{cmd:?}");
     let mut child = cmd
         .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
@@ -783,7 +783,7 @@ fn exec(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Output {
 }
 
 /// Runs a client command that must succeed; its stdout.
-fn ok(cmd: &mut Command) -> String {
+pub(crate) fn ok(cmd: &mut Command) -> String {
     String::from_utf8(ok_bytes(cmd)).unwrap()
 }
 
@@ -800,7 +800,7 @@ fn ok_bytes(cmd: &mut Command) -> Vec<u8> {
 }
 
 /// Runs a client command that must fail; its stderr.
-fn fails(cmd: &mut Command) -> String {
+pub(crate) fn fails(cmd: &mut Command) -> String {
     let out = exec(cmd, None, CLIENT_TIMEOUT);
     assert!(!out.status.success(), "{cmd:?} should have failed:\n{}", String::from_utf8_lossy(&out.stdout));
     String::from_utf8_lossy(&out.stderr).into_owned()

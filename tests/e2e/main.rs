@@ -9,6 +9,7 @@ mod support;
 mod clients;
 mod faults;
 mod harbor_api;
+mod ldap;
 mod oci_conformance;
 mod permissions;
 mod startup;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::Authenticator;
+use crate::auth::ldap::LdapDirectory;
 use crate::context::AppContext;
 use crate::service::Registry;
 use crate::service::settings::SettingsStore;
@@ -26,7 +27,8 @@ impl AppState {
         let registry = Registry::new(&ctx);
         let settings = Arc::new(SettingsStore::new(ctx.meta.clone(), ctx.config.auth.token_ttl_secs));
         let auth =
-            Authenticator::new(registry.clone(), settings.clone(), ctx.token_keys.clone(), &ctx.config.auth.service);
+            Authenticator::new(registry.clone(), settings.clone(), ctx.token_keys.clone(), &ctx.config.auth.service)
+                .with_directory("ldap_auth", Arc::new(LdapDirectory));
         Self { registry, settings, auth, urls: Urls::new(ctx.config.server.upload_base_url.as_deref()), ctx }
     }
 
