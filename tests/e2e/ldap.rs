@@ -234,7 +234,15 @@ fn ldap_users_push_and_pull_with_real_clients() {
 
     // Wrong credentials: 401 with an error body, the same for an unknown
     // user; an empty password is never a login.
-    for (user, password) in [("alice", "wrong"), ("nobody", "whatever"), ("alice", ""), ("bob", ALICE.password)] {
+    let impostor = fixture::LDAP_ADMIN.password;
+    for (user, password) in [
+        ("alice", "wrong"),
+        ("nobody", "whatever"),
+        ("alice", ""),
+        ("bob", ALICE.password),
+        ("admin", impostor),
+        ("Admin", impostor),
+    ] {
         let r = expect(world.req(Method::GET, "/api/v2.0/users/current").basic_auth(user, Some(password)), 401);
         assert_eq!(error_code(r), "UNAUTHORIZED", "{user}");
         let r = expect(

@@ -824,6 +824,11 @@ impl Directory for LdapDirectory {
             tracing::warn!(entries = users.len(), "several ldap entries match the user; onboarding the first");
         }
         let Some(user) = users.into_iter().next() else { return Ok(None) };
+        // The entry's name may differ from the one asked for (case): a user
+        // onboarded already keeps the groups of its last login.
+        if let Some(existing) = registry.user_by_name(&user.username).await? {
+            return Ok(Some(existing));
+        }
         Ok(Some(registry.onboard_user(external(user, Vec::new(), false), Source::Ldap).await?))
     }
 
@@ -1027,6 +1032,11 @@ mod slapd_tests {
         // …which must never sign anyone in.
         assert!(login(&registry, &s, ALICE.uid, "").await.is_none());
         assert!(login(&registry, &s, DAVE.uid, "").await.is_none());
+
+        // An LDAP entry named like the local administrator is not it.
+        registry.ensure_admin(Some("Harbor12345")).await.unwrap();
+        assert!(login(&registry, &s, "Admin", fixture::LDAP_ADMIN.password).await.is_none());
+        assert!(registry.user_by_name("admin").await.unwrap().unwrap().ldap_dn.is_none());
     }
 
     #[tokio::test]
@@ -1175,6 +1185,9 @@ mod slapd_tests {
         let (_dir, registry) = local_registry().await;
         let s = settings(&registry, &slapd.url(), &[]).await;
         let d = LdapDirectory;
+        let carol = login(&registry, &s, CAROL.uid, CAROL.password).await.unwrap();
+        let again = d.onboard_user(&registry, &s, "CAROL").await.unwrap().unwrap();
+        assert_eq!(again, carol, "an onboarded user is left as its login made it");
         let bob = d.onboard_user(&registry, &s, BOB.uid).await.unwrap().expect("bob is onboarded");
         assert_eq!((bob.username.as_str(), bob.email.as_str(), bob.source), ("bob", BOB.mail, Source::Ldap));
         assert!(bob.group_ids.is_empty(), "groups come with the login");

@@ -54,6 +54,9 @@ pub const DAVE: FixtureUser = user("dave", "dave-pw", "Dave Outside", "");
 /// A name with filter metacharacters: it must sign in like any other.
 pub const PAREN: FixtureUser = user("o(k)*", "paren-pw", "Paren Thesis", "paren@example.org");
 
+/// An entry named like berth's local administrator.
+pub const LDAP_ADMIN: FixtureUser = user("admin", "ldap-admin-pw", "Not The Admin", "");
+
 /// Every user; `twin` exists twice (in `ou=people` and `ou=other`), so a
 /// search for it is ambiguous.
 pub const USERS: &[FixtureUser] = &[
@@ -62,6 +65,7 @@ pub const USERS: &[FixtureUser] = &[
     CAROL,
     DAVE,
     PAREN,
+    LDAP_ADMIN,
     user("twin", "twin-pw", "Twin One", ""),
     FixtureUser { uid: "twin", password: "twin-pw", cn: "Twin Two", mail: "", ou: OTHER_DN },
 ];
