@@ -503,14 +503,15 @@ impl Session {
     }
 
     /// A paged search (so that Active Directory's 1000-entry limit does not
-    /// cut it short); every step bounded by the timeout.
+    /// cut it short); every step bounded by the timeout. The entries, and
+    /// whether they are all (a server's size limit may cut them short).
     async fn search(
         &mut self,
         base: &str,
         scope: Scope,
         filter: &str,
         attrs: &[&str],
-    ) -> Result<Vec<SearchEntry>, LdapFailure> {
+    ) -> Result<(Vec<SearchEntry>, bool), LdapFailure> {
         let attrs: Vec<String> = attrs.iter().map(|a| (*a).to_owned()).collect();
         let adapters: Vec<Box<dyn Adapter<'_, String, Vec<String>>>> =
             vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(PAGE_SIZE))];
@@ -526,21 +527,22 @@ impl Session {
         }
         let res = stream.finish().await;
         match res.rc {
-            // A size limit still returns the entries up to it.
-            0 | SIZE_LIMIT_EXCEEDED => Ok(entries),
+            0 => Ok((entries, true)),
+            SIZE_LIMIT_EXCEEDED => Ok((entries, false)),
             rc => Err(LdapFailure::Refused { what: "search", rc, text: res.text }),
         }
     }
 
-    /// The user entries matching `username` (every user for an empty one).
-    async fn find_users(&mut self, cfg: &LdapConfig, username: &str) -> Result<Vec<LdapUser>, LdapFailure> {
+    /// The user entries matching `username` (every user for an empty one),
+    /// and whether they are all.
+    async fn find_users(&mut self, cfg: &LdapConfig, username: &str) -> Result<(Vec<LdapUser>, bool), LdapFailure> {
         let base = required("ldap_base_dn", &cfg.base_dn)?;
         let uid = attribute("ldap_uid", &cfg.uid, "cn")?;
         let membership = attribute("ldap_group_membership_attribute", &cfg.group_membership_attribute, "memberof")?;
         let filter = equality_filter(configured_filter("ldap_filter", &cfg.filter)?.as_deref(), uid, username);
         let attrs = [uid, "uid", "cn", "displayName", "mail", "email", membership];
-        let entries = self.search(base, scope(cfg.scope), &filter, &attrs).await?;
-        Ok(entries
+        let (entries, complete) = self.search(base, scope(cfg.scope), &filter, &attrs).await?;
+        let users = entries
             .iter()
             .filter_map(|e| {
                 let username = first_value(e, &[uid]).or_else(|| {
@@ -555,7 +557,8 @@ impl Session {
                     username,
                 })
             })
-            .collect())
+            .collect();
+        Ok((users, complete))
     }
 
     /// The group at `dn` when Harbor would attach it: under the group base
@@ -568,7 +571,7 @@ impl Session {
         let base_filter = configured_filter("ldap_group_search_filter", &cfg.group_filter)?;
         let filter = equality_filter(base_filter.as_deref(), name_attr, "");
         match self.search(dn.trim(), Scope::Base, &filter, &[name_attr]).await {
-            Ok(entries) => Ok(entries.first().map(|e| group_of(e, name_attr))),
+            Ok((entries, _)) => Ok(entries.first().map(|e| group_of(e, name_attr))),
             Err(LdapFailure::Refused { rc: NO_SUCH_OBJECT, .. }) => Ok(None),
             Err(e) => Err(e),
         }
@@ -580,7 +583,7 @@ impl Session {
         let name_attr = attribute("ldap_group_attribute_name", &cfg.group_name_attribute, "cn")?;
         let base_filter = configured_filter("ldap_group_search_filter", &cfg.group_filter)?;
         let filter = equality_filter(base_filter.as_deref(), name_attr, name);
-        let entries = self.search(base, scope(cfg.group_scope), &filter, &[name_attr]).await?;
+        let (entries, _) = self.search(base, scope(cfg.group_scope), &filter, &[name_attr]).await?;
         Ok(entries.iter().map(|e| group_of(e, name_attr)).collect())
     }
 
@@ -611,8 +614,8 @@ impl Session {
     /// and the groups to attach.
     async fn login(&mut self, cfg: &LdapConfig, username: &str, password: &str) -> Result<Option<Login>, LdapFailure> {
         self.bind_searcher(cfg).await?;
-        let mut found = self.find_users(cfg, username).await?;
-        if found.len() != 1 {
+        let (mut found, complete) = self.find_users(cfg, username).await?;
+        if found.len() != 1 || !complete {
             tracing::info!(entries = found.len(), "ldap login refused: the user search must find exactly one entry");
             return Ok(None);
         }
@@ -676,7 +679,7 @@ pub async fn ping(cfg: &LdapConfig) -> Result<(), LdapFailure> {
 
 /// The users matching `username` (all users for an empty one).
 pub async fn search_users(cfg: &LdapConfig, username: &str) -> Result<Vec<LdapUser>, LdapFailure> {
-    searching(cfg, async |s| s.find_users(cfg, username).await).await
+    searching(cfg, async |s| Ok(s.find_users(cfg, username).await?.0)).await
 }
 
 /// The groups named `name` under the group base.
@@ -713,7 +716,7 @@ pub async fn import_users(
                 continue;
             }
             match s.find_users(cfg, uid).await {
-                Ok(users) => found.push((uid, users.into_iter().next().ok_or("unknown_user"))),
+                Ok((users, _)) => found.push((uid, users.into_iter().next().ok_or("unknown_user"))),
                 Err(e) => {
                     tracing::warn!(error = %e, uid = %uid, "ldap user search failed");
                     found.push((uid, Err("failed_search_user")));
@@ -1051,8 +1054,18 @@ mod slapd_tests {
         let paren = login(&registry, &s, PAREN.uid, PAREN.password).await.expect("o(k)* signs in");
         assert_eq!(paren.username, PAREN.uid);
         assert!(login(&registry, &s, "o(k)", PAREN.password).await.is_none());
-        // Two entries for one name: nobody.
+        // Two entries for one name: nobody, even when the server returns
+        // only one of them.
         assert!(login(&registry, &s, "twin", "twin-pw").await.is_none());
+        slapd.set_size_limit(1);
+        let cfg = LdapConfig::from_settings(&s);
+        let mut session = Session::open(&cfg).await.unwrap();
+        session.bind_searcher(&cfg).await.unwrap();
+        let (twins, complete) = session.find_users(&cfg, "twin").await.unwrap();
+        session.close().await;
+        assert_eq!((twins.len(), complete), (1, false), "the size limit cuts the search");
+        assert!(login(&registry, &s, "twin", "twin-pw").await.is_none());
+        assert!(login(&registry, &s, ALICE.uid, ALICE.password).await.is_some());
         // Without a user filter the search still takes the name literally.
         let s = settings(&registry, &slapd.url(), &[("ldap_filter", json!(""))]).await;
         assert!(login(&registry, &s, "*", ALICE.password).await.is_none());

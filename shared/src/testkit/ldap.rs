@@ -168,6 +168,19 @@ impl Slapd {
         }
     }
 
+    /// Caps the entries one search returns (`olcSizeLimit`), as busy
+    /// directories do.
+    pub fn set_size_limit(&self, limit: u32) {
+        let ldif = format!(
+            "dn: olcDatabase={{1}}mdb,cn=config\nchangetype: modify\nreplace: olcSizeLimit\nolcSizeLimit: {limit}\n"
+        );
+        let file = self.path("size-limit.ldif");
+        std::fs::write(&file, ldif).unwrap();
+        run(Command::new(program("ldapmodify").unwrap())
+            .args(["-x", "-H", &self.url(), "-D", "cn=config", "-w", ROOT_PW, "-f"])
+            .arg(file));
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
@@ -235,7 +248,7 @@ impl Slapd {
              dn: olcDatabase={{-1}}frontend,cn=config\nobjectClass: olcDatabaseConfig\n\
              objectClass: olcFrontendConfig\nolcDatabase: {{-1}}frontend\n\n\
              dn: olcDatabase={{0}}config,cn=config\nobjectClass: olcDatabaseConfig\nolcDatabase: {{0}}config\n\
-             olcAccess: {{0}}to * by * none\n\n\
+             olcRootDN: cn=config\nolcRootPW: {ROOT_PW}\nolcAccess: {{0}}to * by * none\n\n\
              dn: olcDatabase={{1}}mdb,cn=config\nobjectClass: olcDatabaseConfig\nobjectClass: olcMdbConfig\n\
              olcDatabase: {{1}}mdb\nolcSuffix: {BASE_DN}\nolcRootDN: {ROOT_DN}\nolcRootPW: {ROOT_PW}\n\
              olcDbDirectory: {d}/db\nolcDbMaxSize: 16777216\n\
