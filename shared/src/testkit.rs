@@ -1,7 +1,10 @@
 //! Helpers shared by the port conformance suites and other tests: emulator
-//! detection with the skip-or-fail rule, unique names, memory high-water marks.
+//! detection with the skip-or-fail rule, unique names, memory high-water marks,
+//! and a throwaway OpenLDAP server ([`ldap`]).
 
 use std::time::Duration;
+
+pub mod ldap;
 
 /// The variable that turns a skipped emulator-backed test into a failure (CI
 /// sets it, so a missing emulator can never pass as green).

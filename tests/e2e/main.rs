@@ -14,6 +14,7 @@ mod direct_upload;
 mod faults;
 mod harbor_api;
 mod identity;
+mod ldap;
 mod oci_conformance;
 mod oidc;
 mod permissions;

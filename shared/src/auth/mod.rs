@@ -9,6 +9,7 @@
 //! its own: handlers load what the decision needs ([`access_to`]: the
 //! project and the caller's roles in it) and ask.
 
+pub mod ldap;
 pub mod oidc;
 pub mod rbac;
 pub mod seal;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::Authenticator;
+use crate::auth::ldap::LdapDirectory;
 use crate::auth::oidc::Oidc;
 use crate::auth::session::Sessions;
 use crate::context::AppContext;
@@ -34,7 +35,8 @@ impl AppState {
         let oidc = Arc::new(Oidc::new(&ctx.token_keys));
         let auth =
             Authenticator::new(registry.clone(), settings.clone(), ctx.token_keys.clone(), &ctx.config.auth.service)
-                .with_directory("oidc_auth", oidc.clone());
+                .with_directory("oidc_auth", oidc.clone())
+                .with_directory("ldap_auth", Arc::new(LdapDirectory));
         let sessions = Sessions::new(&ctx.token_keys);
         Self {
             registry,

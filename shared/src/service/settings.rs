@@ -109,6 +109,8 @@ pub const ITEMS: &[Setting] = &[
     i("ldap_scope", Kind::LdapScope, 2),
     i("ldap_timeout", Kind::Positive, 5),
     b("ldap_verify_cert", true),
+    // Not in Harbor: upgrade an `ldap://` connection with StartTLS.
+    b("ldap_starttls", false),
     s("ldap_group_base_dn", Kind::Str, ""),
     s("ldap_group_search_filter", Kind::Str, ""),
     s("ldap_group_attribute_name", Kind::Str, ""),

@@ -5,6 +5,7 @@
 //! and call services; they hold no rules of their own.
 
 mod configurations;
+mod ldap;
 mod members;
 mod oidc_ping;
 mod projects;
@@ -86,6 +87,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/robots", get(robots::list).post(robots::create))
         .route("/robots/{robot_id}", get(robots::get).put(robots::update).patch(robots::refresh).delete(robots::delete))
         .route("/configurations", get(configurations::get).put(configurations::update))
+        .route("/ldap/ping", axum::routing::post(ldap::ping))
+        .route("/ldap/users/search", get(ldap::search_users))
+        .route("/ldap/users/import", axum::routing::post(ldap::import_users))
+        .route("/ldap/groups/search", get(ldap::search_groups))
 }
 
 pub type ApiResult<T = Response> = Result<T, ApiError>;
