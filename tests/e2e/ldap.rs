@@ -16,8 +16,8 @@ use reqwest::Method;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use serde_json::{Value, json};
 
-use crate::support::cli::{CLIENT_TIMEOUT, DockerCleanup, exec, fails, ok, require, require_docker};
 use crate::support::Server;
+use crate::support::cli::{CLIENT_TIMEOUT, DockerCleanup, exec, fails, ok, require, require_docker};
 
 const ADMIN_PASSWORD: &str = "Harbor12345";
 const PROJECT: &str = "ldap-team";

@@ -310,12 +310,34 @@ impl Registry {
                 if ext.ldap_dn.is_some() {
                     user.ldap_dn = ext.ldap_dn.clone();
                 }
+                // A changed address follows the directory when it is valid
+                // and free; otherwise the old one stays.
+                let new_email = valid_email(&ext.email)
+                    && !ext.email.eq_ignore_ascii_case(&user.email)
+                    && !self.email_taken(&ext.email).await?;
+                if new_email {
+                    user.email = ext.email.clone();
+                }
                 if user == before {
                     return Ok(user);
                 }
                 user.update_time = now_unix().max(before.update_time + 1);
-                match self.meta.put(user_item(&user)?, Condition::equals("update_time", before.update_time)).await {
+                let mut writes = vec![Write::Put {
+                    item: user_item(&user)?,
+                    cond: Condition::equals("update_time", before.update_time),
+                }];
+                if new_email {
+                    let (npk, nsk) = keys::user_email(&user.email);
+                    let reserve = Item::new(npk, nsk).with("name", user.username.clone());
+                    writes.push(Write::Put { item: reserve, cond: Condition::NotExists });
+                    if !before.email.is_empty() {
+                        let (opk, osk) = keys::user_email(&before.email);
+                        writes.push(Write::Delete { pk: opk, sk: osk, cond: Condition::Always });
+                    }
+                }
+                match self.meta.transact(writes).await {
                     Ok(()) => return Ok(user),
+                    // Changed meanwhile, or the address was just taken: look again.
                     Err(e) if e.is(ErrorKind::ConditionFailed) => continue,
                     Err(e) => return Err(e.into()),
                 }
@@ -722,9 +744,20 @@ mod tests {
         let first = reg.onboard_user(ext.clone(), Source::Ldap).await.unwrap();
         assert!(first.password.is_empty() && first.group_ids == [7]);
         assert!(reg.verify_password("carol", "").await.unwrap().is_none(), "no local password");
-        let again = reg.onboard_user(ExternalUser { group_ids: vec![8], admin_in_auth: true, ..ext }, Source::Ldap);
+        let again =
+            reg.onboard_user(ExternalUser { group_ids: vec![8], admin_in_auth: true, ..ext.clone() }, Source::Ldap);
         let again = again.await.unwrap();
         assert_eq!(again.user_id, first.user_id);
         assert!(again.is_admin() && again.group_ids == [8]);
+        // A new address follows the directory, and frees the old one.
+        let moved = ExternalUser { email: "carol@example.org".into(), ..ext.clone() };
+        assert_eq!(reg.onboard_user(moved, Source::Ldap).await.unwrap().email, "carol@example.org");
+        let other = NewUser { email: "carol@example.com".into(), ..new_user("dora", "") };
+        reg.create_user(other, Source::Db, "robot$").await.unwrap();
+        // One that another user holds is not taken over.
+        let taken = ExternalUser { email: "dora@example.net".into(), ..ext.clone() };
+        let dora = NewUser { email: "dora@example.net".into(), ..new_user("dora2", "") };
+        reg.create_user(dora, Source::Db, "robot$").await.unwrap();
+        assert_eq!(reg.onboard_user(taken, Source::Ldap).await.unwrap().email, "carol@example.org");
     }
 }
