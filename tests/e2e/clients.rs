@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use crate::support::cli::{CLIENT_TIMEOUT, DockerCleanup, exec, fails, ok, ok_bytes, podman, require, require_docker};
+use crate::support::cli::{
+    CLIENT_TIMEOUT, DockerCleanup, docker, docker_login, exec, fails, ok, ok_bytes, podman, require, require_docker,
+};
 use crate::support::{Server, emulator, run};
 
 pub(crate) const USER: &str = "admin";
@@ -459,12 +461,7 @@ fn docker_round_trip(registry: &Registry) {
     let local = format!("{name}:build");
     let remote = format!("{host}/{repo}:1");
     let mut cleanup = DockerCleanup { images: vec![local.clone(), remote.clone()], containers: vec![name.clone()] };
-    let config = work.join("docker-config");
-    let docker = || {
-        let mut c = Command::new("docker");
-        c.arg("--config").arg(&config);
-        c
-    };
+    let docker = || docker(work);
 
     let ctx = work.join("context");
     std::fs::create_dir_all(ctx.join("data")).unwrap();
@@ -481,9 +478,7 @@ fn docker_round_trip(registry: &Registry) {
     assert_eq!(built, id);
     cleanup.images.push(id.clone());
 
-    let login = |password: &str| {
-        exec(docker().args(["login", &host, "-u", USER, "--password-stdin"]), Some(password.as_bytes()), CLIENT_TIMEOUT)
-    };
+    let login = |password: &str| docker_login(work, &host, USER, password);
     let wrong = login("not-the-password");
     assert!(!wrong.status.success(), "a wrong password is refused");
     let right = login(PASSWORD);

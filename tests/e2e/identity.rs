@@ -10,7 +10,10 @@ use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
 use crate::support::Server;
-use crate::support::cli::{CLIENT_TIMEOUT, DockerCleanup, exec, fails, ok, podman, require, require_docker};
+use crate::support::cli::{
+    CLIENT_TIMEOUT, DockerCleanup, docker, docker_login, exec, fails, ok, podman, require, require_docker,
+    scratch_context,
+};
 
 const ADMIN_PASSWORD: &str = "Harbor12345";
 const PASSWORD: &str = "Crew1234pw";
@@ -132,22 +135,12 @@ fn users_and_robots_push_and_pull_with_real_clients() {
     // docker: the Developer logs in and pushes an image built FROM scratch;
     // the robot pulls it back.
     require_docker();
-    let config = work.join("docker-config");
-    let docker = || {
-        let mut c = Command::new("docker");
-        c.arg("--config").arg(&config);
-        c
-    };
-    let ctx = work.join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(ctx.join("note.txt"), berth::testkit::unique("crew-docker-")).unwrap();
-    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY note.txt /\n").unwrap();
+    let docker = || docker(work);
+    let ctx = scratch_context(work, &berth::testkit::unique("crew-docker-"));
     let remote = format!("{host}/crew/docker:1");
     let mut cleanup = DockerCleanup { images: vec![remote.clone()], containers: vec![] };
     ok(docker().args(["build", "-q", "-t", &remote]).arg(&ctx));
-    let login = |user: &str, password: &str| {
-        exec(docker().args(["login", &host, "-u", user, "--password-stdin"]), Some(password.as_bytes()), CLIENT_TIMEOUT)
-    };
+    let login = |user: &str, password: &str| docker_login(work, &host, user, password);
     let out = login("dana", PASSWORD);
     assert!(out.status.success(), "docker login: {}", String::from_utf8_lossy(&out.stderr));
     ok(docker().args(["push", &remote]));

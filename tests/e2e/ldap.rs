@@ -17,7 +17,9 @@ use reqwest::blocking::{Client, RequestBuilder, Response};
 use serde_json::{Value, json};
 
 use crate::support::Server;
-use crate::support::cli::{CLIENT_TIMEOUT, DockerCleanup, exec, fails, ok, require, require_docker};
+use crate::support::cli::{
+    CLIENT_TIMEOUT, DockerCleanup, docker, docker_login, exec, fails, ok, require, require_docker, scratch_context,
+};
 
 const ADMIN_PASSWORD: &str = "Harbor12345";
 const PROJECT: &str = "ldap-team";
@@ -276,24 +278,10 @@ fn docker_round_trip(world: &World, work: &Path) {
     let local = format!("{name}:build");
     let remote = format!("{host}/{PROJECT}/docker:1");
     let mut cleanup = DockerCleanup { images: vec![local.clone(), remote.clone()], containers: Vec::new() };
-    let config = work.join("docker-config");
-    let docker = || {
-        let mut c = Command::new("docker");
-        c.arg("--config").arg(&config);
-        c
-    };
-    let ctx = work.join("docker-context");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(ctx.join("hello.txt"), format!("hello from {name}\n")).unwrap();
-    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY hello.txt /\n").unwrap();
+    let docker = || docker(work);
+    let ctx = scratch_context(work, &format!("hello from {name}\n"));
     ok(docker().args(["build", "-q", "-t", &local]).arg(&ctx));
-    let login = |password: &str| {
-        exec(
-            docker().args(["login", &host, "-u", ALICE.uid, "--password-stdin"]),
-            Some(password.as_bytes()),
-            CLIENT_TIMEOUT,
-        )
-    };
+    let login = |password: &str| docker_login(work, &host, ALICE.uid, password);
     assert!(!login("wrong").status.success(), "docker login with a wrong password fails");
     let right = login(ALICE.password);
     assert!(right.status.success(), "docker login: {}", String::from_utf8_lossy(&right.stderr));

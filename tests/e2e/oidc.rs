@@ -15,7 +15,9 @@ use reqwest::Method;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use serde_json::{Value, json};
 
-use crate::support::cli::{CLIENT_TIMEOUT, exec, fails, installed_tool, ok, require, require_docker};
+use crate::support::cli::{
+    CLIENT_TIMEOUT, docker, docker_login, exec, fails, installed_tool, ok, require, require_docker, scratch_context,
+};
 use crate::support::{AwsResources, Server, emulator, free_port};
 
 const ADMIN_PASSWORD: &str = "Harbor12345";
@@ -315,20 +317,10 @@ fn podman_push_pull(work: &Path, host: &str, repo: &str, creds: &str) {
 /// pushes it, removes it and pulls it back.
 fn docker_push_pull(work: &Path, host: &str, repo: &str, user: &str, secret: &str) {
     require_docker();
-    let config = work.join("docker-config");
-    let docker = || {
-        let mut c = Command::new("docker");
-        c.arg("--config").arg(&config);
-        c
-    };
-    let ctx = work.join("docker-context");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(ctx.join("hello.txt"), format!("{repo}\n")).unwrap();
-    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY hello.txt /\n").unwrap();
+    let docker = || docker(work);
+    let ctx = scratch_context(work, &format!("{repo}\n"));
     let remote = format!("{host}/{repo}:1");
-    let login = |password: &str| {
-        exec(docker().args(["login", host, "-u", user, "--password-stdin"]), Some(password.as_bytes()), CLIENT_TIMEOUT)
-    };
+    let login = |password: &str| docker_login(work, host, user, password);
     assert!(!login("Wrong1Secret").status.success(), "a wrong secret is refused");
     let right = login(secret);
     assert!(right.status.success(), "docker login: {}", String::from_utf8_lossy(&right.stderr));

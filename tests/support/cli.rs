@@ -117,6 +117,29 @@ pub fn require_docker() {
     );
 }
 
+/// docker with a config folder of the test's own (`<work>/docker-config`),
+/// so its logins never touch another test's or the machine's.
+pub fn docker(work: &Path) -> Command {
+    let mut c = Command::new("docker");
+    c.arg("--config").arg(work.join("docker-config"));
+    c
+}
+
+/// `docker login <host>` as `user`, the password on stdin.
+pub fn docker_login(work: &Path, host: &str, user: &str, password: &str) -> Output {
+    exec(docker(work).args(["login", host, "-u", user, "--password-stdin"]), Some(password.as_bytes()), CLIENT_TIMEOUT)
+}
+
+/// A build context under `work` for a `FROM scratch` image of one file
+/// holding `content`; its folder.
+pub fn scratch_context(work: &Path, content: &str) -> std::path::PathBuf {
+    let ctx = work.join("docker-context");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("hello.txt"), content).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY hello.txt /\n").unwrap();
+    ctx
+}
+
 /// Removes the containers and images a docker test made, even when it fails.
 pub struct DockerCleanup {
     pub images: Vec<String>,
