@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest as _, Sha256};
 
-use super::{BlobStore, ByteRange, ByteStream, ErrorKind, MIN_PART_SIZE};
+use super::{BlobStore, ByteRange, ByteStream, ErrorKind, MIN_PART_SIZE, PartWrite, ShortPart};
 use crate::testkit::{reset_peak_rss, rss_bytes};
 
 #[macro_export]
@@ -20,7 +20,8 @@ macro_rules! blob_store_conformance {
     ($ctor:path) => {
         $crate::blob_store_conformance!(@cases $ctor;
             put_get_head_delete, missing_objects, ranged_reads, large_object_bounded_memory,
-            failed_put_leaves_nothing, multipart_upload, multipart_rules, list_pagination,
+            failed_put_leaves_nothing, multipart_upload, multipart_rules, streamed_parts,
+            failed_part_stores_nothing, streamed_parts_bounded_memory, list_pagination,
             copy_is_independent, presigned_get, presigned_part_upload);
     };
     (@cases $ctor:path; $($case:ident),*) => {
@@ -173,10 +174,10 @@ pub async fn multipart_upload(store: &dyn BlobStore, p: &str) {
     let key = format!("{p}multi");
     let id = store.create_multipart(&key).await.unwrap();
     // Parts may arrive in any order and be replaced.
-    let p2 = store.upload_part(&key, &id, 2, filled(MIN_PART_SIZE, b'b')).await.unwrap();
-    let p3 = store.upload_part(&key, &id, 3, Bytes::from_static(b"tail")).await.unwrap();
-    let _old = store.upload_part(&key, &id, 1, filled(MIN_PART_SIZE, b'x')).await.unwrap();
-    let p1 = store.upload_part(&key, &id, 1, filled(MIN_PART_SIZE, b'a')).await.unwrap();
+    let p2 = store.upload_part_bytes(&key, &id, 2, filled(MIN_PART_SIZE, b'b')).await.unwrap();
+    let p3 = store.upload_part_bytes(&key, &id, 3, Bytes::from_static(b"tail")).await.unwrap();
+    let _old = store.upload_part_bytes(&key, &id, 1, filled(MIN_PART_SIZE, b'x')).await.unwrap();
+    let p1 = store.upload_part_bytes(&key, &id, 1, filled(MIN_PART_SIZE, b'a')).await.unwrap();
     assert_eq!((p1.size, p3.size), (MIN_PART_SIZE, 4));
     assert_eq!(store.head(&key).await.unwrap_err().kind(), ErrorKind::NotFound, "invisible until complete");
     assert!(store.list(p, None, 10).await.unwrap().objects.is_empty());
@@ -202,28 +203,125 @@ pub async fn multipart_upload(store: &dyn BlobStore, p: &str) {
 pub async fn multipart_rules(store: &dyn BlobStore, p: &str) {
     let key = format!("{p}rules");
     let id = store.create_multipart(&key).await.unwrap();
-    let small = store.upload_part(&key, &id, 1, Bytes::from_static(b"too small")).await.unwrap();
-    let last = store.upload_part(&key, &id, 2, Bytes::from_static(b"end")).await.unwrap();
+    let small = store.upload_part_bytes(&key, &id, 1, Bytes::from_static(b"too small")).await.unwrap();
+    let last = store.upload_part_bytes(&key, &id, 2, Bytes::from_static(b"end")).await.unwrap();
     let err = store.complete_multipart(&key, &id, &[small, last.clone()]).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "a non-last part under 5 MiB is refused");
     assert_eq!(store.head(&key).await.unwrap_err().kind(), ErrorKind::NotFound);
     // The upload stays usable after a refused completion.
-    let big = store.upload_part(&key, &id, 1, filled(MIN_PART_SIZE, b'z')).await.unwrap();
+    let big = store.upload_part_bytes(&key, &id, 1, filled(MIN_PART_SIZE, b'z')).await.unwrap();
     store.complete_multipart(&key, &id, &[big, last]).await.unwrap();
     assert_eq!(store.head(&key).await.unwrap().size, MIN_PART_SIZE + 3);
     store.delete(&key).await.unwrap();
 
     let unknown = "0123456789abcdef0123456789abcdef";
-    let err = store.upload_part(&key, unknown, 1, Bytes::from_static(b"x")).await.unwrap_err();
+    let err = store.upload_part_bytes(&key, unknown, 1, Bytes::from_static(b"x")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     store.abort_multipart(&key, unknown).await.expect("aborting an unknown upload is ok");
 
     let id = store.create_multipart(&key).await.unwrap();
-    store.upload_part(&key, &id, 1, filled(1024, b'q')).await.unwrap();
+    store.upload_part_bytes(&key, &id, 1, filled(1024, b'q')).await.unwrap();
     store.abort_multipart(&key, &id).await.unwrap();
-    let err = store.upload_part(&key, &id, 2, Bytes::from_static(b"x")).await.unwrap_err();
+    let err = store.upload_part_bytes(&key, &id, 2, Bytes::from_static(b"x")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "an aborted upload is gone");
     assert_eq!(store.head(&key).await.unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+/// Parts streamed from bodies of unknown length: a body of at least
+/// `min_len` bytes is a part (of an upload started for it when none is
+/// given), a shorter one the object named for it; without `short` every
+/// body is a part.
+pub async fn streamed_parts(store: &dyn BlobStore, p: &str) {
+    let key = format!("{p}streamed");
+    let rest = format!("{p}rest");
+    let short = |min_len| Some(ShortPart { min_len, key: rest.as_str() });
+    let written = store.upload_part(&key, None, 1, pattern_stream(1000, 1), short(MIN_PART_SIZE)).await.unwrap();
+    assert_eq!(written, PartWrite::Object { size: 1000 });
+    assert_eq!(
+        hash_stream(store.get(&rest, None).await.unwrap().body).await,
+        hash_stream(pattern_stream(1000, 1)).await
+    );
+    assert_eq!(store.head(&key).await.unwrap_err().kind(), ErrorKind::NotFound);
+
+    // The remainder opens the next body, long enough to be a part: of a
+    // new upload, as none was given.
+    let body = store.get(&rest, None).await.unwrap().body.chain(pattern_stream(MIN_PART_SIZE - 1000, 2)).boxed();
+    let PartWrite::Part { upload_id, part: p1 } =
+        store.upload_part(&key, None, 1, body, short(MIN_PART_SIZE)).await.unwrap()
+    else {
+        panic!("a body of exactly min_len bytes is a part");
+    };
+    assert_eq!((p1.number, p1.size), (1, MIN_PART_SIZE));
+    // An empty body is a short one too: an empty object replacing the old.
+    let written = store.upload_part(&key, Some(&upload_id), 2, futures::stream::empty().boxed(), short(1)).await;
+    assert_eq!(written.unwrap(), PartWrite::Object { size: 0 });
+    assert_eq!(store.head(&rest).await.unwrap().size, 0);
+    let PartWrite::Part { upload_id: same, part: p2 } =
+        store.upload_part(&key, Some(&upload_id), 2, pattern_stream(10, 3), None).await.unwrap()
+    else {
+        panic!("without a minimum every body is a part");
+    };
+    assert_eq!((same.as_str(), p2.size), (upload_id.as_str(), 10));
+    assert_eq!(store.head(&key).await.unwrap_err().kind(), ErrorKind::NotFound, "invisible until complete");
+    store.complete_multipart(&key, &upload_id, &[p1, p2]).await.unwrap();
+    let expected = pattern_stream(1000, 1).chain(pattern_stream(MIN_PART_SIZE - 1000, 2)).chain(pattern_stream(10, 3));
+    assert_eq!(hash_stream(store.get(&key, None).await.unwrap().body).await, hash_stream(expected.boxed()).await);
+    store.delete(&key).await.unwrap();
+    store.delete(&rest).await.unwrap();
+}
+
+/// A body that fails half-way stores nothing: no part (the earlier part of
+/// that number stays), no short object, no upload.
+pub async fn failed_part_stores_nothing(store: &dyn BlobStore, p: &str) {
+    let key = format!("{p}failing");
+    let rest = format!("{p}rest");
+    let failing = |len: u64| {
+        pattern_stream(len, 4)
+            .chain(futures::stream::once(async { Err(std::io::Error::other("client went away")) }))
+            .boxed()
+    };
+    let id = store.create_multipart(&key).await.unwrap();
+    let p1 = store.upload_part_bytes(&key, &id, 1, filled(MIN_PART_SIZE, b'a')).await.unwrap();
+    assert!(store.upload_part(&key, Some(&id), 1, failing(MIN_PART_SIZE + 10), None).await.is_err());
+    let short = Some(ShortPart { min_len: MIN_PART_SIZE, key: rest.as_str() });
+    assert!(store.upload_part(&key, Some(&id), 2, failing(100), short).await.is_err());
+    assert_eq!(store.head(&rest).await.unwrap_err().kind(), ErrorKind::NotFound);
+    assert!(store.upload_part(&key, None, 1, failing(MIN_PART_SIZE + 10), None).await.is_err());
+    let p2 = store.upload_part_bytes(&key, &id, 2, Bytes::from_static(b"end")).await.unwrap();
+    store.complete_multipart(&key, &id, &[p1, p2]).await.unwrap();
+    let got = store.get_bytes(&key).await.unwrap();
+    assert_eq!(got.len() as u64, MIN_PART_SIZE + 3);
+    assert!(got[..got.len() - 3].iter().all(|&b| b == b'a') && got.ends_with(b"end"), "the earlier part 1 stayed");
+    store.delete(&key).await.unwrap();
+}
+
+/// Streamed parts cost at most about one part of memory each, and nothing
+/// stays behind after them: four parts of 24 MiB move through a budget
+/// smaller than their sum.
+pub async fn streamed_parts_bounded_memory(store: &dyn BlobStore, p: &str) {
+    const LEN: u64 = 24 * 1024 * 1024;
+    const PARTS: u32 = 4;
+    const BUDGET: u64 = 2 * LEN + 16 * 1024 * 1024;
+    let key = format!("{p}streamed-large");
+    let id = store.create_multipart(&key).await.unwrap();
+    let _alone = crate::testkit::MEMORY_MEASUREMENT.lock().await;
+    reset_peak_rss();
+    let (before, _) = rss_bytes();
+    let mut parts = Vec::new();
+    for number in 1..=PARTS {
+        let seed = u8::try_from(number).unwrap();
+        let written = store.upload_part(&key, Some(&id), number, pattern_stream(LEN, seed), None).await.unwrap();
+        let PartWrite::Part { part, .. } = written else { panic!("part {number} became an object") };
+        parts.push(part);
+    }
+    let (_, peak) = rss_bytes();
+    if before > 0 {
+        let grew = peak.saturating_sub(before);
+        assert!(grew < BUDGET, "memory grew by {} MiB streaming {PARTS} parts of 24 MiB", grew >> 20);
+    }
+    store.complete_multipart(&key, &id, &parts).await.unwrap();
+    assert_eq!(store.head(&key).await.unwrap().size, u64::from(PARTS) * LEN);
+    store.delete(&key).await.unwrap();
 }
 
 pub async fn list_pagination(store: &dyn BlobStore, p: &str) {

@@ -17,12 +17,14 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::{
     BlobStore, ByteRange, ByteStream, CompletedPart, ErrorKind, ListPage, MAX_PARTS, MIN_PART_SIZE, ObjectMeta,
-    ObjectRead, PortError, PortResult, resolve_range, validate_key,
+    ObjectRead, PartWrite, PortError, PortResult, ShortPart, resolve_range, validate_key,
 };
 
 const TMP_DIR: &str = "#tmp";
 const MULTIPART_DIR: &str = "#multipart";
 const READ_CHUNK: usize = 256 * 1024;
+/// Bytes gathered before a write to a file.
+const WRITE_BATCH: usize = 512 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct FsBlobStore {
@@ -100,10 +102,14 @@ impl FsBlobStore {
         Ok(tmp)
     }
 
+    /// Streams a body into a fresh temp file and syncs it. Small chunks are
+    /// gathered into writes of [`WRITE_BATCH`] (few trips to the blocking
+    /// pool), so a stream holds about two batches whatever its length.
     async fn write_tmp(&self, mut body: ByteStream) -> PortResult<(PathBuf, u64)> {
         let tmp = self.tmp_path();
         let result = async {
-            let mut file = tokio::fs::File::create(&tmp).await?;
+            let file = tokio::fs::File::create(&tmp).await?;
+            let mut file = tokio::io::BufWriter::with_capacity(WRITE_BATCH, file);
             let mut size = 0u64;
             while let Some(chunk) = body
                 .try_next()
@@ -113,7 +119,8 @@ impl FsBlobStore {
                 size += chunk.len() as u64;
                 file.write_all(&chunk).await?;
             }
-            file.sync_all().await?;
+            file.flush().await?;
+            file.into_inner().sync_all().await?;
             Ok::<_, PortError>(size)
         }
         .await;
@@ -231,21 +238,57 @@ impl BlobStore for FsBlobStore {
         Ok(id)
     }
 
-    async fn upload_part(&self, key: &str, upload_id: &str, number: u32, body: Bytes) -> PortResult<CompletedPart> {
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: Option<&str>,
+        number: u32,
+        body: ByteStream,
+        short: Option<ShortPart<'_>>,
+    ) -> PortResult<PartWrite> {
         validate_key(key)?;
+        if let Some(short) = short {
+            validate_key(short.key)?;
+        }
         if !(1..=MAX_PARTS).contains(&number) {
             return Err(PortError::msg(ErrorKind::InvalidInput, format_args!("part number {number} out of 1..=10000")));
         }
-        let dir = self.existing_upload_dir(upload_id).await?;
-        let size = body.len() as u64;
-        let tmp = self.write_tmp_bytes(body).await?;
-        let etag = uuid::Uuid::new_v4().simple().to_string();
-        // Replace any earlier upload of the same part number.
-        for old in part_files(&dir, Some(number)).await? {
-            let _ = tokio::fs::remove_file(old.1).await;
+        if let Some(id) = upload_id {
+            self.existing_upload_dir(id).await?;
         }
-        tokio::fs::rename(&tmp, dir.join(format!("{number}.{etag}"))).await?;
-        Ok(CompletedPart { number, etag, size })
+        // The bytes go to disk as they come; only their length, known at the
+        // end, decides whether the file becomes a part or an object.
+        let (tmp, size) = self.write_tmp(body).await?;
+        let mut started = None;
+        let placed = async {
+            if let Some(short) = short.filter(|s| size < s.min_len) {
+                self.publish(&tmp, short.key).await?;
+                return Ok(PartWrite::Object { size });
+            }
+            let upload_id = match upload_id {
+                Some(id) => id.to_owned(),
+                None => started.insert(self.create_multipart(key).await?).clone(),
+            };
+            let dir = self.existing_upload_dir(&upload_id).await?;
+            let etag = uuid::Uuid::new_v4().simple().to_string();
+            // Replace any earlier upload of the same part number.
+            for old in part_files(&dir, Some(number)).await? {
+                let _ = tokio::fs::remove_file(old.1).await;
+            }
+            tokio::fs::rename(&tmp, dir.join(format!("{number}.{etag}"))).await?;
+            // A part is acknowledged to the client once its session is
+            // saved: its name must survive a crash as its bytes do.
+            sync_dir(&dir).await?;
+            Ok(PartWrite::Part { upload_id, part: CompletedPart { number, etag, size } })
+        }
+        .await;
+        if placed.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            if let Some(id) = &started {
+                let _ = self.abort_multipart(key, id).await;
+            }
+        }
+        placed
     }
 
     async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[CompletedPart]) -> PortResult<()> {
@@ -453,7 +496,7 @@ mod restart_tests {
         let store = FsBlobStore::open(dir.path()).await.expect("open");
         store.put_bytes("blobs/a", Bytes::from_static(b"kept")).await.expect("put");
         let upload = store.create_multipart("blobs/b").await.expect("create");
-        let part = store.upload_part("blobs/b", &upload, 1, Bytes::from_static(b"part")).await.expect("part");
+        let part = store.upload_part_bytes("blobs/b", &upload, 1, Bytes::from_static(b"part")).await.expect("part");
         drop(store);
         let store = FsBlobStore::open(dir.path()).await.expect("reopen");
         assert_eq!(store.get_bytes("blobs/a").await.expect("get"), Bytes::from_static(b"kept"));

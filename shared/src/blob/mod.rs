@@ -73,6 +73,29 @@ pub struct CompletedPart {
     pub size: u64,
 }
 
+/// Where [`BlobStore::upload_part`] should put a body too short to be a part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShortPart<'a> {
+    /// A body of fewer bytes than this is no part.
+    pub min_len: u64,
+    /// The object such a body becomes instead.
+    pub key: &'a str,
+}
+
+/// What [`BlobStore::upload_part`] made of a body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartWrite {
+    /// A part of the upload `upload_id` (the one given, or the one started).
+    Part { upload_id: String, part: CompletedPart },
+    /// The body was short: it is the object `ShortPart::key`, of `size` bytes.
+    Object { size: u64 },
+}
+
+/// A stream of one chunk held in memory.
+pub fn once(bytes: Bytes) -> ByteStream {
+    Box::pin(futures::stream::once(async move { Ok(bytes) }))
+}
+
 /// One page of a listing, in lexical key order.
 #[derive(Debug, Clone, Default)]
 pub struct ListPage {
@@ -114,9 +137,31 @@ pub trait BlobStore: Debug + Send + Sync + 'static {
     /// `complete_multipart`. Returns the upload id.
     async fn create_multipart(&self, key: &str) -> PortResult<String>;
 
-    /// Uploads part `number` (1..=10,000) of an upload. Uploading the same
-    /// number again replaces the part. An unknown upload is `NotFound`.
-    async fn upload_part(&self, key: &str, upload_id: &str, number: u32, body: Bytes) -> PortResult<CompletedPart>;
+    /// Streams `body` into part `number` (1..=10,000) of the multipart
+    /// upload `upload_id` of `key`, first starting an upload of `key` when
+    /// `upload_id` is `None`. Uploading the same number again replaces the
+    /// part. An unknown upload is `NotFound`. An error while reading the
+    /// body stores nothing (an earlier part of that number stays) and starts
+    /// no upload.
+    ///
+    /// With `short`, a body that ends before `short.min_len` bytes is no
+    /// part: it becomes the whole object `short.key`, written as `put`
+    /// writes, and no upload is started. A caller that cannot know a body's
+    /// length before its end (an HTTP request) can so stream it into a part
+    /// and still keep a remainder too small to be one.
+    ///
+    /// Memory: a store that needs a part's length before its first byte
+    /// (S3) holds the whole part until the body ends, so callers keep parts
+    /// to a few MiB; a store that writes bytes as they come (files) holds
+    /// about one chunk.
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: Option<&str>,
+        number: u32,
+        body: ByteStream,
+        short: Option<ShortPart<'_>>,
+    ) -> PortResult<PartWrite>;
 
     /// Assembles the listed parts, in ascending part order, into the object.
     /// Every part but the last must be at least [`MIN_PART_SIZE`] bytes
@@ -163,7 +208,23 @@ pub trait BlobStore: Debug + Send + Sync + 'static {
 
     /// Writes a whole object from memory.
     async fn put_bytes(&self, key: &str, bytes: Bytes) -> PortResult<u64> {
-        self.put(key, Box::pin(futures::stream::once(async move { Ok(bytes) }))).await
+        self.put(key, once(bytes)).await
+    }
+
+    /// Uploads a part held in memory to an existing upload.
+    async fn upload_part_bytes(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        bytes: Bytes,
+    ) -> PortResult<CompletedPart> {
+        match self.upload_part(key, Some(upload_id), number, once(bytes), None).await? {
+            PartWrite::Part { part, .. } => Ok(part),
+            PartWrite::Object { .. } => {
+                Err(PortError::msg(ErrorKind::Internal, format_args!("part {number} of {key} was stored as an object")))
+            }
+        }
     }
 }
 

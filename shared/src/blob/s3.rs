@@ -19,8 +19,8 @@ use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
 
 use super::{
-    BlobStore, ByteRange, ByteStream, CompletedPart, ErrorKind, ListPage, MAX_PARTS, ObjectMeta, ObjectRead, PortError,
-    PortResult, validate_key,
+    BlobStore, ByteRange, ByteStream, CompletedPart, ErrorKind, ListPage, MAX_PARTS, ObjectMeta, ObjectRead, PartWrite,
+    PortError, PortResult, ShortPart, validate_key,
 };
 use crate::config::AwsConfig;
 
@@ -163,6 +163,30 @@ impl S3BlobStore {
         result
     }
 
+    /// Sends one part held in memory.
+    async fn send_part(&self, key: &str, upload_id: &str, number: u32, body: Bytes) -> PortResult<CompletedPart> {
+        let size = body.len() as u64;
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part_number(number))
+            .body(body.into())
+            .send()
+            .await
+            .map_err(|e| s3_error(format_args!("upload part {number} of {key}"), e));
+        let out = match out {
+            Ok(out) => out,
+            Err(e) => return Err(self.unless_upload_missing(key, upload_id, e).await),
+        };
+        let etag = out.e_tag().ok_or_else(|| {
+            PortError::msg(ErrorKind::Internal, format_args!("upload part {number} of {key}: no etag returned"))
+        })?;
+        Ok(CompletedPart { number, etag: etag.to_owned(), size })
+    }
+
     /// Copies an object through a multipart upload of server-side part
     /// copies, for objects too large for CopyObject.
     async fn copy_in_parts(
@@ -271,7 +295,7 @@ impl BlobStore for S3BlobStore {
                     ));
                 }
                 size += part.len() as u64;
-                done.push(self.upload_part(key, &upload_id, number, part).await?);
+                done.push(self.send_part(key, &upload_id, number, part).await?);
                 if parts.at_end().await.map_err(body_error)? {
                     break;
                 }
@@ -427,34 +451,41 @@ impl BlobStore for S3BlobStore {
         })
     }
 
-    async fn upload_part(&self, key: &str, upload_id: &str, number: u32, body: Bytes) -> PortResult<CompletedPart> {
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: Option<&str>,
+        number: u32,
+        body: ByteStream,
+        short: Option<ShortPart<'_>>,
+    ) -> PortResult<PartWrite> {
         validate_key(key)?;
+        if let Some(short) = short {
+            validate_key(short.key)?;
+        }
         if !(1..=MAX_PARTS).contains(&number) {
             return Err(PortError::msg(
                 ErrorKind::InvalidInput,
                 format_args!("upload part {number} of {key}: part numbers are 1..={MAX_PARTS}"),
             ));
         }
-        let size = body.len() as u64;
-        let out = self
-            .client
-            .upload_part()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(part_number(number))
-            .body(body.into())
-            .send()
-            .await
-            .map_err(|e| s3_error(format_args!("upload part {number} of {key}"), e));
-        let out = match out {
-            Ok(out) => out,
-            Err(e) => return Err(self.unless_upload_missing(key, upload_id, e).await),
-        };
-        let etag = out.e_tag().ok_or_else(|| {
-            PortError::msg(ErrorKind::Internal, format_args!("upload part {number} of {key}: no etag returned"))
+        // UploadPart needs the length before the bytes, and a body of
+        // unknown length has one only at its end: the part is gathered.
+        let body = gather(body).await.map_err(|e| {
+            PortError::new(ErrorKind::InvalidInput, e)
+                .context(format!("upload part {number} of {key}: reading the body"))
         })?;
-        Ok(CompletedPart { number, etag: etag.to_owned(), size })
+        if let Some(short) = short.filter(|s| (body.len() as u64) < s.min_len) {
+            let size = self.put_bytes(short.key, body).await?;
+            return Ok(PartWrite::Object { size });
+        }
+        let Some(upload_id) = upload_id else {
+            let upload_id = self.create_multipart(key).await?;
+            let part = self.abort_unless_done(key, &upload_id, self.send_part(key, &upload_id, number, body)).await?;
+            return Ok(PartWrite::Part { upload_id, part });
+        };
+        let part = self.send_part(key, upload_id, number, body).await?;
+        Ok(PartWrite::Part { upload_id: upload_id.to_owned(), part })
     }
 
     async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[CompletedPart]) -> PortResult<()> {
@@ -623,6 +654,28 @@ fn into_byte_stream(body: aws_sdk_s3::primitives::ByteStream) -> ByteStream {
         }
     })
     .boxed()
+}
+
+/// Reads a whole stream into one buffer; a stream of one chunk is not
+/// copied.
+async fn gather(mut body: ByteStream) -> std::io::Result<Bytes> {
+    let mut first: Option<Bytes> = None;
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = body.try_next().await? {
+        if chunk.is_empty() {
+            continue;
+        }
+        match first.take() {
+            None if buf.is_empty() => first = Some(chunk),
+            held => {
+                if let Some(held) = held {
+                    buf.extend_from_slice(&held);
+                }
+                buf.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| buf.freeze()))
 }
 
 /// Cuts a byte stream into parts of [`PART_SIZE`] bytes, holding at most
