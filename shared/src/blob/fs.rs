@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{
     BlobStore, ByteRange, ByteStream, CompletedPart, ErrorKind, ListPage, MAX_PARTS, MIN_PART_SIZE, ObjectMeta,
@@ -102,25 +102,40 @@ impl FsBlobStore {
         Ok(tmp)
     }
 
-    /// Streams a body into a fresh temp file and syncs it. Small chunks are
-    /// gathered into writes of [`WRITE_BATCH`] (few trips to the blocking
-    /// pool), so a stream holds about two batches whatever its length.
+    /// Streams a body into a fresh temp file and syncs it. Chunks are
+    /// gathered, not copied, into batches of [`WRITE_BATCH`] bytes, each
+    /// written by one blocking call while the next one gathers: a stream
+    /// holds about two batches of its own chunks whatever its length.
     async fn write_tmp(&self, mut body: ByteStream) -> PortResult<(PathBuf, u64)> {
         let tmp = self.tmp_path();
         let result = async {
-            let file = tokio::fs::File::create(&tmp).await?;
-            let mut file = tokio::io::BufWriter::with_capacity(WRITE_BATCH, file);
+            let mut file = BatchWriter::Idle(tokio::fs::File::create(&tmp).await?.into_std().await);
+            let mut batch = Vec::new();
+            let mut batched = 0;
             let mut size = 0u64;
-            while let Some(chunk) = body
-                .try_next()
-                .await
-                .map_err(|e| PortError::new(ErrorKind::InvalidInput, e).context("reading the object body"))?
-            {
-                size += chunk.len() as u64;
-                file.write_all(&chunk).await?;
+            loop {
+                let next = body
+                    .try_next()
+                    .await
+                    .map_err(|e| PortError::new(ErrorKind::InvalidInput, e).context("reading the object body"))?;
+                let end = next.is_none();
+                if let Some(chunk) = next {
+                    size += chunk.len() as u64;
+                    batched += chunk.len();
+                    batch.push(chunk);
+                }
+                if batched >= WRITE_BATCH || (end && !batch.is_empty()) {
+                    file = file.write(std::mem::take(&mut batch)).await?;
+                    batched = 0;
+                }
+                if end {
+                    break;
+                }
             }
-            file.flush().await?;
-            file.into_inner().sync_all().await?;
+            let file = file.idle().await?;
+            tokio::task::spawn_blocking(move || file.sync_all())
+                .await
+                .map_err(|e| PortError::new(ErrorKind::Internal, e))??;
             Ok::<_, PortError>(size)
         }
         .await;
@@ -131,6 +146,35 @@ impl FsBlobStore {
                 Err(e)
             }
         }
+    }
+}
+
+/// A file written by blocking calls, one batch at a time: idle, or busy
+/// writing a batch and handed back when that is done.
+enum BatchWriter {
+    Idle(std::fs::File),
+    Busy(tokio::task::JoinHandle<io::Result<std::fs::File>>),
+}
+
+impl BatchWriter {
+    /// The file, once any batch in flight is written.
+    async fn idle(self) -> PortResult<std::fs::File> {
+        match self {
+            Self::Idle(file) => Ok(file),
+            Self::Busy(writing) => Ok(writing.await.map_err(|e| PortError::new(ErrorKind::Internal, e))??),
+        }
+    }
+
+    /// Starts writing `batch` after the batch in flight.
+    async fn write(self, batch: Vec<Bytes>) -> PortResult<Self> {
+        use std::io::Write as _;
+        let mut file = self.idle().await?;
+        Ok(Self::Busy(tokio::task::spawn_blocking(move || {
+            for chunk in &batch {
+                file.write_all(chunk)?;
+            }
+            Ok(file)
+        })))
     }
 }
 
