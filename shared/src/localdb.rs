@@ -12,6 +12,13 @@ use redb::ReadableDatabase;
 
 use crate::port::{ErrorKind, PortError, PortResult};
 
+/// redb's page cache (read cache and write buffer together). Its default,
+/// 1 GiB, holds the whole database in memory as it grows: 45 MiB of RSS with
+/// 10,000 projects and artifacts. Pages not cached are read from the
+/// operating system's page cache, a copy away, and the hot ones (the
+/// B-trees' upper levels) stay cached within this.
+const CACHE_SIZE: usize = 16 * 1024 * 1024;
+
 #[derive(Clone)]
 pub struct LocalDb {
     db: Arc<redb::Database>,
@@ -38,7 +45,7 @@ impl LocalDb {
                 PortError::new(ErrorKind::Unavailable, e).context(format!("cannot create {}", parent.display()))
             })?;
         }
-        let db = redb::Database::create(path).map_err(|e| {
+        let db = redb::Builder::new().set_cache_size(CACHE_SIZE).create(path).map_err(|e| {
             let kind = match &e {
                 redb::DatabaseError::DatabaseAlreadyOpen => ErrorKind::Unavailable,
                 _ => ErrorKind::Internal,
