@@ -7,6 +7,11 @@
 use berth::config::{Backend, Config, Overrides};
 use berth::context::AppContext;
 
+/// jemalloc returns freed memory to the system (settings in
+/// `.cargo/config.toml`), so a burst of requests leaves no lasting RSS.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let file = std::env::var_os("BERTH_CONFIG").map(std::path::PathBuf::from);

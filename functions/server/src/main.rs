@@ -14,6 +14,11 @@ use berth::config::{Backend, Config, Overrides, Role};
 use berth::context::AppContext;
 use clap::{Args, Parser, Subcommand};
 
+/// jemalloc returns freed memory to the system (settings in
+/// `.cargo/config.toml`), so a burst of requests leaves no lasting RSS.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "berth", version, about = "an object-store-first container registry")]
 struct Cli {
@@ -195,4 +200,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::PushBlob(push) => push.run().await?,
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    /// The allocator runs with the settings of `.cargo/config.toml`; a build
+    /// that missed them (cargo run from outside the repository) would keep
+    /// the peaks of every thread.
+    #[test]
+    fn jemalloc_has_the_settings_of_the_cargo_config() {
+        // The string comes as jemalloc stores it, with its C terminator.
+        let conf = tikv_jemalloc_ctl::config::malloc_conf::read().unwrap().trim_end_matches('\0');
+        for setting in ["percpu_arena:phycpu", "background_thread:true", "dirty_decay_ms:100", "muzzy_decay_ms:0"] {
+            assert!(conf.split(',').any(|s| s == setting), "{setting} missing from {conf:?}");
+        }
+        assert_eq!(tikv_jemalloc_ctl::opt::tcache_max::read().unwrap(), 1024);
+    }
 }
