@@ -11,7 +11,12 @@
 //! bench_client blobs --base http://127.0.0.1:5000 --clients 4 --blobs 64 --mode put
 //! bench_client tags  --base http://127.0.0.1:5000 --repo library/tags --tags 1000
 //! bench_client big   --base http://127.0.0.1:5000 --size-mib 1024 --pid 1234
+//! bench_client projects  --base http://127.0.0.1:5000 --total 10000
+//! bench_client artifacts --base http://127.0.0.1:5000 --repo library/arts --total 10000
 //! ```
+//! `projects` and `artifacts` seed berth's Harbor API listings (Harbor's
+//! `/api/v2.0`, which Distribution does not have): they count what is there
+//! (`X-Total-Count`) and add the rest, so a run can grow a listing in steps.
 //! Credentials (`user:password`) come from `--auth` or `BENCH_AUTH`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -109,6 +114,27 @@ enum Cmd {
         /// Server process to watch.
         #[arg(long)]
         pid: u32,
+    },
+    /// Creates private projects `bench-p00000`, … until the registry has
+    /// `total` projects (Harbor API, needs an administrator).
+    Projects {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        total: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+    /// Pushes distinct small image manifests (one shared config and layer,
+    /// an annotation telling them apart) under tags `a00000`, … until the
+    /// repository has `total` artifacts.
+    Artifacts {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        total: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
     },
 }
 
@@ -399,6 +425,106 @@ async fn tags(t: Target, count: usize, concurrency: usize) -> Result<()> {
     Ok(())
 }
 
+impl Registry {
+    fn api(&self, path: &str) -> Url {
+        self.base.join(&format!("/api/v2.0/{path}")).expect("url")
+    }
+
+    /// `X-Total-Count` of a Harbor API listing; a missing listing counts 0.
+    async fn total(&self, path: &str) -> Result<usize> {
+        let mut url = self.api(path);
+        url.query_pairs_mut().append_pair("page", "1").append_pair("page_size", "1");
+        let resp = self.http.get(url).send().await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(0);
+        }
+        expect(resp.status(), StatusCode::OK, &format!("GET {path}"))?;
+        let total = resp.headers().get("x-total-count").context("no X-Total-Count")?.to_str()?.parse()?;
+        Ok(total)
+    }
+}
+
+/// Runs `make(i)` for every `i` in `range`, `concurrency` at a time.
+async fn in_parallel<F, Fut>(range: std::ops::Range<usize>, concurrency: usize, make: F) -> Result<()>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    futures::stream::iter(range).map(make).buffer_unordered(concurrency.max(1)).try_collect::<Vec<()>>().await?;
+    Ok(())
+}
+
+async fn projects(t: Target, total: usize, concurrency: usize) -> Result<()> {
+    let reg = Arc::new(Registry::new(&t)?);
+    let have = reg.total("projects").await?;
+    let started = Instant::now();
+    // Names continue from the count, so a second run adds new ones; one
+    // that exists already (a rerun) is fine.
+    in_parallel(have..total.max(have), concurrency, |i| {
+        let reg = reg.clone();
+        async move {
+            let body = serde_json::json!({"project_name": format!("bench-p{i:05}"), "metadata": {"public": "false"}});
+            let resp = reg.http.post(reg.api("projects")).json(&body).send().await?;
+            if resp.status() != StatusCode::CONFLICT {
+                expect(resp.status(), StatusCode::CREATED, &format!("POST project {i}"))?;
+            }
+            Ok(())
+        }
+    })
+    .await?;
+    let secs = started.elapsed().as_secs_f64();
+    let now = reg.total("projects").await?;
+    ensure!(now >= total, "{now} projects after seeding, expected {total}");
+    println!("projects={now}");
+    println!("projects_added={}", now - have);
+    println!("projects_secs={secs:.3}");
+    Ok(())
+}
+
+async fn artifacts(t: Target, total: usize, concurrency: usize) -> Result<()> {
+    let reg = Arc::new(Registry::new(&t)?);
+    let (project, repo) = reg.repo.split_once('/').context("--repo must be <project>/<repository>")?;
+    // Harbor's API takes a repository name below its project, with any `/`
+    // encoded twice.
+    let listing = format!("projects/{project}/repositories/{}/artifacts", repo.replace('/', "%252F"));
+    let have = reg.total(&listing).await?;
+    let config =
+        Bytes::from_static(br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#);
+    let layer = random_bytes(1024, 11);
+    let (config_len, layer_len) = (config.len(), layer.len());
+    let config_digest = reg.push_bytes(config).await.context("pushing the config blob")?;
+    let layer_digest = reg.push_bytes(layer).await.context("pushing the layer blob")?;
+    let started = Instant::now();
+    in_parallel(have..total.max(have), concurrency, |i| {
+        let reg = reg.clone();
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_len},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_len}],
+            "annotations": {"org.example.bench.n": i.to_string()},
+        });
+        async move {
+            let resp = reg
+                .http
+                .put(reg.url(&format!("manifests/a{i:05}")))
+                .header(CONTENT_TYPE, "application/vnd.oci.image.manifest.v1+json")
+                .body(serde_json::to_vec(&manifest)?)
+                .send()
+                .await?;
+            expect(resp.status(), StatusCode::CREATED, &format!("PUT manifest a{i:05}"))
+        }
+    })
+    .await?;
+    let secs = started.elapsed().as_secs_f64();
+    let now = reg.total(&listing).await?;
+    ensure!(now >= total, "{now} artifacts after seeding, expected {total}");
+    println!("artifacts={now}");
+    println!("artifacts_added={}", now - have);
+    println!("artifacts_secs={secs:.3}");
+    Ok(())
+}
+
 fn status_kib(pid: u32, field: &str) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status.lines().find(|l| l.starts_with(field)).with_context(|| format!("no {field} for {pid}"))?;
@@ -504,5 +630,7 @@ async fn main() -> Result<()> {
         }
         Cmd::Tags { target, tags: n, concurrency } => tags(target, n, concurrency).await,
         Cmd::Big { target, size_mib, pid } => big(target, size_mib, pid).await,
+        Cmd::Projects { target, total, concurrency } => projects(target, total, concurrency).await,
+        Cmd::Artifacts { target, total, concurrency } => artifacts(target, total, concurrency).await,
     }
 }
