@@ -3,7 +3,7 @@
 //!
 //! redb transactions are serializable and a commit is durable (fsync) before
 //! it returns, so anything acknowledged survives a crash. All access runs on
-//! the blocking thread pool.
+//! the blocking thread pool, a few readers and one writer at a time.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,6 +22,16 @@ const CACHE_SIZE: usize = 16 * 1024 * 1024;
 #[derive(Clone)]
 pub struct LocalDb {
     db: Arc<redb::Database>,
+    /// Every transaction runs on a blocking-pool thread, and the pool grows a
+    /// thread for each task that finds none free, up to 512. A caller that
+    /// reads 10,000 items one by one at once (a listing) so grew it to 512
+    /// threads, whose stacks and allocator caches kept 100 MiB after the
+    /// burst. Transactions therefore wait for a turn here, asynchronously:
+    /// a few readers at a time (enough to keep the cores busy) and one
+    /// writer (redb runs one write transaction at a time anyway, and would
+    /// park each waiting writer on a thread).
+    readers: Arc<tokio::sync::Semaphore>,
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for LocalDb {
@@ -52,7 +62,12 @@ impl LocalDb {
             };
             PortError::new(kind, e).context(format!("cannot open {}", path.display()))
         })?;
-        Ok(Self { db: Arc::new(db) })
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        Ok(Self {
+            db: Arc::new(db),
+            readers: Arc::new(tokio::sync::Semaphore::new((2 * cores).max(4))),
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     /// Runs `f` in a write transaction on the blocking pool and commits when
@@ -63,7 +78,11 @@ impl LocalDb {
         F: FnOnce(&redb::WriteTransaction) -> PortResult<T> + Send + 'static,
     {
         let db = self.db.clone();
+        // The turn goes with the blocking task: a caller that gives up does
+        // not let the next writer in before this one is really done.
+        let turn = self.writer.clone().lock_owned().await;
         tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             let txn = db.begin_write().map_err(db_error)?;
             match f(&txn) {
                 Ok(v) => {
@@ -88,7 +107,9 @@ impl LocalDb {
         F: FnOnce(&redb::ReadTransaction) -> PortResult<T> + Send + 'static,
     {
         let db = self.db.clone();
+        let turn = self.readers.clone().acquire_owned().await.map_err(|e| PortError::new(ErrorKind::Internal, e))?;
         tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             let txn = db.begin_read().map_err(db_error)?;
             f(&txn)
         })
