@@ -182,8 +182,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         comment: String::new(),
                         password: Some(password.to_owned()),
                     };
-                    let settings = berth::service::settings::SettingsStore::new(ctx.meta.clone(), 1800);
-                    let prefix = settings.get().await?.robot_prefix().to_owned();
+                    let prefix = registry.settings().await?.robot_prefix().to_owned();
                     let user = registry.create_user(new, berth::service::users::Source::Db, &prefix).await?;
                     if sysadmin {
                         registry.set_sysadmin(user.user_id, true).await?;

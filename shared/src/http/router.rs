@@ -29,6 +29,7 @@ pub fn router(ctx: Arc<AppContext>) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/service/token", get(super::token::issue).post(super::token::post_refused))
+        .route("/api/version", get(super::api::version))
         .nest(super::api::PREFIX, super::api::routes().layer(from_fn_with_state(state.clone(), portal::sessions)))
         .merge(portal::routes().layer(from_fn_with_state(state.clone(), portal::sessions)))
         .with_state(state)

@@ -9,10 +9,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::auth::rbac::{Act, Res};
 use crate::auth::token::{Access, issue as sign, parse_scope};
 use crate::auth::{AuthError, Decision, On, Subject, access_to, authorize, scope_word};
 use crate::oci::RepoName;
+use crate::rbac::{Act, Res};
 
 use super::state::AppState;
 
@@ -56,7 +56,7 @@ pub async fn issue(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQu
             access.push(granted);
         }
     }
-    let ttl = match state.settings.get().await {
+    let ttl = match state.registry.settings().await {
         Ok(settings) => settings.token_ttl_secs(),
         Err(e) => {
             tracing::error!(error = %e, "reading the settings failed");

@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 use super::{ApiError, ApiResult, Body, Caller};
 use crate::auth::On;
 use crate::auth::ldap::{self, LdapConfig, LdapFailure, LdapGroup};
-use crate::auth::rbac::{Act, Res};
 use crate::http::state::AppState;
+use crate::rbac::{Act, Res};
 
 /// The answer when the directory could not be asked: the administrator
 /// sees why (the messages never hold a password).
@@ -90,7 +90,7 @@ pub async fn ping(State(state): State<Arc<AppState>>, caller: Caller, body: Byte
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid LDAP settings: {e}")))?
     };
-    let cfg = given.apply(LdapConfig::from_settings(&*state.settings.get().await?))?;
+    let cfg = given.apply(LdapConfig::from_settings(&*state.registry.settings().await?))?;
     let answer = match ldap::ping(&cfg).await {
         Ok(()) => json!({ "success": true }),
         Err(e) => json!({ "success": false, "message": format!("error: {e}") }),
@@ -107,7 +107,7 @@ pub struct UserQuery {
 /// no name) as Harbor's `LdapUser`.
 pub async fn search_users(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<UserQuery>) -> ApiResult {
     caller.require((Res::LdapUser, Act::List), On::Registry)?;
-    let cfg = LdapConfig::from_settings(&*state.settings.get().await?);
+    let cfg = LdapConfig::from_settings(&*state.registry.settings().await?);
     let users = ldap::search_users(&cfg, q.username.as_deref().unwrap_or_default()).await.map_err(failure)?;
     let items: Vec<Value> =
         users.iter().map(|u| json!({ "username": u.username, "realname": u.realname, "email": u.email })).collect();
@@ -127,11 +127,11 @@ pub async fn import_users(
     Body(body): Body<ImportBody>,
 ) -> ApiResult {
     caller.require((Res::LdapUser, Act::Create), On::Registry)?;
-    let settings = state.settings.get().await?;
-    if settings.auth_mode() != "ldap_auth" {
+    let settings = state.registry.settings().await?;
+    if settings.auth_mode != crate::service::settings::AuthMode::Ldap {
         return Err(ApiError::bad_request(format!(
             "LDAP users can be imported only when the auth mode is ldap_auth, not {}",
-            settings.auth_mode()
+            settings.auth_mode
         )));
     }
     let cfg = LdapConfig::from_settings(&settings);
@@ -158,7 +158,7 @@ pub async fn search_groups(
     Query(q): Query<GroupQuery>,
 ) -> ApiResult {
     caller.require((Res::LdapUser, Act::List), On::Registry)?;
-    let cfg = LdapConfig::from_settings(&*state.settings.get().await?);
+    let cfg = LdapConfig::from_settings(&*state.registry.settings().await?);
     let name = q.groupname.unwrap_or_default();
     let dn = q.groupdn.unwrap_or_default();
     let groups: Vec<LdapGroup> = if !name.trim().is_empty() {

@@ -6,10 +6,10 @@ use axum::response::{IntoResponse, Response};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
-use crate::auth::rbac::Act;
 use crate::auth::{Decision, Subject};
 use crate::blob::{ByteRange, ByteStream};
 use crate::oci::{Digest, Manifest, Reference, RepoName, media};
+use crate::rbac::Act;
 use crate::service::blobs::{BlobBody, BlobInfo};
 use crate::service::uploads::direct::{DirectUpload, UploadedPart};
 use crate::service::uploads::{CHUNK_MIN_LENGTH, UploadStatus};
