@@ -55,7 +55,7 @@ impl AppContext {
                 let (blobs, meta, queue) = open_local(&config).await?;
                 let token_keys = token_keys(&config, meta.as_ref()).await?;
                 let ctx = Self { config, blobs, meta, queue, token_keys };
-                crate::migrate::apply_local(&ctx).await.map_err(startup("migrating the local store"))?;
+                crate::migrate::apply_local(&ctx).await?;
                 ctx
             }
             Backend::Aws => {

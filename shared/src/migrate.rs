@@ -1,6 +1,10 @@
 //! `berth migrate`: brings a backend's resources and schema up to the
-//! version this build expects (`migrations/table.json`). Idempotent: running
-//! it again changes nothing.
+//! version this build expects (`migrations/table.json`), running the data
+//! migration of each version it passes (2: the list entries and counters of
+//! paged listings, [`crate::service::reindex`]). Idempotent: running it
+//! again changes nothing.
+
+use std::sync::Arc;
 
 use crate::blob::s3::S3BlobStore;
 use crate::config::Config;
@@ -10,6 +14,7 @@ use crate::meta::schema::table_schema;
 use crate::meta::{Condition, ErrorKind, Item, MetaStore, PortError, keys, now_unix};
 use crate::queue::sqs::SqsQueue;
 use crate::queue::{ALL_QUEUES, Queue, QueueSpec};
+use crate::service::Registry;
 
 /// What a migration did, for the command's output.
 #[derive(Debug, Default)]
@@ -34,17 +39,48 @@ pub async fn apply_aws(config: &Config) -> Result<Report, StartupError> {
     let queue = SqsQueue::from_config(aws, &sdk);
     ensure_queues(&queue, config).await.map_err(err("SQS queues".to_owned()))?;
     report.steps.push(format!("queues {}{{{}}} ready", aws.queue_prefix, ALL_QUEUES.join(",")));
-    let version = record_version(&meta).await.map_err(err("recording the schema version".to_owned()))?;
+    let blobs = S3BlobStore::from_config(aws, &sdk);
+    let meta: Arc<dyn MetaStore> = Arc::new(meta);
+    let registry = Registry::from_ports(Arc::new(blobs), meta.clone(), config.auth.token_ttl_secs);
+    let version = migrate_data(&registry, meta.as_ref(), &mut report).await?;
     report.steps.push(format!("schema version {version}"));
     Ok(report)
 }
 
 /// The local store: queues and the schema version (the embedded database
 /// keeps its indexes itself, so there is no table to create).
-pub async fn apply_local(ctx: &AppContext) -> Result<Report, PortError> {
-    ensure_queues(ctx.queue.as_ref(), &ctx.config).await?;
-    let version = record_version(ctx.meta.as_ref()).await?;
-    Ok(Report { steps: vec![format!("local store at {} on schema version {version}", ctx.config.data_dir.display())] })
+pub async fn apply_local(ctx: &AppContext) -> Result<Report, StartupError> {
+    ensure_queues(ctx.queue.as_ref(), &ctx.config)
+        .await
+        .map_err(|e| StartupError::new(format!("the local queues: {e}")))?;
+    let mut report = Report::default();
+    let version = migrate_data(&Registry::new(ctx), ctx.meta.as_ref(), &mut report).await?;
+    report.steps.push(format!("local store at {} on schema version {version}", ctx.config.data_dir.display()));
+    Ok(report)
+}
+
+/// Runs the data migrations between the store's recorded version and this
+/// build's, then records this build's. A store that was never migrated
+/// holds no data to migrate.
+async fn migrate_data(registry: &Registry, meta: &dyn MetaStore, report: &mut Report) -> Result<u32, StartupError> {
+    let stored =
+        stored_version(meta).await.map_err(|e| StartupError::new(format!("reading the schema version: {e}")))?;
+    if stored == Some(1) {
+        let done = registry
+            .reindex()
+            .await
+            .map_err(|e| StartupError::new(format!("migrating to schema 2 (list entries and counters): {e}")))?;
+        report.steps.push(format!(
+            "schema 2: listed {} users, {} groups, {} robots, {} projects, {} repositories, {} artifacts, {} tags",
+            done.users, done.groups, done.robots, done.projects, done.repositories, done.artifacts, done.tags
+        ));
+    }
+    record_version(meta).await.map_err(|e| StartupError::new(format!("recording the schema version: {e}")))
+}
+
+async fn stored_version(meta: &dyn MetaStore) -> Result<Option<i64>, PortError> {
+    let (pk, sk) = keys::schema_version();
+    Ok(meta.get(pk, sk).await?.and_then(|i| i.i64("version")))
 }
 
 async fn ensure_queues(queue: &dyn Queue, config: &Config) -> Result<(), PortError> {

@@ -24,6 +24,7 @@ use axum::body::Body;
 use base64::Engine as _;
 use berth::config::{Config, Secret};
 use berth::context::AppContext;
+use berth::meta::counting::{CountingMetaStore, Counts};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::BodyExt as _;
@@ -47,6 +48,7 @@ type ConfigChange = Box<dyn FnOnce(&mut Config) + Send>;
 #[derive(Default)]
 pub struct TestAppBuilder {
     changes: Vec<ConfigChange>,
+    count_meta: bool,
 }
 
 impl TestAppBuilder {
@@ -56,11 +58,19 @@ impl TestAppBuilder {
         self
     }
 
+    /// Counts the requests the app makes of its metadata store
+    /// ([`TestApp::meta_counts`]).
+    pub fn count_meta(mut self) -> Self {
+        self.count_meta = true;
+        self
+    }
+
     /// The app on fresh local backends in a temporary folder.
     pub async fn local(self) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
+        let count = self.count_meta;
         let config = self.configure(dir.path(), None);
-        TestApp::open(config, dir, None).await
+        TestApp::open(config, dir, None, count).await
     }
 
     /// The app on fresh AWS resources on the emulator (a bucket, a table
@@ -75,11 +85,12 @@ impl TestAppBuilder {
         }
         let aws = AwsResources::new(stem);
         let dir = tempfile::tempdir().unwrap();
+        let count = self.count_meta;
         let config = self.configure(dir.path(), Some(&aws));
         if let Err(e) = berth::migrate::apply_aws(&config).await {
             panic!("migrating {}: {e}", aws.bucket());
         }
-        Some(TestApp::open(config, dir, Some(aws)).await)
+        Some(TestApp::open(config, dir, Some(aws), count).await)
     }
 
     fn configure(self, dir: &Path, aws: Option<&AwsResources>) -> Config {
@@ -101,6 +112,7 @@ pub struct TestApp {
     ctx: Arc<AppContext>,
     router: Router,
     served: Served,
+    counting: Option<Arc<CountingMetaStore>>,
     // Declared last so they drop last: the backends live in them.
     aws: Option<AwsResources>,
     dir: tempfile::TempDir,
@@ -122,18 +134,46 @@ impl TestApp {
     }
 
     /// Opens the context and bootstraps, as `berth serve` does.
-    async fn open(config: Config, dir: tempfile::TempDir, aws: Option<AwsResources>) -> Self {
-        let ctx = AppContext::open(config).await.unwrap_or_else(|e| panic!("opening the app: {e}"));
+    async fn open(config: Config, dir: tempfile::TempDir, aws: Option<AwsResources>, count_meta: bool) -> Self {
+        let mut ctx = AppContext::open(config).await.unwrap_or_else(|e| panic!("opening the app: {e}"));
+        let mut counting = None;
+        if count_meta {
+            let counter = Arc::new(CountingMetaStore::new(ctx.meta.clone()));
+            counting = Some(counter.clone());
+            ctx = Arc::new(AppContext {
+                config: ctx.config.clone(),
+                blobs: ctx.blobs.clone(),
+                meta: counter,
+                queue: ctx.queue.clone(),
+                token_keys: ctx.token_keys.clone(),
+            });
+        }
         berth::service::bootstrap(&ctx).await.unwrap_or_else(|e| panic!("bootstrapping: {e}"));
         let router = berth::http::router(ctx.clone());
-        Self { ctx, router, served: Served::default(), aws, dir }
+        Self { ctx, router, served: Served::default(), counting, aws, dir }
+    }
+
+    /// Another replica on the same AWS resources (its own context, caches
+    /// and router), as a second container or a warm Lambda would be.
+    pub async fn replica(&self) -> Self {
+        let aws = self.aws.clone().expect("replicas share AWS resources; this app runs on local backends");
+        let dir = tempfile::tempdir().unwrap();
+        Self::open(self.ctx.config.clone(), dir, Some(aws), false).await
+    }
+
+    /// The requests made of the metadata store so far (the app was built
+    /// with [`TestAppBuilder::count_meta`]).
+    pub fn meta_counts(&self) -> Counts {
+        self.counting.as_ref().expect("built with count_meta()").counts()
     }
 
     /// Stops this app and starts another on the same configuration and
     /// backends, as a restarted server would.
     pub async fn restart(self) -> Self {
         let config = self.ctx.config.clone();
-        let Self { ctx, router, served, aws, dir } = self;
+        let count = self.counting.is_some();
+        let Self { ctx, router, served, counting, aws, dir } = self;
+        drop(counting);
         for task in served.take() {
             task.abort();
             let _ = task.await;
@@ -148,7 +188,7 @@ impl TestApp {
         .await;
         assert!(alone.is_some(), "the old context is still in use");
         drop(ctx);
-        Self::open(config, dir, aws).await
+        Self::open(config, dir, aws, count).await
     }
 
     /// The context: configuration and ports.

@@ -22,6 +22,7 @@
 //! - `add` may, if a network failure hides the first attempt's success,
 //!   apply twice: counters that must be exact are changed in a transaction.
 
+pub mod counting;
 pub mod dynamo;
 pub mod keys;
 pub mod local;

@@ -26,6 +26,7 @@ pub mod paging;
 pub mod passwords;
 pub mod projects;
 pub mod record;
+pub mod reindex;
 pub mod revocation;
 pub mod robots;
 pub mod sessions;
