@@ -80,7 +80,7 @@ async fn migrate_data(registry: &Registry, meta: &dyn MetaStore, report: &mut Re
 
 async fn stored_version(meta: &dyn MetaStore) -> Result<Option<i64>, PortError> {
     let (pk, sk) = keys::schema_version();
-    Ok(meta.get(pk, sk).await?.and_then(|i| i.i64("version")))
+    Ok(meta.get(pk, sk).await?.and_then(|i| i.i64(keys::attr::VERSION)))
 }
 
 async fn ensure_queues(queue: &dyn Queue, config: &Config) -> Result<(), PortError> {
@@ -97,15 +97,15 @@ async fn record_version(meta: &dyn MetaStore) -> Result<u32, PortError> {
     let (pk, sk) = keys::schema_version();
     loop {
         let current = meta.get(pk, sk).await?;
-        let stored = current.as_ref().and_then(|i| i.i64("version")).unwrap_or(0);
+        let stored = current.as_ref().and_then(|i| i.i64(keys::attr::VERSION)).unwrap_or(0);
         if stored >= i64::from(target) {
             return Ok(u32::try_from(stored).unwrap_or(u32::MAX));
         }
         let cond = match current {
-            Some(_) => Condition::equals("version", stored),
+            Some(_) => Condition::equals(keys::attr::VERSION, stored),
             None => Condition::NotExists,
         };
-        let item = Item::new(pk, sk).with("version", target).with("migrated_at", now_unix());
+        let item = Item::new(pk, sk).with(keys::attr::VERSION, target).with("migrated_at", now_unix());
         match meta.put(item, cond).await {
             Ok(()) => return Ok(target),
             Err(e) if e.is(ErrorKind::ConditionFailed) => continue,
@@ -122,7 +122,7 @@ pub async fn check_version(meta: &dyn MetaStore) -> Result<(), StartupError> {
         .get(pk, sk)
         .await
         .map_err(|e| StartupError::new(format!("reading the schema version: {e}")))?
-        .and_then(|i| i.i64("version"));
+        .and_then(|i| i.i64(keys::attr::VERSION));
     match stored {
         None => Err(StartupError::new("the table has no schema version: run `berth migrate --backend aws`")),
         Some(v) if v < target => Err(StartupError::new(format!(

@@ -29,7 +29,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::json;
 
 use super::api::ApiError;
 use super::external_base;
@@ -238,7 +237,11 @@ async fn login(
     if settings.auth_mode == crate::service::settings::AuthMode::Oidc && principal != ADMIN {
         // Harbor's answer, which its portal turns into a redirect.
         let location = format!("{}/c/oidc/login", external_base(&state, &headers));
-        return (StatusCode::FORBIDDEN, axum::Json(json!({ "redirect_location": location }))).into_response();
+        #[derive(serde::Serialize)]
+        struct Redirect {
+            redirect_location: String,
+        }
+        return (StatusCode::FORBIDDEN, axum::Json(Redirect { redirect_location: location })).into_response();
     }
     let refused = || ApiError::new(StatusCode::UNAUTHORIZED, "invalid credentials").into_response();
     if principal.is_empty() {

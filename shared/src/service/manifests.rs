@@ -137,6 +137,20 @@ pub(super) struct TagEntry {
     pub pushed_at: i64,
 }
 
+/// A manifest's entry among the referrers of its subject.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ReferrerRecord {
+    media_type: String,
+    size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    artifact_type: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
+    /// The annotations were left out to fit the item: read the manifest.
+    #[serde(default)]
+    in_body: bool,
+}
+
 /// Whether the table accepts `item` (its size limit).
 fn fits(item: &Item) -> bool {
     crate::meta::validate_item(item).is_ok()
@@ -332,14 +346,18 @@ impl Registry {
         size: usize,
     ) -> ServiceResult<Write> {
         let (pk, sk) = keys::referrer(repo, subject, digest);
-        let mut item = Item::new(pk, sk).with("media_type", manifest.media_type.clone()).with("size", size);
-        if let Some(t) = manifest.referrer_artifact_type() {
-            item = item.with("artifact_type", t);
-        }
-        if !manifest.annotations.is_empty() {
-            let annotations = serde_json::to_value(&manifest.annotations).map_err(|_| corrupt("annotations"))?;
-            let with = item.clone().with("annotations", annotations);
-            item = if fits(&with) { with } else { item.with("in_body", true) };
+        let mut record = ReferrerRecord {
+            media_type: manifest.media_type.clone(),
+            size: size as u64,
+            artifact_type: manifest.referrer_artifact_type().map(str::to_owned),
+            annotations: manifest.annotations.clone(),
+            in_body: false,
+        };
+        let mut item = to_item(pk.clone(), sk.clone(), &record, "referrer")?;
+        if !fits(&item) {
+            record.annotations.clear();
+            record.in_body = true;
+            item = to_item(pk, sk, &record, "referrer")?;
         }
         Ok(Write::Put { item, cond: Condition::Always })
     }
@@ -622,29 +640,27 @@ impl Registry {
     ) -> ServiceResult<Option<Descriptor>> {
         let digest =
             item.sk.strip_prefix(prefix).and_then(|d| d.parse::<Digest>().ok()).ok_or_else(|| corrupt("referrer"))?;
-        let found_type = item.str("artifact_type").map(str::to_owned);
-        if artifact_type.is_some_and(|want| found_type.as_deref() != Some(want)) {
+        let record: ReferrerRecord = from_item(item, "referrer")?;
+        if artifact_type.is_some_and(|want| record.artifact_type.as_deref() != Some(want)) {
             return Ok(None);
         }
-        let annotations = if item.attrs.get("in_body") == Some(&serde_json::Value::Bool(true)) {
+        let annotations = if record.in_body {
             // Too large for the entry: read from the manifest itself.
             match self.get_manifest(repo, &Reference::Digest(digest.clone()), true).await {
-                Ok(record) => {
-                    Manifest::parse(Some(&record.media_type), &record.body)
-                        .map_err(|_| corrupt("referrer manifest"))?
-                        .annotations
+                Ok(m) => {
+                    Manifest::parse(Some(&m.media_type), &m.body).map_err(|_| corrupt("referrer manifest"))?.annotations
                 }
                 Err(ServiceError::ManifestUnknown(_)) => return Ok(None),
                 Err(e) => return Err(e),
             }
         } else {
-            item.attrs.get("annotations").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default()
+            record.annotations
         };
         Ok(Some(Descriptor {
-            media_type: item.str("media_type").ok_or_else(|| corrupt("referrer"))?.to_owned(),
+            media_type: record.media_type,
             digest,
-            size: item.i64("size").and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
-            artifact_type: found_type,
+            size: record.size,
+            artifact_type: record.artifact_type,
             annotations,
             urls: Vec::new(),
             platform: None,

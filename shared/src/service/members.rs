@@ -72,7 +72,7 @@ fn member_item(project: &str, m: &Member) -> ServiceResult<Item> {
     to_item(pk, sk, &record, "member")
 }
 
-fn member_of(item: Item) -> ServiceResult<Member> {
+pub(super) fn member_of(item: Item) -> ServiceResult<Member> {
     let r: MemberRecord = from_item(item, "member")?;
     let kind = match r.entity_type.as_str() {
         "u" => MemberKind::User,
@@ -99,7 +99,7 @@ pub(super) fn add_writes(project: &str, m: &Member) -> ServiceResult<Vec<Write>>
 }
 
 /// What a member is counted by in its project's counter.
-fn member_key(m: &Member) -> String {
+pub(super) fn member_key(m: &Member) -> String {
     keys::member(&m.project_id.to_string(), m.kind, m.entity_id).1
 }
 

@@ -184,7 +184,7 @@ fn project_item(p: &Project) -> ServiceResult<Item> {
 
 /// A project's entry in the project list (and, when public, the public
 /// list): what listing filters test.
-fn entry_item(pk: String, sk: String, p: &Project) -> Item {
+pub(super) fn entry_item(pk: String, sk: String, p: &Project) -> Item {
     Item::new(pk, sk)
         .with(keys::attr::PROJECT_ID, p.project_id)
         .with("owner_name", p.owner_name.clone())

@@ -108,9 +108,7 @@ impl Registry {
         let mut tally = Tally::new(Counted::Users);
         for name in names {
             let Some(user) = self.user_by_name(&name).await? else { continue };
-            let (pk, sk) = keys::user_entry(&user.username);
-            let entry = Item::new(pk, sk).with(keys::attr::USER_ID, user.user_id).with("email", user.email.clone());
-            self.meta.put(entry, Condition::Always).await?;
+            self.meta.put(super::users::user_entry(&user), Condition::Always).await?;
             tally.add(&user.username);
         }
         report.users = tally.total();
@@ -175,12 +173,7 @@ impl Registry {
                 Err(super::ServiceError::NotFound(_)) => continue,
                 Err(e) => return Err(e),
             };
-            let entry = |(pk, sk): (String, String)| {
-                Item::new(pk, sk)
-                    .with(keys::attr::PROJECT_ID, project.project_id)
-                    .with("owner_name", project.owner_name.clone())
-                    .with("public", project.public())
-            };
+            let entry = |(pk, sk): (String, String)| super::projects::entry_item(pk, sk, &project);
             self.meta.put(entry(keys::project_entry(&project.name)), Condition::Always).await?;
             all.add(&project.name);
             let (ppk, psk) = keys::public_project_entry(&project.name);
@@ -194,9 +187,12 @@ impl Registry {
             let mut members = Tally::new(Counted::Members(project.project_id));
             let mut repositories = Tally::new(Counted::Repositories(&project.name));
             self.each_item(&pk, "", |i| {
-                if i.sk.starts_with(keys::MEMBER_PREFIX) && i.i64(keys::attr::PROJECT_ID) == Some(project.project_id) {
-                    let pid = project.project_id.to_string();
-                    members.add(&keys::member(&pid, kind_of(&i), i.i64(keys::attr::ENTITY_ID).unwrap_or(0)).1);
+                if i.sk.starts_with(keys::MEMBER_PREFIX) {
+                    if let Ok(m) = super::members::member_of(i)
+                        && m.project_id == project.project_id
+                    {
+                        members.add(&super::members::member_key(&m));
+                    }
                 } else if i.sk.starts_with(keys::REPOSITORY_PREFIX) {
                     repositories.add(i.str(keys::attr::NAME).unwrap_or_default());
                 }
@@ -290,11 +286,6 @@ impl Registry {
         }
         self.store_tally(&counted).await
     }
-}
-
-/// The kind of a stored member item.
-fn kind_of(item: &Item) -> keys::MemberKind {
-    if item.str("entity_type") == Some("g") { keys::MemberKind::Group } else { keys::MemberKind::User }
 }
 
 #[cfg(test)]

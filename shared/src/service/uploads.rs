@@ -132,7 +132,7 @@ impl Registry {
         }
         self.store_tail(id, &mut s, tail).await?;
         s.version += 1;
-        if let Err(e) = self.save_session(id, &s, Condition::equals("version", before.version)).await {
+        if let Err(e) = self.save_session(id, &s, Condition::equals(keys::attr::VERSION, before.version)).await {
             self.drop_object(s.staging.as_deref()).await;
             return Err(e);
         }

@@ -125,7 +125,7 @@ fn user_item(u: &User) -> ServiceResult<Item> {
 }
 
 /// A user's entry in the user list: what list filters test.
-fn user_entry(u: &User) -> Item {
+pub(super) fn user_entry(u: &User) -> Item {
     let (pk, sk) = keys::user_entry(&u.username);
     Item::new(pk, sk).with(keys::attr::USER_ID, u.user_id).with("email", u.email.clone())
 }

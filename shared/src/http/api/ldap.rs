@@ -12,8 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiResult, Body, Caller};
 use crate::auth::On;
@@ -81,6 +80,36 @@ impl PingBody {
     }
 }
 
+/// Harbor's `LdapPingResult`.
+#[derive(Debug, Serialize)]
+struct PingResult {
+    success: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+/// Harbor's `LdapUser`.
+#[derive(Debug, Serialize)]
+struct LdapUserView {
+    username: String,
+    realname: String,
+    email: String,
+}
+
+/// Harbor's `LdapFailedImportUser`.
+#[derive(Debug, Serialize)]
+struct FailedImport {
+    uid: String,
+    error: String,
+}
+
+/// Harbor's `UserGroup` of an LDAP search.
+#[derive(Debug, Serialize)]
+struct LdapGroupView {
+    group_name: String,
+    ldap_group_dn: String,
+}
+
 /// `POST /ldap/ping`: connects and binds with the settings given (or the
 /// stored ones); always 200 with `success` and, on failure, `message`.
 pub async fn ping(State(state): State<Arc<AppState>>, caller: Caller, body: Bytes) -> ApiResult {
@@ -92,8 +121,8 @@ pub async fn ping(State(state): State<Arc<AppState>>, caller: Caller, body: Byte
     };
     let cfg = given.apply(LdapConfig::from_settings(&*state.registry.settings().await?))?;
     let answer = match ldap::ping(&cfg).await {
-        Ok(()) => json!({ "success": true }),
-        Err(e) => json!({ "success": false, "message": format!("error: {e}") }),
+        Ok(()) => PingResult { success: true, message: None },
+        Err(e) => PingResult { success: false, message: Some(format!("error: {e}")) },
     };
     Ok(Json(answer).into_response())
 }
@@ -109,8 +138,10 @@ pub async fn search_users(State(state): State<Arc<AppState>>, caller: Caller, Qu
     caller.require((Res::LdapUser, Act::List), On::Registry)?;
     let cfg = LdapConfig::from_settings(&*state.registry.settings().await?);
     let users = ldap::search_users(&cfg, q.username.as_deref().unwrap_or_default()).await.map_err(failure)?;
-    let items: Vec<Value> =
-        users.iter().map(|u| json!({ "username": u.username, "realname": u.realname, "email": u.email })).collect();
+    let items: Vec<LdapUserView> = users
+        .into_iter()
+        .map(|u| LdapUserView { username: u.username, realname: u.realname, email: u.email })
+        .collect();
     Ok(Json(items).into_response())
 }
 
@@ -139,7 +170,7 @@ pub async fn import_users(
     if failed.is_empty() {
         return Ok(StatusCode::OK.into_response());
     }
-    let items: Vec<Value> = failed.iter().map(|f| json!({ "uid": f.uid, "error": f.error })).collect();
+    let items: Vec<FailedImport> = failed.into_iter().map(|f| FailedImport { uid: f.uid, error: f.error }).collect();
     Ok((StatusCode::NOT_FOUND, Json(items)).into_response())
 }
 
@@ -174,6 +205,7 @@ pub async fn search_groups(
     if groups.is_empty() {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("group name:{name}, group DN:{dn}")));
     }
-    let items: Vec<Value> = groups.iter().map(|g| json!({ "group_name": g.name, "ldap_group_dn": g.dn })).collect();
+    let items: Vec<LdapGroupView> =
+        groups.into_iter().map(|g| LdapGroupView { group_name: g.name, ldap_group_dn: g.dn }).collect();
     Ok(Json(items).into_response())
 }
