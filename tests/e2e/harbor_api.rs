@@ -183,3 +183,134 @@ async fn projects_api_semantics() {
     let info: Value = anon.get(&api("/systeminfo")).send().await.json();
     assert_eq!(info["registry_storage_provider_name"], "filesystem");
 }
+
+/// What Harbor clients send that berth does not know is ignored, as Harbor
+/// ignores it; a known key with a wrong value is still a clear 400, and an
+/// unknown path a Harbor 404.
+#[tokio::test(flavor = "multi_thread")]
+async fn harbor_lenient_inputs() {
+    let app = TestApp::local().await;
+    let admin = app.admin();
+
+    // The Terraform provider (3.12+) always sends this metadata key.
+    let body = serde_json::json!({"project_name": "tf", "public": false,
+        "metadata": {"proxy_cache_local_on_not_found": "false", "auto_scan": "true"}, "unknown_field": 1});
+    admin.post("/api/v2.0/projects").json(&body).send().await.expect(201);
+    let tf: Value = admin.get("/api/v2.0/projects/tf").header("x-is-resource-name", "true").send().await.json();
+    assert_eq!(tf["metadata"]["auto_scan"], "true");
+    assert!(tf["metadata"].get("proxy_cache_local_on_not_found").is_none(), "unknown keys are not kept");
+    let bad = serde_json::json!({"project_name": "tf2", "metadata": {"auto_scan": "sometimes"}});
+    assert_eq!(admin.post("/api/v2.0/projects").json(&bad).send().await.status_and_code(), (400, "BAD_REQUEST".into()));
+
+    // `harbor_config_system` always sends these.
+    let config = serde_json::json!({"scanner_skip_update_pulltime": false, "scan_all_policy": {"type": "daily"},
+        "robot_token_duration": 7});
+    admin.put("/api/v2.0/configurations").json(&config).send().await.expect(200);
+    let shown: Value = admin.get("/api/v2.0/configurations").send().await.json();
+    assert_eq!(shown["robot_token_duration"]["value"], 7);
+    assert!(shown.get("scan_all_policy").is_none());
+    let wrong = serde_json::json!({"robot_token_duration": "a week"});
+    let r = admin.put("/api/v2.0/configurations").json(&wrong).send().await;
+    assert_eq!(r.status_and_code(), (400, "BAD_REQUEST".into()));
+    assert!(r.text().contains("robot_token_duration"), "the error names the key: {}", r.text());
+
+    // Unknown paths and methods answer in Harbor's error body.
+    let r = admin.get("/api/v2.0/no/such/api").send().await;
+    assert_eq!(r.status_and_code(), (404, "NOT_FOUND".into()));
+    let r = app.anonymous().get("/api/v2.0/nothing").send().await;
+    assert_eq!(r.status_and_code(), (404, "NOT_FOUND".into()));
+    let r = admin.request(Method::PATCH, "/api/v2.0/projects").send().await;
+    assert_eq!(r.status_and_code(), (405, "METHOD_NOT_ALLOWED".into()));
+    let version: Value = app.get("/api/version").send().await.success().json();
+    assert_eq!(version, serde_json::json!({"version": "v2.0"}));
+}
+
+/// Paged listings: `X-Total-Count` from the counters, a `Link` whose next
+/// page carries its position, and the same page when reached by number.
+#[tokio::test(flavor = "multi_thread")]
+async fn listings_page_by_number_and_by_link() {
+    let app = TestApp::local().await;
+    for i in 0..7 {
+        app.create_user(&format!("pager{i}"), "Passw0rd1").await;
+    }
+    let admin = app.admin();
+    let page2 = admin.get("/api/v2.0/users?page=2&page_size=3").send().await.success();
+    assert_eq!(page2.header("x-total-count"), "8", "admin and 7 users");
+    let names = |r: &crate::support::app::TestResponse| -> Vec<String> {
+        r.json::<Vec<Value>>().iter().map(|u| u["username"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(names(&page2), ["pager2", "pager3", "pager4"]);
+    let link = page2.header("link").to_owned();
+    let next = link
+        .split(" , ")
+        .find(|l| l.ends_with("rel=\"next\""))
+        .and_then(|l| l.strip_prefix('<'))
+        .and_then(|l| l.split_once('>'))
+        .map(|(url, _)| url.to_owned())
+        .unwrap_or_else(|| panic!("no next link: {link}"));
+    assert!(next.contains("page=3") && next.contains("cursor="), "{next}");
+    let by_link = admin.get(&next).send().await.success();
+    let by_number = admin.get("/api/v2.0/users?page=3&page_size=3").send().await.success();
+    assert_eq!(names(&by_link), names(&by_number));
+    assert_eq!(names(&by_link), ["pager5", "pager6"]);
+    assert!(by_link.headers.get("link").is_none_or(|l| !l.to_str().unwrap().contains("next")), "the last page");
+    let fuzzy = admin.get("/api/v2.0/users?q=username%3D~PAGER&page_size=100").send().await.success();
+    assert_eq!(fuzzy.header("x-total-count"), "7", "the total of a filtered list is counted");
+    let bad = admin.get("/api/v2.0/users?cursor=!!!").send().await;
+    assert_eq!(bad.code(), 400);
+}
+
+/// What Harbor's own API tests (tests/apitests/python) depend on beyond the
+/// swagger: how Python's swagger client spells booleans, which user fields
+/// Harbor leaves out, its refusal text, and permissions below a project.
+#[tokio::test(flavor = "multi_thread")]
+async fn harbor_python_client_spellings() {
+    let app = TestApp::local().await;
+    let admin = app.admin();
+
+    // A user created without a comment has no comment key (Harbor's
+    // omitempty), and its own permissions list works below the project.
+    let body = serde_json::json!({"username": "py", "email": "py@example.org", "realname": "Py",
+        "password": "Passw0rdX"});
+    admin.post("/api/v2.0/users").json(&body).send().await.expect(201);
+    let py = app.user("py", "Passw0rdX");
+    let me: Value = py.get("/api/v2.0/users/current").send().await.success().json();
+    assert!(me.get("comment").is_none() && me.get("oidc_user_meta").is_none(), "{me}");
+    assert_eq!((me["email"].as_str(), me["sysadmin_flag"].as_bool()), (Some("py@example.org"), Some(false)));
+
+    // Private projects by public=False, the Python client's spelling.
+    let hidden = serde_json::json!({"project_name": "hidden", "metadata": {"public": "false"}});
+    admin.post("/api/v2.0/projects").json(&hidden).send().await.expect(201);
+    let names = |v: Vec<Value>| -> Vec<String> { v.iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect() };
+    let private: Vec<Value> = admin.get("/api/v2.0/projects?public=False").send().await.success().json();
+    let id = private[0]["project_id"].as_i64().unwrap();
+    assert_eq!(names(private), ["hidden"]);
+    let public: Vec<Value> = admin.get("/api/v2.0/projects?public=True").send().await.success().json();
+    assert_eq!(names(public), ["library"]);
+
+    // Permissions: a guest of `hidden` may pull its repositories, not push.
+    let uid = me["user_id"].as_i64().unwrap();
+    let member = serde_json::json!({"role_id": 3, "member_user": {"user_id": uid}});
+    admin.post(&format!("/api/v2.0/projects/{id}/members")).json(&member).send().await.expect(201);
+    let perms = async |q: &str| -> Vec<(String, String)> {
+        let v: Vec<Value> = py.get(&format!("/api/v2.0/users/current/permissions?{q}")).send().await.success().json();
+        v.iter()
+            .map(|p| (p["resource"].as_str().unwrap().to_owned(), p["action"].as_str().unwrap().to_owned()))
+            .collect()
+    };
+    let repo = perms(&format!("scope=/project/{id}/repository&relative=True")).await;
+    assert!(repo.contains(&(".".to_owned(), "pull".to_owned())), "{repo:?}");
+    assert!(!repo.iter().any(|(r, a)| r != "." || a == "push"), "{repo:?}");
+    let project = perms(&format!("scope=/project/{id}&relative=true")).await;
+    assert!(project.contains(&("repository".to_owned(), "pull".to_owned())), "{project:?}");
+    let absolute = perms(&format!("scope=/project/{id}/repository")).await;
+    assert!(absolute.contains(&(format!("/project/{id}/repository"), "pull".to_owned())), "{absolute:?}");
+    assert!(absolute.iter().any(|(r, _)| r != &format!("/project/{id}/repository")), "the whole project: {absolute:?}");
+
+    // Project creation restricted to administrators: Harbor's refusal text.
+    let restrict = serde_json::json!({"project_creation_restriction": "adminonly"});
+    admin.put("/api/v2.0/configurations").json(&restrict).send().await.expect(200);
+    let r = py.post("/api/v2.0/projects").json(&serde_json::json!({"project_name": "mine"})).send().await.expect(403);
+    let body: Value = r.json();
+    assert_eq!(body["errors"][0]["message"], "Only system admin can create project");
+}

@@ -357,7 +357,8 @@ impl Registry {
             let items: Vec<ArtifactInfo> = found.into_iter().collect();
             return Ok(Listing { total: items.len() as u64, items, next: None });
         }
-        let query = Query::table(keys::repo_partition(repo), keys::PUSHED_PREFIX).reverse().keys_only();
+        // Newest first unless the request is descending by push time.
+        let query = Query::table(keys::repo_partition(repo), keys::PUSHED_PREFIX).keys_only();
         if filter.is_empty() {
             let (entries, next, total) = self.page_of(query, Counted::Artifacts(repo), req, false, |_| true).await?;
             let items = self.artifacts_of(repo, &entries).await?;
@@ -367,7 +368,7 @@ impl Registry {
         // each, keeping the page and counting the rest.
         let skip = req.page.saturating_sub(1).saturating_mul(req.size as u64);
         let (mut items, mut total) = (Vec::with_capacity(req.size), 0u64);
-        let mut query = query.limit(100);
+        let mut query = Query { reverse: req.descending, ..query }.limit(100);
         loop {
             let page = self.meta.query(query.clone()).await?;
             for a in self.artifacts_of(repo, &page.items).await? {

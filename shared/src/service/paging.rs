@@ -39,11 +39,13 @@ pub struct PageRequest {
     /// The page starts after this sort key (the `next` of the page before),
     /// instead of walking past the earlier pages.
     pub after: Option<String>,
+    /// The list in descending key order.
+    pub descending: bool,
 }
 
 impl PageRequest {
     pub fn first(size: usize) -> Self {
-        Self { page: 1, size, after: None }
+        Self { page: 1, size, after: None, descending: false }
     }
 
     /// How many matching entries come before the page.
@@ -129,19 +131,28 @@ impl Source {
         Self::Query { query: Some(query), buffered: VecDeque::new() }
     }
 
-    /// Entries in memory, sorted by sort key here.
-    pub(super) fn list(mut items: Vec<Item>) -> Self {
-        items.sort_by(|a, b| a.sk.cmp(&b.sk));
-        items.dedup_by(|a, b| a.sk == b.sk);
+    /// Entries in memory (sorted by [`walk`]).
+    pub(super) fn list(items: Vec<Item>) -> Self {
         Self::List(items.into())
     }
 
-    /// Starts the stream after `sk`.
-    fn start_after(&mut self, sk: &str) {
+    /// Puts the stream in the order of the walk and starts it after `sk`.
+    fn prepare(&mut self, descending: bool, after: Option<&str>) {
         match self {
-            Self::Query { query: Some(q), .. } => q.start_after = Some(sk.to_owned()),
+            Self::Query { query: Some(q), .. } => {
+                q.reverse = descending;
+                q.start_after = after.map(str::to_owned);
+            }
             Self::Query { query: None, .. } => {}
-            Self::List(items) => items.retain(|i| i.sk.as_str() > sk),
+            Self::List(items) => {
+                let mut v: Vec<Item> = items.drain(..).collect();
+                v.sort_by(|a, b| if descending { b.sk.cmp(&a.sk) } else { a.sk.cmp(&b.sk) });
+                v.dedup_by(|a, b| a.sk == b.sk);
+                if let Some(after) = after {
+                    v.retain(|i| if descending { i.sk.as_str() < after } else { i.sk.as_str() > after });
+                }
+                *items = v.into();
+            }
         }
     }
 
@@ -169,9 +180,9 @@ impl Source {
     }
 }
 
-/// Walks the union of `sources` in sort-key order (an entry present in
-/// several counts once) and returns the page `req` of the entries `keep`
-/// accepts. With `count_all`, the walk goes on to the end to count every
+/// Walks the union of `sources` in sort-key order (descending when `req`
+/// says so; an entry present in several counts once) and returns the page
+/// `req` of the entries `keep` accepts. With `count_all`, the walk goes on to the end to count every
 /// accepted entry (for the total of a filtered list); else the total is
 /// `None`.
 pub(super) async fn walk(
@@ -181,10 +192,8 @@ pub(super) async fn walk(
     count_all: bool,
     keep: impl Fn(&Item) -> bool,
 ) -> ServiceResult<(Vec<Item>, Option<String>, Option<u64>)> {
-    if let Some(after) = &req.after {
-        for s in &mut sources {
-            s.start_after(after);
-        }
+    for s in &mut sources {
+        s.prepare(req.descending, req.after.as_deref());
     }
     let mut skip = req.skip();
     // What one query reads: the entries to skip and the page, plus one to
@@ -194,16 +203,16 @@ pub(super) async fn walk(
     let mut seen = 0u64;
     let mut more = false;
     loop {
-        // The smallest sort key any source holds next.
-        let mut smallest: Option<String> = None;
+        // The first sort key any source holds next, in the walk's order.
+        let mut first: Option<String> = None;
         for s in &mut sources {
             if let Some(item) = s.peek(meta, batch).await?
-                && smallest.as_ref().is_none_or(|m| item.sk < *m)
+                && first.as_ref().is_none_or(|m| if req.descending { item.sk > *m } else { item.sk < *m })
             {
-                smallest = Some(item.sk.clone());
+                first = Some(item.sk.clone());
             }
         }
-        let Some(sk) = smallest else { break };
+        let Some(sk) = first else { break };
         let mut entry = None;
         for s in &mut sources {
             if s.peek(meta, batch).await?.is_some_and(|i| i.sk == sk) {
@@ -295,7 +304,12 @@ mod tests {
             meta.put(Item::new("L", n), crate::meta::Condition::Always).await.unwrap();
         }
         let sources = || vec![Source::query(Query::table("L", "")), Source::list(entries(&["b", "c", "h"]))];
-        let req = |page, after: Option<&str>| PageRequest { page, size: 3, after: after.map(str::to_owned) };
+        let req = |page, after: Option<&str>| PageRequest {
+            page,
+            size: 3,
+            after: after.map(str::to_owned),
+            descending: false,
+        };
         let (p1, next, total) = walk(meta.as_ref(), sources(), &req(1, None), true, |_| true).await.unwrap();
         assert_eq!((names(&p1), next.as_deref(), total), (vec!["a", "b", "c"], Some("c"), Some(7)), "c once");
         let (p2, next, _) = walk(meta.as_ref(), sources(), &req(2, None), false, |_| true).await.unwrap();
@@ -308,6 +322,11 @@ mod tests {
         assert_eq!((names(&odd), total), (vec!["a", "b", "e"], Some(6)));
         let (none, next, _) = walk(meta.as_ref(), sources(), &req(9, None), false, |_| true).await.unwrap();
         assert!(none.is_empty() && next.is_none());
+        let down = |page, after: Option<&str>| PageRequest { descending: true, ..req(page, after) };
+        let (d1, next, _) = walk(meta.as_ref(), sources(), &down(1, None), false, |_| true).await.unwrap();
+        assert_eq!((names(&d1), next.as_deref()), (vec!["i", "h", "g"], Some("g")), "descending");
+        let (d2, _, _) = walk(meta.as_ref(), sources(), &down(2, Some("g")), false, |_| true).await.unwrap();
+        assert_eq!(names(&d2), ["e", "c", "b"]);
     }
 
     #[tokio::test]

@@ -225,7 +225,7 @@ impl Registry {
         validate_project_name(&new.name)?;
         let settings = self.settings().await?;
         if settings.project_creation_restriction == ProjectCreation::AdminOnly && !owner.sysadmin {
-            return Err(ServiceError::Forbidden("only administrators may create projects".to_owned()));
+            return Err(ServiceError::Forbidden("Only system admin can create project".to_owned()));
         }
         let mut metadata = known_metadata(new.metadata)?;
         if let Some(public) = new.public {

@@ -353,6 +353,17 @@ pub fn parse_q(q: Option<&str>) -> Result<BTreeMap<String, Match>, ApiError> {
     Ok(out)
 }
 
+/// A boolean query parameter (`public`, `with_tag`, `relative`) as Harbor's
+/// go-swagger server reads it: any case of `true`, `1`, `yes`, `ok`, `y`,
+/// `on`, `selected`, `checked`, `t` or `enabled` is true, anything else
+/// false. Clients depend on the case: Python's swagger client (Harbor's own
+/// tests, scripts built on harbor-client) sends `public=False`.
+pub fn query_bool(v: &str) -> bool {
+    ["true", "1", "yes", "ok", "y", "on", "selected", "checked", "t", "enabled"]
+        .iter()
+        .any(|t| v.eq_ignore_ascii_case(t))
+}
+
 /// A JSON body, or Harbor's 400 naming what is wrong with it.
 pub struct Body<T>(pub T);
 
@@ -429,7 +440,21 @@ impl Paging {
                     .ok_or_else(|| ApiError::bad_request("cursor is not one this registry made"))
             })
             .transpose()?;
-        Ok(Self(PageRequest { page, size: usize::try_from(size).unwrap_or(MAX_PAGE_SIZE), after }))
+        Ok(Self(PageRequest { page, size: usize::try_from(size).unwrap_or(MAX_PAGE_SIZE), after, descending: false }))
+    }
+
+    /// Applies Harbor's `sort` (`key` or `-key`, first of a comma list) when
+    /// it names `key`, the order the list is kept in; the list is
+    /// `descending` by default otherwise. Other sort keys are ignored: the
+    /// list is served in its own order (documented per listing).
+    pub fn sorted(mut self, sort: Option<&str>, key: &str, descending: bool) -> Self {
+        let first = sort.and_then(|s| s.split(',').next()).map(str::trim).unwrap_or_default();
+        self.0.descending = match first.strip_prefix('-') {
+            Some(k) if k == key => true,
+            None if first == key => false,
+            _ => descending,
+        };
+        self
     }
 
     /// A page of a listing as Harbor answers it: the items, `X-Total-Count`

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiResult, Body, Caller, PREFIX, Paging, created, parse_q, rfc3339};
+use super::{ApiError, ApiResult, Body, Caller, PREFIX, Paging, created, parse_q, query_bool, rfc3339};
 use crate::auth::{On, ProjectAccess, Subject};
 use crate::http::state::AppState;
 use crate::rbac::{Act, Res, Role};
@@ -22,6 +22,7 @@ pub struct ListQuery {
     page: Option<String>,
     page_size: Option<String>,
     cursor: Option<String>,
+    sort: Option<String>,
     q: Option<String>,
     name: Option<String>,
     public: Option<String>,
@@ -179,7 +180,11 @@ pub(super) async fn scope_of(state: &AppState, caller: &Caller) -> ApiResult<Pro
 }
 
 pub async fn list(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<ListQuery>) -> ApiResult {
-    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref(), q.cursor.as_deref())?;
+    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref(), q.cursor.as_deref())?.sorted(
+        q.sort.as_deref(),
+        "name",
+        false,
+    );
     caller.require((Res::Project, Act::List), On::Registry)?;
     let mut terms = parse_q(q.q.as_deref())?;
     if let Some(name) = &q.name {
@@ -188,12 +193,8 @@ pub async fn list(State(state): State<Arc<AppState>>, caller: Caller, Query(q): 
     if let Some(owner) = &q.owner {
         terms.insert("owner".to_owned(), Match::Exact(owner.clone()));
     }
-    let public = match q.public.as_deref().or(terms.get("public").and_then(Match::exact)) {
-        None | Some("") => None,
-        Some("true" | "1") => Some(true),
-        Some("false" | "0") => Some(false),
-        Some(other) => return Err(ApiError::bad_request(format!("public must be true or false, not {other:?}"))),
-    };
+    let public =
+        q.public.as_deref().or(terms.get("public").and_then(Match::exact)).filter(|p| !p.is_empty()).map(query_bool);
     let filter = ProjectFilter { name: terms.remove("name"), public, owner: terms.remove("owner") };
     let scope = scope_of(&state, &caller).await?;
     let listing = state.registry.list_projects(&scope, &filter, &paging.0).await?;
@@ -203,10 +204,11 @@ pub async fn list(State(state): State<Arc<AppState>>, caller: Caller, Query(q): 
         let count = state.registry.repository_count(&p.name).await?;
         items.push(project_view(p, count, &caller, &access));
     }
-    let rest: Vec<(&str, &str)> = [("q", &q.q), ("name", &q.name), ("public", &q.public), ("owner", &q.owner)]
-        .into_iter()
-        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
-        .collect();
+    let rest: Vec<(&str, &str)> =
+        [("q", &q.q), ("sort", &q.sort), ("name", &q.name), ("public", &q.public), ("owner", &q.owner)]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+            .collect();
     Ok(paging.respond("/projects", &rest, Listing { items, total: listing.total, next: listing.next }))
 }
 

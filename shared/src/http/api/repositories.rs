@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiResult, Body, Caller, PREFIX, Paging, parse_q, rfc3339};
+use super::{ApiError, ApiResult, Body, Caller, PREFIX, Paging, parse_q, query_bool, rfc3339};
 use crate::auth::On;
 use crate::http::state::AppState;
 use crate::oci::{Reference, RepoName};
@@ -71,18 +71,25 @@ pub struct ListQuery {
     page: Option<String>,
     page_size: Option<String>,
     cursor: Option<String>,
+    sort: Option<String>,
     q: Option<String>,
     with_tag: Option<String>,
 }
 
 impl ListQuery {
-    fn paging(&self) -> Result<Paging, ApiError> {
-        Paging::parse(self.page.as_deref(), self.page_size.as_deref(), self.cursor.as_deref())
+    /// The page asked for; `sort` may reverse the list's own order, by
+    /// `key` (descending unless asked otherwise when `descending`).
+    fn paging(&self, key: &str, descending: bool) -> Result<Paging, ApiError> {
+        Ok(Paging::parse(self.page.as_deref(), self.page_size.as_deref(), self.cursor.as_deref())?.sorted(
+            self.sort.as_deref(),
+            key,
+            descending,
+        ))
     }
 
     /// The listing's other parameters, for its `Link`.
     fn rest(&self) -> Vec<(&str, &str)> {
-        [("q", &self.q), ("with_tag", &self.with_tag)]
+        [("q", &self.q), ("sort", &self.sort), ("with_tag", &self.with_tag)]
             .into_iter()
             .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
             .collect()
@@ -257,7 +264,7 @@ pub async fn list(
     Path(params): Path<Vec<(String, String)>>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult {
-    let paging = q.paging()?;
+    let paging = q.paging("name", false)?;
     let name = params.into_iter().find(|(k, _)| k == "project_name_or_id").map(|(_, v)| v).unwrap_or_default();
     let project = state.registry.project(&ProjectRef::Name(name)).await?;
     caller.require_in(&state, &project, (Res::Repository, Act::List)).await?;
@@ -270,7 +277,7 @@ pub async fn list(
 /// `GET /repositories`: the repositories of every project the caller may
 /// list repositories of.
 pub async fn list_all(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<ListQuery>) -> ApiResult {
-    let paging = q.paging()?;
+    let paging = q.paging("name", false)?;
     let terms = parse_q(q.q.as_deref())?;
     let listing = match super::projects::scope_of(&state, &caller).await? {
         ProjectScope::All => state.registry.list_all_repositories(None, terms.get("name"), &paging.0).await?,
@@ -332,9 +339,9 @@ pub async fn list_artifacts(
     path: RepoPath,
     Query(q): Query<ListQuery>,
 ) -> ApiResult {
-    let paging = q.paging()?;
+    let paging = q.paging("push_time", true)?;
     let project = path.require(&state, &caller, (Res::Artifact, Act::List)).await?;
-    let with_tags = q.with_tag.as_deref() != Some("false");
+    let with_tags = q.with_tag.as_deref().is_none_or(query_bool);
     let mut terms = parse_q(q.q.as_deref())?;
     let filter =
         ArtifactFilter { digest: terms.remove("digest"), tags: terms.remove("tags"), kind: terms.remove("type") };
@@ -362,7 +369,7 @@ pub async fn get_artifact(
 ) -> ApiResult {
     let project = path.require(&state, &caller, (Res::Artifact, Act::Read)).await?;
     let artifact = state.registry.artifact(&path.repo, &path.reference()?).await?;
-    let with_tags = q.with_tag.as_deref() != Some("false");
+    let with_tags = q.with_tag.as_deref().is_none_or(query_bool);
     Ok(Json(artifact_view(&artifact, &path.repo, project.project_id, with_tags)).into_response())
 }
 
@@ -406,7 +413,7 @@ pub async fn list_tags(
     path: RepoPath,
     Query(q): Query<ListQuery>,
 ) -> ApiResult {
-    let paging = q.paging()?;
+    let paging = q.paging("name", false)?;
     let project = path.require(&state, &caller, (Res::Tag, Act::List)).await?;
     let reference = path.reference()?;
     let digest = state.registry.resolve(&path.repo, &reference).await?;

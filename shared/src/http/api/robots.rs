@@ -23,6 +23,7 @@ pub struct ListQuery {
     page: Option<String>,
     page_size: Option<String>,
     cursor: Option<String>,
+    sort: Option<String>,
     q: Option<String>,
 }
 
@@ -171,7 +172,11 @@ fn creator(caller: &Caller) -> ApiResult<Creator> {
 }
 
 pub async fn list(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<ListQuery>) -> ApiResult {
-    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref(), q.cursor.as_deref())?;
+    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref(), q.cursor.as_deref())?.sorted(
+        q.sort.as_deref(),
+        "name",
+        false,
+    );
     caller.require_signed_in()?;
     let terms = parse_q(q.q.as_deref())?;
     let term = |k: &str| terms.get(k).and_then(Match::exact);
@@ -194,7 +199,8 @@ pub async fn list(State(state): State<Arc<AppState>>, caller: Caller, Query(q): 
     });
     let listing = state.registry.list_robots(project_id, name.as_ref(), &paging.0).await?;
     let prefix = state.registry.settings().await?.robot_prefix().to_owned();
-    let rest: Vec<(&str, &str)> = q.q.as_deref().map(|q| ("q", q)).into_iter().collect();
+    let rest: Vec<(&str, &str)> =
+        [("q", &q.q), ("sort", &q.sort)].into_iter().filter_map(|(k, v)| v.as_deref().map(|v| (k, v))).collect();
     Ok(paging.respond("/robots", &rest, listing.map(|r| robot_view(r, &prefix))))
 }
 

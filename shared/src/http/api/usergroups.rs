@@ -43,6 +43,7 @@ pub struct ListQuery {
     page: Option<String>,
     page_size: Option<String>,
     cursor: Option<String>,
+    sort: Option<String>,
     ldap_group_dn: Option<String>,
     group_name: Option<String>,
 }
@@ -66,7 +67,11 @@ pub struct SearchQuery {
 }
 
 pub async fn list(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<ListQuery>) -> ApiResult {
-    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref(), q.cursor.as_deref())?;
+    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref(), q.cursor.as_deref())?.sorted(
+        q.sort.as_deref(),
+        "id",
+        false,
+    );
     caller.require((Res::UserGroup, Act::List), On::Registry)?;
     let filter = GroupFilter {
         name: q.group_name.clone().map(Match::Fuzzy),

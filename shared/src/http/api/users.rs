@@ -11,10 +11,10 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{ApiError, ApiResult, Body, Caller, Id, PREFIX, Paging, created, parse_q, rfc3339};
+use super::{ApiError, ApiResult, Body, Caller, Id, PREFIX, Paging, created, parse_q, query_bool, rfc3339};
 use crate::auth::{On, Subject};
 use crate::http::state::AppState;
-use crate::rbac::{Act, Perm, ROBOT_SYSTEM_GRANTABLE, Res, project_permissions};
+use crate::rbac::{Act, ROBOT_SYSTEM_GRANTABLE, Res, project_permissions};
 use crate::service::paging::Match;
 use crate::service::passwords;
 use crate::service::projects::ProjectRef;
@@ -24,16 +24,22 @@ use crate::service::users::{ADMIN_ID, NewUser, PasswordChange, User, UserFilter}
 /// Length of a CLI secret generated for an empty `secret`.
 const CLI_SECRET_LEN: usize = 32;
 
-/// Harbor's `UserResp`.
+/// Harbor's `UserResp`: as in Harbor (its fields are `omitempty`), an
+/// empty `email`, `realname` or `comment` and a missing `oidc_user_meta`
+/// are left out, so clients read them as absent rather than `""` or `null`.
 #[derive(Debug, Serialize)]
 pub struct UserView {
     user_id: i64,
     username: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     email: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     realname: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     comment: String,
     sysadmin_flag: bool,
     admin_role_in_auth: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     oidc_user_meta: Option<OidcMeta>,
     creation_time: String,
     update_time: String,
@@ -108,6 +114,7 @@ pub struct ListQuery {
     page: Option<String>,
     page_size: Option<String>,
     cursor: Option<String>,
+    sort: Option<String>,
     q: Option<String>,
     username: Option<String>,
     email: Option<String>,
@@ -187,7 +194,11 @@ async fn require_modifiable(state: &AppState, caller: &Caller, id: i64) -> Resul
 }
 
 pub async fn list(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<ListQuery>) -> ApiResult {
-    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref(), q.cursor.as_deref())?;
+    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref(), q.cursor.as_deref())?.sorted(
+        q.sort.as_deref(),
+        "username",
+        false,
+    );
     caller.require((Res::User, Act::List), On::Registry)?;
     let mut terms = parse_q(q.q.as_deref())?;
     if let Some(u) = &q.username {
@@ -198,7 +209,7 @@ pub async fn list(State(state): State<Arc<AppState>>, caller: Caller, Query(q): 
     }
     let filter = UserFilter { username: terms.remove("username"), email: terms.remove("email") };
     let listing = state.registry.list_users(&filter, &paging.0).await?;
-    let rest: Vec<(&str, &str)> = [("q", &q.q), ("username", &q.username), ("email", &q.email)]
+    let rest: Vec<(&str, &str)> = [("q", &q.q), ("sort", &q.sort), ("username", &q.username), ("email", &q.email)]
         .into_iter()
         .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
         .collect();
@@ -328,7 +339,11 @@ pub async fn set_cli_secret(
 
 /// `GET /users/current/permissions?scope=/project/1&relative=true`: what
 /// the caller may do in a project (or, with `scope=/system`, on the
-/// registry).
+/// registry). As in Harbor, the scope picks the namespace (the project of
+/// `/project/{id}/…`, or the system) and every permission the caller holds
+/// there is listed by its full resource (`/project/1/repository`); with
+/// `relative`, only the resources at or under the scope are kept, written
+/// relative to it (`.` for the scope itself).
 pub async fn permissions(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -336,37 +351,60 @@ pub async fn permissions(
 ) -> ApiResult {
     caller.require_signed_in()?;
     let scope = q.scope.unwrap_or_default();
-    let scope = scope.trim_end_matches('/');
-    let relative = q.relative.as_deref() == Some("true");
-    let path = |perm: &Perm, base: &str, own: bool| -> String {
-        match (relative, own) {
-            (true, true) => ".".to_owned(),
-            (true, false) => perm.0.as_str().to_owned(),
-            (false, true) => base.to_owned(),
-            (false, false) => format!("{base}/{}", perm.0),
-        }
-    };
-    let mut out = Vec::new();
-    if scope == "/system" {
+    let relative = q.relative.as_deref().is_some_and(query_bool);
+    let mut granted: Vec<(String, Act)> = Vec::new();
+    if scope == "/system" || scope.starts_with("/system/") {
         for perm in ROBOT_SYSTEM_GRANTABLE {
             if caller.require(*perm, On::Registry).is_ok() {
-                out.push(PermissionView { resource: path(perm, scope, false), action: perm.1.as_str() });
+                granted.push((format!("/system/{}", perm.0), perm.1));
             }
         }
-    } else if let Some(id) = scope.strip_prefix("/project/") {
+    } else if let Some(rest) = scope.strip_prefix("/project/") {
+        let id = rest.split('/').next().unwrap_or_default();
         let r = match id.parse::<i64>() {
             Ok(id) => ProjectRef::Id(id),
             Err(_) => ProjectRef::Name(id.to_owned()),
         };
         if let Ok(project) = state.registry.project(&r).await {
             let access = caller.access(&state, &project).await?;
+            let root = format!("/project/{id}");
             for perm in project_permissions() {
                 if caller.require(perm, On::Project(&access)).is_ok() {
-                    let own = perm.0 == Res::Project;
-                    out.push(PermissionView { resource: path(&perm, scope, own), action: perm.1.as_str() });
+                    let resource = if perm.0 == Res::Project { root.clone() } else { format!("{root}/{}", perm.0) };
+                    granted.push((resource, perm.1));
                 }
             }
         }
     }
+    let out: Vec<PermissionView> = granted
+        .into_iter()
+        .filter_map(|(resource, action)| {
+            let resource = if relative { relative_to(&resource, &scope)? } else { resource };
+            Some(PermissionView { resource, action: action.as_str() })
+        })
+        .collect();
     Ok(Json(out).into_response())
+}
+
+/// Harbor's `Resource.RelativeTo`: `resource` without the `scope` prefix
+/// and its `/`, `.` when they are equal, nothing when `scope` is no prefix
+/// of it.
+fn relative_to(resource: &str, scope: &str) -> Option<String> {
+    let rest = resource.strip_prefix(scope)?;
+    let rest = rest.strip_prefix('/').unwrap_or(rest);
+    Some(if rest.is_empty() { ".".to_owned() } else { rest.to_owned() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative_to;
+
+    #[test]
+    fn resources_relative_to_a_scope() {
+        assert_eq!(relative_to("/project/1/repository", "/project/1/repository").as_deref(), Some("."));
+        assert_eq!(relative_to("/project/1/repository", "/project/1").as_deref(), Some("repository"));
+        assert_eq!(relative_to("/project/1", "/project/1").as_deref(), Some("."));
+        assert_eq!(relative_to("/project/1/member", "/project/1/repository"), None);
+        assert_eq!(relative_to("/project/1", "/project/1/"), None);
+    }
 }
