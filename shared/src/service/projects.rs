@@ -561,13 +561,17 @@ mod tests {
             reg.create_project(new, &owner(true)).await.unwrap();
         }
         let all = ProjectFilter::default();
-        let page = |n, after: Option<&str>| PageRequest { page: n, size: 2, after: after.map(str::to_owned) };
+        let page =
+            |n, after: Option<&str>| PageRequest { page: n, size: 2, after: after.map(str::to_owned), descending: false };
         let p1 = reg.list_projects(&ProjectScope::All, &all, &page(1, None)).await.unwrap();
         assert_eq!((names(&p1), p1.total, p1.next.as_deref()), (vec!["a", "b"], 5, Some("b")));
         let p3 = reg.list_projects(&ProjectScope::All, &all, &page(3, None)).await.unwrap();
         assert_eq!((names(&p3), p3.next.clone()), (vec!["e"], None));
         let via = reg.list_projects(&ProjectScope::All, &all, &page(2, Some("b"))).await.unwrap();
         assert_eq!(names(&via), ["c", "d"]);
+        let down = PageRequest { descending: true, ..page(1, None) };
+        let l = reg.list_projects(&ProjectScope::All, &all, &down).await.unwrap();
+        assert_eq!((names(&l), l.next.as_deref()), (vec!["e", "d"], Some("d")), "sort=-name");
 
         let public = ProjectFilter { public: Some(true), ..ProjectFilter::default() };
         let l = reg.list_projects(&ProjectScope::All, &public, &page(1, None)).await.unwrap();
