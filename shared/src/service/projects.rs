@@ -561,8 +561,12 @@ mod tests {
             reg.create_project(new, &owner(true)).await.unwrap();
         }
         let all = ProjectFilter::default();
-        let page =
-            |n, after: Option<&str>| PageRequest { page: n, size: 2, after: after.map(str::to_owned), descending: false };
+        let page = |n, after: Option<&str>| PageRequest {
+            page: n,
+            size: 2,
+            after: after.map(str::to_owned),
+            descending: false,
+        };
         let p1 = reg.list_projects(&ProjectScope::All, &all, &page(1, None)).await.unwrap();
         assert_eq!((names(&p1), p1.total, p1.next.as_deref()), (vec!["a", "b"], 5, Some("b")));
         let p3 = reg.list_projects(&ProjectScope::All, &all, &page(3, None)).await.unwrap();

@@ -326,4 +326,60 @@ mod tests {
         let all = reg.list_projects(&ProjectScope::All, &ProjectFilter::default(), &PageRequest::first(10)).await;
         assert_eq!(all.unwrap().total, 2, "counts are written whole, not added");
     }
+
+    #[tokio::test]
+    async fn schema_1_tags_get_their_manifest_and_entries() {
+        use crate::oci::{Reference, Tag};
+        use crate::service::artifacts::ArtifactFilter;
+        let (_dir, reg) = crate::testkit::local_registry().await;
+        let owner = Owner { id: 1, name: "admin".into(), sysadmin: true };
+        reg.create_project(NewProject { name: "p".into(), ..NewProject::default() }, &owner).await.unwrap();
+        let repo = RepoName::parse("p/app").unwrap();
+        let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", "size": 2},
+            "layers": []});
+        let bytes = bytes::Bytes::from(serde_json::to_vec(&manifest).unwrap());
+        let tag = Tag::parse("v1").unwrap();
+        let config = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+        let info = super::super::blobs::BlobInfo { digest: config.parse().unwrap(), size: 2 };
+        reg.blobs.put_bytes(&crate::blob::keys::blob(&info.digest), bytes::Bytes::from_static(b"{}")).await.unwrap();
+        reg.link_blob(&repo, &info).await.unwrap();
+        let out = reg.put_manifest(&repo, &Reference::Tag(tag.clone()), None, bytes.clone()).await.unwrap();
+
+        // Back to schema 1's shape: a tag of digest and time, no entries,
+        // no counts.
+        let meta = reg.meta_for_tests();
+        let (tpk, tsk) = keys::tag(&repo, &tag);
+        let old = Item::new(tpk, tsk).with("digest", out.digest.to_string()).with("pushed_at", 7);
+        meta.put(old, Condition::Always).await.unwrap();
+        let partition = keys::repo_partition(&repo);
+        for prefix in [keys::PUSHED_PREFIX.to_owned(), keys::artifact_tags_prefix(&out.digest)] {
+            for i in meta.query_all(Query::table(&partition, prefix.as_str())).await.unwrap() {
+                meta.delete(&i.pk, &i.sk, Condition::Always).await.unwrap();
+            }
+        }
+        let cpk = keys::counter(Counted::Artifacts(&repo));
+        for shard in 0..COUNTER_SHARDS {
+            meta.delete(&cpk, &shard.to_string(), Condition::Always).await.unwrap();
+        }
+        assert_eq!(
+            reg.list_artifacts(&repo, &ArtifactFilter::default(), &PageRequest::first(10)).await.unwrap().total,
+            0
+        );
+
+        let report = reg.reindex().await.unwrap();
+        assert_eq!((report.repositories, report.artifacts, report.tags), (1, 1, 1));
+        let listed = reg.list_artifacts(&repo, &ArtifactFilter::default(), &PageRequest::first(10)).await.unwrap();
+        assert_eq!((listed.total, listed.items[0].tag_count), (1, 1));
+        assert_eq!(listed.items[0].tags[0].push_time, 7);
+        let got = reg.get_manifest(&repo, &Reference::Tag(tag.clone()), true).await.unwrap();
+        assert_eq!(got.body, bytes, "the tag carries the manifest now");
+        let stored: TagRecord =
+            from_item(meta.get(&keys::tag(&repo, &tag).0, &keys::tag(&repo, &tag).1).await.unwrap().unwrap(), "tag")
+                .unwrap();
+        assert!(stored.body.is_some() && stored.media_type.is_some());
+        reg.delete_manifest(&repo, &Reference::Digest(out.digest)).await.unwrap();
+        assert!(reg.tag_record(&repo, &tag).await.unwrap().is_none(), "deleted with its tag, as counted");
+    }
 }
