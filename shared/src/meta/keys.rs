@@ -287,7 +287,12 @@ pub fn member_of(kind: MemberKind, entity_id: i64) -> String {
 pub const REPOSITORY_PREFIX: &str = "R#";
 
 pub fn repository(repo: &RepoName) -> Key {
-    (format!("P#{}", repo.project()), format!("R#{repo}"))
+    (format!("P#{}", repo.project()), format!("{REPOSITORY_PREFIX}{repo}"))
+}
+
+/// The repository name of a repository item's sort key.
+pub fn repository_name(sk: &str) -> Option<&str> {
+    sk.strip_prefix(REPOSITORY_PREFIX)
 }
 
 pub const CATALOG: &str = "CATALOG";

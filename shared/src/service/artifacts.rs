@@ -169,7 +169,8 @@ impl Registry {
     }
 
     /// A page of a project's repositories by name; a `name` filter (on the
-    /// full name) is tested on the list's keys.
+    /// full name) is tested on the list's keys, and pages walked past cost
+    /// key-only reads.
     pub async fn list_repositories(
         &self,
         project: &str,
@@ -177,12 +178,21 @@ impl Registry {
         req: &PageRequest,
     ) -> ServiceResult<Listing<RepositoryInfo>> {
         let (pk, _) = keys::project(project);
-        let query = Query::table(pk, keys::REPOSITORY_PREFIX);
-        let keep = |i: &Item| name.is_none_or(|m| m.matches(i.str(keys::attr::NAME).unwrap_or_default()));
+        let query = Query::table(pk, keys::REPOSITORY_PREFIX).keys_only();
+        let keep = |i: &Item| name.is_none_or(|m| keys::repository_name(&i.sk).is_some_and(|n| m.matches(n)));
         let counted = Counted::Repositories(project);
-        let (items, next, total) = self.page_of(query, counted, req, name.is_some(), keep).await?;
-        let records = items.into_iter().map(|i| from_item(i, "repository")).collect::<ServiceResult<Vec<_>>>()?;
-        let items = futures::future::try_join_all(records.into_iter().map(|r| self.repository_info(r))).await?;
+        let (entries, next, total) = self.page_of(query, counted, req, name.is_some(), keep).await?;
+        let mut items = Vec::with_capacity(entries.len());
+        for e in entries {
+            let repo = keys::repository_name(&e.sk).and_then(|n| RepoName::parse(n).ok());
+            let repo = repo.ok_or_else(|| corrupt("repository key"))?;
+            match self.repository_record(&repo).await {
+                Ok(record) => items.push(self.repository_info(record).await?),
+                // Deleted since the listing.
+                Err(ServiceError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         Ok(Listing { items, total, next })
     }
 

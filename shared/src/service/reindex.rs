@@ -193,8 +193,8 @@ impl Registry {
                     {
                         members.add(&super::members::member_key(&m));
                     }
-                } else if i.sk.starts_with(keys::REPOSITORY_PREFIX) {
-                    repositories.add(i.str(keys::attr::NAME).unwrap_or_default());
+                } else if let Some(repo) = keys::repository_name(&i.sk) {
+                    repositories.add(repo);
                 }
             })
             .await?;
