@@ -19,6 +19,7 @@ pub mod port;
 pub mod queue;
 pub mod rbac;
 pub mod service;
+pub mod startup;
 pub mod telemetry;
 
 #[cfg(any(test, feature = "conformance"))]

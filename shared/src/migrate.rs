@@ -6,15 +6,16 @@
 
 use std::sync::Arc;
 
+use crate::blob::BlobStore;
 use crate::blob::s3::S3BlobStore;
 use crate::config::Config;
-use crate::context::{AppContext, StartupError};
 use crate::meta::dynamo::DynamoMetaStore;
 use crate::meta::schema::table_schema;
 use crate::meta::{Condition, ErrorKind, Item, MetaStore, PortError, keys, now_unix};
 use crate::queue::sqs::SqsQueue;
 use crate::queue::{ALL_QUEUES, Queue, QueueSpec};
 use crate::service::Registry;
+use crate::startup::StartupError;
 
 /// What a migration did, for the command's output.
 #[derive(Debug, Default)]
@@ -49,13 +50,17 @@ pub async fn apply_aws(config: &Config) -> Result<Report, StartupError> {
 
 /// The local store: queues and the schema version (the embedded database
 /// keeps its indexes itself, so there is no table to create).
-pub async fn apply_local(ctx: &AppContext) -> Result<Report, StartupError> {
-    ensure_queues(ctx.queue.as_ref(), &ctx.config)
-        .await
-        .map_err(|e| StartupError::new(format!("the local queues: {e}")))?;
+pub async fn apply_local(
+    config: &Config,
+    blobs: &Arc<dyn BlobStore>,
+    meta: &Arc<dyn MetaStore>,
+    queue: &dyn Queue,
+) -> Result<Report, StartupError> {
+    ensure_queues(queue, config).await.map_err(|e| StartupError::new(format!("the local queues: {e}")))?;
     let mut report = Report::default();
-    let version = migrate_data(&Registry::new(ctx), ctx.meta.as_ref(), &mut report).await?;
-    report.steps.push(format!("local store at {} on schema version {version}", ctx.config.data_dir.display()));
+    let registry = Registry::from_ports(blobs.clone(), meta.clone(), config.auth.token_ttl_secs);
+    let version = migrate_data(&registry, meta.as_ref(), &mut report).await?;
+    report.steps.push(format!("local store at {} on schema version {version}", config.data_dir.display()));
     Ok(report)
 }
 

@@ -148,7 +148,7 @@ impl TestApp {
                 token_keys: ctx.token_keys.clone(),
             });
         }
-        berth::service::bootstrap(&ctx).await.unwrap_or_else(|e| panic!("bootstrapping: {e}"));
+        ctx.bootstrap().await.unwrap_or_else(|e| panic!("bootstrapping: {e}"));
         let router = berth::http::router(ctx.clone());
         Self { ctx, router, served: Served::default(), counting, aws, dir }
     }

@@ -129,7 +129,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             berth::telemetry::init(config.log.format, &config.log.level);
             let listen = config.server.listen;
             let ctx = AppContext::open(config).await?;
-            if let Some(generated) = berth::service::bootstrap(&ctx).await? {
+            if let Some(generated) = ctx.bootstrap().await? {
                 eprintln!(
                     "berth: created the administrator `admin` with password {generated} \
                      (shown only this once; set BERTH_ADMIN_PASSWORD before the first start to choose it)"
@@ -150,9 +150,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // the default project.
             let ctx = AppContext::open(config).await?;
             if backend == Backend::Local {
-                report = berth::migrate::apply_local(&ctx).await?;
+                report = ctx.migrate_local().await?;
             }
-            if let Some(generated) = berth::service::bootstrap(&ctx).await? {
+            if let Some(generated) = ctx.bootstrap().await? {
                 println!("created the administrator `admin` with password {generated} (shown only this once)");
             }
             for step in report.steps {
@@ -162,8 +162,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin { common, action } => {
             let config = common.load(None, None)?;
             let ctx = AppContext::open(config).await?;
-            berth::service::bootstrap(&ctx).await?;
-            let registry = berth::service::Registry::new(&ctx);
+            ctx.bootstrap().await?;
+            let registry = ctx.registry();
             let mut password = String::new();
             std::io::stdin().read_line(&mut password)?;
             let password = password.trim_end_matches(['\r', '\n']);

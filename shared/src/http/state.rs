@@ -28,7 +28,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(ctx: Arc<AppContext>) -> Self {
-        let registry = Registry::new(&ctx);
+        let registry = ctx.registry();
         let oidc = Arc::new(Oidc::new(&ctx.token_keys));
         let auth = Authenticator::new(registry.clone(), ctx.token_keys.clone(), &ctx.config.auth.service)
             .with_directory(AuthMode::Oidc, oidc.clone())

@@ -14,7 +14,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use serde::{Deserialize, Serialize};
+
 use sha2::{Digest as _, Sha256};
 
 use crate::blob::keys as blob_keys;
@@ -22,7 +22,7 @@ use crate::meta::keys::{self, Counted};
 use crate::meta::{Condition, ErrorKind, Item, Query, Write, now_unix};
 use crate::oci::{Descriptor, Digest, Manifest, Reference, RepoName, Tag};
 
-use super::manifests::{ArtifactRecord, TagEntry};
+use super::manifests::{ArtifactRecord, RepositoryRecord, TagEntry};
 use super::paging::{Listing, Match, PageRequest, Source, count_write, walk};
 use super::record::{corrupt, from_item, to_item};
 use super::{Registry, ServiceError, ServiceResult};
@@ -38,23 +38,6 @@ pub fn stable_id(name: &str) -> i64 {
     let mut b = [0u8; 8];
     b[2..].copy_from_slice(&h[..6]);
     i64::from_be_bytes(b).max(1)
-}
-
-/// A repository as stored in its project's partition.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct RepositoryRecord {
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-    pub created_at: i64,
-    #[serde(default)]
-    pub update_time: i64,
-}
-
-impl RepositoryRecord {
-    pub(super) fn new(repo: &RepoName, now: i64) -> Self {
-        Self { name: repo.to_string(), description: String::new(), created_at: now, update_time: now }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -103,6 +103,23 @@ pub(super) struct ArtifactRecord {
     pub tag_count: i64,
 }
 
+/// A repository as stored in its project's partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct RepositoryRecord {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub created_at: i64,
+    #[serde(default)]
+    pub update_time: i64,
+}
+
+impl RepositoryRecord {
+    pub(super) fn new(repo: &RepoName, now: i64) -> Self {
+        Self { name: repo.to_string(), description: String::new(), created_at: now, update_time: now }
+    }
+}
+
 /// A tag as stored: what a pull by tag answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct TagRecord {
@@ -392,7 +409,7 @@ impl Registry {
         }
         let now = now_unix();
         let (cpk, csk) = keys::catalog_entry(repo);
-        let record = super::artifacts::RepositoryRecord::new(repo, now);
+        let record = RepositoryRecord::new(repo, now);
         let writes = vec![
             Write::Put { item: to_item(pk, sk, &record, "repository")?, cond: Condition::NotExists },
             Write::Put { item: Item::new(cpk, csk), cond: Condition::Always },

@@ -41,7 +41,6 @@ pub use error::{ServiceError, ServiceResult};
 use self::revocation::{AccountEpoch, Epoch};
 use self::settings::{Settings, SettingsStore};
 use crate::blob::BlobStore;
-use crate::context::AppContext;
 use crate::meta::MetaStore;
 
 /// The registry over the ports of one application context.
@@ -54,10 +53,6 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn new(ctx: &AppContext) -> Self {
-        Self::from_ports(ctx.blobs.clone(), ctx.meta.clone(), ctx.config.auth.token_ttl_secs)
-    }
-
     /// The registry over these ports; `token_ttl_secs` is the default of
     /// the `token_expiration` setting.
     pub fn from_ports(blobs: Arc<dyn BlobStore>, meta: Arc<dyn MetaStore>, token_ttl_secs: u64) -> Self {
@@ -83,20 +78,18 @@ impl Registry {
         self.meta.get(pk, sk).await.map(drop).map_err(Into::into)
     }
 
+    /// What every start needs in the table: the administrator (with the
+    /// configured password, or a generated one that is returned to be
+    /// shown once) and the default project. Idempotent and safe under
+    /// concurrent starts.
+    pub async fn bootstrap(&self, admin_password: Option<&str>) -> ServiceResult<Option<String>> {
+        let generated = self.ensure_admin(admin_password).await?;
+        self.ensure_default_project().await?;
+        Ok(generated)
+    }
+
     #[cfg(test)]
     pub(crate) fn meta_for_tests(&self) -> Arc<dyn MetaStore> {
         self.meta.clone()
     }
-}
-
-/// What every start needs in the table: the administrator (with the
-/// configured password, or a generated one that is returned to be shown
-/// once) and the default project. Idempotent and safe under concurrent
-/// starts.
-pub async fn bootstrap(ctx: &AppContext) -> ServiceResult<Option<String>> {
-    let password = ctx.config.admin.password.as_ref().map(|s| s.expose().to_owned());
-    let registry = Registry::new(ctx);
-    let generated = registry.ensure_admin(password.as_deref()).await?;
-    registry.ensure_default_project().await?;
-    Ok(generated)
 }

@@ -12,9 +12,8 @@ use crate::meta::keys::{self, COUNTER_SHARDS, Counted};
 use crate::meta::{Condition, Item, Query, Write};
 use crate::oci::{Digest, RepoName, Tag};
 
-use super::artifacts::RepositoryRecord;
 use super::groups::Group;
-use super::manifests::{ArtifactRecord, TagEntry, TagRecord};
+use super::manifests::{ArtifactRecord, RepositoryRecord, TagEntry, TagRecord};
 use super::projects::{Project, ProjectRef};
 use super::record::{corrupt, from_item, to_item};
 use super::robots::{Robot, RobotLevel};
