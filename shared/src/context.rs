@@ -16,6 +16,8 @@ use crate::port::PortError;
 use crate::queue::Queue;
 use crate::queue::local::LocalQueue;
 use crate::queue::sqs::SqsQueue;
+use crate::service::{Registry, ServiceResult};
+pub use crate::startup::StartupError;
 
 #[derive(Debug)]
 pub struct AppContext {
@@ -27,20 +29,8 @@ pub struct AppContext {
     pub token_keys: TokenKeys,
 }
 
-/// Why the context could not be built; the message is one line that names
-/// what is wrong and, where there is one, the fix.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StartupError(String);
-
-impl StartupError {
-    pub fn new(msg: impl Into<String>) -> Self {
-        Self(msg.into())
-    }
-}
-
 fn startup(what: &str) -> impl FnOnce(PortError) -> StartupError + '_ {
-    move |e| StartupError(format!("{what}: {e}"))
+    move |e| StartupError::new(format!("{what}: {e}"))
 }
 
 impl AppContext {
@@ -54,9 +44,8 @@ impl AppContext {
             Backend::Local => {
                 let (blobs, meta, queue) = open_local(&config).await?;
                 let token_keys = token_keys(&config, meta.as_ref()).await?;
-                let ctx = Self { config, blobs, meta, queue, token_keys };
-                crate::migrate::apply_local(&ctx).await.map_err(startup("migrating the local store"))?;
-                ctx
+                crate::migrate::apply_local(&config, &blobs, &meta, queue.as_ref()).await?;
+                Self { config, blobs, meta, queue, token_keys }
             }
             Backend::Aws => {
                 let sdk = crate::aws::sdk_config(&config.aws).await;
@@ -74,6 +63,25 @@ impl AppContext {
         };
         Ok(Arc::new(ctx))
     }
+
+    /// The registry over this context's ports.
+    pub fn registry(&self) -> Registry {
+        Registry::from_ports(self.blobs.clone(), self.meta.clone(), self.config.auth.token_ttl_secs)
+    }
+
+    /// What every start needs in the table (the administrator, the default
+    /// project): the generated administrator password, when one was made,
+    /// to be shown once.
+    pub async fn bootstrap(&self) -> ServiceResult<Option<String>> {
+        let password = self.config.admin.password.as_ref().map(|s| s.expose().to_owned());
+        self.registry().bootstrap(password.as_deref()).await
+    }
+
+    /// Brings the local store up to this build's schema (what `open` did
+    /// already; `berth migrate` reports it).
+    pub async fn migrate_local(&self) -> Result<crate::migrate::Report, StartupError> {
+        crate::migrate::apply_local(&self.config, &self.blobs, &self.meta, self.queue.as_ref()).await
+    }
 }
 
 /// The configured token key, or the one kept in the table: made by the
@@ -81,7 +89,7 @@ impl AppContext {
 /// first starts agree on one key.
 async fn token_keys(config: &Config, meta: &dyn MetaStore) -> Result<TokenKeys, StartupError> {
     if let Some(pem) = &config.auth.token_key {
-        return TokenKeys::from_pem(pem.expose()).map_err(|e| StartupError(format!("auth.token_key: {e}")));
+        return TokenKeys::from_pem(pem.expose()).map_err(|e| StartupError::new(format!("auth.token_key: {e}")));
     }
     let (pk, sk) = crate::meta::keys::token_key();
     let read = || async {
@@ -98,11 +106,11 @@ async fn token_keys(config: &Config, meta: &dyn MetaStore) -> Result<TokenKeys, 
                 Err(e) if !e.is(crate::port::ErrorKind::ConditionFailed) => {
                     return Err(startup("storing the token key")(e));
                 }
-                _ => read().await?.ok_or_else(|| StartupError("the token key vanished".to_owned()))?,
+                _ => read().await?.ok_or_else(|| StartupError::new("the token key vanished"))?,
             }
         }
     };
-    TokenKeys::from_stored_seed(&seed).map_err(|e| StartupError(e.to_string()))
+    TokenKeys::from_stored_seed(&seed).map_err(|e| StartupError::new(e.to_string()))
 }
 
 type Ports = (Arc<dyn BlobStore>, Arc<dyn MetaStore>, Arc<dyn Queue>);
@@ -114,7 +122,7 @@ pub async fn open_local(config: &Config) -> Result<Ports, StartupError> {
     let blobs = FsBlobStore::open(dir.join("blobs")).await.map_err(startup("opening the blob folder"))?;
     let db_path = dir.join("berth.redb");
     let db = LocalDb::open(&db_path).map_err(|e| {
-        StartupError(format!("opening {}: {e} (is another berth using this data folder?)", db_path.display()))
+        StartupError::new(format!("opening {}: {e} (is another berth using this data folder?)", db_path.display()))
     })?;
     let meta = LocalMetaStore::open(db.clone()).await.map_err(startup("opening the metadata store"))?;
     let queue = LocalQueue::open(db).await.map_err(startup("opening the local queue"))?;

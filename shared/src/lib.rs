@@ -1,8 +1,9 @@
 //! berth: an object-store-first container registry. This crate is the whole
 //! registry; the binaries in `functions/` only host it.
 //!
-//! Dependencies point one way: hosts → [`http`] → services → ports
-//! ([`blob`], [`meta`], [`queue`]) → their backends.
+//! Dependencies point one way: hosts → [`http`] → [`auth`] → [`service`]
+//! → ports ([`blob`], [`meta`], [`queue`]) → their backends. The
+//! permission matrix ([`rbac`]) is data both `auth` and `service` read.
 
 pub mod auth;
 pub mod aws;
@@ -16,7 +17,9 @@ pub mod migrate;
 pub mod oci;
 pub mod port;
 pub mod queue;
+pub mod rbac;
 pub mod service;
+pub mod startup;
 pub mod telemetry;
 
 #[cfg(any(test, feature = "conformance"))]

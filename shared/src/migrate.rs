@@ -1,15 +1,21 @@
 //! `berth migrate`: brings a backend's resources and schema up to the
-//! version this build expects (`migrations/table.json`). Idempotent: running
-//! it again changes nothing.
+//! version this build expects (`migrations/table.json`), running the data
+//! migration of each version it passes (2: the list entries and counters of
+//! paged listings, [`crate::service::reindex`]). Idempotent: running it
+//! again changes nothing.
 
+use std::sync::Arc;
+
+use crate::blob::BlobStore;
 use crate::blob::s3::S3BlobStore;
 use crate::config::Config;
-use crate::context::{AppContext, StartupError};
 use crate::meta::dynamo::DynamoMetaStore;
 use crate::meta::schema::table_schema;
 use crate::meta::{Condition, ErrorKind, Item, MetaStore, PortError, keys, now_unix};
 use crate::queue::sqs::SqsQueue;
 use crate::queue::{ALL_QUEUES, Queue, QueueSpec};
+use crate::service::Registry;
+use crate::startup::StartupError;
 
 /// What a migration did, for the command's output.
 #[derive(Debug, Default)]
@@ -34,17 +40,52 @@ pub async fn apply_aws(config: &Config) -> Result<Report, StartupError> {
     let queue = SqsQueue::from_config(aws, &sdk);
     ensure_queues(&queue, config).await.map_err(err("SQS queues".to_owned()))?;
     report.steps.push(format!("queues {}{{{}}} ready", aws.queue_prefix, ALL_QUEUES.join(",")));
-    let version = record_version(&meta).await.map_err(err("recording the schema version".to_owned()))?;
+    let blobs = S3BlobStore::from_config(aws, &sdk);
+    let meta: Arc<dyn MetaStore> = Arc::new(meta);
+    let registry = Registry::from_ports(Arc::new(blobs), meta.clone(), config.auth.token_ttl_secs);
+    let version = migrate_data(&registry, meta.as_ref(), &mut report).await?;
     report.steps.push(format!("schema version {version}"));
     Ok(report)
 }
 
 /// The local store: queues and the schema version (the embedded database
 /// keeps its indexes itself, so there is no table to create).
-pub async fn apply_local(ctx: &AppContext) -> Result<Report, PortError> {
-    ensure_queues(ctx.queue.as_ref(), &ctx.config).await?;
-    let version = record_version(ctx.meta.as_ref()).await?;
-    Ok(Report { steps: vec![format!("local store at {} on schema version {version}", ctx.config.data_dir.display())] })
+pub async fn apply_local(
+    config: &Config,
+    blobs: &Arc<dyn BlobStore>,
+    meta: &Arc<dyn MetaStore>,
+    queue: &dyn Queue,
+) -> Result<Report, StartupError> {
+    ensure_queues(queue, config).await.map_err(|e| StartupError::new(format!("the local queues: {e}")))?;
+    let mut report = Report::default();
+    let registry = Registry::from_ports(blobs.clone(), meta.clone(), config.auth.token_ttl_secs);
+    let version = migrate_data(&registry, meta.as_ref(), &mut report).await?;
+    report.steps.push(format!("local store at {} on schema version {version}", config.data_dir.display()));
+    Ok(report)
+}
+
+/// Runs the data migrations between the store's recorded version and this
+/// build's, then records this build's. A store that was never migrated
+/// holds no data to migrate.
+async fn migrate_data(registry: &Registry, meta: &dyn MetaStore, report: &mut Report) -> Result<u32, StartupError> {
+    let stored =
+        stored_version(meta).await.map_err(|e| StartupError::new(format!("reading the schema version: {e}")))?;
+    if stored == Some(1) {
+        let done = registry
+            .reindex()
+            .await
+            .map_err(|e| StartupError::new(format!("migrating to schema 2 (list entries and counters): {e}")))?;
+        report.steps.push(format!(
+            "schema 2: listed {} users, {} groups, {} robots, {} projects, {} repositories, {} artifacts, {} tags",
+            done.users, done.groups, done.robots, done.projects, done.repositories, done.artifacts, done.tags
+        ));
+    }
+    record_version(meta).await.map_err(|e| StartupError::new(format!("recording the schema version: {e}")))
+}
+
+async fn stored_version(meta: &dyn MetaStore) -> Result<Option<i64>, PortError> {
+    let (pk, sk) = keys::schema_version();
+    Ok(meta.get(pk, sk).await?.and_then(|i| i.i64(keys::attr::VERSION)))
 }
 
 async fn ensure_queues(queue: &dyn Queue, config: &Config) -> Result<(), PortError> {
@@ -61,15 +102,15 @@ async fn record_version(meta: &dyn MetaStore) -> Result<u32, PortError> {
     let (pk, sk) = keys::schema_version();
     loop {
         let current = meta.get(pk, sk).await?;
-        let stored = current.as_ref().and_then(|i| i.i64("version")).unwrap_or(0);
+        let stored = current.as_ref().and_then(|i| i.i64(keys::attr::VERSION)).unwrap_or(0);
         if stored >= i64::from(target) {
             return Ok(u32::try_from(stored).unwrap_or(u32::MAX));
         }
         let cond = match current {
-            Some(_) => Condition::equals("version", stored),
+            Some(_) => Condition::equals(keys::attr::VERSION, stored),
             None => Condition::NotExists,
         };
-        let item = Item::new(pk, sk).with("version", target).with("migrated_at", now_unix());
+        let item = Item::new(pk, sk).with(keys::attr::VERSION, target).with("migrated_at", now_unix());
         match meta.put(item, cond).await {
             Ok(()) => return Ok(target),
             Err(e) if e.is(ErrorKind::ConditionFailed) => continue,
@@ -86,7 +127,7 @@ pub async fn check_version(meta: &dyn MetaStore) -> Result<(), StartupError> {
         .get(pk, sk)
         .await
         .map_err(|e| StartupError::new(format!("reading the schema version: {e}")))?
-        .and_then(|i| i.i64("version"));
+        .and_then(|i| i.i64(keys::attr::VERSION));
     match stored {
         None => Err(StartupError::new("the table has no schema version: run `berth migrate --backend aws`")),
         Some(v) if v < target => Err(StartupError::new(format!(

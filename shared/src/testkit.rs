@@ -80,5 +80,5 @@ pub async fn local_registry() -> (tempfile::TempDir, crate::service::Registry) {
     let blobs = crate::blob::fs::FsBlobStore::open(dir.path().join("blobs")).await.unwrap();
     let db = crate::localdb::LocalDb::open(&dir.path().join("berth.redb")).unwrap();
     let meta = crate::meta::local::LocalMetaStore::open(db).await.unwrap();
-    (dir, crate::service::Registry { blobs: Arc::new(blobs), meta: Arc::new(meta) })
+    (dir, crate::service::Registry::from_ports(Arc::new(blobs), Arc::new(meta), 1800))
 }

@@ -21,7 +21,7 @@ use sha2::{Digest as _, Sha256};
 use crate::support::cli::{
     CLIENT_TIMEOUT, DockerCleanup, docker, docker_login, exec, fails, ok, ok_bytes, podman, require, require_docker,
 };
-use crate::support::{Server, emulator, run};
+use crate::support::{AwsResources, Server, emulator};
 
 pub(crate) const USER: &str = "admin";
 pub(crate) const PASSWORD: &str = "Harbor12345";
@@ -548,22 +548,9 @@ impl Registry {
         if !emulator(test) {
             return None;
         }
-        for var in ["AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
-            assert!(std::env::var_os(var).is_some(), "{test}: {var} is unset; source <(scripts/emulator env)");
-        }
         let dir = tempfile::tempdir().unwrap();
-        let name = berth::testkit::unique("berth-e2e-cl-");
-        let resources = AwsResources { bucket: name.clone(), table: name.clone(), queue_prefix: format!("{name}-") };
-        let env = [
-            ("BERTH_AWS_BUCKET", resources.bucket.as_str()),
-            ("BERTH_AWS_TABLE", resources.table.as_str()),
-            ("BERTH_AWS_QUEUE_PREFIX", resources.queue_prefix.as_str()),
-            ("BERTH_ADMIN_PASSWORD", PASSWORD),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ];
-        let (out, _) = run(dir.path(), &["migrate", "--backend", "aws"], &env, Duration::from_secs(120));
-        assert!(out.status.success(), "migrate: {}", String::from_utf8_lossy(&out.stderr));
-        let server = Server::start(dir.path(), &["--backend", "aws"], &env);
+        let resources = AwsResources::new("berth-e2e-cl-");
+        let server = resources.serve(dir.path(), &[]);
         Some(Self { server, aws: Some(resources), _dir: dir })
     }
 
@@ -633,51 +620,6 @@ impl Registry {
             assert!(grew >= blob_bytes, "berth wrote {grew} bytes for {blob_bytes} bytes of blobs");
         }
         result
-    }
-}
-
-/// The AWS resources of one test's registry, deleted when it drops (after
-/// the server, which is declared before it).
-struct AwsResources {
-    bucket: String,
-    table: String,
-    queue_prefix: String,
-}
-
-impl Drop for AwsResources {
-    fn drop(&mut self) {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        if let Err(e) = rt.block_on(self.delete()) {
-            eprintln!("cleaning up {}: {e}", self.bucket);
-        }
-    }
-}
-
-impl AwsResources {
-    async fn delete(&self) -> Result<(), Box<dyn std::error::Error>> {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
-        let uploads = s3.list_multipart_uploads().bucket(&self.bucket).send().await?;
-        for u in uploads.uploads() {
-            let (Some(key), Some(id)) = (u.key(), u.upload_id()) else { continue };
-            s3.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(id).send().await?;
-        }
-        let mut pages = s3.list_objects_v2().bucket(&self.bucket).into_paginator().send();
-        while let Some(page) = pages.next().await {
-            for object in page?.contents() {
-                if let Some(key) = object.key() {
-                    s3.delete_object().bucket(&self.bucket).key(key).send().await?;
-                }
-            }
-        }
-        s3.delete_bucket().bucket(&self.bucket).send().await?;
-        aws_sdk_dynamodb::Client::new(&sdk).delete_table().table_name(&self.table).send().await?;
-        let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let queues = sqs.list_queues().queue_name_prefix(&self.queue_prefix).send().await?;
-        for url in queues.queue_urls() {
-            sqs.delete_queue().queue_url(url).send().await?;
-        }
-        Ok(())
     }
 }
 

@@ -166,7 +166,6 @@ fn two_container_replicas_share_the_aws_backends() {
     for var in ["AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
         env.push((var.into(), std::env::var(var).unwrap_or_else(|_| panic!("{var} is unset"))));
     }
-    env.push(("AWS_EC2_METADATA_DISABLED".into(), "true".into()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
 
     // `berth migrate` from the image itself, as a Kubernetes Job would run it.

@@ -136,7 +136,7 @@ fn a_wrong_digest_is_refused_and_leaves_no_blob() {
     }
     let again = auth(c.put(server.url(&format!("{location}?digest={real}")))).json(&json!({"parts": done})).send();
     assert_eq!(again.unwrap().status().as_u16(), 404, "the session ended with the refusal");
-    let left = objects(&aws_bucket(&aws)).unwrap_or_default();
+    let left = objects(aws.bucket()).unwrap_or_default();
     assert!(left.is_empty(), "the refused upload left objects behind: {left:?}");
 }
 
@@ -166,10 +166,6 @@ fn proc_io(server: &Server) -> (u64, u64) {
     let io = std::fs::read_to_string(format!("/proc/{}/io", server.child.id())).unwrap();
     let field = |name: &str| io.lines().find_map(|l| l.strip_prefix(name)).unwrap().trim().parse::<u64>().unwrap();
     (field("rchar:"), field("wchar:"))
-}
-
-fn aws_bucket(aws: &AwsResources) -> String {
-    aws.env().into_iter().find(|(k, _)| *k == "BERTH_AWS_BUCKET").map(|(_, v)| v.to_owned()).unwrap()
 }
 
 /// Every object key in the bucket, and every unfinished multipart upload.

@@ -6,6 +6,11 @@
 //! member of the admin group is a system administrator; wrong passwords
 //! get a 401 with an error body; a directory that went away is a 503;
 //! Harbor's `/ldap` API answers in Harbor's shapes.
+//!
+//! The `/ldap` API test speaks only HTTP, yet runs on the binary too: berth
+//! trusts each test's own slapd CA through `SSL_CERT_FILE`, which the LDAP
+//! client reads once per process, so it cannot vary between tests sharing
+//! one.
 
 use std::path::Path;
 use std::process::Command;
@@ -101,12 +106,9 @@ fn expect(rb: RequestBuilder, status: u16) -> Response {
     r
 }
 
-/// A Harbor error body, with its code.
+/// A Harbor error body's code.
 fn error_code(r: Response) -> String {
-    let body: Value = r.json().unwrap();
-    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
-    assert!(!message.is_empty(), "an error body with a message: {body}");
-    body["errors"][0]["code"].as_str().unwrap().to_owned()
+    crate::support::error_code(&r.bytes().unwrap())
 }
 
 /// A one-layer OCI image in `work/src`; the skopeo source reference.

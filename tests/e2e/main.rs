@@ -18,6 +18,7 @@ mod ldap;
 mod oci_conformance;
 mod oidc;
 mod permissions;
+mod replicas;
 mod startup;
 mod tokens;
 mod upload_host;

@@ -13,14 +13,15 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use reqwest::blocking::{Client, RequestBuilder, Response};
+use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
+use crate::support::app::{ADMIN_PASSWORD, TestApp};
 use crate::support::cli::{
     CLIENT_TIMEOUT, docker, docker_login, exec, fails, installed_tool, ok, require, require_docker, scratch_context,
 };
 use crate::support::{AwsResources, Server, emulator, free_port};
 
-const ADMIN_PASSWORD: &str = "Harbor12345";
 /// The provider's access and ID tokens live this long, so that CLI logins
 /// in the test find them expired and refresh them.
 const TOKEN_SECS: u64 = 4;
@@ -92,9 +93,10 @@ fn location(r: &Response) -> String {
     r.headers()["location"].to_str().unwrap().to_owned()
 }
 
-/// The value a response sets for a cookie, with its attributes.
-fn set_cookie(r: &Response, name: &str) -> Option<(String, String)> {
-    r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
+/// The value a response (its headers) sets for a cookie, with its
+/// attributes.
+fn set_cookie(headers: &HeaderMap, name: &str) -> Option<(String, String)> {
+    headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
         let (pair, attrs) = v.split_once(';').unwrap_or((v, ""));
         let (k, value) = pair.split_once('=')?;
         (k == name).then(|| (value.to_owned(), attrs.to_owned()))
@@ -145,19 +147,12 @@ impl Berth {
 
     /// `POST /c/login` with a form, as Harbor's portal sends it.
     fn portal_login(&self, principal: &str, password: &str) -> Response {
-        self.portal_login_from(None, principal, password)
-    }
-
-    /// `POST /c/login` sent by a page of `origin`.
-    fn portal_login_from(&self, origin: Option<&str>, principal: &str, password: &str) -> Response {
-        let mut req = http()
+        http()
             .post(self.server.url("/c/login"))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(form(&[("principal", principal), ("password", password)]));
-        if let Some(origin) = origin {
-            req = req.header("origin", origin);
-        }
-        req.send().unwrap()
+            .body(form(&[("principal", principal), ("password", password)]))
+            .send()
+            .unwrap()
     }
 
     fn configure(&self, settings: Value) {
@@ -174,17 +169,23 @@ struct Portal {
 }
 
 impl Portal {
-    fn of(r: &Response) -> Self {
-        let (sid, attrs) = set_cookie(r, "sid").unwrap_or_else(|| panic!("no session cookie: {:?}", r.headers()));
+    /// The session a sign-in response (its headers) started.
+    fn of(headers: &HeaderMap) -> Self {
+        let (sid, attrs) = set_cookie(headers, "sid").unwrap_or_else(|| panic!("no session cookie: {headers:?}"));
         assert!(attrs.contains("HttpOnly") && attrs.contains("SameSite=Lax"), "{attrs}");
-        let (csrf, _) = set_cookie(r, "__csrf").expect("a CSRF cookie");
-        assert_eq!(r.headers()["x-harbor-csrf-token"], csrf.as_str(), "the token is also in the header");
+        let (csrf, _) = set_cookie(headers, "__csrf").expect("a CSRF cookie");
+        assert_eq!(headers["x-harbor-csrf-token"], csrf.as_str(), "the token is also in the header");
         Self { sid, csrf }
+    }
+
+    /// The `cookie` header of the session.
+    fn cookie(&self) -> String {
+        format!("sid={}", self.sid)
     }
 
     /// A request with the session cookie (and no CSRF token).
     fn bare(&self, berth: &Berth, method: Method, path: &str) -> RequestBuilder {
-        berth.api(method, path).header("cookie", format!("sid={}", self.sid))
+        berth.api(method, path).header("cookie", self.cookie())
     }
 
     /// A request with the session cookie and the CSRF token.
@@ -212,7 +213,7 @@ fn login(berth: &Berth, sub: &str) -> Callback {
     let c = http();
     let r = c.get(berth.server.url("/c/oidc/login")).send().unwrap();
     let authorize = location(&r);
-    let (state, attrs) = set_cookie(&r, "__oidc_state").expect("the login's state cookie");
+    let (state, attrs) = set_cookie(r.headers(), "__oidc_state").expect("the login's state cookie");
     assert!(attrs.contains("HttpOnly") && attrs.contains("Path=/c/oidc"), "{attrs}");
     let query: Vec<(String, String)> =
         url::Url::parse(&authorize).unwrap().query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
@@ -238,13 +239,12 @@ fn login(berth: &Berth, sub: &str) -> Callback {
 fn sign_in(berth: &Berth, sub: &str) -> Portal {
     let cb = login(berth, sub);
     assert_eq!(location(&cb.response), "/", "a signed-in user lands on /");
-    Portal::of(&cb.response)
+    Portal::of(cb.response.headers())
 }
 
 fn error_code(r: Response) -> (u16, String) {
     let status = r.status().as_u16();
-    let body: Value = r.json().unwrap_or(Value::Null);
-    (status, body["errors"][0]["code"].as_str().unwrap_or("").to_owned())
+    (status, crate::support::error_code(&r.bytes().unwrap()))
 }
 
 // ------------------------------------------------------------ the clients
@@ -398,9 +398,9 @@ fn oidc_login_sessions_and_cli_secrets() {
     // Automatic onboarding; the session reads the user and its CLI secret.
     let cb = login(&berth, "alice-sub");
     assert_eq!(location(&cb.response), "/");
-    let (cleared, _) = set_cookie(&cb.response, "__oidc_state").unwrap();
+    let (cleared, _) = set_cookie(cb.response.headers(), "__oidc_state").unwrap();
     assert_eq!(cleared, "", "the state cookie is cleared");
-    let alice = Portal::of(&cb.response);
+    let alice = Portal::of(cb.response.headers());
     let me = alice.current(&berth);
     assert_eq!(me["username"], "alice");
     assert_eq!(me["email"], "alice@example.org");
@@ -417,7 +417,7 @@ fn oidc_login_sessions_and_cli_secrets() {
     // The callback works once: the same code and state again is refused.
     let replay = http().get(&cb.url).header("cookie", format!("__oidc_state={}", cb.state)).send().unwrap();
     assert_eq!(replay.status(), 400, "state replay");
-    assert!(set_cookie(&replay, "sid").is_none());
+    assert!(set_cookie(replay.headers(), "sid").is_none());
     // A callback without the browser's state cookie is refused.
     let cb2 = login(&berth, "alice-sub");
     assert_eq!(cb2.response.status(), 302);
@@ -537,8 +537,8 @@ fn oidc_login_sessions_and_cli_secrets() {
     let cb = login(&berth, "carol-sub");
     let to = location(&cb.response);
     assert!(to.starts_with("/oidc-onboard?username=carol"), "{to}");
-    assert!(set_cookie(&cb.response, "sid").is_none(), "no session before onboarding");
-    let (pending, _) = set_cookie(&cb.response, "__oidc_onboard").unwrap();
+    assert!(set_cookie(cb.response.headers(), "sid").is_none(), "no session before onboarding");
+    let (pending, _) = set_cookie(cb.response.headers(), "__oidc_onboard").unwrap();
     let onboard = |name: &str, cookie: &str| {
         http()
             .post(berth.server.url("/c/oidc/onboard"))
@@ -552,7 +552,7 @@ fn oidc_login_sessions_and_cli_secrets() {
     assert_eq!(onboard("carol-picked", "unknown-onboarding-id-000").status(), 400);
     let r = onboard("carol-picked", &pending);
     assert_eq!(r.status(), 200);
-    let carol = Portal::of(&r);
+    let carol = Portal::of(r.headers());
     assert_eq!(carol.current(&berth)["username"], "carol-picked");
     assert_eq!(onboard("carol-again", &pending).status(), 400, "an onboarding is used once");
     // Later logins find her by subject and issuer, not by name.
@@ -566,7 +566,7 @@ fn oidc_login_sessions_and_cli_secrets() {
     let body: Value = r.json().unwrap();
     assert_eq!(body["redirect_location"], berth.server.url("/c/oidc/login"));
     assert_eq!(berth.portal_login("admin", "wrong").status(), 401);
-    let admin = Portal::of(&berth.portal_login("admin", ADMIN_PASSWORD));
+    let admin = Portal::of(berth.portal_login("admin", ADMIN_PASSWORD).headers());
     assert_eq!(admin.current(&berth)["username"], "admin");
 
     // Logout ends the session here (its cookie no longer works) and, with
@@ -577,7 +577,7 @@ fn oidc_login_sessions_and_cli_secrets() {
         end.starts_with(&format!("{}/oauth2/end_session?", provider.url)) && end.contains("id_token_hint="),
         "{end}"
     );
-    assert_eq!(set_cookie(&r, "sid").unwrap().0, "", "the cookie is cleared");
+    assert_eq!(set_cookie(r.headers(), "sid").unwrap().0, "", "the cookie is cleared");
     assert_eq!(alice.bare(&berth, Method::GET, "/users/current").send().unwrap().status(), 401, "revoked");
     assert_eq!(carol.current(&berth)["username"], "carol-picked", "other sessions live on");
     assert!(!berth.server.log_text().contains(&secret), "no CLI secret in the log");
@@ -596,7 +596,7 @@ fn oidc_login_on_aws() {
     berth.configure(oidc_settings(&provider));
     let cb = login(&berth, "alice-sub");
     assert_eq!(location(&cb.response), "/");
-    let alice = Portal::of(&cb.response);
+    let alice = Portal::of(cb.response.headers());
     let replay = http().get(&cb.url).header("cookie", format!("__oidc_state={}", cb.state)).send().unwrap();
     assert_eq!(replay.status(), 400, "state replay");
     let me = alice.current(&berth);
@@ -621,45 +621,70 @@ fn oidc_login_on_aws() {
 }
 
 /// Sessions in `db_auth` mode: `/c/login` for a local user, the CSRF
-/// rule, logout; CLI secrets are refused outside `oidc_auth`.
-#[test]
-fn portal_sessions_for_local_users() {
-    let berth = Berth::start();
-    let r = berth
-        .admin(Method::POST, "/users")
+/// rule, logout; CLI secrets are refused outside `oidc_auth`. No provider
+/// is involved, so the router runs in process.
+#[tokio::test(flavor = "multi_thread")]
+async fn portal_sessions_for_local_users() {
+    let app = TestApp::local().await;
+    let r = app
+        .admin()
+        .post("/api/v2.0/users")
         .json(&json!({ "username": "lu", "email": "lu@example.org", "realname": "L U", "password": "Passw0rd1" }))
         .send()
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    assert_eq!(berth.portal_login("lu", "wrong").status(), 401);
-    assert_eq!(berth.portal_login("ghost", "Passw0rd1").status(), 401);
-    let cross = berth.portal_login_from(Some("https://evil.example"), "lu", "Passw0rd1");
-    assert_eq!(cross.status(), 403, "a login posted from another site");
-    let same_site = berth.portal_login_from(Some(&berth.server.url("")), "lu", "Passw0rd1");
-    assert_eq!(same_site.status(), 200, "a login posted from the registry's own page");
-    let lu = Portal::of(&berth.portal_login("lu", "Passw0rd1"));
-    let me = lu.current(&berth);
+        .await;
+    assert_eq!(r.code(), 201);
+    // `POST /c/login` with a form, as Harbor's portal sends it (from a page
+    // of `origin`, when given).
+    let portal_login = |origin: Option<String>, principal: &'static str, password: &'static str| {
+        let app = &app;
+        async move {
+            let mut req = app
+                .post("/c/login")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form(&[("principal", principal), ("password", password)]));
+            if let Some(origin) = origin {
+                req = req.header("origin", &origin);
+            }
+            req.send().await
+        }
+    };
+    assert_eq!(portal_login(None, "lu", "wrong").await.code(), 401);
+    assert_eq!(portal_login(None, "ghost", "Passw0rd1").await.code(), 401);
+    let cross = portal_login(Some("https://evil.example".to_owned()), "lu", "Passw0rd1").await;
+    assert_eq!(cross.code(), 403, "a login posted from another site");
+    let same_site = portal_login(Some(app.url("")), "lu", "Passw0rd1").await;
+    assert_eq!(same_site.code(), 200, "a login posted from the registry's own page");
+    let lu = Portal::of(&portal_login(None, "lu", "Passw0rd1").await.headers);
+    let bare =
+        |method: Method, path: &str| app.request(method, &format!("/api/v2.0{path}")).header("cookie", &lu.cookie());
+    let call = |method: Method, path: &str| bare(method, path).header("x-harbor-csrf-token", &lu.csrf);
+    let current = || async move {
+        let r = bare(Method::GET, "/users/current").send().await;
+        assert_eq!(r.code(), 200, "{}", r.text());
+        r.json::<Value>()
+    };
+    let me = current().await;
     assert_eq!(me["username"], "lu");
     let id = me["user_id"].as_i64().unwrap();
     assert_eq!(me["oidc_user_meta"], Value::Null);
 
     let profile = json!({ "email": "lu2@example.org", "realname": "L U", "comment": "" });
-    let r = lu.bare(&berth, Method::PUT, &format!("/users/{id}")).json(&profile).send().unwrap();
-    assert_eq!(error_code(r), (403, "FORBIDDEN".into()), "no CSRF token");
-    let r = lu.call(&berth, Method::PUT, &format!("/users/{id}")).json(&profile).send().unwrap();
-    assert_eq!(r.status(), 200);
-    assert!(r.headers().contains_key("x-harbor-csrf-token"));
-    assert_eq!(lu.current(&berth)["email"], "lu2@example.org");
+    let r = bare(Method::PUT, &format!("/users/{id}")).json(&profile).send().await;
+    assert_eq!(r.status_and_code(), (403, "FORBIDDEN".into()), "no CSRF token");
+    let r = call(Method::PUT, &format!("/users/{id}")).json(&profile).send().await;
+    assert_eq!(r.code(), 200);
+    assert!(r.headers.contains_key("x-harbor-csrf-token"));
+    assert_eq!(current().await["email"], "lu2@example.org");
     // A request with credentials of its own is judged by them, not the cookie.
-    let r = lu.bare(&berth, Method::GET, "/users/current").basic_auth("admin", Some(ADMIN_PASSWORD)).send().unwrap();
-    assert_eq!(r.json::<Value>().unwrap()["username"], "admin");
+    let r = bare(Method::GET, "/users/current").basic("admin", ADMIN_PASSWORD).send().await;
+    assert_eq!(r.json::<Value>()["username"], "admin");
 
-    let r = lu.call(&berth, Method::PUT, &format!("/users/{id}/cli_secret")).json(&json!({ "secret": "Valid1Secret" }));
-    assert_eq!(error_code(r.send().unwrap()), (412, "PRECONDITION".into()), "no CLI secrets outside oidc_auth");
+    let r = call(Method::PUT, &format!("/users/{id}/cli_secret")).json(&json!({ "secret": "Valid1Secret" }));
+    assert_eq!(r.send().await.status_and_code(), (412, "PRECONDITION".into()), "no CLI secrets outside oidc_auth");
 
-    let r = http().get(berth.server.url("/c/log_out")).header("cookie", format!("sid={}", lu.sid)).send().unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(lu.bare(&berth, Method::GET, "/users/current").send().unwrap().status(), 401);
+    let r = app.get("/c/log_out").header("cookie", &lu.cookie()).send().await;
+    assert_eq!(r.code(), 200);
+    assert_eq!(bare(Method::GET, "/users/current").send().await.code(), 401);
     // Logging out without a session is fine.
-    assert_eq!(http().get(berth.server.url("/c/log_out")).send().unwrap().status(), 200);
+    assert_eq!(app.get("/c/log_out").send().await.code(), 200);
 }

@@ -2,7 +2,7 @@
 //! administrator, each project role, a signed-in non-member, the anonymous
 //! caller, a project robot and a system robot) tries every operation on
 //! repositories, tags, members, robots and projects, in a private and in a
-//! public project, through the real binary; each answer must be the one
+//! public project, through the real router (in process); each answer must be the one
 //! Harbor's role table gives.
 //!
 //! The expectations below are written from Harbor's table (the role matrix
@@ -11,15 +11,13 @@
 //! shows up here.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use reqwest::Method;
-use reqwest::blocking::{Client, RequestBuilder, Response};
+use berth::oci::media::OCI_MANIFEST;
+use http::Method;
 use serde_json::{Value, json};
 
-use crate::support::Server;
+use crate::support::app::{Client, Robot, TestApp, image_manifest};
 
-const ADMIN_PASSWORD: &str = "Harbor12345";
 const USER_PASSWORD: &str = "Passw0rd1";
 
 /// Who makes a request.
@@ -212,147 +210,79 @@ fn expected(op: Op, who: Who, public: bool) -> bool {
 }
 
 struct World {
-    server: Server,
-    http: Client,
-    robot_secrets: BTreeMap<(Who, String), (String, String)>,
+    app: TestApp,
+    robot_secrets: BTreeMap<(Who, String), Robot>,
     projects: BTreeMap<String, i64>,
 }
 
 impl World {
-    fn req(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http.request(method, self.server.url(path))
-    }
-
-    fn admin(&self, method: Method, path: &str) -> RequestBuilder {
-        self.req(method, path).basic_auth("admin", Some(ADMIN_PASSWORD))
-    }
-
-    /// A request with `who`'s credentials (in `project`, for robots).
-    fn as_who(&self, who: Who, project: &str, method: Method, path: &str) -> RequestBuilder {
-        let rb = self.req(method, path);
+    /// `who`'s client (in `project`, for robots).
+    fn as_who(&self, who: Who, project: &str) -> Client<'_> {
         match who {
-            Who::Admin => rb.basic_auth("admin", Some(ADMIN_PASSWORD)),
-            Who::Anonymous => rb,
-            Who::ProjectRobot | Who::SystemRobot => {
-                let (name, secret) = &self.robot_secrets[&(who, project.to_owned())];
-                rb.basic_auth(name, Some(secret))
-            }
-            _ => rb.basic_auth(who.user().unwrap(), Some(USER_PASSWORD)),
+            Who::Admin => self.app.admin(),
+            Who::Anonymous => self.app.anonymous(),
+            Who::ProjectRobot | Who::SystemRobot => self.app.robot(&self.robot_secrets[&(who, project.to_owned())]),
+            _ => self.app.user(who.user().unwrap(), USER_PASSWORD),
         }
-    }
-
-    fn ok(&self, rb: RequestBuilder) -> Response {
-        let r = rb.send().unwrap();
-        assert!(r.status().is_success(), "setup request failed: {} {}", r.status(), r.text().unwrap_or_default());
-        r
-    }
-
-    fn location_id(r: &Response) -> i64 {
-        r.headers()["location"].to_str().unwrap().rsplit('/').next().unwrap().parse().unwrap()
-    }
-
-    fn create_user(&self, name: &str) -> i64 {
-        let body = json!({"username": name, "email": format!("{name}@example.com"), "realname": name,
-            "password": USER_PASSWORD});
-        Self::location_id(&self.ok(self.admin(Method::POST, "/api/v2.0/users").json(&body)))
-    }
-
-    fn add_member(&self, project: &str, username: &str, role: i64) -> i64 {
-        let body = json!({"role_id": role, "member_user": {"username": username}});
-        let path = format!("/api/v2.0/projects/{}/members", self.projects[project]);
-        Self::location_id(&self.ok(self.admin(Method::POST, &path).json(&body)))
-    }
-
-    fn create_robot(&self, body: Value) -> (i64, String, String) {
-        let r: Value = self.ok(self.admin(Method::POST, "/api/v2.0/robots").json(&body)).json().unwrap();
-        (r["id"].as_i64().unwrap(), r["name"].as_str().unwrap().to_owned(), r["secret"].as_str().unwrap().to_owned())
-    }
-
-    fn project_robot(&self, project: &str, name: &str, access: &[(&str, &str)]) -> (i64, String, String) {
-        let access: Vec<Value> = access.iter().map(|(r, a)| json!({"resource": r, "action": a})).collect();
-        self.create_robot(json!({"name": name, "level": "project", "duration": -1,
-            "permissions": [{"kind": "project", "namespace": project, "access": access}]}))
-    }
-
-    /// Uploads a blob as the administrator.
-    fn admin_blob(&self, repo: &str, bytes: &[u8]) -> String {
-        let digest = berth::oci::Digest::sha256_of(bytes).to_string();
-        self.ok(self.admin(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={digest}")).body(bytes.to_vec()));
-        digest
     }
 }
 
 /// An image manifest over the empty config, told apart by an annotation.
 fn manifest(config: &str, note: &str) -> Vec<u8> {
-    json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
-        "layers": [],
-        "annotations": {"note": note}
-    })
-    .to_string()
-    .into_bytes()
+    image_manifest(config, 2).annotation("note", note).bytes()
 }
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-
-fn setup(dir: &std::path::Path) -> World {
-    let server = Server::start(dir, &[], &[("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD)]);
-    let http = Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
-    let mut world = World { server, http, robot_secrets: BTreeMap::new(), projects: BTreeMap::new() };
+async fn setup() -> World {
+    let app = TestApp::local().await;
+    let mut world = World { app, robot_secrets: BTreeMap::new(), projects: BTreeMap::new() };
     for (name, public) in [("m-private", false), ("m-public", true)] {
-        let body = json!({"project_name": name, "public": public});
-        let r = world.ok(world.admin(Method::POST, "/api/v2.0/projects").json(&body));
-        world.projects.insert(name.to_owned(), World::location_id(&r));
+        let id = world.app.create_project(name, public).await;
+        world.projects.insert(name.to_owned(), id);
     }
     for who in EVERYONE {
         if let Some(name) = who.user() {
-            world.create_user(name);
+            world.app.create_user(name, USER_PASSWORD).await;
         }
     }
-    world.create_user("m-newcomer");
-    let system_robot = world.create_robot(json!({"name": "m-reader", "level": "system", "duration": -1,
+    world.app.create_user("m-newcomer", USER_PASSWORD).await;
+    let system_robot = world
+        .app
+        .create_robot(&json!({"name": "m-reader", "level": "system", "duration": -1,
         "permissions": [{"kind": "project", "namespace": "*",
-            "access": [{"resource": "repository", "action": "pull"}, {"resource": "tag", "action": "list"}]}]}));
+            "access": [{"resource": "repository", "action": "pull"}, {"resource": "tag", "action": "list"}]}]}))
+        .await;
     for project in ["m-private", "m-public"] {
+        let pid = world.projects[project];
         for who in EVERYONE {
             if let (Some(name), Some(role)) = (who.user(), who.role()) {
-                world.add_member(project, name, role);
+                world.app.add_member(pid, name, role).await;
             }
         }
-        let (_, name, secret) =
-            world.project_robot(project, "pusher", &[("repository", "push"), ("tag", "list"), ("member", "list")]);
-        world.robot_secrets.insert((Who::ProjectRobot, project.to_owned()), (name, secret));
-        world
-            .robot_secrets
-            .insert((Who::SystemRobot, project.to_owned()), (system_robot.1.clone(), system_robot.2.clone()));
+        let robot = world
+            .app
+            .project_robot(project, "pusher", &[("repository", "push"), ("tag", "list"), ("member", "list")])
+            .await;
+        world.robot_secrets.insert((Who::ProjectRobot, project.to_owned()), robot);
+        world.robot_secrets.insert((Who::SystemRobot, project.to_owned()), system_robot.clone());
         // What every caller pulls, lists and deletes.
         let repo = format!("{project}/app");
-        let config = world.admin_blob(&repo, b"{}");
-        world.ok(world
-            .admin(Method::PUT, &format!("/v2/{repo}/manifests/v1"))
-            .header("content-type", OCI_MANIFEST)
-            .body(manifest(&config, "v1")));
-        let v1 = berth::oci::Digest::sha256_of(&manifest(&config, "v1")).to_string();
+        let config = world.app.upload_blob(&repo, b"{}").await;
+        let v1 = world.app.put_manifest(&repo, "v1", &manifest(&config, "v1")).await;
         for who in EVERYONE {
             // What each caller deletes: a manifest through /v2, an artifact
             // through the API, a tag, a whole repository.
             let lower = format!("{who:?}").to_lowercase();
             let gone = format!("{project}/gone-{lower}");
-            world.admin_blob(&gone, b"{}");
-            for (target, note) in [
-                (format!("{repo}/manifests/del-{who:?}"), format!("{who:?}")),
-                (format!("{repo}/manifests/art-{who:?}"), format!("art-{who:?}")),
-                (format!("{gone}/manifests/1"), "gone".to_owned()),
+            world.app.upload_blob(&gone, b"{}").await;
+            for (target, reference, note) in [
+                (&repo, format!("del-{who:?}"), format!("{who:?}")),
+                (&repo, format!("art-{who:?}"), format!("art-{who:?}")),
+                (&gone, "1".to_owned(), "gone".to_owned()),
             ] {
-                world.ok(world
-                    .admin(Method::PUT, &format!("/v2/{target}"))
-                    .header("content-type", OCI_MANIFEST)
-                    .body(manifest(&config, &note)));
+                world.app.put_manifest(target, &reference, &manifest(&config, &note)).await;
             }
             let tags = format!("/api/v2.0/projects/{project}/repositories/app/artifacts/{v1}/tags");
-            world.ok(world.admin(Method::POST, &tags).json(&json!({"name": format!("dt-{lower}")})));
+            world.app.admin().post(&tags).json(&json!({"name": format!("dt-{lower}")})).send().await.success();
         }
     }
     world
@@ -360,95 +290,118 @@ fn setup(dir: &std::path::Path) -> World {
 
 /// Tries `op` as `who` in `project`; returns whether it was allowed, after
 /// checking that a refusal has the right status and a protocol error body.
-fn attempt(world: &World, op: Op, who: Who, project: &str) -> bool {
+async fn attempt(world: &World, op: Op, who: Who, project: &str) -> bool {
+    let app = &world.app;
     let pid = world.projects[project];
     let repo = format!("{project}/app");
     let tag = format!("{who:?}").to_lowercase();
     let config = berth::oci::Digest::sha256_of(b"{}").to_string();
-    let req = |method: Method, path: &str| world.as_who(who, project, method, path);
+    let caller = world.as_who(who, project);
+    let req = |method: Method, path: &str| caller.request(method, path);
     let api_repos = format!("/api/v2.0/projects/{project}/repositories");
-    let throwaway_member = || {
+    let throwaway_member = || async move {
         let name = format!("m-tmp-{}", uuid_ish());
-        world.create_user(&name);
-        world.add_member(project, &name, 3)
+        app.create_user(&name, USER_PASSWORD).await;
+        app.add_member(pid, &name, 3).await
     };
-    let throwaway_robot = || world.project_robot(project, &format!("tmp{}", uuid_ish()), &[("repository", "pull")]).0;
+    let throwaway_robot =
+        || async move { app.project_robot(project, &format!("tmp{}", uuid_ish()), &[("repository", "pull")]).await.id };
     let resp = match op {
-        Op::Pull => req(Method::GET, &format!("/v2/{repo}/manifests/v1")).header("accept", OCI_MANIFEST).send(),
-        Op::Push => req(Method::PUT, &format!("/v2/{repo}/manifests/push-{tag}"))
-            .header("content-type", OCI_MANIFEST)
-            .body(manifest(&config, &format!("push-{tag}")))
-            .send(),
+        Op::Pull => req(Method::GET, &format!("/v2/{repo}/manifests/v1")).header("accept", OCI_MANIFEST).send().await,
+        Op::Push => {
+            req(Method::PUT, &format!("/v2/{repo}/manifests/push-{tag}"))
+                .header("content-type", OCI_MANIFEST)
+                .body(manifest(&config, &format!("push-{tag}")))
+                .send()
+                .await
+        }
         Op::DeleteManifest => {
             let digest = berth::oci::Digest::sha256_of(&manifest(&config, &format!("{who:?}"))).to_string();
-            req(Method::DELETE, &format!("/v2/{repo}/manifests/{digest}")).send()
+            req(Method::DELETE, &format!("/v2/{repo}/manifests/{digest}")).send().await
         }
-        Op::ListTags => req(Method::GET, &format!("/v2/{repo}/tags/list")).send(),
-        Op::Catalog => req(Method::GET, "/v2/_catalog").send(),
-        Op::ReadProject => req(Method::GET, &format!("/api/v2.0/projects/{pid}")).send(),
-        Op::UpdateProject => req(Method::PUT, &format!("/api/v2.0/projects/{pid}"))
-            .json(&json!({"metadata": {"auto_scan": "false"}}))
-            .send(),
-        Op::ListMembers => req(Method::GET, &format!("/api/v2.0/projects/{pid}/members")).send(),
+        Op::ListTags => req(Method::GET, &format!("/v2/{repo}/tags/list")).send().await,
+        Op::Catalog => req(Method::GET, "/v2/_catalog").send().await,
+        Op::ReadProject => req(Method::GET, &format!("/api/v2.0/projects/{pid}")).send().await,
+        Op::UpdateProject => {
+            req(Method::PUT, &format!("/api/v2.0/projects/{pid}"))
+                .json(&json!({"metadata": {"auto_scan": "false"}}))
+                .send()
+                .await
+        }
+        Op::ListMembers => req(Method::GET, &format!("/api/v2.0/projects/{pid}/members")).send().await,
         Op::ReadMember => {
-            let mid = throwaway_member();
-            req(Method::GET, &format!("/api/v2.0/projects/{pid}/members/{mid}")).send()
+            let mid = throwaway_member().await;
+            req(Method::GET, &format!("/api/v2.0/projects/{pid}/members/{mid}")).send().await
         }
         Op::CreateMember => {
             let name = format!("m-add-{}", uuid_ish());
-            world.create_user(&name);
+            app.create_user(&name, USER_PASSWORD).await;
             req(Method::POST, &format!("/api/v2.0/projects/{pid}/members"))
                 .json(&json!({"role_id": 2, "member_user": {"username": name}}))
                 .send()
+                .await
         }
         Op::UpdateMember => {
-            let mid = throwaway_member();
-            req(Method::PUT, &format!("/api/v2.0/projects/{pid}/members/{mid}")).json(&json!({"role_id": 2})).send()
+            let mid = throwaway_member().await;
+            req(Method::PUT, &format!("/api/v2.0/projects/{pid}/members/{mid}"))
+                .json(&json!({"role_id": 2}))
+                .send()
+                .await
         }
         Op::DeleteMember => {
-            let mid = throwaway_member();
-            req(Method::DELETE, &format!("/api/v2.0/projects/{pid}/members/{mid}")).send()
+            let mid = throwaway_member().await;
+            req(Method::DELETE, &format!("/api/v2.0/projects/{pid}/members/{mid}")).send().await
         }
-        Op::ListRobots => req(Method::GET, &format!("/api/v2.0/robots?q=Level%3Dproject%2CProjectID%3D{pid}")).send(),
+        Op::ListRobots => {
+            req(Method::GET, &format!("/api/v2.0/robots?q=Level%3Dproject%2CProjectID%3D{pid}")).send().await
+        }
         Op::ReadRobot => {
-            let id = throwaway_robot();
-            req(Method::GET, &format!("/api/v2.0/robots/{id}")).send()
+            let id = throwaway_robot().await;
+            req(Method::GET, &format!("/api/v2.0/robots/{id}")).send().await
         }
-        Op::CreateRobot => req(Method::POST, "/api/v2.0/robots")
-            .json(&json!({"name": format!("made{}", uuid_ish()), "level": "project", "duration": 30,
+        Op::CreateRobot => {
+            req(Method::POST, "/api/v2.0/robots")
+                .json(&json!({"name": format!("made{}", uuid_ish()), "level": "project", "duration": 30,
                 "permissions": [{"kind": "project", "namespace": project,
                     "access": [{"resource": "repository", "action": "pull"}]}]}))
-            .send(),
+                .send()
+                .await
+        }
         Op::RefreshRobot => {
-            let id = throwaway_robot();
-            req(Method::PATCH, &format!("/api/v2.0/robots/{id}")).json(&json!({})).send()
+            let id = throwaway_robot().await;
+            req(Method::PATCH, &format!("/api/v2.0/robots/{id}")).json(&json!({})).send().await
         }
         Op::DeleteRobot => {
-            let id = throwaway_robot();
-            req(Method::DELETE, &format!("/api/v2.0/robots/{id}")).send()
+            let id = throwaway_robot().await;
+            req(Method::DELETE, &format!("/api/v2.0/robots/{id}")).send().await
         }
-        Op::ListRepositories => req(Method::GET, &api_repos).send(),
-        Op::ReadRepository => req(Method::GET, &format!("{api_repos}/app")).send(),
+        Op::ListRepositories => req(Method::GET, &api_repos).send().await,
+        Op::ReadRepository => req(Method::GET, &format!("{api_repos}/app")).send().await,
         Op::UpdateRepository => {
-            req(Method::PUT, &format!("{api_repos}/app")).json(&json!({"description": format!("by {who:?}")})).send()
+            req(Method::PUT, &format!("{api_repos}/app"))
+                .json(&json!({"description": format!("by {who:?}")}))
+                .send()
+                .await
         }
-        Op::DeleteRepository => req(Method::DELETE, &format!("{api_repos}/gone-{tag}")).send(),
-        Op::ListArtifacts => req(Method::GET, &format!("{api_repos}/app/artifacts")).send(),
-        Op::ReadArtifact => req(Method::GET, &format!("{api_repos}/app/artifacts/v1")).send(),
-        Op::DeleteArtifact => req(Method::DELETE, &format!("{api_repos}/app/artifacts/art-{who:?}")).send(),
-        Op::ListArtifactTags => req(Method::GET, &format!("{api_repos}/app/artifacts/v1/tags")).send(),
-        Op::CreateTag => req(Method::POST, &format!("{api_repos}/app/artifacts/v1/tags"))
-            .json(&json!({"name": format!("new-{tag}")}))
-            .send(),
-        Op::DeleteTag => req(Method::DELETE, &format!("{api_repos}/app/artifacts/v1/tags/dt-{tag}")).send(),
-    }
-    .unwrap();
-    let status = resp.status().as_u16();
-    if resp.status().is_success() {
+        Op::DeleteRepository => req(Method::DELETE, &format!("{api_repos}/gone-{tag}")).send().await,
+        Op::ListArtifacts => req(Method::GET, &format!("{api_repos}/app/artifacts")).send().await,
+        Op::ReadArtifact => req(Method::GET, &format!("{api_repos}/app/artifacts/v1")).send().await,
+        Op::DeleteArtifact => req(Method::DELETE, &format!("{api_repos}/app/artifacts/art-{who:?}")).send().await,
+        Op::ListArtifactTags => req(Method::GET, &format!("{api_repos}/app/artifacts/v1/tags")).send().await,
+        Op::CreateTag => {
+            req(Method::POST, &format!("{api_repos}/app/artifacts/v1/tags"))
+                .json(&json!({"name": format!("new-{tag}")}))
+                .send()
+                .await
+        }
+        Op::DeleteTag => req(Method::DELETE, &format!("{api_repos}/app/artifacts/v1/tags/dt-{tag}")).send().await,
+    };
+    let status = resp.code();
+    if resp.status.is_success() {
         return true;
     }
     let want = if who == Who::Anonymous { 401 } else { 403 };
-    let body: Value = resp.json().unwrap_or(Value::Null);
+    let body: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
     let code = body["errors"][0]["code"].as_str().unwrap_or("").to_owned();
     let ctx = format!("{op:?} as {who:?} in {project}: {status} {body}");
     assert_eq!(status, want, "refused with the wrong status: {ctx}");
@@ -461,17 +414,16 @@ fn uuid_ish() -> String {
     berth::testkit::unique("")
 }
 
-#[test]
-fn every_caller_gets_exactly_what_harbors_table_says() {
-    let dir = tempfile::tempdir().unwrap();
-    let world = setup(dir.path());
+#[tokio::test(flavor = "multi_thread")]
+async fn every_caller_gets_exactly_what_harbors_table_says() {
+    let world = setup().await;
     let mut wrong = Vec::new();
     let mut checked = 0;
     for project in ["m-private", "m-public"] {
         let public = project == "m-public";
         for &who in EVERYONE {
             for &op in OPS {
-                let got = attempt(&world, op, who, project);
+                let got = attempt(&world, op, who, project).await;
                 let want = expected(op, who, public);
                 checked += 1;
                 if got != want {
@@ -486,21 +438,15 @@ fn every_caller_gets_exactly_what_harbors_table_says() {
 
 /// Docker clients go through the token service: a token carries exactly
 /// the repository actions the caller's role allows, whatever it asks for.
-#[test]
-fn tokens_carry_exactly_the_role_s_repository_actions() {
-    let dir = tempfile::tempdir().unwrap();
-    let world = setup(dir.path());
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_carry_exactly_the_role_s_repository_actions() {
+    let world = setup().await;
     for project in ["m-private", "m-public"] {
         let public = project == "m-public";
         for &who in EVERYONE {
             let scope = format!("repository:{project}/app:pull,push,delete");
-            let r = world.as_who(
-                who,
-                project,
-                Method::GET,
-                &format!("/service/token?service=harbor-registry&scope={scope}"),
-            );
-            let body: Value = world.ok(r).json().unwrap();
+            let path = format!("/service/token?service=harbor-registry&scope={scope}");
+            let body: Value = world.as_who(who, project).get(&path).send().await.success().json();
             let token = body["token"].as_str().unwrap();
             let payload = token.split('.').nth(1).unwrap();
             use base64::Engine as _;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::{Server, emulator, one_line_error, run};
+use crate::support::{AwsResources, Server, emulator, one_line_error, run};
 
 fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
@@ -90,24 +90,15 @@ fn unreachable_aws_endpoint_is_one_line_and_quick() {
     assert!(took < Duration::from_secs(30), "took {took:?}");
 }
 
-fn aws_env<'a>(bucket: &'a str, table: &'a str, prefix: &'a str) -> Vec<(&'static str, &'a str)> {
-    vec![
-        ("BERTH_AWS_BUCKET", bucket),
-        ("BERTH_AWS_TABLE", table),
-        ("BERTH_AWS_QUEUE_PREFIX", prefix),
-        ("BERTH_ADMIN_PASSWORD", "Harbor12345"),
-    ]
-}
-
 #[test]
 fn aws_backend_after_migrate() {
     if !emulator("aws_backend_after_migrate") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let name = berth::testkit::unique("berth-e2e-");
-    let prefix = format!("{name}-");
-    let env = aws_env(&name, &name, &prefix);
+    // Declared before the server, so the resources outlive it.
+    let aws = AwsResources::new("berth-e2e-");
+    let env = aws.env();
 
     let (out, _) = run(dir.path(), &["serve", "--backend", "aws"], &env, Duration::from_secs(60));
     let line = one_line_error(&out);
@@ -117,7 +108,7 @@ fn aws_backend_after_migrate() {
         let (out, _) = run(dir.path(), &["migrate", "--backend", "aws"], &env, Duration::from_secs(120));
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "migrate round {round}: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(stdout.contains("schema version 1"), "{stdout}");
+        assert!(stdout.contains("schema version 2"), "{stdout}");
     }
 
     let server = Server::start(dir.path(), &["--backend", "aws"], &env);

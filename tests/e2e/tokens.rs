@@ -2,58 +2,28 @@
 //! the token service hands out JWTs carrying exactly the granted actions,
 //! and `/v2` honours a token for those actions only.
 
-use std::time::Duration;
-
-use reqwest::Method;
-use reqwest::blocking::{Client, RequestBuilder};
 use serde_json::Value;
 
-use crate::support::Server;
+use crate::support::app::{ADMIN_PASSWORD, TestApp, TestResponse};
 
-const PASSWORD: &str = "Harbor12345";
-
-struct Reg {
-    server: Server,
-    http: Client,
+/// A token for `scopes`, with the admin's credentials or none.
+async fn token_for(app: &TestApp, admin: bool, scopes: &[&str]) -> String {
+    let mut path = "/service/token?service=harbor-registry".to_owned();
+    for s in scopes {
+        path.push_str(&format!("&scope={}", s.replace('*', "%2A")));
+    }
+    let client = if admin { app.admin() } else { app.anonymous() };
+    let resp = client.get(&path).send().await;
+    assert_eq!(resp.code(), 200);
+    let body: Value = resp.json();
+    assert_eq!(body["token"], body["access_token"]);
+    assert!(body["expires_in"].as_i64().unwrap() > 0 && body["issued_at"].is_string());
+    body["token"].as_str().unwrap().to_owned()
 }
 
-impl Reg {
-    fn start(dir: &std::path::Path) -> Self {
-        let server = Server::start(dir, &[], &[("BERTH_ADMIN_PASSWORD", PASSWORD)]);
-        let http = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        Self { server, http }
-    }
-
-    fn req(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http.request(method, self.server.url(path))
-    }
-
-    /// A token for `scopes`, with the admin's credentials or none.
-    fn token(&self, admin: bool, scopes: &[&str]) -> String {
-        let mut path = "/service/token?service=harbor-registry".to_owned();
-        for s in scopes {
-            path.push_str(&format!("&scope={}", s.replace('*', "%2A")));
-        }
-        let mut rb = self.req(Method::GET, &path);
-        if admin {
-            rb = rb.basic_auth("admin", Some(PASSWORD));
-        }
-        let resp = rb.send().unwrap();
-        assert_eq!(resp.status().as_u16(), 200);
-        let body: Value = resp.json().unwrap();
-        assert_eq!(body["token"], body["access_token"]);
-        assert!(body["expires_in"].as_i64().unwrap() > 0 && body["issued_at"].is_string());
-        body["token"].as_str().unwrap().to_owned()
-    }
-
-    fn push_blob(&self, token: &str, repo: &str, bytes: &[u8]) -> reqwest::blocking::Response {
-        let digest = berth::oci::Digest::sha256_of(bytes);
-        self.req(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={digest}"))
-            .bearer_auth(token)
-            .body(bytes.to_vec())
-            .send()
-            .unwrap()
-    }
+async fn push_blob(app: &TestApp, token: &str, repo: &str, bytes: &[u8]) -> TestResponse {
+    let digest = berth::oci::Digest::sha256_of(bytes);
+    app.post(&format!("/v2/{repo}/blobs/uploads/?digest={digest}")).bearer(token).body(bytes.to_vec()).send().await
 }
 
 /// The claims of a JWT, unverified (the test only reads what was granted).
@@ -63,89 +33,82 @@ fn claims(token: &str) -> Value {
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
-#[test]
-fn token_flow() {
-    let dir = tempfile::tempdir().unwrap();
-    let reg = Reg::start(dir.path());
+#[tokio::test(flavor = "multi_thread")]
+async fn token_flow() {
+    let app = TestApp::local().await;
 
     // The challenge names the realm, the service and the scope needed.
-    let r = reg.req(Method::GET, "/v2/").send().unwrap();
-    assert_eq!(r.status().as_u16(), 401);
-    let www = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
-    assert_eq!(www, format!("Bearer realm=\"{}/service/token\",service=\"harbor-registry\"", reg.server.url("")));
-    let r = reg.req(Method::POST, "/v2/library/app/blobs/uploads/").send().unwrap();
-    let www = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    let r = app.get("/v2/").send().await;
+    assert_eq!(r.code(), 401);
+    let www = r.header("www-authenticate").to_owned();
+    assert_eq!(www, format!("Bearer realm=\"{}/service/token\",service=\"harbor-registry\"", app.url("")));
+    let r = app.post("/v2/library/app/blobs/uploads/").send().await;
+    let www = r.header("www-authenticate").to_owned();
     assert!(www.ends_with(",scope=\"repository:library/app:pull,push\""), "{www}");
 
     // The admin gets what it asks for, and can push and pull with it.
-    let token = reg.token(true, &["repository:library/app:pull,push"]);
+    let token = token_for(&app, true, &["repository:library/app:pull,push"]).await;
     let c = claims(&token);
     assert_eq!((c["sub"].as_str(), c["aud"].as_str()), (Some("admin"), Some("harbor-registry")));
     assert_eq!(
         c["access"],
         serde_json::json!([{"type": "repository", "name": "library/app", "actions": ["pull", "push"]}])
     );
-    assert_eq!(reg.push_blob(&token, "library/app", b"layer").status().as_u16(), 201);
-    assert_eq!(reg.req(Method::GET, "/v2/").bearer_auth(&token).send().unwrap().status().as_u16(), 200);
+    assert_eq!(push_blob(&app, &token, "library/app", b"layer").await.code(), 201);
+    assert_eq!(app.get("/v2/").bearer(&token).send().await.code(), 200);
 
     // A token is good for its scope only: another repository, or an
     // action it does not carry, is a 401 asking for a better token.
-    let r = reg.push_blob(&token, "library/other", b"layer");
-    assert_eq!(r.status().as_u16(), 401);
-    assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("error=\"insufficient_scope\""));
-    let pull_only = reg.token(true, &["repository:library/app:pull"]);
-    assert_eq!(reg.push_blob(&pull_only, "library/app", b"more").status().as_u16(), 401);
+    let r = push_blob(&app, &token, "library/other", b"layer").await;
+    assert_eq!(r.code(), 401);
+    assert!(r.header("www-authenticate").contains("error=\"insufficient_scope\""));
+    let pull_only = token_for(&app, true, &["repository:library/app:pull"]).await;
+    assert_eq!(push_blob(&app, &pull_only, "library/app", b"more").await.code(), 401);
     let digest = berth::oci::Digest::sha256_of(b"layer");
-    let r = reg.req(Method::GET, &format!("/v2/library/app/blobs/{digest}")).bearer_auth(&pull_only).send().unwrap();
-    assert_eq!(r.bytes().unwrap().as_ref(), b"layer");
+    let r = app.get(&format!("/v2/library/app/blobs/{digest}")).bearer(&pull_only).send().await;
+    assert_eq!(r.body.as_ref(), b"layer");
 
     // Anonymous callers get pull on public projects and nothing else.
-    let anon = reg.token(false, &["repository:library/app:pull,push", "registry:catalog:*"]);
+    let anon = token_for(&app, false, &["repository:library/app:pull,push", "registry:catalog:*"]).await;
     assert_eq!(
         claims(&anon)["access"],
         serde_json::json!([{"type": "repository", "name": "library/app", "actions": ["pull"]}])
     );
     assert_eq!(claims(&anon)["sub"], "");
-    let r = reg.req(Method::GET, &format!("/v2/library/app/blobs/{digest}")).bearer_auth(&anon).send().unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    assert_eq!(reg.push_blob(&anon, "library/app", b"x").status().as_u16(), 401);
-    let admin_catalog = reg.token(true, &["registry:catalog:*"]);
-    assert_eq!(reg.req(Method::GET, "/v2/_catalog").bearer_auth(&admin_catalog).send().unwrap().status().as_u16(), 200);
-    assert_eq!(reg.req(Method::GET, "/v2/_catalog").bearer_auth(&anon).send().unwrap().status().as_u16(), 401);
+    let r = app.get(&format!("/v2/library/app/blobs/{digest}")).bearer(&anon).send().await;
+    assert_eq!(r.code(), 200);
+    assert_eq!(push_blob(&app, &anon, "library/app", b"x").await.code(), 401);
+    let admin_catalog = token_for(&app, true, &["registry:catalog:*"]).await;
+    assert_eq!(app.get("/v2/_catalog").bearer(&admin_catalog).send().await.code(), 200);
+    assert_eq!(app.get("/v2/_catalog").bearer(&anon).send().await.code(), 401);
 
     // Forged and tampered tokens are refused, and the challenge says so.
     let mut forged = token.clone();
     forged.replace_range(forged.len() - 6.., "AAAAAA");
     for bad in [forged.as_str(), "not-a-token", "a.b.c"] {
-        let r = reg.req(Method::GET, "/v2/").bearer_auth(bad).send().unwrap();
-        assert_eq!(r.status().as_u16(), 401, "{bad}");
-        assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("error=\"invalid_token\""));
+        let r = app.get("/v2/").bearer(bad).send().await;
+        assert_eq!(r.code(), 401, "{bad}");
+        assert!(r.header("www-authenticate").contains("error=\"invalid_token\""));
     }
 
     // The token service itself: wrong passwords, other services, POST.
-    let r = reg
-        .req(Method::GET, "/service/token?scope=repository:library/app:pull")
-        .basic_auth("admin", Some("wrong"))
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 401);
-    let body: Value = r.json().unwrap();
+    let r = app.user("admin", "wrong").get("/service/token?scope=repository:library/app:pull").send().await;
+    assert_eq!(r.code(), 401);
+    let body: Value = r.json();
     assert_eq!(body["errors"][0]["code"], "UNAUTHORIZED");
-    let r =
-        reg.req(Method::GET, "/service/token?service=someone-else").basic_auth("admin", Some(PASSWORD)).send().unwrap();
-    assert_eq!(r.status().as_u16(), 400);
-    assert_eq!(reg.req(Method::POST, "/service/token").send().unwrap().status().as_u16(), 405);
-    let r = reg.req(Method::GET, "/service/token").bearer_auth(&token).send().unwrap();
-    assert_eq!(r.status().as_u16(), 401, "a token does not buy another token");
+    let r = app.user("admin", ADMIN_PASSWORD).get("/service/token?service=someone-else").send().await;
+    assert_eq!(r.code(), 400);
+    assert_eq!(app.post("/service/token").send().await.code(), 405);
+    let r = app.get("/service/token").bearer(&token).send().await;
+    assert_eq!(r.code(), 401, "a token does not buy another token");
 }
 
-/// Tokens survive a restart: the signing key is kept, not made per process.
-#[test]
-fn tokens_outlive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let reg = Reg::start(dir.path());
-    let token = reg.token(true, &["repository:library/keep:pull,push"]);
-    drop(reg);
-    let reg = Reg::start(dir.path());
-    assert_eq!(reg.push_blob(&token, "library/keep", b"after restart").status().as_u16(), 201);
+/// Tokens survive a restart: the signing key is kept in the metadata
+/// store, not made per process.
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_outlive_a_restart() {
+    let app = TestApp::local().await;
+    let token = token_for(&app, true, &["repository:library/keep:pull,push"]).await;
+    let app = app.restart().await;
+    assert_eq!(push_blob(&app, &token, "library/keep", b"after restart").await.code(), 201);
 }

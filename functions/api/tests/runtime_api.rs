@@ -194,7 +194,7 @@ async fn api_function_serves_a_push_and_a_pull() {
     assert_eq!(config.backend, Backend::Aws);
     berth::migrate::apply_aws(&config).await.unwrap();
     let ctx = AppContext::open(config).await.unwrap();
-    berth::service::bootstrap(&ctx).await.unwrap();
+    ctx.bootstrap().await.unwrap();
 
     let rt = Arc::new(Runtime::default());
     let addr = start_runtime(rt.clone()).await;

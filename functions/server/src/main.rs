@@ -134,7 +134,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             berth::telemetry::init(config.log.format, &config.log.level);
             let listen = config.server.listen;
             let ctx = AppContext::open(config).await?;
-            if let Some(generated) = berth::service::bootstrap(&ctx).await? {
+            if let Some(generated) = ctx.bootstrap().await? {
                 eprintln!(
                     "berth: created the administrator `admin` with password {generated} \
                      (shown only this once; set BERTH_ADMIN_PASSWORD before the first start to choose it)"
@@ -155,9 +155,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // the default project.
             let ctx = AppContext::open(config).await?;
             if backend == Backend::Local {
-                report = berth::migrate::apply_local(&ctx).await?;
+                report = ctx.migrate_local().await?;
             }
-            if let Some(generated) = berth::service::bootstrap(&ctx).await? {
+            if let Some(generated) = ctx.bootstrap().await? {
                 println!("created the administrator `admin` with password {generated} (shown only this once)");
             }
             for step in report.steps {
@@ -167,8 +167,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin { common, action } => {
             let config = common.load(None, None)?;
             let ctx = AppContext::open(config).await?;
-            berth::service::bootstrap(&ctx).await?;
-            let registry = berth::service::Registry::new(&ctx);
+            ctx.bootstrap().await?;
+            let registry = ctx.registry();
             let mut password = String::new();
             std::io::stdin().read_line(&mut password)?;
             let password = password.trim_end_matches(['\r', '\n']);
@@ -187,8 +187,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         comment: String::new(),
                         password: Some(password.to_owned()),
                     };
-                    let settings = berth::service::settings::SettingsStore::new(ctx.meta.clone(), 1800);
-                    let prefix = settings.get().await?.robot_prefix().to_owned();
+                    let prefix = registry.settings().await?.robot_prefix().to_owned();
                     let user = registry.create_user(new, berth::service::users::Source::Db, &prefix).await?;
                     if sysadmin {
                         registry.set_sysadmin(user.user_id, true).await?;

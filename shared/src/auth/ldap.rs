@@ -90,23 +90,23 @@ impl std::fmt::Debug for LdapConfig {
 impl LdapConfig {
     pub fn from_settings(s: &Settings) -> Self {
         Self {
-            url: s.str("ldap_url").to_owned(),
-            search_dn: s.str("ldap_search_dn").to_owned(),
-            search_password: s.str("ldap_search_password").to_owned(),
-            base_dn: s.str("ldap_base_dn").to_owned(),
-            filter: s.str("ldap_filter").to_owned(),
-            uid: s.str("ldap_uid").to_owned(),
-            scope: s.int("ldap_scope"),
-            timeout: timeout_secs(s.int("ldap_timeout")),
-            verify_cert: s.bool("ldap_verify_cert"),
-            starttls: s.bool("ldap_starttls"),
-            group_base_dn: s.str("ldap_group_base_dn").to_owned(),
-            group_filter: s.str("ldap_group_search_filter").to_owned(),
-            group_name_attribute: s.str("ldap_group_attribute_name").to_owned(),
-            group_scope: s.int("ldap_group_search_scope"),
-            group_admin_dn: s.str("ldap_group_admin_dn").to_owned(),
-            group_membership_attribute: s.str("ldap_group_membership_attribute").to_owned(),
-            group_attach_parallel: s.bool("ldap_group_attach_parallel"),
+            url: s.ldap_url.clone(),
+            search_dn: s.ldap_search_dn.clone(),
+            search_password: s.ldap_search_password.expose().to_owned(),
+            base_dn: s.ldap_base_dn.clone(),
+            filter: s.ldap_filter.clone(),
+            uid: s.ldap_uid.as_str().to_owned(),
+            scope: s.ldap_scope.0,
+            timeout: timeout_secs(s.ldap_timeout.get()),
+            verify_cert: s.ldap_verify_cert,
+            starttls: s.ldap_starttls,
+            group_base_dn: s.ldap_group_base_dn.clone(),
+            group_filter: s.ldap_group_search_filter.clone(),
+            group_name_attribute: s.ldap_group_attribute_name.clone(),
+            group_scope: s.ldap_group_search_scope.0,
+            group_admin_dn: s.ldap_group_admin_dn.clone(),
+            group_membership_attribute: s.ldap_group_membership_attribute.clone(),
+            group_attach_parallel: s.ldap_group_attach_parallel,
         }
     }
 
@@ -959,7 +959,7 @@ mod slapd_tests {
     use serde_json::{Map, Value, json};
 
     use super::*;
-    use crate::service::settings::{SettingsStore, normalise};
+    use crate::service::settings::AuthMode;
     use crate::testkit::ldap::{self as fixture, ALICE, BOB, CAROL, DAVE, PAREN, Slapd};
     use crate::testkit::local_registry;
 
@@ -980,12 +980,8 @@ mod slapd_tests {
             ("ldap_group_attribute_name", json!("cn")),
             ("ldap_group_admin_dn", json!(fixture::group_dn("admins"))),
         ];
-        let mut changes = Map::new();
-        for (k, v) in base.iter().chain(extra) {
-            changes.insert((*k).to_owned(), normalise(k, v).unwrap());
-        }
-        let store = SettingsStore::new(registry.meta.clone(), 1800);
-        store.update(changes, |_, _| Ok(())).await.unwrap()
+        let changes: Map<String, Value> = base.iter().chain(extra).map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        registry.update_settings(&changes, &[AuthMode::Db, AuthMode::Ldap]).await.unwrap()
     }
 
     async fn login(registry: &Registry, settings: &Settings, user: &str, password: &str) -> Option<User> {

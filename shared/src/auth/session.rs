@@ -15,8 +15,9 @@
 //! token is also set in the `__csrf` cookie and sent back in the header of
 //! every session response, where Harbor's portal picks it up.
 //!
-//! This module owns the token formats and the revocation items; the HTTP
-//! layer (cookies, the middleware) is in `http::portal`.
+//! This module owns the token formats; the revocations are the registry's
+//! ([`crate::service::sessions`]), the HTTP layer (cookies, the middleware)
+//! is in `http::portal`.
 
 use aws_lc_rs::hmac;
 use base64::Engine as _;
@@ -25,7 +26,6 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::token::TokenKeys;
-use crate::meta::{Condition, Item, MetaStore, PortResult, keys};
 
 /// Harbor's session cookie.
 pub const COOKIE: &str = "sid";
@@ -141,19 +141,11 @@ pub fn renewal_due(session: &Session, ttl_secs: i64, now: i64) -> bool {
     session.expires_at - now < ttl_secs / 2
 }
 
-/// Records a logout. The item lives until the latest moment any copy of
-/// the session could still be valid: its expiry, or a renewal made just
-/// now (`ttl_secs` from `now`).
-pub async fn revoke(meta: &dyn MetaStore, session: &Session, ttl_secs: i64, now: i64) -> PortResult<()> {
-    let (pk, sk) = keys::session_revoked(&session.id);
-    let until = session.expires_at.max(now.saturating_add(ttl_secs)) + 60;
-    meta.put(Item::new(pk, sk).with(crate::meta::TTL_ATTR, until), Condition::Always).await
-}
-
-/// Whether the session was logged out.
-pub async fn is_revoked(meta: &dyn MetaStore, session: &Session) -> PortResult<bool> {
-    let (pk, sk) = keys::session_revoked(&session.id);
-    Ok(meta.get(&pk, &sk).await?.is_some())
+/// How long a logout must be remembered: until the latest moment any copy
+/// of the session could still be valid, its expiry or a renewal made just
+/// now (`ttl_secs` from `now`), with a minute of slack for clocks.
+pub fn revoked_until(session: &Session, ttl_secs: i64, now: i64) -> i64 {
+    session.expires_at.max(now.saturating_add(ttl_secs)) + 60
 }
 
 #[cfg(test)]
@@ -200,18 +192,5 @@ mod tests {
         assert!(!sessions(2).csrf_matches(&a, &token));
         assert!(!s.csrf_matches(&a, ""));
         assert!(!s.csrf_matches(&a, "not base64!"));
-    }
-
-    #[tokio::test]
-    async fn logged_out_sessions_are_revoked() {
-        let (_dir, registry) = crate::testkit::local_registry().await;
-        let s = sessions(1);
-        let now = crate::meta::now_unix();
-        let (session, _) = s.start(7, 3600, now).unwrap();
-        let (other, _) = s.start(7, 3600, now).unwrap();
-        assert!(!is_revoked(registry.meta.as_ref(), &session).await.unwrap());
-        revoke(registry.meta.as_ref(), &session, 3600, now).await.unwrap();
-        assert!(is_revoked(registry.meta.as_ref(), &session).await.unwrap());
-        assert!(!is_revoked(registry.meta.as_ref(), &other).await.unwrap());
     }
 }

@@ -29,7 +29,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::json;
 
 use super::api::ApiError;
 use super::external_base;
@@ -91,7 +90,7 @@ fn add_cookie(resp: &mut Response, value: HeaderValue) {
 }
 
 fn session_ttl(settings: &Settings) -> i64 {
-    settings.int("session_timeout").max(1).saturating_mul(60)
+    settings.session_ttl_secs()
 }
 
 /// Sets a new session's cookies (and its CSRF token header) on `resp`.
@@ -165,10 +164,10 @@ pub async fn sessions(State(state): State<Arc<AppState>>, mut req: Request, next
     let Some(session) = cookie(req.headers(), COOKIE).and_then(|t| state.sessions.verify(t, now)) else {
         return next.run(req).await;
     };
-    match session::is_revoked(state.ctx.meta.as_ref(), &session).await {
+    match state.registry.session_revoked(&session.id).await {
         Ok(false) => {}
         Ok(true) => return next.run(req).await,
-        Err(e) => return ApiError::from(crate::service::ServiceError::Backend(e)).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     }
     let csrf = HeaderValue::from_str(&state.sessions.csrf_token(&session)).ok();
     if !req.method().is_safe() && !csrf_exempt(req.uri().path()) {
@@ -195,7 +194,7 @@ pub async fn sessions(State(state): State<Arc<AppState>>, mut req: Request, next
     if let Some(v) = csrf {
         resp.headers_mut().insert(CSRF_HEADER, v);
     }
-    if let Ok(settings) = state.settings.get().await {
+    if let Ok(settings) = state.registry.settings().await {
         let ttl = session_ttl(&settings);
         if session::renewal_due(&session, ttl, now)
             && let Some((renewed, token)) = state.sessions.renew(&session, ttl, now)
@@ -231,14 +230,18 @@ async fn login(
     }
     let fields = form_fields(query.as_deref(), &body);
     let (principal, password) = (field(&fields, "principal"), field(&fields, "password"));
-    let settings = match state.settings.get().await {
+    let settings = match state.registry.settings().await {
         Ok(s) => s,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    if settings.auth_mode() == "oidc_auth" && principal != ADMIN {
+    if settings.auth_mode == crate::service::settings::AuthMode::Oidc && principal != ADMIN {
         // Harbor's answer, which its portal turns into a redirect.
         let location = format!("{}/c/oidc/login", external_base(&state, &headers));
-        return (StatusCode::FORBIDDEN, axum::Json(json!({ "redirect_location": location }))).into_response();
+        #[derive(serde::Serialize)]
+        struct Redirect {
+            redirect_location: String,
+        }
+        return (StatusCode::FORBIDDEN, axum::Json(Redirect { redirect_location: location })).into_response();
     }
     let refused = || ApiError::new(StatusCode::UNAUTHORIZED, "invalid credentials").into_response();
     if principal.is_empty() {
@@ -262,7 +265,7 @@ async fn log_out(
     headers: HeaderMap,
     session: Option<Extension<Session>>,
 ) -> Response {
-    let settings = match state.settings.get().await {
+    let settings = match state.registry.settings().await {
         Ok(s) => s,
         Err(e) => return ApiError::from(e).into_response(),
     };
@@ -270,8 +273,9 @@ async fn log_out(
     let mut provider_logout = None;
     if let Some(Extension(session)) = session {
         let now = now_unix();
-        if let Err(e) = session::revoke(state.ctx.meta.as_ref(), &session, session_ttl(&settings), now).await {
-            return ApiError::from(crate::service::ServiceError::Backend(e)).into_response();
+        let until = session::revoked_until(&session, session_ttl(&settings), now);
+        if let Err(e) = state.registry.revoke_session(&session.id, until).await {
+            return ApiError::from(e).into_response();
         }
         if let Ok(user) = state.registry.user(session.user_id).await
             && user.source == Source::Oidc
@@ -359,7 +363,7 @@ async fn oidc_login(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQ
         p if is_local_path(p) => p,
         _ => return failure(&headers, StatusCode::BAD_REQUEST, "cannot redirect to other site"),
     };
-    let settings = match state.settings.get().await {
+    let settings = match state.registry.settings().await {
         Ok(s) => s,
         Err(e) => return ApiError::from(e).into_response(),
     };
@@ -392,7 +396,7 @@ async fn oidc_callback(State(state): State<Arc<AppState>>, headers: HeaderMap, R
     if code.is_empty() {
         return failure(&headers, StatusCode::BAD_REQUEST, "the callback carries no code");
     }
-    let settings = match state.settings.get().await {
+    let settings = match state.registry.settings().await {
         Ok(s) => s,
         Err(e) => return ApiError::from(e).into_response(),
     };
@@ -433,7 +437,7 @@ async fn oidc_onboard(State(state): State<Arc<AppState>>, headers: HeaderMap, bo
         Ok(b) => b.username,
         Err(e) => return ApiError::bad_request(format!("bad onboard request: {e}")).into_response(),
     };
-    let settings = match state.settings.get().await {
+    let settings = match state.registry.settings().await {
         Ok(s) => s,
         Err(e) => return ApiError::from(e).into_response(),
     };

@@ -29,6 +29,7 @@ pub fn router(ctx: Arc<AppContext>) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/service/token", get(super::token::issue).post(super::token::post_refused))
+        .route("/api/version", get(super::api::version))
         .nest(super::api::PREFIX, super::api::routes().layer(from_fn_with_state(state.clone(), portal::sessions)))
         .merge(portal::routes().layer(from_fn_with_state(state.clone(), portal::sessions)))
         .with_state(state)
@@ -64,16 +65,17 @@ async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         (_, Err(_)) => Some("blob store: timed out".to_owned()),
         (_, Ok(Err(e))) => Some(format!("blob store: {:?}", e.kind())),
     };
-    let json = [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+    #[derive(serde::Serialize)]
+    struct Readiness {
+        status: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    }
     match failed {
-        None => (StatusCode::OK, json, serde_json::json!({ "status": "ready" }).to_string()),
+        None => (StatusCode::OK, axum::Json(Readiness { status: "ready", reason: None })),
         Some(reason) => {
             tracing::warn!(reason, "not ready");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                json,
-                serde_json::json!({ "status": "unavailable", "reason": reason }).to_string(),
-            )
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(Readiness { status: "unavailable", reason: Some(reason) }))
         }
     }
 }

@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::context::{AppContext, StartupError};
+use crate::context::AppContext;
+use crate::startup::StartupError;
 
 /// Binds `addr` and serves until a shutdown signal; in-flight requests are
 /// allowed to finish.

@@ -10,7 +10,7 @@ use crate::auth::oidc::Oidc;
 use crate::auth::session::Sessions;
 use crate::context::AppContext;
 use crate::service::Registry;
-use crate::service::settings::SettingsStore;
+use crate::service::settings::AuthMode;
 
 use super::v2::urls::Urls;
 
@@ -18,8 +18,6 @@ use super::v2::urls::Urls;
 pub struct AppState {
     pub ctx: Arc<AppContext>,
     pub registry: Registry,
-    /// The system settings (`/api/v2.0/configurations`), cached briefly.
-    pub settings: Arc<SettingsStore>,
     pub auth: Authenticator,
     pub urls: Urls,
     /// Portal sessions and their CSRF tokens.
@@ -30,23 +28,13 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(ctx: Arc<AppContext>) -> Self {
-        let registry = Registry::new(&ctx);
-        let settings = Arc::new(SettingsStore::new(ctx.meta.clone(), ctx.config.auth.token_ttl_secs));
+        let registry = ctx.registry();
         let oidc = Arc::new(Oidc::new(&ctx.token_keys));
-        let auth =
-            Authenticator::new(registry.clone(), settings.clone(), ctx.token_keys.clone(), &ctx.config.auth.service)
-                .with_directory("oidc_auth", oidc.clone())
-                .with_directory("ldap_auth", Arc::new(LdapDirectory));
+        let auth = Authenticator::new(registry.clone(), ctx.token_keys.clone(), &ctx.config.auth.service)
+            .with_directory(AuthMode::Oidc, oidc.clone())
+            .with_directory(AuthMode::Ldap, Arc::new(LdapDirectory));
         let sessions = Sessions::new(&ctx.token_keys);
-        Self {
-            registry,
-            settings,
-            auth,
-            urls: Urls::new(ctx.config.server.upload_base_url.as_deref()),
-            sessions,
-            oidc,
-            ctx,
-        }
+        Self { registry, auth, urls: Urls::new(ctx.config.server.upload_base_url.as_deref()), sessions, oidc, ctx }
     }
 
     pub fn presign_ttl(&self) -> Duration {

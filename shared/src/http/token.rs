@@ -7,22 +7,29 @@ use std::sync::Arc;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
-use crate::auth::rbac::{Act, Res};
 use crate::auth::token::{Access, issue as sign, parse_scope};
 use crate::auth::{AuthError, Decision, On, Subject, access_to, authorize, scope_word};
 use crate::oci::RepoName;
+use crate::rbac::{Act, Res};
 
 use super::state::AppState;
 
+/// The token service's answer (docker reads `token`, OAuth clients
+/// `access_token`).
+#[derive(Debug, Serialize)]
+struct Issued {
+    token: String,
+    access_token: String,
+    expires_in: i64,
+    issued_at: String,
+}
+
+/// A refused token request, in Harbor's error body (a 401 with a basic
+/// challenge).
 fn refused(status: StatusCode, message: &str) -> Response {
-    let body = json!({ "errors": [{ "code": "UNAUTHORIZED", "message": message }] });
-    let mut resp = (status, axum::Json(body)).into_response();
-    if status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"berth\""));
-    }
-    resp
+    crate::http::api::ApiError::new(status, message).into_response()
 }
 
 /// `GET /service/token?service=…&scope=…`.
@@ -56,7 +63,7 @@ pub async fn issue(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQu
             access.push(granted);
         }
     }
-    let ttl = match state.settings.get().await {
+    let ttl = match state.registry.settings().await {
         Ok(settings) => settings.token_ttl_secs(),
         Err(e) => {
             tracing::error!(error = %e, "reading the settings failed");
@@ -65,13 +72,8 @@ pub async fn issue(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQu
     };
     let now = crate::meta::now_unix();
     let token = sign(state.auth.keys(), expected, subject.name(), access, ttl, now);
-    axum::Json(json!({
-        "token": token,
-        "access_token": token,
-        "expires_in": ttl,
-        "issued_at": super::api::rfc3339(now),
-    }))
-    .into_response()
+    axum::Json(Issued { access_token: token.clone(), token, expires_in: ttl, issued_at: super::api::rfc3339(now) })
+        .into_response()
 }
 
 /// The part of one requested scope the subject is allowed; `None` when

@@ -19,7 +19,7 @@ macro_rules! meta_store_conformance {
             put_get_delete, conditions, concurrent_create_one_winner, concurrent_versioned_updates,
             counters, concurrent_counters, transaction_applies_all, transaction_rolls_back,
             transaction_rules, query_pagination, query_prefix_and_order, index_queries, expiry,
-            invalid_input);
+            keys_only_queries, invalid_input);
     };
     (@cases $ctor:path; $($case:ident),*) => {
         $(
@@ -400,6 +400,41 @@ pub async fn expiry(s: Store, p: &str) {
     assert!(s.get(&pk, "new").await.unwrap().is_some());
     let got: Vec<String> = s.query_all(Query::table(&pk, "")).await.unwrap().into_iter().map(|i| i.sk).collect();
     assert_eq!(got, ["new"]);
+}
+
+pub async fn keys_only_queries(s: Store, p: &str) {
+    let pk = format!("{p}#keys");
+    let items: Vec<Item> = (0..30)
+        .map(|i| {
+            Item::new(&pk, format!("K#{i:03}"))
+                .with("body", "x".repeat(2000))
+                .with("gsi1pk", format!("{p}#g"))
+                .with("gsi1sk", format!("{i:03}"))
+        })
+        .collect();
+    put_many(&s, items).await;
+    s.put(Item::new(&pk, "K#500").with("expires_at", now_unix() - 10), Condition::Always).await.unwrap();
+    s.put(Item::new(&pk, "K#501").with("expires_at", now_unix() + 3600), Condition::Always).await.unwrap();
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = s.query(Query::table(&pk, "K#").limit(7).after(cursor).keys_only()).await.unwrap();
+        for i in &page.items {
+            assert_eq!(i.pk, pk);
+            assert!(i.attrs.is_empty(), "keys only: {:?}", i.attrs.keys().collect::<Vec<_>>());
+        }
+        seen.extend(page.items.into_iter().map(|i| i.sk));
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let mut want: Vec<String> = (0..30).map(|i| format!("K#{i:03}")).collect();
+    want.push("K#501".to_owned());
+    assert_eq!(seen, want, "every live item once, in order; the expired one hidden");
+    let page = s.query(Query::index(Index::Gsi1, format!("{p}#g"), "").limit(3).keys_only()).await.unwrap();
+    assert_eq!(page.items.iter().map(|i| i.sk.as_str()).collect::<Vec<_>>(), ["K#000", "K#001", "K#002"]);
+    assert!(page.items.iter().all(|i| i.attrs.is_empty()), "an index query keys-only too");
 }
 
 pub async fn invalid_input(s: Store, p: &str) {

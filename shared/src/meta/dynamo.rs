@@ -28,7 +28,7 @@ use serde_json::{Number, Value};
 
 use super::schema::TableSchema;
 use super::{
-    Attrs, Condition, ErrorKind, Index, Item, MetaStore, Page, PortError, PortResult, Query, Write, now_unix,
+    Attrs, Condition, ErrorKind, Index, Item, MetaStore, Page, PortError, PortResult, Query, TTL_ATTR, Write, now_unix,
     validate_item, validate_key, validate_query, validate_transaction,
 };
 
@@ -385,6 +385,14 @@ impl MetaStore for DynamoMetaStore {
             .limit(limit)
             .scan_index_forward(!query.reverse)
             .set_exclusive_start_key(start);
+        if query.keys_only {
+            // The expiry comes along so that expired items stay hidden.
+            request = request
+                .projection_expression("#kpk, #ksk, #kttl")
+                .expression_attribute_names("#kpk", PK)
+                .expression_attribute_names("#ksk", SK)
+                .expression_attribute_names("#kttl", TTL_ATTR);
+        }
         request = match query.index {
             // Indexes only offer eventually consistent reads.
             Index::Table => request.consistent_read(true),
@@ -394,8 +402,11 @@ impl MetaStore for DynamoMetaStore {
         let now = now_unix();
         let mut items = Vec::new();
         for map in out.items.unwrap_or_default() {
-            let item = item_from_map(map)?;
+            let mut item = item_from_map(map)?;
             if !item.is_expired(now) {
+                if query.keys_only {
+                    item.attrs.clear();
+                }
                 items.push(item);
             }
         }

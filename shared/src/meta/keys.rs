@@ -1,4 +1,6 @@
-//! Every key of the metadata table, built here and nowhere else.
+//! Every key of the metadata table, and every attribute name the code
+//! addresses directly (in conditions and indexes), built here and nowhere
+//! else.
 //!
 //! ```text
 //! item                          pk                       sk
@@ -6,6 +8,8 @@
 //! id counters                   SYS                      COUNTERS
 //! token signing key             SYS                      TOKEN_KEY
 //! system settings               SYS                      CONFIG
+//! account epoch                 SYS                      ACCOUNTS
+//! list counter (sharded)        N#<list>                 <shard 0..3>
 //! user                          USR#<name>               META
 //! user id → name                UID#<id>                 META
 //! user list entry               USERS                    <name>
@@ -15,7 +19,8 @@
 //! group list entry              GROUPS                   <id, 12 digits>
 //! robot account                 ROB#<name>               META
 //! robot id → name               RID#<id>                 META
-//! robot list entry              ROBOTS                   <name>
+//! robot list entry              ROBOTS#system            <name>
+//!                               ROBOTS#project#<id>      <name>
 //! OIDC identity → user          OIDCID#<sha256(iss, sub)> META
 //! OIDC login under way (TTL)    OIDC#<state>             STATE
 //! OIDC onboarding pending (TTL) OIDC#<id>                ONBOARD
@@ -24,23 +29,56 @@
 //! project member                P#<project>              M#u#<user id> | M#g#<group id>
 //!   (gsi1: MEMBER#u#<user id> | MEMBER#g#<group id> → <project>)
 //! project list entry            PROJECTS                 <project>
+//! public project list entry     PROJECTS#PUBLIC          <project>
 //! project id → name             PID#<id>                 META
 //! repository                    P#<project>              R#<repository>
 //! catalog entry                 CATALOG                  <repository>
-//! tag                           R#<repository>           T#<tag>
+//! tag (with its manifest)       R#<repository>           T#<tag>
 //! manifest (artifact)           R#<repository>           A#<digest>
+//! artifact by first push        R#<repository>           N#<push time, 12 digits>#<digest>
+//! tag of an artifact            R#<repository>           D#<digest>#<tag>
 //! blob link (repo may read)     R#<repository>           L#<digest>
 //! referrer                      R#<repository>           F#<subject digest>#<digest>
 //! blob                          B#<digest>               META
 //! upload session                U#<upload id>            META
 //! ```
 //! A repository's tags, manifests, links and referrers share one partition,
-//! so each listing is one query by sort-key prefix. The catalog is its own
-//! partition, written only when a repository is created.
+//! so each listing is one query by sort-key prefix. Lists the API pages
+//! through are partitions of small entries (or of the records themselves,
+//! when small) in the order the API shows them, and each keeps its count in
+//! a [`counter`] written in the same transaction as the entry.
 
 use crate::oci::{Digest, RepoName, Tag};
 
 pub type Key = (String, String);
+
+/// Attribute names the code addresses directly: in conditions, counters
+/// and index keys. (Records are stored field for field; their other
+/// attribute names are their field names.)
+pub mod attr {
+    /// The expiry (Unix seconds) of an item: the table's TTL attribute.
+    pub const EXPIRES_AT: &str = "expires_at";
+    pub const GSI1_PK: &str = "gsi1pk";
+    pub const GSI1_SK: &str = "gsi1sk";
+    pub const GSI2_PK: &str = "gsi2pk";
+    pub const GSI2_SK: &str = "gsi2sk";
+    /// An optimistic-concurrency stamp.
+    pub const VERSION: &str = "version";
+    pub const UPDATE_TIME: &str = "update_time";
+    pub const ID: &str = "id";
+    pub const NAME: &str = "name";
+    pub const USER_ID: &str = "user_id";
+    pub const PROJECT_ID: &str = "project_id";
+    pub const ENTITY_ID: &str = "entity_id";
+    pub const DIGEST: &str = "digest";
+    pub const NONCE: &str = "nonce";
+    /// The count of a list counter's shard.
+    pub const COUNT: &str = "count";
+    /// The account epoch ([`super::account_epoch`]).
+    pub const EPOCH: &str = "epoch";
+    /// How many tags an artifact carries.
+    pub const TAG_COUNT: &str = "tag_count";
+}
 
 /// The item recording which schema version `berth migrate` has applied.
 pub fn schema_version() -> (&'static str, &'static str) {
@@ -94,10 +132,16 @@ pub fn robot_id(id: i64) -> Key {
     (format!("RID#{id}"), "META".to_owned())
 }
 
-pub const ROBOTS: &str = "ROBOTS";
+/// The partition listing the system robots, or a project's robots.
+pub fn robot_list(project_id: Option<i64>) -> String {
+    match project_id {
+        None => "ROBOTS#system".to_owned(),
+        Some(id) => format!("ROBOTS#project#{id}"),
+    }
+}
 
-pub fn robot_entry(name: &str) -> Key {
-    (ROBOTS.to_owned(), name.to_owned())
+pub fn robot_entry(project_id: Option<i64>, name: &str) -> Key {
+    (robot_list(project_id), name.to_owned())
 }
 
 /// The user an OIDC identity (issuer and subject) was onboarded as. The
@@ -128,6 +172,58 @@ pub fn settings() -> (&'static str, &'static str) {
     ("SYS", "CONFIG")
 }
 
+/// The counter every account change adds to, so that replicas forget the
+/// credentials they remember.
+pub fn account_epoch() -> (&'static str, &'static str) {
+    ("SYS", "ACCOUNTS")
+}
+
+/// A list whose length is kept with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted<'a> {
+    Projects,
+    PublicProjects,
+    Users,
+    Groups,
+    SystemRobots,
+    /// The robots of a project, by project id.
+    ProjectRobots(i64),
+    /// The members of a project, by project id.
+    Members(i64),
+    /// The repositories of a project, by name.
+    Repositories(&'a str),
+    Catalog,
+    Artifacts(&'a RepoName),
+}
+
+/// How many items a list counter spreads over, so that concurrent writers
+/// of one list (pushes to one repository) rarely touch the same item.
+pub const COUNTER_SHARDS: u8 = 4;
+
+/// The partition of a list's counter; its items are the shards.
+pub fn counter(list: Counted<'_>) -> String {
+    match list {
+        Counted::Projects => "N#projects".to_owned(),
+        Counted::PublicProjects => "N#projects#public".to_owned(),
+        Counted::Users => "N#users".to_owned(),
+        Counted::Groups => "N#groups".to_owned(),
+        Counted::SystemRobots => "N#robots#system".to_owned(),
+        Counted::ProjectRobots(id) => format!("N#robots#project#{id}"),
+        Counted::Members(id) => format!("N#members#{id}"),
+        Counted::Repositories(project) => format!("N#repositories#{project}"),
+        Counted::Catalog => "N#catalog".to_owned(),
+        Counted::Artifacts(repo) => format!("N#artifacts#{repo}"),
+    }
+}
+
+/// The shard of a counter that the entry `entry` counts in: the same shard
+/// for its addition and its removal.
+pub fn counter_shard(list: Counted<'_>, entry: &str) -> Key {
+    use sha2::Digest as _;
+    let shard = sha2::Sha256::digest(entry.as_bytes())[0] % COUNTER_SHARDS;
+    (counter(list), shard.to_string())
+}
+
 /// The generated registry-token signing key (when none is configured).
 pub fn token_key() -> (&'static str, &'static str) {
     ("SYS", "TOKEN_KEY")
@@ -143,9 +239,14 @@ pub fn project(name: &str) -> Key {
 }
 
 pub const PROJECTS: &str = "PROJECTS";
+pub const PUBLIC_PROJECTS: &str = "PROJECTS#PUBLIC";
 
 pub fn project_entry(name: &str) -> Key {
     (PROJECTS.to_owned(), name.to_owned())
+}
+
+pub fn public_project_entry(name: &str) -> Key {
+    (PUBLIC_PROJECTS.to_owned(), name.to_owned())
 }
 
 pub fn project_id(id: i64) -> Key {
@@ -186,7 +287,12 @@ pub fn member_of(kind: MemberKind, entity_id: i64) -> String {
 pub const REPOSITORY_PREFIX: &str = "R#";
 
 pub fn repository(repo: &RepoName) -> Key {
-    (format!("P#{}", repo.project()), format!("R#{repo}"))
+    (format!("P#{}", repo.project()), format!("{REPOSITORY_PREFIX}{repo}"))
+}
+
+/// The repository name of a repository item's sort key.
+pub fn repository_name(sk: &str) -> Option<&str> {
+    sk.strip_prefix(REPOSITORY_PREFIX)
 }
 
 pub const CATALOG: &str = "CATALOG";
@@ -215,8 +321,38 @@ pub fn tag_sk(tag: &str) -> String {
     format!("{TAG_PREFIX}{tag}")
 }
 
+pub const ARTIFACT_PREFIX: &str = "A#";
+
 pub fn artifact(repo: &RepoName, digest: &Digest) -> Key {
-    (repo_partition(repo), format!("A#{digest}"))
+    (repo_partition(repo), format!("{ARTIFACT_PREFIX}{digest}"))
+}
+
+/// The digest of an artifact item's sort key.
+pub fn artifact_digest(sk: &str) -> Option<Digest> {
+    sk.strip_prefix(ARTIFACT_PREFIX)?.parse().ok()
+}
+
+/// The sort-key prefix of a repository's artifacts in order of first push.
+pub const PUSHED_PREFIX: &str = "N#";
+
+/// An artifact's entry in the order of first push (Unix seconds).
+pub fn artifact_pushed(repo: &RepoName, pushed_at: i64, digest: &Digest) -> Key {
+    (repo_partition(repo), format!("{PUSHED_PREFIX}{:012}#{digest}", pushed_at.max(0)))
+}
+
+/// The digest of an [`artifact_pushed`] sort key.
+pub fn pushed_digest(sk: &str) -> Option<Digest> {
+    sk.strip_prefix(PUSHED_PREFIX)?.split_once('#')?.1.parse().ok()
+}
+
+/// The sort-key prefix of the tags of one artifact.
+pub fn artifact_tags_prefix(digest: &Digest) -> String {
+    format!("D#{digest}#")
+}
+
+/// A tag's entry among its artifact's tags.
+pub fn artifact_tag(repo: &RepoName, digest: &Digest, tag: &str) -> Key {
+    (repo_partition(repo), format!("{}{tag}", artifact_tags_prefix(digest)))
 }
 
 pub fn blob_link(repo: &RepoName, digest: &Digest) -> Key {

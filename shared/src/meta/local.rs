@@ -18,7 +18,7 @@ use redb::{ReadableTable, TableDefinition};
 use serde_json::Value;
 
 use super::{
-    Attrs, Condition, ErrorKind, Index, Item, MetaStore, Page, PortError, PortResult, Query, Write, now_unix,
+    Attrs, Condition, ErrorKind, Index, Item, MetaStore, Page, PortError, PortResult, Query, TTL_ATTR, Write, now_unix,
     validate_item, validate_key, validate_query, validate_transaction,
 };
 use crate::localdb::{LocalDb, db_error};
@@ -95,6 +95,17 @@ fn decode_item(key: &[u8], value: &[u8]) -> PortResult<Item> {
     let (pk, sk) = split_item_key(key)?;
     let attrs: Attrs = serde_json::from_slice(value).map_err(|e| PortError::new(ErrorKind::Internal, e))?;
     Ok(Item { pk, sk, attrs })
+}
+
+/// The keys of a stored item, without decoding its attributes unless it
+/// may carry an expiry; `None` when it has expired.
+fn keys_of(key: &[u8], value: &[u8], now: i64) -> PortResult<Option<Item>> {
+    let marker = format!("\"{TTL_ATTR}\"");
+    if value.windows(marker.len()).any(|w| w == marker.as_bytes()) && decode_item(key, value)?.is_expired(now) {
+        return Ok(None);
+    }
+    let (pk, sk) = split_item_key(key)?;
+    Ok(Some(Item { pk, sk, attrs: Attrs::new() }))
 }
 
 fn load(table: &impl ReadableTable<&'static [u8], &'static [u8]>, key: &[u8]) -> PortResult<Option<Item>> {
@@ -273,7 +284,12 @@ impl MetaStore for LocalMetaStore {
                         let range = items.range(lower.as_slice()..upper.as_slice()).map_err(db_error)?;
                         for entry in ordered(range, query.reverse) {
                             let (k, v) = entry.map_err(db_error)?;
-                            if !take(k.value(), Some(decode_item(k.value(), v.value())?)) {
+                            let item = if query.keys_only {
+                                keys_of(k.value(), v.value(), now)?
+                            } else {
+                                Some(decode_item(k.value(), v.value())?)
+                            };
+                            if !take(k.value(), item) {
                                 break;
                             }
                         }
@@ -283,7 +299,14 @@ impl MetaStore for LocalMetaStore {
                         let range = index.range(lower.as_slice()..upper.as_slice()).map_err(db_error)?;
                         for entry in ordered(range, query.reverse) {
                             let (k, _) = entry.map_err(db_error)?;
-                            if !take(k.value(), load(&items, item_key_of_index_key(k.value())?)?) {
+                            let mut item = load(&items, item_key_of_index_key(k.value())?)?;
+                            if query.keys_only
+                                && let Some(i) = item.as_mut()
+                                && !i.is_expired(now)
+                            {
+                                i.attrs.clear();
+                            }
+                            if !take(k.value(), item) {
                                 break;
                             }
                         }

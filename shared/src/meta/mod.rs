@@ -22,6 +22,7 @@
 //! - `add` may, if a network failure hides the first attempt's success,
 //!   apply twice: counters that must be exact are changed in a transaction.
 
+pub mod counting;
 pub mod dynamo;
 pub mod keys;
 pub mod local;
@@ -45,7 +46,7 @@ pub const MAX_ITEM_BYTES: usize = 350 * 1024;
 /// Most writes in one transaction.
 pub const MAX_TRANSACTION_WRITES: usize = 25;
 /// Attribute holding the expiry time (Unix seconds) of an item.
-pub const TTL_ATTR: &str = "expires_at";
+pub const TTL_ATTR: &str = keys::attr::EXPIRES_AT;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Item {
@@ -91,8 +92,8 @@ impl Index {
     pub fn key_attrs(self) -> Option<(&'static str, &'static str)> {
         match self {
             Self::Table => None,
-            Self::Gsi1 => Some(("gsi1pk", "gsi1sk")),
-            Self::Gsi2 => Some(("gsi2pk", "gsi2sk")),
+            Self::Gsi1 => Some((keys::attr::GSI1_PK, keys::attr::GSI1_SK)),
+            Self::Gsi2 => Some((keys::attr::GSI2_PK, keys::attr::GSI2_SK)),
         }
     }
 
@@ -203,6 +204,10 @@ pub struct Query {
     pub limit: usize,
     /// Descending sort-key order.
     pub reverse: bool,
+    /// Return each item's `pk` and `sk` only, without its attributes: for
+    /// walking past items whose contents are not needed (on DynamoDB a
+    /// projection of the keys).
+    pub keys_only: bool,
 }
 
 impl Query {
@@ -215,6 +220,7 @@ impl Query {
             start_after: None,
             limit: 1000,
             reverse: false,
+            keys_only: false,
         }
     }
 
@@ -239,6 +245,11 @@ impl Query {
 
     pub fn reverse(mut self) -> Self {
         self.reverse = true;
+        self
+    }
+
+    pub fn keys_only(mut self) -> Self {
+        self.keys_only = true;
         self
     }
 }

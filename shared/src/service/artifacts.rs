@@ -5,23 +5,31 @@
 //! deleting a whole repository, copying an artifact to another repository.
 //!
 //! Nothing here has its own storage: it reads and writes the items of
-//! [`super::manifests`] (tag, manifest, blob link, repository). Harbor's
-//! numeric ids of repositories, artifacts and tags are derived from their
-//! names ([`stable_id`]) rather than stored, so the push path writes
-//! nothing more for them.
-
-use std::collections::BTreeMap;
+//! [`super::manifests`] (tag, manifest, blob link, repository, and their
+//! list entries). Harbor's numeric ids of repositories, artifacts and tags
+//! are derived from their names ([`stable_id`]) rather than stored, so the
+//! push path writes nothing more for them. Listings are paged
+//! ([`super::paging`]): repositories by name, artifacts newest first push
+//! first, an artifact's tags by name, each with a counted total.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+
 use sha2::{Digest as _, Sha256};
 
 use crate::blob::keys as blob_keys;
-use crate::meta::{Condition, ErrorKind, Item, Query, Write, keys, now_unix};
+use crate::meta::keys::{self, Counted};
+use crate::meta::{Condition, ErrorKind, Item, Query, Write, now_unix};
 use crate::oci::{Descriptor, Digest, Manifest, Reference, RepoName, Tag};
 
-use super::record::corrupt;
+use super::manifests::{ArtifactRecord, RepositoryRecord, TagEntry};
+use super::paging::{Listing, Match, PageRequest, Source, count_write, walk};
+use super::record::{corrupt, from_item, to_item};
 use super::{Registry, ServiceError, ServiceResult};
+
+/// Tags shown with each artifact of a listing (all of them are paged
+/// through the artifact's tag list).
+const TAGS_PER_ARTIFACT: usize = 100;
 
 /// A positive id below 2^48 (safe in every JSON reader) derived from a
 /// name: stable, and distinct for distinct names in practice.
@@ -38,7 +46,7 @@ pub struct RepositoryInfo {
     /// The full name, `<project>/<path>`.
     pub name: RepoName,
     pub description: String,
-    pub artifact_count: usize,
+    pub artifact_count: u64,
     pub creation_time: i64,
     pub update_time: i64,
 }
@@ -56,8 +64,32 @@ pub struct ArtifactInfo {
     pub manifest: Manifest,
     pub size: u64,
     pub push_time: i64,
-    /// Tags on it, by name.
+    /// Tags on it, by name (the first [`TAGS_PER_ARTIFACT`]).
     pub tags: Vec<TagInfo>,
+    /// How many tags it has.
+    pub tag_count: u64,
+}
+
+/// The filters of an artifact listing, from Harbor's `q`: a `digest` or a
+/// `tags` value given exactly is one lookup; other tests (fuzzy values,
+/// `type`) walk the repository's artifacts.
+#[derive(Debug, Clone, Default)]
+pub struct ArtifactFilter {
+    pub digest: Option<Match>,
+    pub tags: Option<Match>,
+    pub kind: Option<Match>,
+}
+
+impl ArtifactFilter {
+    fn is_empty(&self) -> bool {
+        self.digest.is_none() && self.tags.is_none() && self.kind.is_none()
+    }
+
+    fn keeps(&self, a: &ArtifactInfo) -> bool {
+        self.digest.as_ref().is_none_or(|m| m.matches(&a.digest.to_string()))
+            && self.tags.as_ref().is_none_or(|m| a.tags.iter().any(|t| m.matches(&t.name)))
+            && self.kind.as_ref().is_none_or(|m| m.matches(a.kind()))
+    }
 }
 
 impl ArtifactInfo {
@@ -100,54 +132,96 @@ fn not_found(repo: &RepoName) -> ServiceError {
 }
 
 impl Registry {
-    fn repository_info(&self, item: &Item, artifact_count: usize) -> ServiceResult<RepositoryInfo> {
-        let name = item.str("name").and_then(|n| RepoName::parse(n).ok()).ok_or_else(|| corrupt("repository"))?;
-        let created = item.i64("created_at").unwrap_or(0);
+    async fn repository_info(&self, record: RepositoryRecord) -> ServiceResult<RepositoryInfo> {
+        let name = RepoName::parse(&record.name).map_err(|_| corrupt("repository"))?;
+        let artifact_count = self.count(Counted::Artifacts(&name)).await?;
         Ok(RepositoryInfo {
             id: stable_id(name.as_str()),
-            description: item.str("description").unwrap_or_default().to_owned(),
+            description: record.description,
             artifact_count,
-            creation_time: created,
-            update_time: item.i64("update_time").unwrap_or(created),
+            creation_time: record.created_at,
+            update_time: if record.update_time == 0 { record.created_at } else { record.update_time },
             name,
         })
     }
 
-    async fn artifact_count(&self, repo: &RepoName) -> ServiceResult<usize> {
-        Ok(self.meta.query_all(Query::table(keys::repo_partition(repo), "A#")).await?.len())
+    async fn repository_record(&self, repo: &RepoName) -> ServiceResult<RepositoryRecord> {
+        let (pk, sk) = keys::repository(repo);
+        let item = self.meta.get(&pk, &sk).await?.ok_or_else(|| not_found(repo))?;
+        from_item(item, "repository")
     }
 
-    /// The repositories of a project, by name.
-    pub async fn repositories(&self, project: &str) -> ServiceResult<Vec<RepositoryInfo>> {
+    /// A page of a project's repositories by name; a `name` filter (on the
+    /// full name) is tested on the list's keys, and pages walked past cost
+    /// key-only reads.
+    pub async fn list_repositories(
+        &self,
+        project: &str,
+        name: Option<&Match>,
+        req: &PageRequest,
+    ) -> ServiceResult<Listing<RepositoryInfo>> {
         let (pk, _) = keys::project(project);
-        let items = self.meta.query_all(Query::table(pk, keys::REPOSITORY_PREFIX)).await?;
-        let counts = futures::future::join_all(items.iter().map(|i| async move {
-            let name = i.str("name").and_then(|n| RepoName::parse(n).ok()).ok_or_else(|| corrupt("repository"))?;
-            self.artifact_count(&name).await
-        }))
-        .await;
-        items.iter().zip(counts).map(|(item, count)| self.repository_info(item, count?)).collect()
+        let query = Query::table(pk, keys::REPOSITORY_PREFIX).keys_only();
+        let keep = |i: &Item| name.is_none_or(|m| keys::repository_name(&i.sk).is_some_and(|n| m.matches(n)));
+        let counted = Counted::Repositories(project);
+        let (entries, next, total) = self.page_of(query, counted, req, name.is_some(), keep).await?;
+        let mut items = Vec::with_capacity(entries.len());
+        for e in entries {
+            let repo = keys::repository_name(&e.sk).and_then(|n| RepoName::parse(n).ok());
+            let repo = repo.ok_or_else(|| corrupt("repository key"))?;
+            match self.repository_record(&repo).await {
+                Ok(record) => items.push(self.repository_info(record).await?),
+                // Deleted since the listing.
+                Err(ServiceError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Listing { items, total, next })
+    }
+
+    /// A page of the repositories of every project (`projects: None`), or of
+    /// the projects `visible` accepts, by full name. Served from the
+    /// catalog: for all projects and no `name` filter it is paged and
+    /// counted; otherwise the catalog is walked and tested.
+    pub async fn list_all_repositories(
+        &self,
+        visible: Option<&(dyn Fn(&str) -> bool + Sync)>,
+        name: Option<&Match>,
+        req: &PageRequest,
+    ) -> ServiceResult<Listing<RepositoryInfo>> {
+        let project_of = |repo: &str| repo.split_once('/').map_or(repo, |(p, _)| p).to_owned();
+        let keep = |e: &Item| visible.is_none_or(|v| v(&project_of(&e.sk))) && name.is_none_or(|m| m.matches(&e.sk));
+        let query = Query::table(keys::CATALOG, "").keys_only();
+        let filtered = visible.is_some() || name.is_some();
+        let (entries, next, total) = self.page_of(query, Counted::Catalog, req, filtered, keep).await?;
+        let mut items = Vec::with_capacity(entries.len());
+        for e in entries {
+            let repo = RepoName::parse(&e.sk).map_err(|_| corrupt("catalog entry"))?;
+            match self.repository_record(&repo).await {
+                Ok(record) => items.push(self.repository_info(record).await?),
+                Err(ServiceError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Listing { items, total, next })
     }
 
     /// One repository; `NotFound` when it has never held a manifest (or was
     /// deleted).
     pub async fn repository(&self, repo: &RepoName) -> ServiceResult<RepositoryInfo> {
-        let (pk, sk) = keys::repository(repo);
-        let item = self.meta.get(&pk, &sk).await?.ok_or_else(|| not_found(repo))?;
-        self.repository_info(&item, self.artifact_count(repo).await?)
+        self.repository_info(self.repository_record(repo).await?).await
     }
 
     pub async fn set_repository_description(&self, repo: &RepoName, description: &str) -> ServiceResult<()> {
         if description.chars().count() > 1024 {
             return Err(ServiceError::Invalid("description is longer than 1024 characters".to_owned()));
         }
+        let mut record = self.repository_record(repo).await?;
+        record.description = description.to_owned();
+        record.update_time = now_unix().max(record.created_at);
         let (pk, sk) = keys::repository(repo);
-        let mut item = self.meta.get(&pk, &sk).await?.ok_or_else(|| not_found(repo))?;
-        let created = item.i64("created_at").unwrap_or(0);
-        item.attrs.insert("description".to_owned(), description.into());
-        item.attrs.insert("update_time".to_owned(), now_unix().max(created).into());
-        let cond = Condition::equals("name", repo.to_string());
-        match self.meta.put(item, cond).await {
+        let item = to_item(pk, sk, &record, "repository")?;
+        match self.meta.put(item, Condition::equals(keys::attr::NAME, repo.to_string())).await {
             Err(e) if e.is(ErrorKind::ConditionFailed) => Err(not_found(repo)),
             other => other.map_err(Into::into),
         }
@@ -157,95 +231,177 @@ impl Registry {
     /// entries, its blob links, then the repository and its catalog entry.
     /// Blobs stay for garbage collection.
     pub async fn delete_repository(&self, repo: &RepoName) -> ServiceResult<()> {
-        self.repository(repo).await?;
+        self.repository_record(repo).await?;
         let partition = keys::repo_partition(repo);
-        for item in self.meta.query_all(Query::table(&partition, "A#")).await? {
-            let Some(digest) = item.sk.strip_prefix("A#").and_then(|d| d.parse::<Digest>().ok()) else { continue };
-            match self.delete_manifest(repo, &Reference::Digest(digest)).await {
-                Ok(()) | Err(ServiceError::ManifestUnknown(_)) => {}
-                Err(e) => return Err(e),
+        loop {
+            let page = self.meta.query(Query::table(&partition, keys::PUSHED_PREFIX).limit(100).keys_only()).await?;
+            if page.items.is_empty() {
+                break;
+            }
+            for entry in page.items {
+                let digest = keys::pushed_digest(&entry.sk).ok_or_else(|| corrupt("artifact entry"))?;
+                match self.delete_manifest(repo, &Reference::Digest(digest)).await {
+                    Ok(()) | Err(ServiceError::ManifestUnknown(_)) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
-        let rest = self.meta.query_all(Query::table(&partition, "")).await?;
-        for chunk in rest.chunks(crate::meta::MAX_TRANSACTION_WRITES) {
-            let writes = chunk
-                .iter()
-                .map(|i| Write::Delete { pk: i.pk.clone(), sk: i.sk.clone(), cond: Condition::Always })
-                .collect();
+        // What is left: blob links, and whatever a failed delete left.
+        loop {
+            let page = self.meta.query(Query::table(&partition, "").limit(25).keys_only()).await?;
+            if page.items.is_empty() {
+                break;
+            }
+            let writes =
+                page.items.into_iter().map(|i| Write::Delete { pk: i.pk, sk: i.sk, cond: Condition::Always }).collect();
             self.meta.transact(writes).await?;
         }
         let (pk, sk) = keys::repository(repo);
         let (cpk, csk) = keys::catalog_entry(repo);
-        self.meta
-            .transact(vec![
-                Write::Delete { pk, sk, cond: Condition::Always },
-                Write::Delete { pk: cpk, sk: csk, cond: Condition::Always },
-            ])
-            .await?;
-        Ok(())
+        let writes = vec![
+            Write::Delete { pk, sk, cond: Condition::Exists },
+            Write::Delete { pk: cpk, sk: csk, cond: Condition::Always },
+            count_write(Counted::Repositories(repo.project()), repo.as_str(), -1),
+            count_write(Counted::Catalog, repo.as_str(), -1),
+        ];
+        match self.meta.transact(writes).await {
+            // Deleted by a concurrent request meanwhile.
+            Err(e) if e.is(ErrorKind::ConditionFailed) => Err(not_found(repo)),
+            other => other.map_err(Into::into),
+        }
     }
 
-    /// The manifest of an artifact item, parsed.
-    async fn artifact_of(&self, item: &Item, tags: Vec<TagInfo>) -> ServiceResult<ArtifactInfo> {
-        let digest: Digest =
-            item.sk.strip_prefix("A#").and_then(|d| d.parse().ok()).ok_or_else(|| corrupt("artifact"))?;
-        let media_type = item.str("media_type").ok_or_else(|| corrupt("artifact"))?;
-        let body = match item.str("body") {
+    /// The artifact of a record, its manifest parsed, with its first tags.
+    async fn artifact_of(
+        &self,
+        repo: &RepoName,
+        digest: Digest,
+        record: ArtifactRecord,
+    ) -> ServiceResult<ArtifactInfo> {
+        let body = match &record.body {
             Some(b64) => bytes::Bytes::from(B64.decode(b64).map_err(|_| corrupt("manifest body"))?),
             None => self.blobs.get_bytes(&blob_keys::blob(&digest)).await?,
         };
-        let manifest = Manifest::parse(Some(media_type), &body).map_err(|_| corrupt("stored manifest"))?;
+        let manifest = Manifest::parse(Some(&record.media_type), &body).map_err(|_| corrupt("stored manifest"))?;
+        let tags = self.tags_of(repo, &digest, &PageRequest::first(TAGS_PER_ARTIFACT), None).await?.items;
         Ok(ArtifactInfo {
-            size: item.i64("size").and_then(|s| u64::try_from(s).ok()).unwrap_or(body.len() as u64),
-            push_time: item.i64("pushed_at").unwrap_or(0),
+            size: record.size,
+            push_time: record.pushed_at,
+            tag_count: u64::try_from(record.tag_count).unwrap_or(0),
             digest,
             manifest,
             tags,
         })
     }
 
-    /// Every tag of a repository, grouped by the digest it names.
-    async fn tags_by_digest(&self, repo: &RepoName) -> ServiceResult<BTreeMap<String, Vec<TagInfo>>> {
-        let items = self.meta.query_all(Query::table(keys::repo_partition(repo), keys::TAG_PREFIX)).await?;
-        let mut out: BTreeMap<String, Vec<TagInfo>> = BTreeMap::new();
-        for item in items {
-            let (Some(name), Some(digest)) =
-                (keys::tag_name(&item.sk), item.str("digest").and_then(|d| d.parse::<Digest>().ok()))
-            else {
-                return Err(corrupt("tag"));
-            };
-            let tag = TagInfo {
-                name: name.to_owned(),
-                digest: digest.clone(),
-                push_time: item.i64("pushed_at").unwrap_or(0),
-            };
-            out.entry(digest.to_string()).or_default().push(tag);
+    /// A page of an artifact's tags by name (a `name` filter is tested on
+    /// the list's keys); the total is the artifact's tag count.
+    pub async fn tags_of(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        req: &PageRequest,
+        name: Option<&Match>,
+    ) -> ServiceResult<Listing<TagInfo>> {
+        let prefix = keys::artifact_tags_prefix(digest);
+        let query = Query::table(keys::repo_partition(repo), prefix.as_str());
+        let keep = |e: &Item| name.is_none_or(|m| e.sk.strip_prefix(&prefix).is_some_and(|n| m.matches(n)));
+        let (entries, next, walked) =
+            walk(self.meta.as_ref(), vec![Source::query(query)], req, name.is_some(), keep).await?;
+        let mut items = Vec::with_capacity(entries.len());
+        for e in entries {
+            let name = e.sk.strip_prefix(&prefix).ok_or_else(|| corrupt("tag entry"))?.to_owned();
+            let entry: TagEntry = from_item(e, "tag entry")?;
+            items.push(TagInfo { name, digest: digest.clone(), push_time: entry.pushed_at });
         }
-        Ok(out)
+        let total = match walked {
+            Some(n) => n,
+            None => {
+                let record = self.artifact_record(repo, digest).await?;
+                record.map_or(0, |r| u64::try_from(r.tag_count).unwrap_or(0))
+            }
+        };
+        Ok(Listing { items, total, next })
     }
 
-    /// The artifacts of a repository, newest push first.
-    pub async fn artifacts(&self, repo: &RepoName) -> ServiceResult<Vec<ArtifactInfo>> {
-        self.repository(repo).await?;
-        let items = self.meta.query_all(Query::table(keys::repo_partition(repo), "A#")).await?;
-        let mut tags = self.tags_by_digest(repo).await?;
-        let mut out = Vec::with_capacity(items.len());
-        for item in &items {
-            let digest = item.sk.strip_prefix("A#").unwrap_or_default();
-            out.push(self.artifact_of(item, tags.remove(digest).unwrap_or_default()).await?);
+    /// A page of a repository's artifacts, newest first push first. An
+    /// exact `digest` or `tags` filter is one lookup; others walk.
+    pub async fn list_artifacts(
+        &self,
+        repo: &RepoName,
+        filter: &ArtifactFilter,
+        req: &PageRequest,
+    ) -> ServiceResult<Listing<ArtifactInfo>> {
+        self.repository_record(repo).await?;
+        let exact = match (filter.digest.as_ref().and_then(Match::exact), filter.tags.as_ref().and_then(Match::exact)) {
+            (Some(d), _) => Some(d.parse::<Digest>().map(Reference::Digest).ok()),
+            (None, Some(t)) => Some(Tag::parse(t).map(Reference::Tag).ok()),
+            (None, None) => None,
+        };
+        if let Some(reference) = exact {
+            let found = match reference {
+                Some(r) => match self.artifact(repo, &r).await {
+                    Ok(a) => Some(a).filter(|a| filter.keeps(a)),
+                    Err(ServiceError::ManifestUnknown(_)) => None,
+                    Err(e) => return Err(e),
+                },
+                None => None,
+            };
+            let items: Vec<ArtifactInfo> = found.into_iter().collect();
+            return Ok(Listing { total: items.len() as u64, items, next: None });
         }
-        out.sort_by(|a, b| b.push_time.cmp(&a.push_time).then_with(|| a.digest.to_string().cmp(&b.digest.to_string())));
-        Ok(out)
+        // Newest first unless the request is descending by push time.
+        let query = Query::table(keys::repo_partition(repo), keys::PUSHED_PREFIX).keys_only();
+        if filter.is_empty() {
+            let (entries, next, total) = self.page_of(query, Counted::Artifacts(repo), req, false, |_| true).await?;
+            let items = self.artifacts_of(repo, &entries).await?;
+            return Ok(Listing { items, total, next });
+        }
+        // A test of what only the artifact knows: walk them all, reading
+        // each, keeping the page and counting the rest.
+        let skip = req.page.saturating_sub(1).saturating_mul(req.size as u64);
+        let (mut items, mut total) = (Vec::with_capacity(req.size), 0u64);
+        let mut query = Query { reverse: req.descending, ..query }.limit(100);
+        loop {
+            let page = self.meta.query(query.clone()).await?;
+            for a in self.artifacts_of(repo, &page.items).await? {
+                if filter.keeps(&a) {
+                    if total >= skip && items.len() < req.size {
+                        items.push(a);
+                    }
+                    total += 1;
+                }
+            }
+            match page.next {
+                Some(c) => query.cursor = Some(c),
+                None => break,
+            }
+        }
+        Ok(Listing { items, total, next: None })
+    }
+
+    /// The artifacts of push-order entries, in their order (one deleted
+    /// since is left out).
+    async fn artifacts_of(&self, repo: &RepoName, entries: &[Item]) -> ServiceResult<Vec<ArtifactInfo>> {
+        let reads = entries.iter().map(|e| async move {
+            let digest = keys::pushed_digest(&e.sk).ok_or_else(|| corrupt("artifact entry"))?;
+            match self.artifact_record(repo, &digest).await? {
+                Some(record) => self.artifact_of(repo, digest, record).await.map(Some),
+                None => Ok(None),
+            }
+        });
+        let found = futures::future::try_join_all(reads).await?;
+        Ok(found.into_iter().flatten().collect())
     }
 
     /// One artifact by tag or digest; `ManifestUnknown` when missing.
     pub async fn artifact(&self, repo: &RepoName, reference: &Reference) -> ServiceResult<ArtifactInfo> {
         let digest = self.resolve(repo, reference).await?;
-        let (pk, sk) = keys::artifact(repo, &digest);
-        let item =
-            self.meta.get(&pk, &sk).await?.ok_or_else(|| ServiceError::ManifestUnknown(reference.to_string()))?;
-        let tags = self.tags_by_digest(repo).await?.remove(&digest.to_string()).unwrap_or_default();
-        self.artifact_of(&item, tags).await
+        let record = self
+            .artifact_record(repo, &digest)
+            .await?
+            .ok_or_else(|| ServiceError::ManifestUnknown(reference.to_string()))?;
+        self.artifact_of(repo, digest, record).await
     }
 
     /// Deletes the artifact a tag or digest names, with all its tags
@@ -259,15 +415,8 @@ impl Registry {
     /// tag already.
     pub async fn create_tag(&self, repo: &RepoName, reference: &Reference, name: &str) -> ServiceResult<()> {
         let tag = Tag::parse(name).map_err(|e| ServiceError::Invalid(format!("invalid tag {name:?}: {e}")))?;
-        let digest = self.artifact(repo, reference).await?.digest;
-        let (pk, sk) = keys::tag(repo, &tag);
-        let item = Item::new(pk, sk).with("digest", digest.to_string()).with("pushed_at", now_unix());
-        match self.meta.put(item, Condition::NotExists).await {
-            Err(e) if e.is(ErrorKind::ConditionFailed) => {
-                Err(ServiceError::Conflict(format!("the tag {name} already exists in {repo}")))
-            }
-            other => other.map_err(Into::into),
-        }
+        let digest = self.resolve(repo, reference).await?;
+        self.add_tag(repo, &digest, &tag).await
     }
 
     /// Removes a tag from the artifact it is on; `NotFound` unless the tag
@@ -276,10 +425,9 @@ impl Registry {
         let digest = self.resolve(repo, reference).await?;
         let missing = || ServiceError::NotFound(format!("tag {name} attached to artifact {digest} not found"));
         let tag = Tag::parse(name).map_err(|_| missing())?;
-        let (pk, sk) = keys::tag(repo, &tag);
-        match self.meta.delete(&pk, &sk, Condition::equals("digest", digest.to_string())).await {
-            Err(e) if e.is(ErrorKind::ConditionFailed) => Err(missing()),
-            other => other.map_err(Into::into),
+        match self.untag(repo, &tag, Some(&digest)).await {
+            Err(ServiceError::ManifestUnknown(_)) => Err(missing()),
+            other => other,
         }
     }
 

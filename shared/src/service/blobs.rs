@@ -5,11 +5,28 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::blob::{ByteRange, ErrorKind, ObjectRead, keys as blob_keys};
-use crate::meta::{Condition, Item, keys, now_unix};
+use crate::meta::{Condition, keys, now_unix};
 use crate::oci::{Digest, RepoName};
 
+use super::record::{from_item, to_item};
 use super::{Registry, ServiceError, ServiceResult};
+
+/// A blob whose bytes are stored (once per digest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct BlobRecord {
+    size: u64,
+    created_at: i64,
+}
+
+/// A repository's link to a blob: the repository may read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct LinkRecord {
+    size: u64,
+    linked_at: i64,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobInfo {
@@ -31,9 +48,9 @@ impl Registry {
     /// request): `BlobUnknown` when not linked.
     pub async fn stat_blob(&self, repo: &RepoName, digest: &Digest) -> ServiceResult<BlobInfo> {
         let (pk, sk) = keys::blob_link(repo, digest);
-        let link = self.meta.get(&pk, &sk).await?.ok_or_else(|| ServiceError::BlobUnknown(digest.clone()))?;
-        let size = link.i64("size").and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
-        Ok(BlobInfo { digest: digest.clone(), size })
+        let item = self.meta.get(&pk, &sk).await?.ok_or_else(|| ServiceError::BlobUnknown(digest.clone()))?;
+        let link: LinkRecord = from_item(item, "blob link")?;
+        Ok(BlobInfo { digest: digest.clone(), size: link.size })
     }
 
     /// Opens a blob found by [`Self::stat_blob`] for reading: a presigned
@@ -90,14 +107,14 @@ impl Registry {
     pub(super) async fn link_blob(&self, repo: &RepoName, info: &BlobInfo) -> ServiceResult<()> {
         let now = now_unix();
         let (pk, sk) = keys::blob(&info.digest);
-        let blob = Item::new(pk, sk).with("size", info.size).with("created_at", now);
+        let blob = to_item(pk, sk, &BlobRecord { size: info.size, created_at: now }, "blob")?;
         if let Err(e) = self.meta.put(blob, Condition::NotExists).await
             && !e.is(ErrorKind::ConditionFailed)
         {
             return Err(e.into());
         }
         let (pk, sk) = keys::blob_link(repo, &info.digest);
-        let link = Item::new(pk, sk).with("size", info.size).with("linked_at", now);
+        let link = to_item(pk, sk, &LinkRecord { size: info.size, linked_at: now }, "blob link")?;
         self.meta.put(link, Condition::Always).await?;
         Ok(())
     }

@@ -5,8 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::meta::{Condition, ErrorKind, Item, Query, Write, keys};
+use crate::meta::keys::{self, Counted};
+use crate::meta::{Condition, ErrorKind, Item, Query, Write};
 
+use super::paging::{Listing, Match, PageRequest, count_write};
 use super::record::{from_item, to_item};
 use super::{Registry, ServiceError, ServiceResult};
 
@@ -42,6 +44,33 @@ fn group_item(g: &Group) -> ServiceResult<Item> {
     to_item(pk, sk, g, "group")
 }
 
+/// A group's entry in the group list: what list filters test.
+fn group_entry(g: &Group) -> ServiceResult<Item> {
+    let (pk, sk) = keys::group_entry(g.id);
+    to_item(pk, sk, g, "group")
+}
+
+/// The filters of a group listing (Harbor's `group_name`, `ldap_group_dn`
+/// and `group_type`), each tested on the list's entries.
+#[derive(Debug, Clone, Default)]
+pub struct GroupFilter {
+    pub name: Option<Match>,
+    pub ldap_group_dn: Option<String>,
+    pub group_type: Option<i64>,
+}
+
+impl GroupFilter {
+    fn is_empty(&self) -> bool {
+        self.name.is_none() && self.ldap_group_dn.is_none() && self.group_type.is_none()
+    }
+
+    fn keeps(&self, g: &Group) -> bool {
+        self.name.as_ref().is_none_or(|m| m.matches(&g.group_name))
+            && self.ldap_group_dn.as_ref().is_none_or(|dn| g.ldap_group_dn.eq_ignore_ascii_case(dn.trim()))
+            && self.group_type.is_none_or(|t| g.group_type == t)
+    }
+}
+
 fn validate(group_type: i64, name: &str, dn: &str) -> ServiceResult<()> {
     if ![LDAP_GROUP, HTTP_GROUP, OIDC_GROUP].contains(&group_type) {
         return Err(ServiceError::Invalid(format!("group_type {group_type} is not 1 (LDAP), 2 (HTTP) or 3 (OIDC)")));
@@ -68,11 +97,11 @@ impl Registry {
             ldap_group_dn: if group_type == LDAP_GROUP { dn.trim().to_owned() } else { String::new() },
         };
         let (kpk, ksk) = keys::group_identity(group_type, &group.identity());
-        let (lpk, lsk) = keys::group_entry(id);
         let writes = vec![
-            Write::Put { item: Item::new(kpk, ksk).with("id", id), cond: Condition::NotExists },
+            Write::Put { item: Item::new(kpk, ksk).with(keys::attr::ID, id), cond: Condition::NotExists },
             Write::Put { item: group_item(&group)?, cond: Condition::NotExists },
-            Write::Put { item: Item::new(lpk, lsk).with("id", id), cond: Condition::Always },
+            Write::Put { item: group_entry(&group)?, cond: Condition::NotExists },
+            count_write(Counted::Groups, &id.to_string(), 1),
         ];
         match self.meta.transact(writes).await {
             Ok(()) => Ok(group),
@@ -87,7 +116,7 @@ impl Registry {
     /// onboarded.
     pub async fn group_by_identity(&self, group_type: i64, dn_or_name: &str) -> ServiceResult<Option<Group>> {
         let (pk, sk) = keys::group_identity(group_type, &identity(group_type, dn_or_name, dn_or_name));
-        match self.meta.get(&pk, &sk).await?.and_then(|i| i.i64("id")) {
+        match self.meta.get(&pk, &sk).await?.and_then(|i| i.i64(keys::attr::ID)) {
             Some(id) => match self.group(id).await {
                 Ok(g) => Ok(Some(g)),
                 Err(ServiceError::NotFound(_)) => Ok(None),
@@ -118,20 +147,13 @@ impl Registry {
         from_item(item, "group")
     }
 
-    /// Every group, by id.
-    pub async fn list_groups(&self) -> ServiceResult<Vec<Group>> {
-        let entries = self.meta.query_all(Query::table(keys::GROUPS, "")).await?;
-        let found =
-            futures::future::join_all(entries.iter().filter_map(|e| e.i64("id")).map(|id| self.group(id))).await;
-        let mut out = Vec::with_capacity(found.len());
-        for g in found {
-            match g {
-                Ok(g) => out.push(g),
-                Err(ServiceError::NotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
+    /// A page of groups by id, passing `filter` (tested on the entries).
+    pub async fn list_groups(&self, filter: &GroupFilter, req: &PageRequest) -> ServiceResult<Listing<Group>> {
+        let query = Query::table(keys::GROUPS, "");
+        let keep = |e: &Item| from_item::<Group>(e.clone(), "group").is_ok_and(|g| filter.keeps(&g));
+        let (entries, next, total) = self.page_of(query, Counted::Groups, req, !filter.is_empty(), keep).await?;
+        let items = entries.into_iter().map(|e| from_item(e, "group")).collect::<ServiceResult<Vec<_>>>()?;
+        Ok(Listing { items, total, next })
     }
 
     /// Renames a group (its identity stays).
@@ -139,7 +161,11 @@ impl Registry {
         let mut group = self.group(id).await?;
         validate(group.group_type, name, &group.ldap_group_dn)?;
         group.group_name = name.to_owned();
-        self.meta.put(group_item(&group)?, Condition::Exists).await.map_err(|e| {
+        let writes = vec![
+            Write::Put { item: group_item(&group)?, cond: Condition::Exists },
+            Write::Put { item: group_entry(&group)?, cond: Condition::Exists },
+        ];
+        self.meta.transact(writes).await.map_err(|e| {
             if e.is(ErrorKind::ConditionFailed) {
                 ServiceError::NotFound(format!("group {id} not found"))
             } else {
@@ -157,8 +183,9 @@ impl Registry {
         let (lpk, lsk) = keys::group_entry(id);
         let writes = vec![
             Write::Delete { pk, sk, cond: Condition::Exists },
-            Write::Delete { pk: kpk, sk: ksk, cond: Condition::equals("id", id) },
-            Write::Delete { pk: lpk, sk: lsk, cond: Condition::Always },
+            Write::Delete { pk: kpk, sk: ksk, cond: Condition::equals(keys::attr::ID, id) },
+            Write::Delete { pk: lpk, sk: lsk, cond: Condition::Exists },
+            count_write(Counted::Groups, &id.to_string(), -1),
         ];
         match self.meta.transact(writes).await {
             Err(e) if e.is(ErrorKind::ConditionFailed) => {
@@ -190,7 +217,11 @@ mod tests {
         assert!(matches!(reg.create_group(9, "x", "").await, Err(ServiceError::Invalid(_))));
         reg.rename_group(a.id, "developers").await.unwrap();
         assert_eq!(reg.group(a.id).await.unwrap().group_name, "developers");
-        assert_eq!(reg.list_groups().await.unwrap().len(), 2);
+        let all = reg.list_groups(&GroupFilter::default(), &PageRequest::first(10)).await.unwrap();
+        assert_eq!((all.items.len(), all.total), (2, 2));
+        let named = GroupFilter { name: Some(Match::Fuzzy("DEVELOP".into())), ..GroupFilter::default() };
+        let found = reg.list_groups(&named, &PageRequest::first(10)).await.unwrap();
+        assert_eq!((found.items[0].id, found.total), (a.id, 1));
         reg.delete_group(a.id).await.unwrap();
         assert!(reg.group_by_identity(LDAP_GROUP, dn).await.unwrap().is_none());
         let again = reg.onboard_group(LDAP_GROUP, dn, "devs").await.unwrap();

@@ -1,28 +1,40 @@
 //! Manifests, tags, referrers and the catalog.
 //!
 //! A manifest is stored byte for byte as pushed. Small manifests (nearly
-//! all) live inline in their table item, so a pull by tag is two table
-//! reads and no object-store request; larger ones go to the blob store at
+//! all) live inline in their table item, larger ones in the blob store at
 //! their content address. What an item records beside the body (blob and
 //! child lists, annotations) grows with the manifest too: when it would not
-//! fit a table item it is left out, the item is marked `in_body`, and readers
-//! take it from the manifest. A manifest, its tag and its referrer entry are
-//! written in one transaction, so a tag never points at a half-written
-//! manifest and two concurrent pushes of one tag leave one consistent winner.
+//! fit a table item it is left out, the item is marked `in_body`, and
+//! readers take it from the manifest.
+//!
+//! A tag item carries what a pull by tag answers — the digest, media type,
+//! size and (when the manifest is inline) the body — so a pull by tag or by
+//! digest is one table read and no object-store request. Each tag also has
+//! an entry among its artifact's tags (`D#<digest>#<tag>`) and each artifact
+//! an entry in the order of first push (`N#…`), for listings; an artifact
+//! counts its tags (`tag_count`).
+//!
+//! Every change is one transaction guarded by conditions: a tag moves only
+//! from the digest it was read pointing at, it moves onto an artifact only
+//! while that artifact exists (its `tag_count` goes up), and an artifact is
+//! deleted only while its `tag_count` is what the deletion saw, with every
+//! tag it saw. So two concurrent pushes of one tag leave one consistent
+//! winner, and a tag never points at a deleted or half-written manifest.
 
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use crate::blob::keys as blob_keys;
-use crate::meta::keys::Key;
-use crate::meta::{Condition, ErrorKind, Item, Query, Write, keys, now_unix};
-use crate::oci::{Descriptor, Digest, Manifest, Reference, RepoName};
+use crate::meta::keys::{self, Counted, Key};
+use crate::meta::{Condition, ErrorKind, Item, Query, Write, now_unix};
+use crate::oci::{Descriptor, Digest, Manifest, Reference, RepoName, Tag};
 
-use super::record::corrupt;
+use super::paging::count_write;
+use super::record::{corrupt, from_item, to_item};
 use super::{Registry, ServiceError, ServiceResult};
 
 /// Manifests up to this size are kept inline in the table (base64 must fit
@@ -30,6 +42,14 @@ use super::{Registry, ServiceError, ServiceResult};
 const INLINE_LIMIT: usize = 192 * 1024;
 /// The most tags or repositories one listing request returns.
 pub const MAX_PAGE: usize = 10_000;
+/// The most referrers one referrers answer lists (the OCI spec lets a
+/// registry cut the list; a client asks again with an `artifactType`).
+pub const MAX_REFERRERS: usize = 1_000;
+/// How often a write that lost a race against another is tried again.
+const ATTEMPTS: usize = 8;
+/// Tags removed per transaction when an artifact is deleted (two writes
+/// each, plus the artifact's count).
+const TAGS_PER_BATCH: usize = 10;
 
 /// A stored manifest.
 #[derive(Debug, Clone)]
@@ -56,26 +76,187 @@ pub struct NamePage {
     pub more: bool,
 }
 
-/// Marks an item that left out attributes which would not fit a table item
-/// (blob and child lists, annotations: they grow with the manifest); readers
-/// take them from the stored manifest instead.
-const IN_BODY: &str = "in_body";
+/// An artifact (a manifest) as stored in its repository's partition.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(super) struct ArtifactRecord {
+    pub media_type: String,
+    pub size: u64,
+    /// First push, Unix seconds.
+    pub pushed_at: i64,
+    #[serde(default)]
+    pub blobs: Vec<String>,
+    #[serde(default)]
+    pub manifests: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Base64 of the manifest, when it is kept inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// The lists above were left out to fit the item: read the manifest.
+    #[serde(default)]
+    pub in_body: bool,
+    #[serde(default)]
+    pub tag_count: i64,
+}
+
+/// A repository as stored in its project's partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct RepositoryRecord {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub created_at: i64,
+    #[serde(default)]
+    pub update_time: i64,
+}
+
+impl RepositoryRecord {
+    pub(super) fn new(repo: &RepoName, now: i64) -> Self {
+        Self { name: repo.to_string(), description: String::new(), created_at: now, update_time: now }
+    }
+}
+
+/// A tag as stored: what a pull by tag answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct TagRecord {
+    pub digest: String,
+    /// When the tag was last pushed, Unix seconds.
+    pub pushed_at: i64,
+    /// Absent in tags stored before tags carried their manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+impl TagRecord {
+    /// The tag of `digest`, carrying the artifact's manifest.
+    pub(super) fn of(digest: &Digest, artifact: &ArtifactRecord, pushed_at: i64) -> Self {
+        Self {
+            digest: digest.to_string(),
+            pushed_at,
+            media_type: Some(artifact.media_type.clone()),
+            size: Some(artifact.size),
+            body: artifact.body.clone(),
+        }
+    }
+}
+
+/// A tag's entry among its artifact's tags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct TagEntry {
+    pub pushed_at: i64,
+}
+
+/// A manifest's entry among the referrers of its subject.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ReferrerRecord {
+    media_type: String,
+    size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    artifact_type: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
+    /// The annotations were left out to fit the item: read the manifest.
+    #[serde(default)]
+    in_body: bool,
+}
 
 /// Whether the table accepts `item` (its size limit).
 fn fits(item: &Item) -> bool {
     crate::meta::validate_item(item).is_ok()
 }
 
-/// `item`, without the attributes `derived` (marked [`IN_BODY`]) if it is
-/// too large with them.
-fn fit_item(mut item: Item, derived: &[&str]) -> Item {
-    if fits(&item) {
-        return item;
+fn artifact_item(repo: &RepoName, digest: &Digest, a: &ArtifactRecord) -> ServiceResult<Item> {
+    let (pk, sk) = keys::artifact(repo, digest);
+    to_item(pk, sk, a, "artifact")
+}
+
+/// The artifact record of a manifest stored at `key`: with its body inline
+/// when it fits (else without, and the body goes to the blob store), and
+/// without the derived lists when they would not fit.
+fn artifact_record(key: &Key, manifest: &Manifest, bytes: &Bytes, now: i64) -> ArtifactRecord {
+    let mut record = ArtifactRecord {
+        media_type: manifest.media_type.clone(),
+        size: bytes.len() as u64,
+        pushed_at: now,
+        blobs: manifest.required_blobs().iter().map(|d| d.digest.to_string()).collect(),
+        manifests: manifest.child_manifests().iter().map(|d| d.digest.to_string()).collect(),
+        artifact_type: manifest.referrer_artifact_type().map(str::to_owned),
+        annotations: manifest.annotations.clone(),
+        subject: manifest.subject.as_ref().map(|s| s.digest.to_string()),
+        body: None,
+        in_body: false,
+        tag_count: 0,
+    };
+    let fits_as_item =
+        |r: &ArtifactRecord| to_item(key.0.clone(), key.1.clone(), r, "artifact").is_ok_and(|i| fits(&i));
+    if !fits_as_item(&record) {
+        record.blobs.clear();
+        record.manifests.clear();
+        record.annotations.clear();
+        record.in_body = true;
     }
-    for attr in derived {
-        item.attrs.remove(*attr);
+    if bytes.len() <= INLINE_LIMIT {
+        let inline = ArtifactRecord { body: Some(B64.encode(bytes)), ..record.clone() };
+        if fits_as_item(&inline) {
+            return inline;
+        }
     }
-    item.with(IN_BODY, true)
+    record
+}
+
+/// The writes that put `tag` on `digest` (an artifact that holds the tag
+/// afterwards: its `tag_count` is the caller's to write), taking it from
+/// the artifact `from` it was read on, if any.
+fn tag_writes(
+    repo: &RepoName,
+    tag: &Tag,
+    digest: &Digest,
+    record: &TagRecord,
+    from: Option<&Digest>,
+) -> ServiceResult<Vec<Write>> {
+    let (pk, sk) = keys::tag(repo, tag);
+    let mut item = to_item(pk, sk, record, "tag")?;
+    if !fits(&item) {
+        item.attrs.remove("body");
+    }
+    let cond = match from {
+        None => Condition::NotExists,
+        Some(old) => Condition::equals(keys::attr::DIGEST, old.to_string()),
+    };
+    let mut writes = vec![Write::Put { item, cond }];
+    if from != Some(digest) {
+        let (epk, esk) = keys::artifact_tag(repo, digest, tag.as_str());
+        let entry = to_item(epk, esk, &TagEntry { pushed_at: record.pushed_at }, "tag entry")?;
+        writes.push(Write::Put { item: entry, cond: Condition::Always });
+        if let Some(old) = from {
+            let (opk, osk) = keys::artifact_tag(repo, old, tag.as_str());
+            writes.push(Write::Delete { pk: opk, sk: osk, cond: Condition::Always });
+            writes.push(tag_count_write(repo, old, -1));
+        }
+    }
+    Ok(writes)
+}
+
+/// Adds `delta` to an existing artifact's tag count.
+fn tag_count_write(repo: &RepoName, digest: &Digest, delta: i64) -> Write {
+    let (pk, sk) = keys::artifact(repo, digest);
+    Write::Add { pk, sk, attr: keys::attr::TAG_COUNT.to_owned(), delta, cond: Condition::Exists }
+}
+
+fn tag_unknown(tag: &Tag) -> ServiceError {
+    ServiceError::ManifestUnknown(tag.to_string())
+}
+
+fn raced(what: &str) -> ServiceError {
+    ServiceError::Conflict(format!("{what} kept changing under concurrent requests; try again"))
 }
 
 impl Registry {
@@ -104,52 +285,98 @@ impl Registry {
         };
         self.require_project(repo).await?;
         self.check_references(repo, &manifest).await?;
-
-        let (pk, sk) = keys::artifact(repo, &digest);
         let now = now_unix();
-        let mut artifact = Item::new(pk, sk)
-            .with("media_type", manifest.media_type.clone())
-            .with("size", bytes.len())
-            .with("pushed_at", now)
-            .with("blobs", manifest.required_blobs().iter().map(|d| d.digest.to_string()).collect::<Vec<_>>())
-            .with("manifests", manifest.child_manifests().iter().map(|d| d.digest.to_string()).collect::<Vec<_>>());
-        if let Some(t) = manifest.referrer_artifact_type() {
-            artifact = artifact.with("artifact_type", t);
-        }
-        if !manifest.annotations.is_empty() {
-            artifact = artifact.with("annotations", json!(manifest.annotations));
-        }
-        if let Some(subject) = &manifest.subject {
-            artifact = artifact.with("subject", subject.digest.to_string());
-        }
-        let mut artifact = fit_item(artifact, &["blobs", "manifests", "annotations"]);
-        let inline = artifact.clone().with("body", B64.encode(&bytes));
-        if bytes.len() <= INLINE_LIMIT && fits(&inline) {
-            artifact = inline;
-        } else {
+        let record = artifact_record(&keys::artifact(repo, &digest), &manifest, &bytes, now);
+        if record.body.is_none() {
             self.blobs.put_bytes(&blob_keys::blob(&digest), bytes.clone()).await?;
         }
-
-        let mut writes = vec![Write::Put { item: artifact, cond: Condition::Always }];
-        if let Reference::Tag(tag) = reference {
-            let (pk, sk) = keys::tag(repo, tag);
-            let item = Item::new(pk, sk).with("digest", digest.to_string()).with("pushed_at", now);
-            writes.push(Write::Put { item, cond: Condition::Always });
-        }
-        if let Some(subject) = &manifest.subject {
-            let (pk, sk) = keys::referrer(repo, &subject.digest, &digest);
-            let mut item = Item::new(pk, sk).with("media_type", manifest.media_type.clone()).with("size", bytes.len());
-            if let Some(t) = manifest.referrer_artifact_type() {
-                item = item.with("artifact_type", t);
-            }
-            if !manifest.annotations.is_empty() {
-                item = item.with("annotations", json!(manifest.annotations));
-            }
-            writes.push(Write::Put { item: fit_item(item, &["annotations"]), cond: Condition::Always });
-        }
         self.ensure_repository(repo).await?;
-        self.meta.transact(writes).await?;
-        Ok(PutOutcome { digest, subject: manifest.subject.map(|s| s.digest) })
+        let tag = match reference {
+            Reference::Tag(t) => Some(t),
+            Reference::Digest(_) => None,
+        };
+        for _ in 0..ATTEMPTS {
+            let (apk, ask) = keys::artifact(repo, &digest);
+            let exists = self.meta.get(&apk, &ask).await?.is_some();
+            let old_tag = match tag {
+                Some(t) => self.tag_record(repo, t).await?,
+                None => None,
+            };
+            let old_digest =
+                old_tag.as_ref().map(|t| t.digest.parse::<Digest>()).transpose().map_err(|_| corrupt("tag"))?;
+            let gains_tag = tag.is_some() && old_digest.as_ref() != Some(&digest);
+            let mut writes = Vec::new();
+            if exists {
+                if tag.is_none() {
+                    // Stored already, and no tag to move.
+                    if let Some(subject) = &manifest.subject {
+                        let Write::Put { item, cond } =
+                            self.referrer_write(repo, &subject.digest, &digest, &manifest, bytes.len())?
+                        else {
+                            return Err(corrupt("referrer write"));
+                        };
+                        self.meta.put(item, cond).await?;
+                    }
+                    return Ok(PutOutcome { digest, subject: manifest.subject.map(|s| s.digest) });
+                }
+                if gains_tag {
+                    writes.push(tag_count_write(repo, &digest, 1));
+                } else {
+                    writes.push(Write::Check { pk: apk, sk: ask, cond: Condition::Exists });
+                }
+            } else {
+                let created = ArtifactRecord { tag_count: i64::from(gains_tag), ..record.clone() };
+                writes.push(Write::Put { item: artifact_item(repo, &digest, &created)?, cond: Condition::NotExists });
+                let (npk, nsk) = keys::artifact_pushed(repo, now, &digest);
+                writes.push(Write::Put { item: Item::new(npk, nsk), cond: Condition::Always });
+                writes.push(count_write(Counted::Artifacts(repo), &digest.to_string(), 1));
+            }
+            if let Some(t) = tag {
+                writes.extend(tag_writes(
+                    repo,
+                    t,
+                    &digest,
+                    &TagRecord::of(&digest, &record, now),
+                    old_digest.as_ref(),
+                )?);
+            }
+            if let Some(subject) = &manifest.subject {
+                writes.push(self.referrer_write(repo, &subject.digest, &digest, &manifest, bytes.len())?);
+            }
+            match self.meta.transact(writes).await {
+                Ok(()) => return Ok(PutOutcome { digest, subject: manifest.subject.map(|s| s.digest) }),
+                // A concurrent push or delete moved the tag or the artifact:
+                // read again and redo.
+                Err(e) if e.is(ErrorKind::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(raced("the tag"))
+    }
+
+    fn referrer_write(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        digest: &Digest,
+        manifest: &Manifest,
+        size: usize,
+    ) -> ServiceResult<Write> {
+        let (pk, sk) = keys::referrer(repo, subject, digest);
+        let mut record = ReferrerRecord {
+            media_type: manifest.media_type.clone(),
+            size: size as u64,
+            artifact_type: manifest.referrer_artifact_type().map(str::to_owned),
+            annotations: manifest.annotations.clone(),
+            in_body: false,
+        };
+        let mut item = to_item(pk.clone(), sk.clone(), &record, "referrer")?;
+        if !fits(&item) {
+            record.annotations.clear();
+            record.in_body = true;
+            item = to_item(pk, sk, &record, "referrer")?;
+        }
+        Ok(Write::Put { item, cond: Condition::Always })
     }
 
     async fn check_references(&self, repo: &RepoName, manifest: &Manifest) -> ServiceResult<()> {
@@ -173,7 +400,8 @@ impl Registry {
         Ok(())
     }
 
-    /// Records the repository (and its catalog entry) on its first manifest.
+    /// Records the repository (and its catalog entry, each counted) on its
+    /// first manifest.
     async fn ensure_repository(&self, repo: &RepoName) -> ServiceResult<()> {
         let (pk, sk) = keys::repository(repo);
         if self.meta.get(&pk, &sk).await?.is_some() {
@@ -181,12 +409,12 @@ impl Registry {
         }
         let now = now_unix();
         let (cpk, csk) = keys::catalog_entry(repo);
+        let record = RepositoryRecord::new(repo, now);
         let writes = vec![
-            Write::Put {
-                item: Item::new(pk, sk).with("name", repo.to_string()).with("created_at", now),
-                cond: Condition::NotExists,
-            },
-            Write::Put { item: Item::new(cpk, csk).with("created_at", now), cond: Condition::Always },
+            Write::Put { item: to_item(pk, sk, &record, "repository")?, cond: Condition::NotExists },
+            Write::Put { item: Item::new(cpk, csk), cond: Condition::Always },
+            count_write(Counted::Repositories(repo.project()), repo.as_str(), 1),
+            count_write(Counted::Catalog, repo.as_str(), 1),
         ];
         match self.meta.transact(writes).await {
             Err(e) if !e.is(ErrorKind::ConditionFailed) => Err(e.into()),
@@ -194,34 +422,60 @@ impl Registry {
         }
     }
 
+    pub(super) async fn tag_record(&self, repo: &RepoName, tag: &Tag) -> ServiceResult<Option<TagRecord>> {
+        let (pk, sk) = keys::tag(repo, tag);
+        self.meta.get(&pk, &sk).await?.map(|i| from_item(i, "tag")).transpose()
+    }
+
+    pub(super) async fn artifact_record(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> ServiceResult<Option<ArtifactRecord>> {
+        let (pk, sk) = keys::artifact(repo, digest);
+        self.meta.get(&pk, &sk).await?.map(|i| from_item(i, "artifact")).transpose()
+    }
+
     /// The digest a reference names in `repo`.
     pub async fn resolve(&self, repo: &RepoName, reference: &Reference) -> ServiceResult<Digest> {
         match reference {
             Reference::Digest(d) => Ok(d.clone()),
             Reference::Tag(tag) => {
-                let (pk, sk) = keys::tag(repo, tag);
-                let item =
-                    self.meta.get(&pk, &sk).await?.ok_or_else(|| ServiceError::ManifestUnknown(tag.to_string()))?;
-                item.str("digest").and_then(|d| d.parse().ok()).ok_or_else(|| corrupt("tag"))
+                let record = self.tag_record(repo, tag).await?.ok_or_else(|| tag_unknown(tag))?;
+                record.digest.parse().map_err(|_| corrupt("tag"))
             }
         }
     }
 
-    /// A manifest by tag or digest; `with_body: false` answers a HEAD
-    /// without reading large manifests from the blob store.
+    /// A manifest by tag or digest: one table read (and an object-store read
+    /// for a manifest too large for the table); `with_body: false` answers a
+    /// HEAD without reading the blob store.
     pub async fn get_manifest(
         &self,
         repo: &RepoName,
         reference: &Reference,
         with_body: bool,
     ) -> ServiceResult<ManifestRecord> {
-        let digest = self.resolve(repo, reference).await?;
-        let (pk, sk) = keys::artifact(repo, &digest);
-        let item =
-            self.meta.get(&pk, &sk).await?.ok_or_else(|| ServiceError::ManifestUnknown(reference.to_string()))?;
-        let media_type = item.str("media_type").ok_or_else(|| corrupt("manifest item"))?.to_owned();
-        let size = item.i64("size").and_then(|s| u64::try_from(s).ok()).ok_or_else(|| corrupt("manifest item"))?;
-        let body = match (with_body, item.str("body")) {
+        let (digest, media_type, size, body) = match reference {
+            Reference::Tag(tag) => {
+                let t = self.tag_record(repo, tag).await?.ok_or_else(|| tag_unknown(tag))?;
+                let digest: Digest = t.digest.parse().map_err(|_| corrupt("tag"))?;
+                match (t.media_type, t.size) {
+                    (Some(media_type), Some(size)) => (digest, media_type, size, t.body),
+                    // A tag stored before tags carried their manifest.
+                    _ => {
+                        let a = self.artifact_record(repo, &digest).await?.ok_or_else(|| tag_unknown(tag))?;
+                        (digest, a.media_type, a.size, a.body)
+                    }
+                }
+            }
+            Reference::Digest(digest) => {
+                let unknown = || ServiceError::ManifestUnknown(digest.to_string());
+                let a = self.artifact_record(repo, digest).await?.ok_or_else(unknown)?;
+                (digest.clone(), a.media_type, a.size, a.body)
+            }
+        };
+        let body = match (with_body, body) {
             (false, _) => Bytes::new(),
             (true, Some(b64)) => Bytes::from(B64.decode(b64).map_err(|_| corrupt("manifest body"))?),
             (true, None) => self.blobs.get_bytes(&blob_keys::blob(&digest)).await?,
@@ -233,45 +487,85 @@ impl Registry {
     /// entry.
     pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> ServiceResult<()> {
         match reference {
-            Reference::Tag(tag) => {
-                let (pk, sk) = keys::tag(repo, tag);
-                self.meta.delete(&pk, &sk, Condition::Exists).await.map_err(|e| {
-                    if e.is(ErrorKind::ConditionFailed) {
-                        ServiceError::ManifestUnknown(tag.to_string())
-                    } else {
-                        e.into()
-                    }
-                })
+            Reference::Tag(tag) => self.untag(repo, tag, None).await,
+            Reference::Digest(digest) => self.delete_artifact_of(repo, digest).await,
+        }
+    }
+
+    /// Removes a tag (only from `on`, when given): `ManifestUnknown` when
+    /// there is no such tag.
+    pub(super) async fn untag(&self, repo: &RepoName, tag: &Tag, on: Option<&Digest>) -> ServiceResult<()> {
+        for _ in 0..ATTEMPTS {
+            let Some(record) = self.tag_record(repo, tag).await? else { return Err(tag_unknown(tag)) };
+            let digest: Digest = record.digest.parse().map_err(|_| corrupt("tag"))?;
+            if on.is_some_and(|d| d != &digest) {
+                return Err(tag_unknown(tag));
             }
-            Reference::Digest(digest) => {
-                let (pk, sk) = keys::artifact(repo, digest);
-                let item =
-                    self.meta.get(&pk, &sk).await?.ok_or_else(|| ServiceError::ManifestUnknown(digest.to_string()))?;
-                let partition = keys::repo_partition(repo);
-                let tags = self.meta.query_all(Query::table(&partition, keys::TAG_PREFIX)).await?;
-                let wanted = digest.to_string();
-                let mut writes: Vec<Write> = tags
-                    .into_iter()
-                    .filter(|t| t.str("digest") == Some(wanted.as_str()))
-                    .map(|t| Write::Delete { pk: t.pk, sk: t.sk, cond: Condition::equals("digest", wanted.clone()) })
-                    .collect();
-                if let Some(subject) = item.str("subject").and_then(|s| s.parse::<Digest>().ok()) {
+            let (pk, sk) = keys::tag(repo, tag);
+            let (epk, esk) = keys::artifact_tag(repo, &digest, tag.as_str());
+            let writes = vec![
+                Write::Delete { pk, sk, cond: Condition::equals(keys::attr::DIGEST, digest.to_string()) },
+                Write::Delete { pk: epk, sk: esk, cond: Condition::Always },
+                tag_count_write(repo, &digest, -1),
+            ];
+            match self.meta.transact(writes).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is(ErrorKind::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(raced("the tag"))
+    }
+
+    /// Deletes an artifact with its tags (a batch at a time, each batch
+    /// guarded by the artifact's tag count), its entries and its referrer
+    /// entry; the manifest item goes last, so a failure part-way leaves it
+    /// reachable by digest to delete again.
+    async fn delete_artifact_of(&self, repo: &RepoName, digest: &Digest) -> ServiceResult<()> {
+        let unknown = || ServiceError::ManifestUnknown(digest.to_string());
+        let (apk, ask) = keys::artifact(repo, digest);
+        let mut lost_races = 0;
+        loop {
+            let artifact = self.artifact_record(repo, digest).await?.ok_or_else(unknown)?;
+            let prefix = keys::artifact_tags_prefix(digest);
+            let query = Query::table(keys::repo_partition(repo), prefix.as_str()).limit(TAGS_PER_BATCH).keys_only();
+            let tags = self.meta.query(query).await?.items;
+            let guard = Condition::equals(keys::attr::TAG_COUNT, artifact.tag_count);
+            let last = tags.is_empty();
+            let mut writes = Vec::new();
+            if last {
+                writes.push(Write::Delete { pk: apk.clone(), sk: ask.clone(), cond: guard });
+                let (npk, nsk) = keys::artifact_pushed(repo, artifact.pushed_at, digest);
+                writes.push(Write::Delete { pk: npk, sk: nsk, cond: Condition::Always });
+                writes.push(count_write(Counted::Artifacts(repo), &digest.to_string(), -1));
+                if let Some(subject) = artifact.subject.as_deref().and_then(|s| s.parse::<Digest>().ok()) {
                     let (rpk, rsk) = keys::referrer(repo, &subject, digest);
                     writes.push(Write::Delete { pk: rpk, sk: rsk, cond: Condition::Always });
                 }
-                // The manifest goes last, with the final batch, so a failure
-                // part-way leaves it reachable by digest to delete again.
-                writes.push(Write::Delete { pk, sk, cond: Condition::Always });
-                for batch in writes.chunks(crate::meta::MAX_TRANSACTION_WRITES) {
-                    self.meta.transact(batch.to_vec()).await.map_err(|e| {
-                        if e.is(ErrorKind::ConditionFailed) {
-                            ServiceError::UploadInvalid("a tag moved while the manifest was being deleted".to_owned())
-                        } else {
-                            e.into()
-                        }
-                    })?;
+            } else {
+                let removed = i64::try_from(tags.len()).unwrap_or(i64::MAX);
+                let attr = keys::attr::TAG_COUNT.to_owned();
+                writes.push(Write::Add { pk: apk.clone(), sk: ask.clone(), attr, delta: -removed, cond: guard });
+                for entry in tags {
+                    let name = entry.sk.strip_prefix(&prefix).ok_or_else(|| corrupt("tag entry"))?;
+                    let tag = Tag::parse(name).map_err(|_| corrupt("tag entry"))?;
+                    let (tpk, tsk) = keys::tag(repo, &tag);
+                    let on_this = Condition::equals(keys::attr::DIGEST, digest.to_string());
+                    writes.push(Write::Delete { pk: tpk, sk: tsk, cond: on_this });
+                    writes.push(Write::Delete { pk: entry.pk, sk: entry.sk, cond: Condition::Always });
                 }
-                Ok(())
+            }
+            match self.meta.transact(writes).await {
+                Ok(()) if last => return Ok(()),
+                Ok(()) => {}
+                // A tag moved meanwhile: read again.
+                Err(e) if e.is(ErrorKind::ConditionFailed) => {
+                    lost_races += 1;
+                    if lost_races == ATTEMPTS {
+                        return Err(raced("the artifact's tags"));
+                    }
+                }
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -304,7 +598,7 @@ impl Registry {
         if want == 0 {
             return Ok(page);
         }
-        let mut query = query;
+        let mut query = query.keys_only();
         loop {
             // One more than wanted tells whether more follow.
             query.limit = (want + 1 - page.names.len()).min(1000);
@@ -324,7 +618,8 @@ impl Registry {
     }
 
     /// Manifests in `repo` whose `subject` is `subject`, optionally only
-    /// those of one artifact type, as referrers-API descriptors.
+    /// those of one artifact type, as referrers-API descriptors (at most
+    /// [`MAX_REFERRERS`]).
     pub async fn referrers(
         &self,
         repo: &RepoName,
@@ -332,48 +627,82 @@ impl Registry {
         artifact_type: Option<&str>,
     ) -> ServiceResult<Vec<Descriptor>> {
         let prefix = keys::referrers_prefix(subject);
-        let items = self.meta.query_all(Query::table(keys::repo_partition(repo), prefix.clone())).await?;
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            let digest = item
-                .sk
-                .strip_prefix(&prefix)
-                .and_then(|d| d.parse::<Digest>().ok())
-                .ok_or_else(|| corrupt("referrer"))?;
-            let found_type = item.str("artifact_type").map(str::to_owned);
-            if artifact_type.is_some_and(|want| found_type.as_deref() != Some(want)) {
-                continue;
+        let mut query = Query::table(keys::repo_partition(repo), prefix.clone());
+        let mut out = Vec::new();
+        loop {
+            let page = self.meta.query(query.clone()).await?;
+            for item in page.items {
+                if out.len() == MAX_REFERRERS {
+                    return Ok(out);
+                }
+                if let Some(d) = self.referrer_of(repo, &prefix, item, artifact_type).await? {
+                    out.push(d);
+                }
             }
-            let annotations = if item.attrs.get(IN_BODY) == Some(&Value::Bool(true)) {
-                // Too large for the entry: read from the manifest itself,
-                // unless it was deleted since the query.
-                match self.get_manifest(repo, &Reference::Digest(digest.clone()), true).await {
-                    Ok(record) => {
-                        Manifest::parse(Some(&record.media_type), &record.body)
-                            .map_err(|_| corrupt("referrer manifest"))?
-                            .annotations
-                    }
-                    Err(ServiceError::ManifestUnknown(_)) => continue,
-                    Err(e) => return Err(e),
-                }
-            } else {
-                match item.attrs.get("annotations") {
-                    Some(Value::Object(map)) => {
-                        map.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect()
-                    }
-                    _ => Default::default(),
-                }
-            };
-            out.push(Descriptor {
-                media_type: item.str("media_type").ok_or_else(|| corrupt("referrer"))?.to_owned(),
-                digest,
-                size: item.i64("size").and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
-                artifact_type: found_type,
-                annotations,
-                urls: Vec::new(),
-                platform: None,
-            });
+            match page.next {
+                Some(c) => query.cursor = Some(c),
+                None => return Ok(out),
+            }
         }
-        Ok(out)
+    }
+
+    /// The descriptor of a referrer entry, unless filtered out or deleted
+    /// since.
+    async fn referrer_of(
+        &self,
+        repo: &RepoName,
+        prefix: &str,
+        item: Item,
+        artifact_type: Option<&str>,
+    ) -> ServiceResult<Option<Descriptor>> {
+        let digest =
+            item.sk.strip_prefix(prefix).and_then(|d| d.parse::<Digest>().ok()).ok_or_else(|| corrupt("referrer"))?;
+        let record: ReferrerRecord = from_item(item, "referrer")?;
+        if artifact_type.is_some_and(|want| record.artifact_type.as_deref() != Some(want)) {
+            return Ok(None);
+        }
+        let annotations = if record.in_body {
+            // Too large for the entry: read from the manifest itself.
+            match self.get_manifest(repo, &Reference::Digest(digest.clone()), true).await {
+                Ok(m) => {
+                    Manifest::parse(Some(&m.media_type), &m.body).map_err(|_| corrupt("referrer manifest"))?.annotations
+                }
+                Err(ServiceError::ManifestUnknown(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        } else {
+            record.annotations
+        };
+        Ok(Some(Descriptor {
+            media_type: record.media_type,
+            digest,
+            size: record.size,
+            artifact_type: record.artifact_type,
+            annotations,
+            urls: Vec::new(),
+            platform: None,
+        }))
+    }
+
+    /// Adds `tag` to the artifact `digest` (which must exist): `Conflict`
+    /// when the repository has the tag already.
+    pub(super) async fn add_tag(&self, repo: &RepoName, digest: &Digest, tag: &Tag) -> ServiceResult<()> {
+        let artifact = self
+            .artifact_record(repo, digest)
+            .await?
+            .ok_or_else(|| ServiceError::ManifestUnknown(digest.to_string()))?;
+        let record = TagRecord::of(digest, &artifact, now_unix());
+        let mut writes = tag_writes(repo, tag, digest, &record, None)?;
+        writes.push(tag_count_write(repo, digest, 1));
+        match self.meta.transact(writes).await {
+            Err(e) if e.is(ErrorKind::ConditionFailed) => {
+                if self.tag_record(repo, tag).await?.is_some() {
+                    Err(ServiceError::Conflict(format!("the tag {tag} already exists in {repo}")))
+                } else {
+                    Err(ServiceError::ManifestUnknown(digest.to_string()))
+                }
+            }
+            other => other.map_err(Into::into),
+        }
     }
 }

@@ -1,14 +1,19 @@
 //! The registry's rules, written once for every host: services take the
 //! ports ([`crate::blob`], [`crate::meta`], [`crate::queue`]) and never know
-//! which backend is behind them, nor anything of HTTP.
+//! which backend is behind them, nor anything of HTTP. Nothing above this
+//! layer touches the ports' items: [`Registry`] keeps them private.
 //!
 //! [`Registry`] is the OCI distribution model: upload sessions
 //! ([`uploads`]), blobs and their repository links ([`blobs`]), manifests,
 //! tags, referrers and the catalog ([`manifests`]) and Harbor's view of
-//! them as repositories, artifacts and tags ([`artifacts`]); and the registry's
-//! accounts and access: projects ([`projects`]), users ([`users`]), user
-//! groups ([`groups`]), project members ([`members`]), robot accounts
-//! ([`robots`]) and the system settings ([`settings`]).
+//! them as repositories, artifacts and tags ([`artifacts`]); and the
+//! registry's accounts and access: projects ([`projects`]), users
+//! ([`users`]), user groups ([`groups`]), project members ([`members`]),
+//! robot accounts ([`robots`]), OIDC logins ([`oidc`]), portal sessions
+//! ([`sessions`]) and the system settings ([`settings`]). Listings are paged
+//! from key-ordered partitions with counters kept beside them
+//! ([`paging`]); account changes reach every replica through the account
+//! epoch ([`revocation`]).
 
 pub mod artifacts;
 pub mod blobs;
@@ -16,10 +21,15 @@ pub mod error;
 pub mod groups;
 pub mod manifests;
 pub mod members;
+pub mod oidc;
+pub mod paging;
 pub mod passwords;
 pub mod projects;
 pub mod record;
+pub mod reindex;
+pub mod revocation;
 pub mod robots;
+pub mod sessions;
 pub mod settings;
 pub mod uploads;
 pub mod users;
@@ -28,31 +38,58 @@ use std::sync::Arc;
 
 pub use error::{ServiceError, ServiceResult};
 
+use self::revocation::{AccountEpoch, Epoch};
+use self::settings::{Settings, SettingsStore};
 use crate::blob::BlobStore;
-use crate::context::AppContext;
 use crate::meta::MetaStore;
 
 /// The registry over the ports of one application context.
 #[derive(Debug, Clone)]
 pub struct Registry {
-    pub blobs: Arc<dyn BlobStore>,
-    pub meta: Arc<dyn MetaStore>,
+    blobs: Arc<dyn BlobStore>,
+    meta: Arc<dyn MetaStore>,
+    settings: Arc<SettingsStore>,
+    epoch: Arc<AccountEpoch>,
 }
 
 impl Registry {
-    pub fn new(ctx: &AppContext) -> Self {
-        Self { blobs: ctx.blobs.clone(), meta: ctx.meta.clone() }
+    /// The registry over these ports; `token_ttl_secs` is the default of
+    /// the `token_expiration` setting.
+    pub fn from_ports(blobs: Arc<dyn BlobStore>, meta: Arc<dyn MetaStore>, token_ttl_secs: u64) -> Self {
+        let settings = Arc::new(SettingsStore::new(meta.clone(), token_ttl_secs));
+        let epoch = Arc::new(AccountEpoch::new(meta.clone()));
+        Self { blobs, meta, settings, epoch }
     }
-}
 
-/// What every start needs in the table: the administrator (with the
-/// configured password, or a generated one that is returned to be shown
-/// once) and the default project. Idempotent and safe under concurrent
-/// starts.
-pub async fn bootstrap(ctx: &AppContext) -> ServiceResult<Option<String>> {
-    let password = ctx.config.admin.password.as_ref().map(|s| s.expose().to_owned());
-    let registry = Registry::new(ctx);
-    let generated = registry.ensure_admin(password.as_deref()).await?;
-    registry.ensure_default_project().await?;
-    Ok(generated)
+    /// The effective system settings (cached for a few seconds).
+    pub async fn settings(&self) -> ServiceResult<Arc<Settings>> {
+        self.settings.get().await
+    }
+
+    /// Where the accounts stand: remembered credentials stay valid while
+    /// this stays the same ([`revocation`]).
+    pub async fn account_epoch(&self) -> ServiceResult<Epoch> {
+        self.epoch.current().await
+    }
+
+    /// Whether the metadata store answers (one read), for readiness checks.
+    pub async fn ping_meta(&self) -> ServiceResult<()> {
+        let (pk, sk) = crate::meta::keys::schema_version();
+        self.meta.get(pk, sk).await.map(drop).map_err(Into::into)
+    }
+
+    /// What every start needs in the table: the administrator (with the
+    /// configured password, or a generated one that is returned to be
+    /// shown once) and the default project. Idempotent and safe under
+    /// concurrent starts.
+    pub async fn bootstrap(&self, admin_password: Option<&str>) -> ServiceResult<Option<String>> {
+        let generated = self.ensure_admin(admin_password).await?;
+        self.ensure_default_project().await?;
+        Ok(generated)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn meta_for_tests(&self) -> Arc<dyn MetaStore> {
+        self.meta.clone()
+    }
 }

@@ -3,21 +3,32 @@
 //! projects by name or id), a public switch and Harbor's string metadata.
 //! The default project `library` (public, owned by the admin) is created
 //! at start.
+//!
+//! Beside the project item, the project list holds an entry per project
+//! (id, owner and public switch, what list filters test) and the public
+//! list one per public project, each counted; all change in the project's
+//! own transactions. Who may create projects (`project_creation_restriction`)
+//! and who chooses a project's quota are decided here.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::meta::{Condition, ErrorKind, Item, Query, Write, keys, now_unix};
+use crate::meta::keys::{self, Counted};
+use crate::meta::{Condition, ErrorKind, Item, Query, Write, now_unix};
 use crate::oci::RepoName;
+use crate::rbac::Role;
 
+use super::paging::{Listing, Match, PageRequest, Source, count_write, walk};
 use super::record::{from_item, to_item};
+use super::settings::ProjectCreation;
 use super::{Registry, ServiceError, ServiceResult};
 
 pub const DEFAULT_PROJECT: &str = "library";
 
 /// Project metadata keys Harbor defines, all string-valued; the ones in
-/// [`BOOLEAN_METADATA`] take `"true"` or `"false"`.
+/// [`BOOLEAN_METADATA`] take `"true"` or `"false"`. Other keys are ignored,
+/// as Harbor ignores them.
 const METADATA_KEYS: &[&str] = &[
     "public",
     "enable_content_trust",
@@ -72,11 +83,15 @@ pub struct NewProject {
     pub storage_limit: Option<i64>,
 }
 
-/// Who creates a project: it becomes its owner and first ProjectAdmin.
+/// Who creates a project: it becomes its owner and first ProjectAdmin
+/// (a robot's projects belong to the administrator, as in Harbor).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
     pub id: i64,
     pub name: String,
+    /// A system administrator, who may create projects whatever the
+    /// restriction and choose their quota.
+    pub sysadmin: bool,
 }
 
 /// A project as the management API names it: by name, or by numeric id.
@@ -84,6 +99,36 @@ pub struct Owner {
 pub enum ProjectRef {
     Name(String),
     Id(i64),
+}
+
+/// Which projects a listing covers: all, or the public ones and those
+/// named (a caller's memberships and grants).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectScope {
+    All,
+    PublicAnd(Vec<String>),
+}
+
+/// The filters of a project listing: `name` is tested on the list's keys
+/// (an exact name is one lookup), `public` picks the public list when it
+/// can, `owner` is tested on the entries.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectFilter {
+    pub name: Option<Match>,
+    pub public: Option<bool>,
+    pub owner: Option<Match>,
+}
+
+impl ProjectFilter {
+    fn is_empty(&self) -> bool {
+        self.name.is_none() && self.public.is_none() && self.owner.is_none()
+    }
+
+    fn keeps(&self, entry: &Item) -> bool {
+        self.name.as_ref().is_none_or(|m| m.matches(&entry.sk))
+            && self.public.is_none_or(|p| entry.attrs.get("public").and_then(serde_json::Value::as_bool) == Some(p))
+            && self.owner.as_ref().is_none_or(|m| m.matches(entry.str("owner_name").unwrap_or_default()))
+    }
 }
 
 /// Harbor's project-name rule: lower-case letters and digits, separated by
@@ -103,10 +148,13 @@ pub fn validate_project_name(name: &str) -> ServiceResult<()> {
     }
 }
 
-fn validate_metadata(metadata: &BTreeMap<String, String>) -> ServiceResult<()> {
+/// The metadata berth knows, checked; unknown keys are dropped.
+fn known_metadata(metadata: BTreeMap<String, String>) -> ServiceResult<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
     for (k, v) in metadata {
         if !METADATA_KEYS.contains(&k.as_str()) {
-            return Err(ServiceError::Invalid(format!("unknown project metadata {k:?}")));
+            tracing::debug!(key = %k, "unknown project metadata ignored");
+            continue;
         }
         if BOOLEAN_METADATA.contains(&k.as_str()) && v != "true" && v != "false" {
             return Err(ServiceError::Invalid(format!(
@@ -116,8 +164,9 @@ fn validate_metadata(metadata: &BTreeMap<String, String>) -> ServiceResult<()> {
         if k == "severity" && !SEVERITIES.contains(&v.as_str()) {
             return Err(ServiceError::Invalid(format!("severity must be one of {SEVERITIES:?}")));
         }
+        out.insert(k, v);
     }
-    Ok(())
+    Ok(out)
 }
 
 fn validate_storage_limit(limit: i64) -> ServiceResult<()> {
@@ -133,17 +182,58 @@ fn project_item(p: &Project) -> ServiceResult<Item> {
     to_item(pk, sk, p, "project")
 }
 
+/// A project's entry in the project list (and, when public, the public
+/// list): what listing filters test.
+pub(super) fn entry_item(pk: String, sk: String, p: &Project) -> Item {
+    Item::new(pk, sk)
+        .with(keys::attr::PROJECT_ID, p.project_id)
+        .with("owner_name", p.owner_name.clone())
+        .with("public", p.public())
+}
+
+/// The writes that list `p` (`delta` 1) or unlist it (-1).
+fn list_writes(p: &Project, delta: i64) -> Vec<Write> {
+    let (epk, esk) = keys::project_entry(&p.name);
+    let mut writes = vec![count_write(Counted::Projects, &p.name, delta)];
+    writes.push(if delta > 0 {
+        Write::Put { item: entry_item(epk, esk, p), cond: Condition::Always }
+    } else {
+        Write::Delete { pk: epk, sk: esk, cond: Condition::Always }
+    });
+    if p.public() {
+        writes.extend(public_writes(p, delta));
+    }
+    writes
+}
+
+/// The writes that add `p` to the public list (`delta` 1) or take it off.
+fn public_writes(p: &Project, delta: i64) -> Vec<Write> {
+    let (pk, sk) = keys::public_project_entry(&p.name);
+    let entry = if delta > 0 {
+        Write::Put { item: entry_item(pk, sk, p), cond: Condition::NotExists }
+    } else {
+        Write::Delete { pk, sk, cond: Condition::Exists }
+    };
+    vec![entry, count_write(Counted::PublicProjects, &p.name, delta)]
+}
+
 impl Registry {
-    /// Creates a project. `Conflict` when the name is taken.
+    /// Creates a project. `Forbidden` when only administrators may create
+    /// projects and `owner` is none; `Conflict` when the name is taken.
+    /// Only an administrator chooses the quota: others get the default.
     pub async fn create_project(&self, new: NewProject, owner: &Owner) -> ServiceResult<Project> {
         validate_project_name(&new.name)?;
-        let mut metadata = new.metadata;
-        validate_metadata(&metadata)?;
+        let settings = self.settings().await?;
+        if settings.project_creation_restriction == ProjectCreation::AdminOnly && !owner.sysadmin {
+            return Err(ServiceError::Forbidden("Only system admin can create project".to_owned()));
+        }
+        let mut metadata = known_metadata(new.metadata)?;
         if let Some(public) = new.public {
             metadata.insert("public".to_owned(), public.to_string());
         }
         metadata.entry("public".to_owned()).or_insert_with(|| "false".to_owned());
-        let storage_limit = new.storage_limit.unwrap_or(-1);
+        let default_limit = settings.storage_per_project;
+        let storage_limit = if owner.sysadmin { new.storage_limit.unwrap_or(default_limit) } else { default_limit };
         validate_storage_limit(storage_limit)?;
         let (pk, sk) = keys::project(&new.name);
         if self.meta.get(&pk, &sk).await?.is_some() {
@@ -162,23 +252,26 @@ impl Registry {
             creation_time: now,
             update_time: now,
         };
-        let (epk, esk) = keys::project_entry(&project.name);
         let (ipk, isk) = keys::project_id(id);
         let admin = super::members::Member {
-            id: self.next_member_id().await?,
+            id: super::members::member_id(keys::MemberKind::User, owner.id),
             project_id: id,
             kind: keys::MemberKind::User,
             entity_id: owner.id,
             entity_name: owner.name.clone(),
-            role: crate::auth::rbac::Role::ProjectAdmin,
+            role: Role::ProjectAdmin,
         };
-        let writes = vec![
+        let mut writes = vec![
             Write::Put { item: project_item(&project)?, cond: Condition::NotExists },
-            Write::Put { item: Item::new(epk, esk).with("project_id", id), cond: Condition::Always },
-            Write::Put { item: Item::new(ipk, isk).with("name", project.name.clone()), cond: Condition::NotExists },
-            // Replaces any leftover of a deleted project of the same name.
-            Write::Put { item: super::members::member_item(&project.name, &admin), cond: Condition::Always },
+            Write::Put {
+                item: Item::new(ipk, isk).with(keys::attr::NAME, project.name.clone()),
+                cond: Condition::NotExists,
+            },
         ];
+        writes.extend(list_writes(&project, 1));
+        // The creator's membership (it replaces any leftover of a deleted
+        // project of the same name).
+        writes.extend(super::members::add_writes(&project.name, &admin)?);
         match self.meta.transact(writes).await {
             Ok(()) => Ok(project),
             Err(e) if e.is(ErrorKind::ConditionFailed) => {
@@ -192,7 +285,7 @@ impl Registry {
     /// Harbor's, unless it exists. Safe under concurrent starts.
     pub async fn ensure_default_project(&self) -> ServiceResult<()> {
         let new = NewProject { name: DEFAULT_PROJECT.to_owned(), public: Some(true), ..NewProject::default() };
-        let admin = Owner { id: super::users::ADMIN_ID, name: super::users::ADMIN.to_owned() };
+        let admin = Owner { id: super::users::ADMIN_ID, name: super::users::ADMIN.to_owned(), sysadmin: true };
         match self.create_project(new, &admin).await {
             Ok(_) | Err(ServiceError::Conflict(_)) => Ok(()),
             Err(e) => Err(e),
@@ -203,12 +296,7 @@ impl Registry {
     pub async fn project(&self, r: &ProjectRef) -> ServiceResult<Project> {
         let name = match r {
             ProjectRef::Name(n) => n.clone(),
-            ProjectRef::Id(id) => {
-                let (pk, sk) = keys::project_id(*id);
-                let item = self.meta.get(&pk, &sk).await?;
-                item.and_then(|i| i.str("name").map(str::to_owned))
-                    .ok_or_else(|| ServiceError::NotFound(format!("project {id} not found")))?
-            }
+            ProjectRef::Id(id) => self.project_name(*id).await?,
         };
         let (pk, sk) = keys::project(&name);
         let item = self
@@ -219,18 +307,112 @@ impl Registry {
         from_item(item, "project")
     }
 
-    /// Every project, by name. (The list is one partition; a registry has
-    /// projects in the thousands at most.)
-    pub async fn list_projects(&self) -> ServiceResult<Vec<Project>> {
-        let entries = self.meta.query_all(Query::table(keys::PROJECTS, "")).await?;
-        let refs: Vec<ProjectRef> = entries.into_iter().map(|e| ProjectRef::Name(e.sk)).collect();
-        let lookups = refs.iter().map(|r| self.project(r));
-        let found = futures::future::join_all(lookups).await;
+    /// The name of the project with this id; `NotFound` when there is none.
+    pub async fn project_name(&self, id: i64) -> ServiceResult<String> {
+        let (pk, sk) = keys::project_id(id);
+        let item = self.meta.get(&pk, &sk).await?;
+        item.and_then(|i| i.str(keys::attr::NAME).map(str::to_owned))
+            .ok_or_else(|| ServiceError::NotFound(format!("project {id} not found")))
+    }
+
+    /// A page of projects by name, among `scope`, passing `filter`.
+    pub async fn list_projects(
+        &self,
+        scope: &ProjectScope,
+        filter: &ProjectFilter,
+        req: &PageRequest,
+    ) -> ServiceResult<Listing<Project>> {
+        if let Some(name) = filter.name.as_ref().and_then(Match::exact) {
+            return self.project_named(scope, filter, name).await;
+        }
+        let (entries, next, total) = match scope {
+            ProjectScope::All => {
+                let public_only = filter.public == Some(true);
+                let (partition, counted) = if public_only {
+                    (keys::PUBLIC_PROJECTS, Counted::PublicProjects)
+                } else {
+                    (keys::PROJECTS, Counted::Projects)
+                };
+                let rest = ProjectFilter { public: filter.public.filter(|p| !p), ..filter.clone() };
+                let query = Query::table(partition, "");
+                self.page_of(query, counted, req, !rest.is_empty(), |e| rest.keeps(e)).await?
+            }
+            ProjectScope::PublicAnd(names) => {
+                let mine = self.project_entries(names).await?;
+                let sources = vec![Source::query(Query::table(keys::PUBLIC_PROJECTS, "")), Source::list(mine.clone())];
+                let filtered = !filter.is_empty();
+                let (entries, next, walked) =
+                    walk(self.meta.as_ref(), sources, req, filtered, |e| filter.keeps(e)).await?;
+                let total = match walked {
+                    Some(n) => n,
+                    None => {
+                        let private_mine = mine.iter().filter(|e| !filter_public(e)).count() as u64;
+                        self.count(Counted::PublicProjects).await? + private_mine
+                    }
+                };
+                (entries, next, total)
+            }
+        };
+        let items = self.projects_of(&entries).await?;
+        Ok(Listing { items, total, next })
+    }
+
+    /// The listing of one project named exactly: a single lookup.
+    async fn project_named(
+        &self,
+        scope: &ProjectScope,
+        filter: &ProjectFilter,
+        name: &str,
+    ) -> ServiceResult<Listing<Project>> {
+        let (pk, sk) = keys::project_entry(name);
+        let visible = |e: &Item| match scope {
+            ProjectScope::All => true,
+            ProjectScope::PublicAnd(names) => filter_public(e) || names.iter().any(|n| n == name),
+        };
+        let entries: Vec<Item> =
+            self.meta.get(&pk, &sk).await?.into_iter().filter(|e| visible(e) && filter.keeps(e)).collect();
+        let items = self.projects_of(&entries).await?;
+        Ok(Listing { total: items.len() as u64, items, next: None })
+    }
+
+    /// The names of every public project (for filters over other lists;
+    /// reads the public list's keys).
+    pub async fn public_project_names(&self) -> ServiceResult<std::collections::BTreeSet<String>> {
+        let mut out = std::collections::BTreeSet::new();
+        let mut query = Query::table(keys::PUBLIC_PROJECTS, "").keys_only();
+        loop {
+            let page = self.meta.query(query.clone()).await?;
+            out.extend(page.items.into_iter().map(|i| i.sk));
+            match page.next {
+                Some(c) => query.cursor = Some(c),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// The list entries of the projects named (those that exist).
+    async fn project_entries(&self, names: &[String]) -> ServiceResult<Vec<Item>> {
+        let found = futures::future::join_all(names.iter().map(|n| {
+            let (pk, sk) = keys::project_entry(n);
+            async move { self.meta.get(&pk, &sk).await }
+        }))
+        .await;
+        let mut out = Vec::with_capacity(found.len());
+        for e in found {
+            out.extend(e?);
+        }
+        Ok(out)
+    }
+
+    /// The projects of list entries, in their order (a project deleted
+    /// since is left out).
+    async fn projects_of(&self, entries: &[Item]) -> ServiceResult<Vec<Project>> {
+        let refs: Vec<ProjectRef> = entries.iter().map(|e| ProjectRef::Name(e.sk.clone())).collect();
+        let found = futures::future::join_all(refs.iter().map(|r| self.project(r))).await;
         let mut out = Vec::with_capacity(found.len());
         for p in found {
             match p {
                 Ok(p) => out.push(p),
-                // Deleted between the listing and the read.
                 Err(ServiceError::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }
@@ -238,15 +420,18 @@ impl Registry {
         Ok(out)
     }
 
-    /// Changes a project's public switch, metadata and storage limit.
+    /// Changes a project's public switch, metadata and storage limit (the
+    /// limit only when `by_admin`).
     pub async fn update_project(
         &self,
         r: &ProjectRef,
         public: Option<bool>,
         metadata: BTreeMap<String, String>,
         storage_limit: Option<i64>,
+        by_admin: bool,
     ) -> ServiceResult<Project> {
-        validate_metadata(&metadata)?;
+        let metadata = known_metadata(metadata)?;
+        let storage_limit = storage_limit.filter(|_| by_admin);
         if let Some(limit) = storage_limit {
             validate_storage_limit(limit)?;
         }
@@ -265,7 +450,17 @@ impl Registry {
                 return Ok(project);
             }
             project.update_time = now_unix().max(stamp + 1);
-            match self.meta.put(project_item(&project)?, Condition::equals("update_time", stamp)).await {
+            let mut writes = vec![Write::Put {
+                item: project_item(&project)?,
+                cond: Condition::equals(keys::attr::UPDATE_TIME, stamp),
+            }];
+            if project.public() != before.public() {
+                let (epk, esk) = keys::project_entry(&project.name);
+                writes.push(Write::Put { item: entry_item(epk, esk, &project), cond: Condition::Exists });
+                let delta = if project.public() { 1 } else { -1 };
+                writes.extend(public_writes(&project, delta));
+            }
+            match self.meta.transact(writes).await {
                 Ok(()) => return Ok(project),
                 // Another update won; apply this one on top of it.
                 Err(e) if e.is(ErrorKind::ConditionFailed) => continue,
@@ -285,16 +480,18 @@ impl Registry {
             )));
         }
         let (pk, sk) = keys::project(&project.name);
-        let (epk, esk) = keys::project_entry(&project.name);
         let (ipk, isk) = keys::project_id(project.project_id);
-        let writes = vec![
-            Write::Delete { pk, sk, cond: Condition::equals("project_id", project.project_id) },
-            Write::Delete { pk: epk, sk: esk, cond: Condition::Always },
+        let mut writes = vec![
+            Write::Delete { pk, sk, cond: Condition::equals(keys::attr::UPDATE_TIME, project.update_time) },
             Write::Delete { pk: ipk, sk: isk, cond: Condition::Always },
         ];
+        writes.extend(list_writes(&project, -1));
         match self.meta.transact(writes).await {
             Err(e) if e.is(ErrorKind::ConditionFailed) => {
-                return Err(ServiceError::NotFound(format!("project {} not found", project.name)));
+                return Err(ServiceError::Conflict(format!(
+                    "project {} changed while it was being deleted; try again",
+                    project.name
+                )));
             }
             other => other?,
         }
@@ -303,9 +500,8 @@ impl Registry {
     }
 
     /// Repositories of a project.
-    pub async fn repository_count(&self, project: &str) -> ServiceResult<usize> {
-        let (pk, _) = keys::project(project);
-        Ok(self.meta.query_all(Query::table(pk, keys::REPOSITORY_PREFIX)).await?.len())
+    pub async fn repository_count(&self, project: &str) -> ServiceResult<u64> {
+        self.count(Counted::Repositories(project)).await
     }
 
     /// The repository's project; `NameUnknown` when it does not exist.
@@ -317,6 +513,11 @@ impl Registry {
             other => other,
         }
     }
+}
+
+/// Whether a list entry is of a public project.
+fn filter_public(entry: &Item) -> bool {
+    entry.attrs.get("public").and_then(serde_json::Value::as_bool) == Some(true)
 }
 
 #[cfg(test)]
@@ -337,10 +538,82 @@ mod tests {
     #[test]
     fn metadata_rules() {
         let m = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
-        assert!(validate_metadata(&m("public", "true")).is_ok());
-        assert!(validate_metadata(&m("auto_scan", "yes")).is_err());
-        assert!(validate_metadata(&m("severity", "high")).is_ok());
-        assert!(validate_metadata(&m("severity", "extreme")).is_err());
-        assert!(validate_metadata(&m("colour", "blue")).is_err());
+        assert!(known_metadata(m("public", "true")).is_ok());
+        assert!(known_metadata(m("auto_scan", "yes")).is_err());
+        assert!(known_metadata(m("severity", "high")).is_ok());
+        assert!(known_metadata(m("severity", "extreme")).is_err());
+        assert!(known_metadata(m("proxy_cache_local_on_not_found", "true")).unwrap().is_empty(), "ignored");
+    }
+
+    fn owner(sysadmin: bool) -> Owner {
+        Owner { id: 1, name: "admin".into(), sysadmin }
+    }
+
+    fn names(l: &Listing<Project>) -> Vec<&str> {
+        l.items.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn listings_page_by_name_with_counted_totals() {
+        let (_dir, reg) = crate::testkit::local_registry().await;
+        for (name, public) in [("a", true), ("b", false), ("c", true), ("d", false), ("e", false)] {
+            let new = NewProject { name: name.into(), public: Some(public), ..NewProject::default() };
+            reg.create_project(new, &owner(true)).await.unwrap();
+        }
+        let all = ProjectFilter::default();
+        let page = |n, after: Option<&str>| PageRequest {
+            page: n,
+            size: 2,
+            after: after.map(str::to_owned),
+            descending: false,
+        };
+        let p1 = reg.list_projects(&ProjectScope::All, &all, &page(1, None)).await.unwrap();
+        assert_eq!((names(&p1), p1.total, p1.next.as_deref()), (vec!["a", "b"], 5, Some("b")));
+        let p3 = reg.list_projects(&ProjectScope::All, &all, &page(3, None)).await.unwrap();
+        assert_eq!((names(&p3), p3.next.clone()), (vec!["e"], None));
+        let via = reg.list_projects(&ProjectScope::All, &all, &page(2, Some("b"))).await.unwrap();
+        assert_eq!(names(&via), ["c", "d"]);
+        let down = PageRequest { descending: true, ..page(1, None) };
+        let l = reg.list_projects(&ProjectScope::All, &all, &down).await.unwrap();
+        assert_eq!((names(&l), l.next.as_deref()), (vec!["e", "d"], Some("d")), "sort=-name");
+
+        let public = ProjectFilter { public: Some(true), ..ProjectFilter::default() };
+        let l = reg.list_projects(&ProjectScope::All, &public, &page(1, None)).await.unwrap();
+        assert_eq!((names(&l), l.total), (vec!["a", "c"], 2));
+        let private = ProjectFilter { public: Some(false), ..ProjectFilter::default() };
+        let l = reg.list_projects(&ProjectScope::All, &private, &page(1, None)).await.unwrap();
+        assert_eq!((names(&l), l.total), (vec!["b", "d"], 3));
+
+        // A member sees the public projects and its own.
+        let mine = ProjectScope::PublicAnd(vec!["d".into(), "c".into(), "gone".into()]);
+        let l = reg.list_projects(&mine, &all, &page(1, None)).await.unwrap();
+        assert_eq!((names(&l), l.total), (vec!["a", "c"], 3));
+        let l = reg.list_projects(&mine, &all, &page(2, None)).await.unwrap();
+        assert_eq!(names(&l), ["d"]);
+        let exact = ProjectFilter { name: Some(Match::Exact("b".into())), ..ProjectFilter::default() };
+        assert_eq!(reg.list_projects(&mine, &exact, &page(1, None)).await.unwrap().total, 0, "b is not visible");
+        assert_eq!(reg.list_projects(&ProjectScope::All, &exact, &page(1, None)).await.unwrap().total, 1);
+
+        // Turning a project public moves it into the public list.
+        reg.update_project(&ProjectRef::Name("b".into()), Some(true), BTreeMap::new(), None, true).await.unwrap();
+        let l = reg.list_projects(&ProjectScope::All, &public, &page(1, None)).await.unwrap();
+        assert_eq!((names(&l), l.total), (vec!["a", "b"], 3));
+        reg.delete_project(&ProjectRef::Name("b".into())).await.unwrap();
+        let l = reg.list_projects(&ProjectScope::All, &all, &page(1, None)).await.unwrap();
+        assert_eq!((names(&l), l.total), (vec!["a", "c"], 4));
+        assert_eq!(reg.list_projects(&ProjectScope::All, &public, &page(1, None)).await.unwrap().total, 2);
+    }
+
+    #[tokio::test]
+    async fn only_administrators_choose_quotas_and_may_be_the_only_creators() {
+        let (_dir, reg) = crate::testkit::local_registry().await;
+        let user = Owner { id: 5, name: "u".into(), sysadmin: false };
+        let new = |name: &str| NewProject { name: name.into(), storage_limit: Some(1000), ..NewProject::default() };
+        assert_eq!(reg.create_project(new("mine"), &user).await.unwrap().storage_limit, -1);
+        assert_eq!(reg.create_project(new("admins"), &owner(true)).await.unwrap().storage_limit, 1000);
+        let changes = serde_json::json!({"project_creation_restriction": "adminonly"});
+        reg.update_settings(changes.as_object().unwrap(), &[]).await.unwrap();
+        assert!(matches!(reg.create_project(new("no"), &user).await, Err(ServiceError::Forbidden(_))));
+        reg.create_project(new("yes"), &owner(true)).await.unwrap();
     }
 }

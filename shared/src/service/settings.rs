@@ -2,271 +2,453 @@
 //! (`/api/v2.0/configurations`): the auth mode, LDAP and OIDC settings,
 //! token lifetimes, the robot name prefix, self-registration…
 //!
-//! Every setting is declared once in [`ITEMS`] with its type and default;
-//! the values an administrator changed are kept in one table item
-//! (`SYS`/`CONFIG`) and read through a short-lived cache, so a request pays
-//! for at most one read every few seconds. Secret settings (passwords,
-//! client secrets) are stored but never returned.
+//! Every setting is declared once, as a field of [`Settings`]: its Harbor
+//! name is the field's, its type says how a value is checked and shown
+//! ([`SettingValue`]; a [`Secret`] is stored but never shown), and the
+//! declaration gives its default. The values an administrator changed are
+//! kept in one table item (`SYS`/`CONFIG`) and read through a short-lived
+//! cache, so a request pays for at most one read every few seconds.
+//!
+//! As Harbor does, a change naming a setting berth does not know is
+//! accepted and the unknown key ignored; a known key with a value of the
+//! wrong type is refused, naming the key.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::meta::{Condition, ErrorKind, Item, MetaStore, keys};
+pub use crate::config::Secret;
+use crate::meta::{Condition, ErrorKind, Item, MetaStore, Write, keys};
 
+use super::revocation::AccountEpoch;
 use super::{ServiceError, ServiceResult};
 
-/// How a setting's value is typed and checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Str,
-    /// A string that must not be empty.
-    NonEmpty,
-    /// A string never returned by the API.
-    Secret,
-    Bool,
-    /// A whole number (Harbor also accepts it as a numeric string).
-    Int,
-    /// A positive whole number.
-    Positive,
-    /// One of a fixed list of strings.
-    OneOf(&'static [&'static str]),
-    /// An LDAP search scope: 0 (base), 1 (one level) or 2 (subtree).
-    LdapScope,
-    /// A JSON object of string values (given as an object or its JSON text).
-    StringMap,
+/// How a setting's value is read from the API (or the stored item) and
+/// shown by it.
+pub trait SettingValue: Sized {
+    /// Never shown by the API.
+    const SECRET: bool = false;
+
+    /// The value of `v`, as Harbor accepts it (numbers and booleans also as
+    /// strings); the error says what is expected.
+    fn from_api(v: &Value) -> Result<Self, String>;
+
+    /// The value as the API shows it.
+    fn to_api(&self) -> Value;
 }
 
-/// One setting.
-#[derive(Debug, Clone, Copy)]
-pub struct Setting {
-    pub name: &'static str,
-    pub kind: Kind,
-    pub default: Default,
-}
-
-/// A setting's default value.
-#[derive(Debug, Clone, Copy)]
-pub enum Default {
-    Str(&'static str),
-    Bool(bool),
-    Int(i64),
-    /// `{}`.
-    EmptyMap,
-}
-
-impl Default {
-    fn value(self) -> Value {
-        match self {
-            Self::Str(s) => Value::from(s),
-            Self::Bool(b) => Value::from(b),
-            Self::Int(i) => Value::from(i),
-            Self::EmptyMap => Value::Object(Map::new()),
+impl SettingValue for bool {
+    fn from_api(v: &Value) -> Result<Self, String> {
+        match v {
+            Value::Bool(b) => Ok(*b),
+            Value::String(s) if s == "true" || s == "false" => Ok(s == "true"),
+            _ => Err("must be true or false".to_owned()),
         }
+    }
+
+    fn to_api(&self) -> Value {
+        Value::from(*self)
     }
 }
 
-pub const AUTH_MODES: &[&str] = &["db_auth", "ldap_auth", "oidc_auth"];
+impl SettingValue for String {
+    fn from_api(v: &Value) -> Result<Self, String> {
+        v.as_str().map(str::to_owned).ok_or_else(|| "must be a string".to_owned())
+    }
 
-const fn s(name: &'static str, kind: Kind, default: &'static str) -> Setting {
-    Setting { name, kind, default: Default::Str(default) }
-}
-const fn b(name: &'static str, default: bool) -> Setting {
-    Setting { name, kind: Kind::Bool, default: Default::Bool(default) }
-}
-const fn i(name: &'static str, kind: Kind, default: i64) -> Setting {
-    Setting { name, kind, default: Default::Int(default) }
+    fn to_api(&self) -> Value {
+        Value::from(self.as_str())
+    }
 }
 
-/// Every setting berth knows, with Harbor's names and defaults.
-pub const ITEMS: &[Setting] = &[
-    s("auth_mode", Kind::OneOf(AUTH_MODES), "db_auth"),
-    b("primary_auth_mode", false),
-    b("self_registration", false),
-    s("project_creation_restriction", Kind::OneOf(&["everyone", "adminonly"]), "everyone"),
-    // Minutes; the default is `auth.token_ttl_secs` of the configuration.
-    i("token_expiration", Kind::Positive, 30),
-    i("robot_token_duration", Kind::Positive, 30),
-    s("robot_name_prefix", Kind::NonEmpty, "robot$"),
-    b("read_only", false),
-    b("notification_enable", true),
-    i("session_timeout", Kind::Positive, 60),
-    s("banner_message", Kind::Str, ""),
-    b("quota_per_project_enable", true),
-    i("storage_per_project", Kind::Int, -1),
-    s("audit_log_forward_endpoint", Kind::Str, ""),
-    b("skip_audit_log_database", false),
-    b("pull_time_update_disable", false),
-    b("pull_count_update_disable", false),
-    b("pull_audit_log_disable", false),
-    s("ldap_url", Kind::Str, ""),
-    s("ldap_search_dn", Kind::Str, ""),
-    s("ldap_search_password", Kind::Secret, ""),
-    s("ldap_base_dn", Kind::Str, ""),
-    s("ldap_filter", Kind::Str, ""),
-    s("ldap_uid", Kind::NonEmpty, "cn"),
-    i("ldap_scope", Kind::LdapScope, 2),
-    i("ldap_timeout", Kind::Positive, 5),
-    b("ldap_verify_cert", true),
-    // Not in Harbor: upgrade an `ldap://` connection with StartTLS.
-    b("ldap_starttls", false),
-    s("ldap_group_base_dn", Kind::Str, ""),
-    s("ldap_group_search_filter", Kind::Str, ""),
-    s("ldap_group_attribute_name", Kind::Str, ""),
-    i("ldap_group_search_scope", Kind::LdapScope, 2),
-    s("ldap_group_admin_dn", Kind::Str, ""),
-    s("ldap_group_membership_attribute", Kind::Str, "memberof"),
-    b("ldap_group_attach_parallel", false),
-    s("oidc_name", Kind::Str, ""),
-    s("oidc_endpoint", Kind::Str, ""),
-    s("oidc_client_id", Kind::Str, ""),
-    s("oidc_client_secret", Kind::Secret, ""),
-    s("oidc_groups_claim", Kind::Str, ""),
-    s("oidc_admin_group", Kind::Str, ""),
-    s("oidc_group_filter", Kind::Str, ""),
-    s("oidc_scope", Kind::Str, ""),
-    s("oidc_user_claim", Kind::Str, ""),
-    b("oidc_verify_cert", true),
-    b("oidc_auto_onboard", false),
-    Setting { name: "oidc_extra_redirect_parms", kind: Kind::StringMap, default: Default::EmptyMap },
-    b("oidc_logout", false),
-];
+impl SettingValue for Secret {
+    const SECRET: bool = true;
 
-pub fn setting(name: &str) -> Option<&'static Setting> {
-    ITEMS.iter().find(|s| s.name == name)
+    fn from_api(v: &Value) -> Result<Self, String> {
+        String::from_api(v).map(Secret::new)
+    }
+
+    fn to_api(&self) -> Value {
+        Value::Null
+    }
 }
 
-/// The effective settings: every item, stored value or default.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
-    values: Map<String, Value>,
+fn whole_number(v: &Value) -> Result<i64, String> {
+    let n = match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    n.ok_or_else(|| "must be a whole number".to_owned())
+}
+
+impl SettingValue for i64 {
+    fn from_api(v: &Value) -> Result<Self, String> {
+        whole_number(v)
+    }
+
+    fn to_api(&self) -> Value {
+        Value::from(*self)
+    }
+}
+
+/// A string that must not be blank.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NonEmpty(pub String);
+
+impl NonEmpty {
+    fn of(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl SettingValue for NonEmpty {
+    fn from_api(v: &Value) -> Result<Self, String> {
+        match v.as_str() {
+            Some(s) if !s.trim().is_empty() => Ok(Self::of(s)),
+            _ => Err("must be a non-empty string".to_owned()),
+        }
+    }
+
+    fn to_api(&self) -> Value {
+        Value::from(self.0.as_str())
+    }
+}
+
+/// A positive whole number (minutes, seconds), below 100,000,000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Positive(pub i64);
+
+impl Positive {
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl SettingValue for Positive {
+    fn from_api(v: &Value) -> Result<Self, String> {
+        match whole_number(v)? {
+            n if n > 0 && n <= 99_999_999 => Ok(Self(n)),
+            _ => Err("must be a positive number below 100000000".to_owned()),
+        }
+    }
+
+    fn to_api(&self) -> Value {
+        Value::from(self.0)
+    }
+}
+
+/// An LDAP search scope: 0 (base), 1 (one level) or 2 (subtree).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LdapScope(pub i64);
+
+impl SettingValue for LdapScope {
+    fn from_api(v: &Value) -> Result<Self, String> {
+        match whole_number(v)? {
+            n @ 0..=2 => Ok(Self(n)),
+            _ => Err("must be 0 (base), 1 (one level) or 2 (subtree)".to_owned()),
+        }
+    }
+
+    fn to_api(&self) -> Value {
+        Value::from(self.0)
+    }
+}
+
+/// A map of strings, given as a JSON object or as its JSON text (Harbor
+/// shows it as text).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StringMap(pub BTreeMap<String, String>);
+
+impl SettingValue for StringMap {
+    fn from_api(v: &Value) -> Result<Self, String> {
+        let bad = || "must be a JSON object of strings".to_owned();
+        let object = match v {
+            Value::Object(m) => m.clone(),
+            Value::String(s) if s.trim().is_empty() => Map::new(),
+            Value::String(s) => match serde_json::from_str::<Value>(s) {
+                Ok(Value::Object(m)) => m,
+                _ => return Err(bad()),
+            },
+            _ => return Err(bad()),
+        };
+        object
+            .into_iter()
+            .map(|(k, v)| v.as_str().map(|s| (k, s.to_owned())).ok_or_else(bad))
+            .collect::<Result<BTreeMap<_, _>, _>>()
+            .map(Self)
+    }
+
+    fn to_api(&self) -> Value {
+        Value::from(serde_json::to_string(&self.0).unwrap_or_default())
+    }
+}
+
+/// Declares a closed set of strings as a setting type.
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl SettingValue for $name {
+            fn from_api(v: &Value) -> Result<Self, String> {
+                v.as_str()
+                    .and_then(|s| Self::ALL.iter().copied().find(|x| x.as_str() == s))
+                    .ok_or_else(|| format!("must be one of {}", [$($text),+].join(", ")))
+            }
+
+            fn to_api(&self) -> Value {
+                Value::from(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum! {
+    /// Where users other than the administrator come from.
+    AuthMode {
+        /// Local users with passwords in the table.
+        Db = "db_auth",
+        Ldap = "ldap_auth",
+        Oidc = "oidc_auth",
+    }
+}
+
+string_enum! {
+    /// Who may create projects.
+    ProjectCreation {
+        Everyone = "everyone",
+        AdminOnly = "adminonly",
+    }
+}
+
+/// Declares [`Settings`]: one field per setting, with its default.
+macro_rules! settings {
+    ($($(#[doc = $doc:literal])* $name:ident: $ty:ty = $default:expr;)*) => {
+        /// The effective settings: every setting, stored value or default.
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct Settings {
+            $($(#[doc = $doc])* pub $name: $ty,)*
+        }
+
+        impl Settings {
+            fn declared() -> Self {
+                Self { $($name: $default,)* }
+            }
+
+            /// Sets the setting `name` from its API (or stored) value;
+            /// `Ok(false)` when berth knows no such setting.
+            fn set(&mut self, name: &str, value: &Value) -> Result<bool, String> {
+                match name {
+                    $(stringify!($name) => self.$name = <$ty as SettingValue>::from_api(value)?,)*
+                    _ => return Ok(false),
+                }
+                Ok(true)
+            }
+
+            /// The value of `name` to store (its API form; secrets too).
+            fn stored_value(&self, name: &str) -> Option<Value> {
+                match name {
+                    $(stringify!($name) => Some(stored(&self.$name)),)*
+                    _ => None,
+                }
+            }
+
+            /// The settings the API may show: everything but secrets, as
+            /// `{name: {"value": …, "editable": true}}`.
+            pub fn public_view(&self) -> Map<String, Value> {
+                let mut out = Map::new();
+                $(
+                    if !<$ty as SettingValue>::SECRET {
+                        out.insert(
+                            stringify!($name).to_owned(),
+                            serde_json::json!({ "value": self.$name.to_api(), "editable": true }),
+                        );
+                    }
+                )*
+                out
+            }
+        }
+    };
+}
+
+/// What is stored for a value: its serde form (a secret in clear, a map as
+/// an object).
+fn stored<T: SettingValue + Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+settings! {
+    auth_mode: AuthMode = AuthMode::Db;
+    primary_auth_mode: bool = false;
+    self_registration: bool = false;
+    project_creation_restriction: ProjectCreation = ProjectCreation::Everyone;
+    /// Minutes a registry token lives; the default is `auth.token_ttl_secs`
+    /// of the configuration.
+    token_expiration: Positive = Positive(30);
+    /// Days a new robot lives when its request names no duration.
+    robot_token_duration: Positive = Positive(30);
+    robot_name_prefix: NonEmpty = NonEmpty::of("robot$");
+    read_only: bool = false;
+    notification_enable: bool = true;
+    /// Minutes of a portal session.
+    session_timeout: Positive = Positive(60);
+    banner_message: String = String::new();
+    quota_per_project_enable: bool = true;
+    /// Bytes of a new project's quota, -1 for unlimited.
+    storage_per_project: i64 = -1;
+    audit_log_forward_endpoint: String = String::new();
+    skip_audit_log_database: bool = false;
+    pull_time_update_disable: bool = false;
+    pull_count_update_disable: bool = false;
+    pull_audit_log_disable: bool = false;
+    ldap_url: String = String::new();
+    ldap_search_dn: String = String::new();
+    ldap_search_password: Secret = Secret::new("");
+    ldap_base_dn: String = String::new();
+    ldap_filter: String = String::new();
+    ldap_uid: NonEmpty = NonEmpty::of("cn");
+    ldap_scope: LdapScope = LdapScope(2);
+    /// Seconds.
+    ldap_timeout: Positive = Positive(5);
+    ldap_verify_cert: bool = true;
+    /// Not in Harbor: upgrade an `ldap://` connection with StartTLS.
+    ldap_starttls: bool = false;
+    ldap_group_base_dn: String = String::new();
+    ldap_group_search_filter: String = String::new();
+    ldap_group_attribute_name: String = String::new();
+    ldap_group_search_scope: LdapScope = LdapScope(2);
+    ldap_group_admin_dn: String = String::new();
+    ldap_group_membership_attribute: String = "memberof".to_owned();
+    ldap_group_attach_parallel: bool = false;
+    oidc_name: String = String::new();
+    oidc_endpoint: String = String::new();
+    oidc_client_id: String = String::new();
+    oidc_client_secret: Secret = Secret::new("");
+    oidc_groups_claim: String = String::new();
+    oidc_admin_group: String = String::new();
+    oidc_group_filter: String = String::new();
+    oidc_scope: String = String::new();
+    oidc_user_claim: String = String::new();
+    oidc_verify_cert: bool = true;
+    oidc_auto_onboard: bool = false;
+    oidc_extra_redirect_parms: StringMap = StringMap::default();
+    oidc_logout: bool = false;
 }
 
 impl Settings {
     /// The defaults, with the configuration's token lifetime.
     pub fn defaults(token_ttl_secs: u64) -> Self {
-        let mut values: Map<String, Value> = ITEMS.iter().map(|s| (s.name.to_owned(), s.default.value())).collect();
         let minutes = i64::try_from(token_ttl_secs.div_ceil(60)).unwrap_or(30).max(1);
-        values.insert("token_expiration".to_owned(), Value::from(minutes));
-        Self { values }
+        Self { token_expiration: Positive(minutes), ..Self::declared() }
     }
 
+    /// The defaults overlaid with stored values. A stored value this build
+    /// cannot read (a setting whose type changed) keeps its default, and an
+    /// unknown one (from a newer berth) is ignored.
     fn with_stored(mut self, stored: &Map<String, Value>) -> Self {
         for (k, v) in stored {
-            if self.values.contains_key(k) {
-                self.values.insert(k.clone(), v.clone());
+            if let Err(why) = self.set(k, v) {
+                tracing::warn!(setting = %k, why, "a stored setting is unreadable; its default applies");
             }
         }
         self
     }
 
-    pub fn get(&self, name: &str) -> Option<&Value> {
-        self.values.get(name)
-    }
-
-    pub fn str(&self, name: &str) -> &str {
-        self.values.get(name).and_then(Value::as_str).unwrap_or("")
-    }
-
-    pub fn bool(&self, name: &str) -> bool {
-        self.values.get(name).and_then(Value::as_bool).unwrap_or(false)
-    }
-
-    pub fn int(&self, name: &str) -> i64 {
-        self.values.get(name).and_then(Value::as_i64).unwrap_or(0)
-    }
-
-    pub fn auth_mode(&self) -> &str {
-        self.str("auth_mode")
-    }
-
     pub fn robot_prefix(&self) -> &str {
-        self.str("robot_name_prefix")
+        self.robot_name_prefix.as_str()
     }
 
     /// Registry-token lifetime, in seconds.
     pub fn token_ttl_secs(&self) -> i64 {
-        self.int("token_expiration").max(1).saturating_mul(60)
+        self.token_expiration.get().saturating_mul(60)
     }
 
-    /// The settings the API may show: everything but secrets, as
-    /// `{name: {"value": …, "editable": true}}`.
-    pub fn public_view(&self) -> Map<String, Value> {
-        ITEMS
-            .iter()
-            .filter(|s| s.kind != Kind::Secret)
-            .map(|s| {
-                let value = self.values.get(s.name).cloned().unwrap_or(Value::Null);
-                let value = match (s.kind, value) {
-                    // Harbor shows maps as their JSON text.
-                    (Kind::StringMap, v @ Value::Object(_)) => Value::from(v.to_string()),
-                    (_, v) => v,
-                };
-                (s.name.to_owned(), serde_json::json!({ "value": value, "editable": true }))
-            })
-            .collect()
+    /// Portal session lifetime, in seconds.
+    pub fn session_ttl_secs(&self) -> i64 {
+        self.session_timeout.get().saturating_mul(60)
     }
 }
 
-/// Checks one new value against its setting and returns it normalised to
-/// its type.
-pub fn normalise(name: &str, value: &Value) -> ServiceResult<Value> {
-    let Some(setting) = setting(name) else {
-        return Err(ServiceError::Invalid(format!("unknown configuration {name:?}")));
-    };
-    let bad = |why: &str| ServiceError::Invalid(format!("configuration {name}: {why}"));
-    let int = || match value {
-        Value::Number(n) => n.as_i64().ok_or_else(|| bad("must be a whole number")),
-        Value::String(s) => s.trim().parse::<i64>().map_err(|_| bad("must be a whole number")),
-        _ => Err(bad("must be a whole number")),
-    };
-    Ok(match setting.kind {
-        Kind::Str | Kind::Secret => Value::from(value.as_str().ok_or_else(|| bad("must be a string"))?),
-        Kind::NonEmpty => match value.as_str() {
-            Some(s) if !s.trim().is_empty() => Value::from(s),
-            _ => return Err(bad("must be a non-empty string")),
-        },
-        Kind::OneOf(allowed) => match value.as_str() {
-            Some(s) if allowed.contains(&s) => Value::from(s),
-            _ => return Err(bad(&format!("must be one of {}", allowed.join(", ")))),
-        },
-        Kind::Bool => match value {
-            Value::Bool(b) => Value::from(*b),
-            Value::String(s) if s == "true" || s == "false" => Value::from(s == "true"),
-            _ => return Err(bad("must be true or false")),
-        },
-        Kind::Int => Value::from(int()?),
-        Kind::Positive => {
-            let n = int()?;
-            if n <= 0 || n > 99_999_999 {
-                return Err(bad("must be a positive number below 100000000"));
+/// The changes a `PUT /configurations` asks for, checked: the known
+/// settings with their values, in their stored form. Unknown names are
+/// dropped, as Harbor drops them.
+pub fn parse_changes(body: &Map<String, Value>) -> ServiceResult<Map<String, Value>> {
+    let mut probe = Settings::declared();
+    let mut changes = Map::new();
+    for (name, value) in body {
+        match probe.set(name, value) {
+            Ok(true) => {
+                if let Some(v) = probe.stored_value(name) {
+                    changes.insert(name.clone(), v);
+                }
             }
-            Value::from(n)
+            Ok(false) => tracing::debug!(setting = %name, "unknown configuration ignored"),
+            Err(why) => return Err(ServiceError::Invalid(format!("configuration {name}: {why}"))),
         }
-        Kind::LdapScope => {
-            let n = int()?;
-            if !(0..=2).contains(&n) {
-                return Err(bad("must be 0 (base), 1 (one level) or 2 (subtree)"));
-            }
-            Value::from(n)
+    }
+    Ok(changes)
+}
+
+impl super::Registry {
+    /// Changes the system settings (`PUT /configurations`): settings berth
+    /// does not know are ignored, bad values of known ones refused. The auth
+    /// mode can change only to one this build serves (`available`), and
+    /// only while no user but the administrator exists.
+    pub async fn update_settings(
+        &self,
+        body: &Map<String, Value>,
+        available: &[AuthMode],
+    ) -> ServiceResult<Arc<Settings>> {
+        let changes = parse_changes(body)?;
+        if let Some(mode) =
+            changes.get("auth_mode").map(AuthMode::from_api).transpose().map_err(ServiceError::Invalid)?
+            && !available.contains(&mode)
+        {
+            return Err(ServiceError::Invalid(format!("auth mode {mode} is not available in this build")));
         }
-        Kind::StringMap => {
-            let map = match value {
-                Value::Object(m) => m.clone(),
-                Value::String(s) if s.trim().is_empty() => Map::new(),
-                Value::String(s) => match serde_json::from_str::<Value>(s) {
-                    Ok(Value::Object(m)) => m,
-                    _ => return Err(bad("must be a JSON object of strings")),
-                },
-                _ => return Err(bad("must be a JSON object of strings")),
-            };
-            if !map.values().all(Value::is_string) {
-                return Err(bad("must be a JSON object of strings"));
-            }
-            Value::Object(map)
-        }
-    })
+        let others = self.has_other_users().await?;
+        self.settings
+            .update(changes, &self.epoch, |before, after| {
+                if before.auth_mode != after.auth_mode && others {
+                    return Err(ServiceError::Invalid(
+                        "the auth mode cannot be modified as new users have been inserted into database".to_owned(),
+                    ));
+                }
+                Ok(())
+            })
+            .await
+    }
 }
 
 const CACHE_TTL: Duration = Duration::from_secs(3);
@@ -305,7 +487,7 @@ impl SettingsStore {
     async fn stored(&self) -> ServiceResult<(Map<String, Value>, i64)> {
         let (pk, sk) = keys::settings();
         let item = self.meta.get(pk, sk).await?;
-        let version = item.as_ref().and_then(|i| i.i64("version")).unwrap_or(0);
+        let version = item.as_ref().and_then(|i| i.i64(keys::attr::VERSION)).unwrap_or(0);
         let values = item
             .and_then(|mut i| i.attrs.remove("values"))
             .and_then(|v| match v {
@@ -316,12 +498,14 @@ impl SettingsStore {
         Ok((values, version))
     }
 
-    /// Applies changes (already normalised by [`normalise`]) after `check`
-    /// accepts the settings they would give, atomically against concurrent
-    /// updates.
-    pub async fn update(
+    /// Applies changes (from [`parse_changes`]) after `check` accepts the
+    /// settings they would give, atomically against concurrent updates.
+    /// Settings decide who signs in and how, so a change also tells every
+    /// replica to check remembered credentials again ([`AccountEpoch`]).
+    pub(super) async fn update(
         &self,
         changes: Map<String, Value>,
+        epoch: &AccountEpoch,
         check: impl Fn(&Settings, &Settings) -> ServiceResult<()>,
     ) -> ServiceResult<Arc<Settings>> {
         loop {
@@ -331,10 +515,13 @@ impl SettingsStore {
             let after = Settings::defaults(self.token_ttl_secs).with_stored(&stored);
             check(&before, &after)?;
             let (pk, sk) = keys::settings();
-            let item = Item::new(pk, sk).with("values", Value::Object(stored)).with("version", version + 1);
-            let cond = if version == 0 { Condition::NotExists } else { Condition::equals("version", version) };
-            match self.meta.put(item, cond).await {
+            let item = Item::new(pk, sk).with("values", Value::Object(stored)).with(keys::attr::VERSION, version + 1);
+            let cond =
+                if version == 0 { Condition::NotExists } else { Condition::equals(keys::attr::VERSION, version) };
+            let writes = vec![Write::Put { item, cond }, epoch.bump()];
+            match self.meta.transact(writes).await {
                 Ok(()) => {
+                    epoch.changed_here();
                     let after = Arc::new(after);
                     if let Ok(mut cache) = self.cache.lock() {
                         *cache = Some((after.clone(), Instant::now()));
@@ -355,28 +542,54 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn values_are_checked_and_normalised() {
-        assert_eq!(normalise("auth_mode", &json!("ldap_auth")).unwrap(), json!("ldap_auth"));
-        assert!(normalise("auth_mode", &json!("uaa_auth")).is_err());
-        assert_eq!(normalise("self_registration", &json!("true")).unwrap(), json!(true));
-        assert!(normalise("self_registration", &json!(1)).is_err());
-        assert_eq!(normalise("token_expiration", &json!("45")).unwrap(), json!(45));
-        assert!(normalise("token_expiration", &json!(0)).is_err());
-        assert!(normalise("ldap_scope", &json!(3)).is_err());
-        assert!(normalise("robot_name_prefix", &json!(" ")).is_err());
-        assert!(normalise("no_such_key", &json!("x")).is_err());
-        assert_eq!(normalise("oidc_extra_redirect_parms", &json!("{\"a\":\"b\"}")).unwrap(), json!({"a": "b"}));
-        assert!(normalise("oidc_extra_redirect_parms", &json!({"a": 1})).is_err());
+    fn one(name: &str, value: Value) -> ServiceResult<Map<String, Value>> {
+        parse_changes(&Map::from_iter([(name.to_owned(), value)]))
     }
 
     #[test]
-    fn secrets_are_never_shown() {
-        let s = Settings::defaults(1800);
+    fn values_are_checked_and_normalised() {
+        assert_eq!(one("auth_mode", json!("ldap_auth")).unwrap()["auth_mode"], json!("ldap_auth"));
+        assert!(one("auth_mode", json!("uaa_auth")).is_err());
+        assert_eq!(one("self_registration", json!("true")).unwrap()["self_registration"], json!(true));
+        assert!(one("self_registration", json!(1)).is_err());
+        assert_eq!(one("token_expiration", json!("45")).unwrap()["token_expiration"], json!(45));
+        assert!(one("token_expiration", json!(0)).is_err());
+        assert!(one("ldap_scope", json!(3)).is_err());
+        assert!(one("robot_name_prefix", json!(" ")).is_err());
+        assert_eq!(
+            one("oidc_extra_redirect_parms", json!("{\"a\":\"b\"}")).unwrap()["oidc_extra_redirect_parms"],
+            json!({"a": "b"})
+        );
+        assert!(one("oidc_extra_redirect_parms", json!({"a": 1})).is_err());
+        let err = one("storage_per_project", json!("lots")).unwrap_err().to_string();
+        assert!(err.contains("storage_per_project"), "the error names the key: {err}");
+    }
+
+    #[test]
+    fn unknown_settings_are_ignored_as_harbor_does() {
+        let body = json!({"scan_all_policy": {"type": "daily"}, "scanner_skip_update_pulltime": false,
+            "self_registration": true});
+        let changes = parse_changes(body.as_object().unwrap()).unwrap();
+        assert_eq!(changes, *json!({"self_registration": true}).as_object().unwrap());
+    }
+
+    #[test]
+    fn stored_values_round_trip_and_secrets_are_never_shown() {
+        let body = json!({"ldap_search_password": "s3cret", "oidc_extra_redirect_parms": {"k": "v"},
+            "ldap_scope": "1", "project_creation_restriction": "adminonly"});
+        let changes = parse_changes(body.as_object().unwrap()).unwrap();
+        let s = Settings::defaults(1800).with_stored(&changes);
+        assert_eq!(s.ldap_search_password.expose(), "s3cret");
+        assert_eq!(s.ldap_scope, LdapScope(1));
+        assert_eq!(s.project_creation_restriction, ProjectCreation::AdminOnly);
+        assert_eq!(s.oidc_extra_redirect_parms.0["k"], "v");
         let view = s.public_view();
         assert!(!view.contains_key("ldap_search_password") && !view.contains_key("oidc_client_secret"));
         assert_eq!(view["auth_mode"], json!({"value": "db_auth", "editable": true}));
         assert_eq!(view["token_expiration"]["value"], json!(30));
-        assert_eq!(view["oidc_extra_redirect_parms"]["value"], json!("{}"));
+        assert_eq!(view["oidc_extra_redirect_parms"]["value"], json!("{\"k\":\"v\"}"));
+        // An unreadable stored value falls back to the default.
+        let odd = Settings::defaults(1800).with_stored(json!({"ldap_scope": "wide"}).as_object().unwrap());
+        assert_eq!(odd.ldap_scope, LdapScope(2));
     }
 }

@@ -145,7 +145,7 @@ impl Registry {
             return Ok(UploadStatus { id: id.to_owned(), offset: s.offset });
         }
         s.version += 1;
-        if let Err(e) = self.save_session(id, &s, Condition::equals("version", before.version)).await {
+        if let Err(e) = self.save_session(id, &s, Condition::equals(keys::attr::VERSION, before.version)).await {
             self.drop_new(id, &before, &s).await;
             return Err(e);
         }
@@ -578,7 +578,7 @@ mod tests {
 
     async fn setup() -> (tempfile::TempDir, Registry, RepoName) {
         let (dir, reg) = local_registry().await;
-        let owner = Owner { id: 1, name: "admin".into() };
+        let owner = Owner { id: 1, name: "admin".into(), sysadmin: true };
         reg.create_project(NewProject { name: "up".into(), ..NewProject::default() }, &owner).await.unwrap();
         (dir, reg, RepoName::parse("up/blobs").unwrap())
     }

@@ -4,16 +4,23 @@
 //! its local password, whatever the auth mode.
 //!
 //! A user is one item addressed by name, plus an id → name item (the API
-//! addresses users by id), an entry in the user list and, when it has one,
-//! an item reserving its e-mail address; all are written in one
-//! transaction. Project memberships point at the user id, so a name freed
-//! by a deletion and taken again never inherits the old memberships.
+//! addresses users by id), an entry in the user list (with the e-mail
+//! address, for filters) and, when it has one, an item reserving its e-mail
+//! address; all are written in one transaction, with the list's counter.
+//! Project memberships point at the user id, so a name freed by a deletion
+//! and taken again never inherits the old memberships. A change that takes
+//! access away (password, administrator flag, deletion, the groups or
+//! secret of a directory user) moves the account epoch in its transaction
+//! ([`super::revocation`]).
 
 use serde::{Deserialize, Serialize};
 
-use crate::meta::{Condition, ErrorKind, Index, Item, Query, Write, keys, now_unix};
+use crate::meta::keys::{self, Counted};
+use crate::meta::{Condition, ErrorKind, Index, Item, Query, Write, now_unix};
 
+use super::paging::{Listing, Match, PageRequest, count_write};
 use super::record::{from_item, to_item};
+use super::settings::AuthMode;
 use super::{Registry, ServiceError, ServiceResult, passwords};
 
 pub const ADMIN: &str = "admin";
@@ -117,6 +124,27 @@ fn user_item(u: &User) -> ServiceResult<Item> {
     to_item(pk, sk, u, "user")
 }
 
+/// A user's entry in the user list: what list filters test.
+pub(super) fn user_entry(u: &User) -> Item {
+    let (pk, sk) = keys::user_entry(&u.username);
+    Item::new(pk, sk).with(keys::attr::USER_ID, u.user_id).with("email", u.email.clone())
+}
+
+/// The filters of a user listing (Harbor's `q` on `username` and `email`).
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    pub username: Option<Match>,
+    pub email: Option<Match>,
+}
+
+/// Whether a password change is the user's own (which needs the current
+/// password) or an administrator's reset.
+#[derive(Debug, Clone, Copy)]
+pub enum PasswordChange<'a> {
+    Own { current: &'a str },
+    Reset,
+}
+
 fn user_of(item: Item) -> ServiceResult<User> {
     let mut user: User = from_item(item, "user")?;
     // The administrator of a store made before users had ids.
@@ -215,16 +243,17 @@ impl Registry {
     /// The writes creating a user with its id, list and e-mail items.
     fn new_user_writes(user: &User) -> ServiceResult<Vec<Write>> {
         let (ipk, isk) = keys::user_id(user.user_id);
-        let (epk, esk) = keys::user_entry(&user.username);
+        let name = keys::attr::NAME;
         let mut writes = vec![
             Write::Put { item: user_item(user)?, cond: Condition::NotExists },
-            Write::Put { item: Item::new(ipk, isk).with("name", user.username.clone()), cond: Condition::NotExists },
-            Write::Put { item: Item::new(epk, esk).with("user_id", user.user_id), cond: Condition::Always },
+            Write::Put { item: Item::new(ipk, isk).with(name, user.username.clone()), cond: Condition::NotExists },
+            Write::Put { item: user_entry(user), cond: Condition::NotExists },
+            count_write(Counted::Users, &user.username, 1),
         ];
         if !user.email.is_empty() {
             let (mpk, msk) = keys::user_email(&user.email);
             writes.push(Write::Put {
-                item: Item::new(mpk, msk).with("name", user.username.clone()),
+                item: Item::new(mpk, msk).with(name, user.username.clone()),
                 cond: Condition::NotExists,
             });
         }
@@ -251,6 +280,20 @@ impl Registry {
         let (pk, sk) = keys::counters();
         // Ids above the administrator's.
         Ok(self.meta.add(pk, sk, "user_id", 1, Condition::Always).await? + ADMIN_ID)
+    }
+
+    /// Creates a local user (only in `db_auth` mode: a directory keeps the
+    /// users otherwise). The password must meet the policy; `Conflict` when
+    /// the name or e-mail address is taken.
+    pub async fn create_local_user(&self, new: NewUser) -> ServiceResult<User> {
+        let settings = self.settings().await?;
+        if settings.auth_mode != AuthMode::Db {
+            return Err(ServiceError::Forbidden(format!(
+                "creating local user is not allowed under auth mode: {}",
+                settings.auth_mode
+            )));
+        }
+        self.create_user(new, Source::Db, settings.robot_prefix()).await
     }
 
     /// Creates a user. Local users need a password meeting the policy;
@@ -324,11 +367,16 @@ impl Registry {
                 user.update_time = now_unix().max(before.update_time + 1);
                 let mut writes = vec![Write::Put {
                     item: user_item(&user)?,
-                    cond: Condition::equals("update_time", before.update_time),
+                    cond: Condition::equals(keys::attr::UPDATE_TIME, before.update_time),
                 }];
+                let revokes = user.group_ids != before.group_ids || user.admin_in_auth != before.admin_in_auth;
+                if revokes {
+                    writes.push(self.epoch.bump());
+                }
                 if new_email {
+                    writes.push(Write::Put { item: user_entry(&user), cond: Condition::Always });
                     let (npk, nsk) = keys::user_email(&user.email);
-                    let reserve = Item::new(npk, nsk).with("name", user.username.clone());
+                    let reserve = Item::new(npk, nsk).with(keys::attr::NAME, user.username.clone());
                     writes.push(Write::Put { item: reserve, cond: Condition::NotExists });
                     if !before.email.is_empty() {
                         let (opk, osk) = keys::user_email(&before.email);
@@ -336,7 +384,12 @@ impl Registry {
                     }
                 }
                 match self.meta.transact(writes).await {
-                    Ok(()) => return Ok(user),
+                    Ok(()) => {
+                        if revokes {
+                            self.epoch.changed_here();
+                        }
+                        return Ok(user);
+                    }
                     // Changed meanwhile, or the address was just taken: look again.
                     Err(e) if e.is(ErrorKind::ConditionFailed) => continue,
                     Err(e) => return Err(e.into()),
@@ -388,35 +441,38 @@ impl Registry {
         } else {
             let (pk, sk) = keys::user_id(id);
             let item = self.meta.get(&pk, &sk).await?.ok_or_else(not_found)?;
-            item.str("name").map(str::to_owned).ok_or_else(not_found)?
+            item.str(keys::attr::NAME).map(str::to_owned).ok_or_else(not_found)?
         };
         self.user_by_name(&name).await?.filter(|u| u.user_id == id).ok_or_else(not_found)
     }
 
-    /// The names of every user, in order. (One partition; a registry has
-    /// users in the thousands at most.)
-    pub async fn user_names(&self) -> ServiceResult<Vec<String>> {
-        let entries = self.meta.query_all(Query::table(keys::USERS, "")).await?;
-        Ok(entries.into_iter().map(|e| e.sk).collect())
-    }
-
-    /// Users by name, skipping any deleted meanwhile.
-    pub async fn users_named(&self, names: &[String]) -> ServiceResult<Vec<User>> {
-        let found = futures::future::join_all(names.iter().map(|n| self.user_by_name(n))).await;
-        let mut out = Vec::with_capacity(found.len());
+    /// A page of users in name order. A `username` filter is tested on the
+    /// list's keys, an `email` filter on its entries; either makes the total
+    /// a count of the walk rather than the list's counter.
+    pub async fn list_users(&self, filter: &UserFilter, req: &PageRequest) -> ServiceResult<Listing<User>> {
+        let filtered = filter.username.is_some() || filter.email.is_some();
+        let query = Query::table(keys::USERS, "");
+        let keep = |e: &Item| {
+            filter.username.as_ref().is_none_or(|m| m.matches(&e.sk))
+                && filter.email.as_ref().is_none_or(|m| m.matches(e.str("email").unwrap_or_default()))
+        };
+        let (entries, next, total) = self.page_of(query, Counted::Users, req, filtered, keep).await?;
+        let found = futures::future::join_all(entries.iter().map(|e| self.user_by_name(&e.sk))).await;
+        let mut items = Vec::with_capacity(found.len());
         for u in found {
-            if let Some(u) = u? {
-                out.push(u);
-            }
+            // A user deleted between the listing and the read is left out.
+            items.extend(u?);
         }
-        Ok(out)
+        Ok(Listing { items, total, next })
     }
 
     /// Applies `change` to a user and stores it, retrying on a concurrent
-    /// update. Extra writes (an e-mail move) go in the same transaction.
+    /// update. Extra writes (an e-mail move) go in the same transaction; a
+    /// change that `revokes` access moves the account epoch too.
     async fn change_user(
         &self,
         id: i64,
+        revokes: bool,
         change: impl Fn(&mut User) -> ServiceResult<Vec<Write>>,
     ) -> ServiceResult<User> {
         loop {
@@ -425,10 +481,18 @@ impl Registry {
             let extra = change(&mut user)?;
             user.update_time = now_unix().max(stamp + 1);
             let mut writes =
-                vec![Write::Put { item: user_item(&user)?, cond: Condition::equals("update_time", stamp) }];
+                vec![Write::Put { item: user_item(&user)?, cond: Condition::equals(keys::attr::UPDATE_TIME, stamp) }];
             writes.extend(extra);
+            if revokes {
+                writes.push(self.epoch.bump());
+            }
             match self.meta.transact(writes).await {
-                Ok(()) => return Ok(user),
+                Ok(()) => {
+                    if revokes {
+                        self.epoch.changed_here();
+                    }
+                    return Ok(user);
+                }
                 Err(e) if e.is(ErrorKind::ConditionFailed) => {
                     let now = self.user(id).await?;
                     if now.update_time == stamp {
@@ -442,15 +506,27 @@ impl Registry {
         }
     }
 
+    /// Fails unless the user's account may be changed through the registry:
+    /// any in `db_auth` mode; under a directory, which keeps the others,
+    /// only the local administrator's.
+    pub async fn require_changeable(&self, id: i64) -> ServiceResult<()> {
+        if self.settings().await?.auth_mode == AuthMode::Db || id == ADMIN_ID {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden(format!("User with ID {id} can't be updated")))
+        }
+    }
+
     /// Changes e-mail, real name and comment.
     pub async fn update_profile(&self, id: i64, email: &str, realname: &str, comment: &str) -> ServiceResult<User> {
         validate_profile(email, realname, comment)?;
-        self.change_user(id, |user| {
+        self.require_changeable(id).await?;
+        self.change_user(id, false, |user| {
             let mut writes = Vec::new();
             if !user.email.eq_ignore_ascii_case(email) {
                 let (npk, nsk) = keys::user_email(email);
                 writes.push(Write::Put {
-                    item: Item::new(npk, nsk).with("name", user.username.clone()),
+                    item: Item::new(npk, nsk).with(keys::attr::NAME, user.username.clone()),
                     cond: Condition::NotExists,
                 });
                 if !user.email.is_empty() {
@@ -461,13 +537,27 @@ impl Registry {
             user.email = email.to_owned();
             user.realname = realname.to_owned();
             user.comment = comment.to_owned();
+            writes.push(Write::Put { item: user_entry(user), cond: Condition::Always });
             Ok(writes)
         })
         .await
     }
 
     /// Sets a local user's password (the policy applies; the same password
-    /// again is refused).
+    /// again is refused). A user changing its own must give the current one.
+    pub async fn change_password(&self, id: i64, change: PasswordChange<'_>, new: &str) -> ServiceResult<()> {
+        self.require_changeable(id).await?;
+        if let PasswordChange::Own { current } = change {
+            let me = self.user(id).await?;
+            if self.verify_password(&me.username, current).await?.is_none() {
+                return Err(ServiceError::Forbidden("Current password is incorrect".to_owned()));
+            }
+        }
+        self.set_password(id, new).await
+    }
+
+    /// Sets a local user's password, with no check of who asks (the
+    /// offline `berth admin password`).
     pub async fn set_password(&self, id: i64, new: &str) -> ServiceResult<()> {
         passwords::check_policy(new)?;
         let user = self.user(id).await?;
@@ -481,7 +571,7 @@ impl Registry {
             return Err(ServiceError::Invalid("New password is identical to old password".to_owned()));
         }
         let phc = passwords::hash(new)?;
-        self.change_user(id, |u| {
+        self.change_user(id, true, |u| {
             u.password = phc.clone();
             Ok(Vec::new())
         })
@@ -490,7 +580,7 @@ impl Registry {
     }
 
     pub async fn set_sysadmin(&self, id: i64, sysadmin: bool) -> ServiceResult<()> {
-        self.change_user(id, |u| {
+        self.change_user(id, true, |u| {
             u.sysadmin = sysadmin;
             Ok(Vec::new())
         })
@@ -500,24 +590,24 @@ impl Registry {
 
     /// Replaces the OIDC identity document of a user.
     pub async fn set_oidc_identity(&self, id: i64, oidc: serde_json::Value) -> ServiceResult<User> {
-        self.change_user(id, |u| {
+        self.change_user(id, true, |u| {
             u.oidc = Some(oidc.clone());
             Ok(Vec::new())
         })
         .await
     }
 
-    /// Creates an OIDC user together with the writes `prepare` returns for
-    /// the new user id (the item naming it by its provider identity, the
-    /// pending onboarding it consumes) in one transaction, so two logins can
-    /// never share a name or an identity. `prepare` also makes the identity
-    /// document. An e-mail address already in use is left out. `Conflict`
-    /// when the name is taken; `PreconditionFailed` when another write's
-    /// condition failed (the identity was onboarded meanwhile, the pending
-    /// onboarding is gone).
-    pub async fn create_oidc_user(
+    /// Creates a directory user together with the writes `prepare` returns
+    /// for the new user id (for OIDC: the item naming it by its provider
+    /// identity, the pending onboarding it consumes) in one transaction, so
+    /// two logins can never share a name or an identity. `prepare` also
+    /// makes the user's identity document. An e-mail address already in use
+    /// is left out. `Conflict` when the name is taken; `PreconditionFailed`
+    /// when another write's condition failed.
+    pub(super) async fn insert_external_user(
         &self,
         ext: ExternalUser,
+        source: Source,
         comment: &str,
         robot_prefix: &str,
         prepare: impl FnOnce(i64) -> ServiceResult<(serde_json::Value, Vec<Write>)>,
@@ -529,7 +619,7 @@ impl Registry {
         let email_ok = valid_email(&ext.email) && !self.email_taken(&ext.email).await?;
         let now = now_unix();
         let user_id = self.next_user_id().await?;
-        let (oidc, extra) = prepare(user_id)?;
+        let (document, extra) = prepare(user_id)?;
         let user = User {
             user_id,
             username: ext.username.clone(),
@@ -539,10 +629,10 @@ impl Registry {
             password: String::new(),
             sysadmin: false,
             admin_in_auth: ext.admin_in_auth,
-            source: Source::Oidc,
+            source,
             group_ids: ext.group_ids.clone(),
-            ldap_dn: None,
-            oidc: Some(oidc),
+            ldap_dn: ext.ldap_dn.clone(),
+            oidc: Some(document),
             creation_time: now,
             update_time: now,
         };
@@ -556,7 +646,7 @@ impl Registry {
                 } else if !user.email.is_empty() && self.email_taken(&user.email).await? {
                     Err(ServiceError::Conflict(format!("email {} is already used", user.email)))
                 } else {
-                    Err(ServiceError::PreconditionFailed("the OIDC login changed meanwhile".to_owned()))
+                    Err(ServiceError::PreconditionFailed("the login changed meanwhile".to_owned()))
                 }
             }
             Err(e) => Err(e.into()),
@@ -572,7 +662,7 @@ impl Registry {
         id: i64,
         change: impl Fn(&mut OidcFields) -> ServiceResult<()>,
     ) -> ServiceResult<User> {
-        self.change_user(id, |user| {
+        self.change_user(id, true, |user| {
             let Some(oidc) = user.oidc.clone().filter(|_| user.source == Source::Oidc) else {
                 return Err(ServiceError::NotFound(format!("oidc info for user {id} not found")));
             };
@@ -595,10 +685,10 @@ impl Registry {
         Ok(if passwords::verify(password, phc).await? { user } else { None })
     }
 
-    /// Deletes a user and its project memberships. The administrator
-    /// cannot be deleted.
-    pub async fn delete_user(&self, id: i64) -> ServiceResult<()> {
-        if id == ADMIN_ID {
+    /// Deletes a user and its project memberships. Neither the
+    /// administrator nor the user asking (`by`) can be deleted.
+    pub async fn delete_user(&self, id: i64, by: Option<i64>) -> ServiceResult<()> {
+        if id == ADMIN_ID || by == Some(id) {
             return Err(ServiceError::Forbidden(format!("User with ID {id} cannot be deleted")));
         }
         let user = self.user(id).await?;
@@ -606,13 +696,16 @@ impl Registry {
         let (ipk, isk) = keys::user_id(id);
         let (epk, esk) = keys::user_entry(&user.username);
         let mut writes = vec![
-            Write::Delete { pk, sk: sk.to_owned(), cond: Condition::equals("user_id", id) },
+            Write::Delete { pk, sk: sk.to_owned(), cond: Condition::equals(keys::attr::USER_ID, id) },
             Write::Delete { pk: ipk, sk: isk, cond: Condition::Always },
-            Write::Delete { pk: epk, sk: esk, cond: Condition::Always },
+            Write::Delete { pk: epk, sk: esk, cond: Condition::Exists },
+            count_write(Counted::Users, &user.username, -1),
+            self.epoch.bump(),
         ];
         if !user.email.is_empty() {
             let (mpk, msk) = keys::user_email(&user.email);
-            writes.push(Write::Delete { pk: mpk, sk: msk, cond: Condition::equals("name", user.username.clone()) });
+            let cond = Condition::equals(keys::attr::NAME, user.username.clone());
+            writes.push(Write::Delete { pk: mpk, sk: msk, cond });
         }
         match self.meta.transact(writes).await {
             Err(e) if e.is(ErrorKind::ConditionFailed) => {
@@ -620,6 +713,7 @@ impl Registry {
             }
             other => other?,
         }
+        self.epoch.changed_here();
         self.delete_memberships(keys::MemberKind::User, id).await
     }
 
@@ -639,8 +733,9 @@ impl Registry {
         }
     }
 
-    /// The project names of every membership of a user or group (gsi1).
-    pub async fn memberships_of(&self, kind: keys::MemberKind, id: i64) -> ServiceResult<Vec<Item>> {
+    /// Every membership of a user or group (gsi1). A user's or group's
+    /// projects are few (a partition of its own), so this reads them all.
+    pub(super) async fn memberships_of(&self, kind: keys::MemberKind, id: i64) -> ServiceResult<Vec<Item>> {
         Ok(self.meta.query_all(Query::index(Index::Gsi1, keys::member_of(kind, id), "")).await?)
     }
 }
@@ -721,10 +816,17 @@ mod tests {
         assert!(reg.verify_password("bob", "NewPassw0rd").await.unwrap().is_some());
         assert!(reg.verify_password("bob", "Passw0rdX").await.unwrap().is_none());
 
-        assert_eq!(reg.user_names().await.unwrap(), ["admin", "alice", "bob"]);
-        reg.delete_user(bob.user_id).await.unwrap();
+        let all = reg.list_users(&UserFilter::default(), &PageRequest::first(10)).await.unwrap();
+        let names: Vec<&str> = all.items.iter().map(|u| u.username.as_str()).collect();
+        assert_eq!((names, all.total), (vec!["admin", "alice", "bob"], 3));
+        let filter = UserFilter { email: Some(Match::Fuzzy("BOB2".into())), ..UserFilter::default() };
+        let found = reg.list_users(&filter, &PageRequest::first(10)).await.unwrap();
+        assert_eq!((found.items.len(), found.items[0].username.as_str(), found.total), (1, "bob", 1));
+        assert!(matches!(reg.delete_user(bob.user_id, Some(bob.user_id)).await, Err(ServiceError::Forbidden(_))));
+        reg.delete_user(bob.user_id, Some(ADMIN_ID)).await.unwrap();
+        assert_eq!(reg.list_users(&UserFilter::default(), &PageRequest::first(10)).await.unwrap().total, 2);
         assert!(matches!(reg.user(bob.user_id).await, Err(ServiceError::NotFound(_))));
-        assert!(matches!(reg.delete_user(ADMIN_ID).await, Err(ServiceError::Forbidden(_))));
+        assert!(matches!(reg.delete_user(ADMIN_ID, None).await, Err(ServiceError::Forbidden(_))));
         // The name and address are free again, under a new id.
         let bob2 = reg.create_user(new_user("bob", "bob2@example.com"), Source::Db, "robot$").await.unwrap();
         assert_ne!(bob2.user_id, bob.user_id);

@@ -12,14 +12,13 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiResult, Body, Caller};
 use crate::auth::On;
 use crate::auth::ldap::{self, LdapConfig, LdapFailure, LdapGroup};
-use crate::auth::rbac::{Act, Res};
 use crate::http::state::AppState;
+use crate::rbac::{Act, Res};
 
 /// The answer when the directory could not be asked: the administrator
 /// sees why (the messages never hold a password).
@@ -81,6 +80,36 @@ impl PingBody {
     }
 }
 
+/// Harbor's `LdapPingResult`.
+#[derive(Debug, Serialize)]
+struct PingResult {
+    success: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+/// Harbor's `LdapUser`.
+#[derive(Debug, Serialize)]
+struct LdapUserView {
+    username: String,
+    realname: String,
+    email: String,
+}
+
+/// Harbor's `LdapFailedImportUser`.
+#[derive(Debug, Serialize)]
+struct FailedImport {
+    uid: String,
+    error: String,
+}
+
+/// Harbor's `UserGroup` of an LDAP search.
+#[derive(Debug, Serialize)]
+struct LdapGroupView {
+    group_name: String,
+    ldap_group_dn: String,
+}
+
 /// `POST /ldap/ping`: connects and binds with the settings given (or the
 /// stored ones); always 200 with `success` and, on failure, `message`.
 pub async fn ping(State(state): State<Arc<AppState>>, caller: Caller, body: Bytes) -> ApiResult {
@@ -90,10 +119,10 @@ pub async fn ping(State(state): State<Arc<AppState>>, caller: Caller, body: Byte
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid LDAP settings: {e}")))?
     };
-    let cfg = given.apply(LdapConfig::from_settings(&*state.settings.get().await?))?;
+    let cfg = given.apply(LdapConfig::from_settings(&*state.registry.settings().await?))?;
     let answer = match ldap::ping(&cfg).await {
-        Ok(()) => json!({ "success": true }),
-        Err(e) => json!({ "success": false, "message": format!("error: {e}") }),
+        Ok(()) => PingResult { success: true, message: None },
+        Err(e) => PingResult { success: false, message: Some(format!("error: {e}")) },
     };
     Ok(Json(answer).into_response())
 }
@@ -107,10 +136,12 @@ pub struct UserQuery {
 /// no name) as Harbor's `LdapUser`.
 pub async fn search_users(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<UserQuery>) -> ApiResult {
     caller.require((Res::LdapUser, Act::List), On::Registry)?;
-    let cfg = LdapConfig::from_settings(&*state.settings.get().await?);
+    let cfg = LdapConfig::from_settings(&*state.registry.settings().await?);
     let users = ldap::search_users(&cfg, q.username.as_deref().unwrap_or_default()).await.map_err(failure)?;
-    let items: Vec<Value> =
-        users.iter().map(|u| json!({ "username": u.username, "realname": u.realname, "email": u.email })).collect();
+    let items: Vec<LdapUserView> = users
+        .into_iter()
+        .map(|u| LdapUserView { username: u.username, realname: u.realname, email: u.email })
+        .collect();
     Ok(Json(items).into_response())
 }
 
@@ -127,11 +158,11 @@ pub async fn import_users(
     Body(body): Body<ImportBody>,
 ) -> ApiResult {
     caller.require((Res::LdapUser, Act::Create), On::Registry)?;
-    let settings = state.settings.get().await?;
-    if settings.auth_mode() != "ldap_auth" {
+    let settings = state.registry.settings().await?;
+    if settings.auth_mode != crate::service::settings::AuthMode::Ldap {
         return Err(ApiError::bad_request(format!(
             "LDAP users can be imported only when the auth mode is ldap_auth, not {}",
-            settings.auth_mode()
+            settings.auth_mode
         )));
     }
     let cfg = LdapConfig::from_settings(&settings);
@@ -139,7 +170,7 @@ pub async fn import_users(
     if failed.is_empty() {
         return Ok(StatusCode::OK.into_response());
     }
-    let items: Vec<Value> = failed.iter().map(|f| json!({ "uid": f.uid, "error": f.error })).collect();
+    let items: Vec<FailedImport> = failed.into_iter().map(|f| FailedImport { uid: f.uid, error: f.error }).collect();
     Ok((StatusCode::NOT_FOUND, Json(items)).into_response())
 }
 
@@ -158,7 +189,7 @@ pub async fn search_groups(
     Query(q): Query<GroupQuery>,
 ) -> ApiResult {
     caller.require((Res::LdapUser, Act::List), On::Registry)?;
-    let cfg = LdapConfig::from_settings(&*state.settings.get().await?);
+    let cfg = LdapConfig::from_settings(&*state.registry.settings().await?);
     let name = q.groupname.unwrap_or_default();
     let dn = q.groupdn.unwrap_or_default();
     let groups: Vec<LdapGroup> = if !name.trim().is_empty() {
@@ -174,6 +205,7 @@ pub async fn search_groups(
     if groups.is_empty() {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("group name:{name}, group DN:{dn}")));
     }
-    let items: Vec<Value> = groups.iter().map(|g| json!({ "group_name": g.name, "ldap_group_dn": g.dn })).collect();
+    let items: Vec<LdapGroupView> =
+        groups.into_iter().map(|g| LdapGroupView { group_name: g.name, ldap_group_dn: g.dn }).collect();
     Ok(Json(items).into_response())
 }

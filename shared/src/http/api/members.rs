@@ -7,23 +7,24 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::projects::{Target, project_for};
 use super::{ApiError, ApiResult, Body, Caller, Id, PREFIX, Paging, created};
-use crate::auth::rbac::{Act, Res, Role};
 use crate::http::state::AppState;
 use crate::meta::keys::MemberKind;
+use crate::rbac::{Act, Res, Role};
 use crate::service::ServiceError;
-use crate::service::groups::{Group, LDAP_GROUP};
+use crate::service::groups::{Group, GroupFilter, LDAP_GROUP};
 use crate::service::members::Member;
+use crate::service::paging::{Match, PageRequest};
 use crate::service::projects::ProjectRef;
 
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     page: Option<String>,
     page_size: Option<String>,
+    cursor: Option<String>,
     entityname: Option<String>,
 }
 
@@ -63,16 +64,30 @@ pub struct RoleBody {
     role_id: i64,
 }
 
-fn member_json(m: &Member) -> Value {
-    json!({
-        "id": m.id,
-        "project_id": m.project_id,
-        "entity_name": m.entity_name,
-        "role_name": m.role.name(),
-        "role_id": m.role.id(),
-        "entity_id": m.entity_id,
-        "entity_type": m.kind.code(),
-    })
+/// Harbor's `ProjectMemberEntity`.
+#[derive(Debug, Serialize)]
+struct MemberView {
+    id: i64,
+    project_id: i64,
+    entity_name: String,
+    role_name: &'static str,
+    role_id: i64,
+    entity_id: i64,
+    entity_type: &'static str,
+}
+
+impl From<Member> for MemberView {
+    fn from(m: Member) -> Self {
+        Self {
+            id: m.id,
+            project_id: m.project_id,
+            entity_name: m.entity_name,
+            role_name: m.role.name(),
+            role_id: m.role.id(),
+            entity_id: m.entity_id,
+            entity_type: m.kind.code(),
+        }
+    }
 }
 
 fn role(id: i64) -> Result<Role, ApiError> {
@@ -85,22 +100,20 @@ pub async fn list(
     Target(r): Target,
     Query(q): Query<ListQuery>,
 ) -> ApiResult {
-    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref())?;
+    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref(), q.cursor.as_deref())?;
     let (project, _) = project_for(&state, &caller, &r, (Res::Member, Act::List)).await?;
-    let name = q.entityname.unwrap_or_default();
-    let members: Vec<Member> =
-        state.registry.members(&project).await?.into_iter().filter(|m| m.entity_name.contains(&name)).collect();
-    let page = paging.page_slice(members.len());
-    let items: Vec<Value> = members[page].iter().map(member_json).collect();
+    let name = q.entityname.as_deref().filter(|n| !n.is_empty()).map(|n| Match::Fuzzy(n.to_owned()));
+    let listing = state.registry.list_members(&project, name.as_ref(), &paging.0).await?;
     let path = format!("/projects/{}/members", project.project_id);
-    Ok(paging.respond_page(&path, "", members.len(), &items))
+    let rest: Vec<(&str, &str)> = q.entityname.as_deref().map(|n| ("entityname", n)).into_iter().collect();
+    Ok(paging.respond(&path, &rest, listing.map(MemberView::from)))
 }
 
 /// The user or group a member request names, onboarding it from the
 /// directory of the auth mode when berth does not know it yet.
 async fn entity(state: &AppState, body: &CreateBody) -> ApiResult<(MemberKind, i64, String)> {
-    let settings = state.settings.get().await?;
-    let directory = state.auth.directory(settings.auth_mode());
+    let settings = state.registry.settings().await?;
+    let directory = state.auth.directory(settings.auth_mode);
     let user = body.member_user.as_ref().filter(|u| u.user_id > 0 || !u.username.is_empty());
     let group =
         body.member_group.as_ref().filter(|g| g.id > 0 || !g.group_name.is_empty() || !g.ldap_group_dn.is_empty());
@@ -145,10 +158,16 @@ async fn entity(state: &AppState, body: &CreateBody) -> ApiResult<(MemberKind, i
             }
         }
     } else {
-        let groups = state.registry.list_groups().await?;
-        groups
+        let filter = GroupFilter {
+            name: Some(Match::Exact(g.group_name.clone())),
+            group_type: Some(g.group_type).filter(|t| *t != 0),
+            ..GroupFilter::default()
+        };
+        let found = state.registry.list_groups(&filter, &PageRequest::first(1)).await?;
+        found
+            .items
             .into_iter()
-            .find(|x| x.group_name == g.group_name && (g.group_type == 0 || x.group_type == g.group_type))
+            .next()
             .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("group {} not found", g.group_name)))?
     };
     Ok((MemberKind::Group, found.id, found.group_name))
@@ -174,7 +193,7 @@ pub async fn create(
 pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, Target(r): Target, Id(mid): Id) -> ApiResult {
     let (project, _) = project_for(&state, &caller, &r, (Res::Member, Act::Read)).await?;
     let member = state.registry.member(&project, mid).await?;
-    Ok(Json(member_json(&member)).into_response())
+    Ok(Json(MemberView::from(member)).into_response())
 }
 
 pub async fn update(

@@ -1,8 +1,15 @@
 //! The Harbor-compatible management API (`/api/v2.0`): same paths, JSON
 //! field names and semantics as Harbor's, so Harbor clients and scripts work
-//! unchanged. Errors use Harbor's body, `{"errors":[{"code","message"}]}`.
+//! unchanged. Errors use Harbor's body, `{"errors":[{"code","message"}]}`,
+//! for unknown paths too. Responses are `Serialize` structs shaped as
+//! Harbor's definitions; request bodies ignore fields they do not know, as
+//! Harbor does.
+//!
 //! Handlers authenticate through [`Caller`], ask [`crate::auth::authorize`]
-//! and call services; they hold no rules of their own.
+//! and call services; they hold no rules of their own. Listings take
+//! Harbor's `page`/`page_size` and `q` ([`Paging`], [`parse_q`]) and answer
+//! with `X-Total-Count` and a `Link` whose `next` carries the position of
+//! the page, so a client following it pays only for its page.
 
 mod configurations;
 mod ldap;
@@ -17,19 +24,25 @@ mod users;
 
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::Serialize;
 
-use crate::auth::rbac::Perm;
 use crate::auth::session::Session;
 use crate::auth::{AuthError, Decision, On, ProjectAccess, Subject, UserPrincipal, access_to, authorize, oidc};
+use crate::rbac::Perm;
 use crate::service::ServiceError;
+use crate::service::paging::{Listing, MAX_PAGE_SIZE, Match, PageRequest};
 use crate::service::projects::Project;
+use crate::service::settings::AuthMode;
 use crate::service::users::ADMIN;
 
 use super::state::AppState;
@@ -91,6 +104,26 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ldap/users/search", get(ldap::search_users))
         .route("/ldap/users/import", axum::routing::post(ldap::import_users))
         .route("/ldap/groups/search", get(ldap::search_groups))
+        .fallback(unknown_path)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// Any path under `/api/v2.0` berth does not serve: Harbor's 404 body.
+async fn unknown_path(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, format!("{} is not an API of this registry", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {}", uri.path()))
+}
+
+/// `GET /api/version`: the API version Harbor clients look for.
+pub async fn version() -> impl IntoResponse {
+    #[derive(Serialize)]
+    struct Version {
+        version: &'static str,
+    }
+    axum::Json(Version { version: "v2.0" })
 }
 
 pub type ApiResult<T = Response> = Result<T, ApiError>;
@@ -210,7 +243,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             Subject::User(user)
                 if user.name != ADMIN
                     && value.is_some_and(|v| v.get(..6).is_some_and(|s| s.eq_ignore_ascii_case("basic ")))
-                    && state.settings.get().await?.auth_mode() == "oidc_auth"
+                    && state.registry.settings().await?.auth_mode == AuthMode::Oidc
                     && !oidc::cli_secret_allowed(&parts.method, parts.uri.path()) =>
             {
                 Err(ApiError::new(
@@ -285,24 +318,50 @@ impl Caller {
     }
 }
 
-/// A `q` filter of Harbor's query syntax: `k=v` (exact) or `k=~v` (fuzzy),
-/// comma-separated.
-pub fn parse_q(q: &str) -> Vec<(String, String, bool)> {
-    q.split(',')
-        .filter_map(|term| {
-            let (k, v) = term.split_once('=')?;
-            let (v, fuzzy) = match v.strip_prefix('~') {
-                Some(rest) => (rest, true),
-                None => (v, false),
-            };
-            Some((k.trim().to_owned(), v.trim().to_owned(), fuzzy))
-        })
-        .collect()
+/// Harbor's `q` query: comma-separated `key=value` terms, each value one of
+/// `v` (exact), `~v` (fuzzy), `{a b}` (any of), `[min~max]` (range) or
+/// `(a b)` (all of, which berth serves only for one value). Unknown keys are
+/// the caller's to ignore, as Harbor ignores them.
+pub fn parse_q(q: Option<&str>) -> Result<BTreeMap<String, Match>, ApiError> {
+    let mut out = BTreeMap::new();
+    let Some(q) = q.filter(|q| !q.trim().is_empty()) else { return Ok(out) };
+    for term in q.split(',').filter(|t| !t.trim().is_empty()) {
+        let (k, v) =
+            term.split_once('=').ok_or_else(|| ApiError::bad_request(format!("invalid query term {term:?}")))?;
+        let v = v.trim();
+        let words = |inner: &str| inner.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        let m = if let Some(rest) = v.strip_prefix('~') {
+            Match::Fuzzy(rest.to_owned())
+        } else if let Some(inner) = v.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
+            Match::AnyOf(words(inner))
+        } else if let Some(inner) = v.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
+            match words(inner).as_slice() {
+                [one] => Match::Exact(one.clone()),
+                _ => return Err(ApiError::bad_request(format!("{k}: only one value can be required of all"))),
+            }
+        } else if let Some(inner) = v.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            let (min, max) = inner
+                .split_once('~')
+                .ok_or_else(|| ApiError::bad_request(format!("invalid range {v:?}: use [min~max]")))?;
+            let bound = |b: &str| Some(b.trim().to_owned()).filter(|b| !b.is_empty());
+            Match::Range { min: bound(min), max: bound(max) }
+        } else {
+            Match::Exact(v.to_owned())
+        };
+        out.insert(k.trim().to_owned(), m);
+    }
+    Ok(out)
 }
 
-/// Whether `field` passes a `q` term.
-pub fn q_matches(field: &str, value: &str, fuzzy: bool) -> bool {
-    if fuzzy { field.contains(value) } else { field == value }
+/// A boolean query parameter (`public`, `with_tag`, `relative`) as Harbor's
+/// go-swagger server reads it: any case of `true`, `1`, `yes`, `ok`, `y`,
+/// `on`, `selected`, `checked`, `t` or `enabled` is true, anything else
+/// false. Clients depend on the case: Python's swagger client (Harbor's own
+/// tests, scripts built on harbor-client) sends `public=False`.
+pub fn query_bool(v: &str) -> bool {
+    ["true", "1", "yes", "ok", "y", "on", "selected", "checked", "t", "enabled"]
+        .iter()
+        .any(|t| v.eq_ignore_ascii_case(t))
 }
 
 /// A JSON body, or Harbor's 400 naming what is wrong with it.
@@ -344,7 +403,7 @@ pub fn created(location: &str) -> ApiResult {
 }
 
 /// `201 Created` with a `Location` and a JSON body.
-pub fn created_with(location: &str, body: serde_json::Value) -> ApiResult {
+pub fn created_with<T: Serialize>(location: &str, body: &T) -> ApiResult {
     let loc = HeaderValue::from_str(location).map_err(|_| ApiError::bad_request("bad name in location"))?;
     Ok((StatusCode::CREATED, [(header::LOCATION, loc)], axum::Json(body)).into_response())
 }
@@ -355,51 +414,76 @@ pub fn rfc3339(unix: i64) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-/// `page` and `page_size` of a listing, with Harbor's defaults and bounds.
-#[derive(Debug, Clone, Copy)]
-pub struct Paging {
-    pub page: usize,
-    pub page_size: usize,
-}
+/// The page a listing request asks for: Harbor's `page` and `page_size`
+/// (with its defaults and bounds), and the position a `Link` carries.
+#[derive(Debug, Clone)]
+pub struct Paging(pub PageRequest);
 
 impl Paging {
-    pub fn parse(page: Option<&str>, page_size: Option<&str>) -> Result<Self, ApiError> {
-        let num = |v: Option<&str>, name: &str, default: usize| match v {
-            None => Ok(default),
+    pub fn parse(page: Option<&str>, page_size: Option<&str>, cursor: Option<&str>) -> Result<Self, ApiError> {
+        let num = |v: Option<&str>, name: &str, default: u64| match v {
+            None | Some("") => Ok(default),
             Some(s) => {
-                s.parse::<usize>().map_err(|_| ApiError::bad_request(format!("{name} must be a number, got {s:?}")))
+                s.parse::<u64>().map_err(|_| ApiError::bad_request(format!("{name} must be a number, got {s:?}")))
             }
         };
         let page = num(page, "page", 1)?.max(1);
-        let page_size = num(page_size, "page_size", 10)?;
-        if !(1..=100).contains(&page_size) {
-            return Err(ApiError::bad_request("page_size must be between 1 and 100"));
+        let size = num(page_size, "page_size", 10)?;
+        if !(1..=MAX_PAGE_SIZE as u64).contains(&size) {
+            return Err(ApiError::bad_request(format!("page_size must be between 1 and {MAX_PAGE_SIZE}")));
         }
-        Ok(Self { page, page_size })
+        let after = cursor
+            .map(|c| {
+                B64.decode(c)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| ApiError::bad_request("cursor is not one this registry made"))
+            })
+            .transpose()?;
+        Ok(Self(PageRequest { page, size: usize::try_from(size).unwrap_or(MAX_PAGE_SIZE), after, descending: false }))
     }
 
-    /// The range of a list of `total` items this page covers.
-    pub fn page_slice(&self, total: usize) -> std::ops::Range<usize> {
-        let start = (self.page - 1).saturating_mul(self.page_size).min(total);
-        start..start.saturating_add(self.page_size).min(total)
+    /// Applies Harbor's `sort` (`key` or `-key`, first of a comma list) when
+    /// it names `key`, the order the list is kept in; the list is
+    /// `descending` by default otherwise. Other sort keys are ignored: the
+    /// list is served in its own order (documented per listing).
+    pub fn sorted(mut self, sort: Option<&str>, key: &str, descending: bool) -> Self {
+        let first = sort.and_then(|s| s.split(',').next()).map(str::trim).unwrap_or_default();
+        self.0.descending = match first.strip_prefix('-') {
+            Some(k) if k == key => true,
+            None if first == key => false,
+            _ => descending,
+        };
+        self
     }
 
-    /// A page of items (already cut by [`Self::page_slice`]) out of `total`,
-    /// with the `X-Total-Count` and `Link` headers.
-    pub fn respond_page<T: Serialize>(&self, path: &str, query_rest: &str, total: usize, items: &[T]) -> Response {
-        let range = self.page_slice(total);
-        let mut resp = axum::Json(items).into_response();
+    /// A page of a listing as Harbor answers it: the items, `X-Total-Count`
+    /// and a `Link` to the previous and next pages (`path` under the API
+    /// prefix, `query_rest` the listing's other parameters).
+    pub fn respond<T: Serialize>(&self, path: &str, query_rest: &[(&str, &str)], listing: Listing<T>) -> Response {
+        let req = &self.0;
+        let (next, total) = (listing.next, listing.total);
+        let mut resp = axum::Json(&listing.items).into_response();
         let h = resp.headers_mut();
         h.insert("x-total-count", HeaderValue::from(total));
-        let link = |page: usize, rel: &str| {
-            format!("<{PREFIX}{path}?page={page}&page_size={}{query_rest}>; rel=\"{rel}\"", self.page_size)
+        let link = |page: u64, cursor: Option<&str>, rel: &str| {
+            let mut q = url::form_urlencoded::Serializer::new(String::new());
+            q.append_pair("page", &page.to_string()).append_pair("page_size", &req.size.to_string());
+            for (k, v) in query_rest {
+                q.append_pair(k, v);
+            }
+            if let Some(c) = cursor {
+                q.append_pair("cursor", &B64.encode(c));
+            }
+            format!("<{PREFIX}{path}?{}>; rel=\"{rel}\"", q.finish())
         };
         let mut links = Vec::new();
-        if self.page > 1 && range.start > 0 {
-            links.push(link(self.page - 1, "prev"));
+        let before = req.page.saturating_sub(1).saturating_mul(req.size as u64);
+        if req.page > 1 && before > 0 {
+            links.push(link(req.page - 1, None, "prev"));
         }
-        if range.end < total {
-            links.push(link(self.page + 1, "next"));
+        if next.is_some() {
+            links.push(link(req.page + 1, next.as_deref(), "next"));
         }
         if !links.is_empty()
             && let Ok(v) = HeaderValue::from_str(&links.join(" , "))

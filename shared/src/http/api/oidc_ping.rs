@@ -10,8 +10,8 @@ use serde::Deserialize;
 
 use super::{ApiError, ApiResult, Body, Caller};
 use crate::auth::On;
-use crate::auth::rbac::{Act, Res};
 use crate::http::state::AppState;
+use crate::rbac::{Act, Res};
 
 #[derive(Debug, Deserialize)]
 pub struct PingBody {

@@ -7,20 +7,22 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiResult, Body, Caller, PREFIX, Paging, created, parse_q, q_matches, rfc3339};
-use crate::auth::rbac::{Act, Res, Role};
+use super::{ApiError, ApiResult, Body, Caller, PREFIX, Paging, created, parse_q, query_bool, rfc3339};
 use crate::auth::{On, ProjectAccess, Subject};
 use crate::http::state::AppState;
-use crate::service::projects::{NewProject, Owner, Project, ProjectRef};
+use crate::rbac::{Act, Res, Role};
+use crate::service::paging::{Listing, Match};
+use crate::service::projects::{NewProject, Owner, Project, ProjectFilter, ProjectRef, ProjectScope};
 use crate::service::users::{ADMIN, ADMIN_ID};
 
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     page: Option<String>,
     page_size: Option<String>,
+    cursor: Option<String>,
+    sort: Option<String>,
     q: Option<String>,
     name: Option<String>,
     public: Option<String>,
@@ -29,7 +31,6 @@ pub struct ListQuery {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CreateBody {
     project_name: String,
     #[serde(default)]
@@ -40,8 +41,6 @@ pub struct CreateBody {
     storage_limit: Option<i64>,
     #[serde(default)]
     registry_id: Option<i64>,
-    #[serde(default)]
-    cve_allowlist: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,32 +53,60 @@ pub struct UpdateBody {
     storage_limit: Option<i64>,
 }
 
-/// The project JSON Harbor returns, as `caller` sees it.
-fn project_json(p: &Project, repo_count: usize, caller: &Caller, access: &ProjectAccess) -> Value {
+/// Harbor's `CVEAllowlist` of a project (no items until scanning lands).
+#[derive(Debug, Serialize)]
+struct CveAllowlist {
+    id: i64,
+    project_id: i64,
+    items: [(); 0],
+    creation_time: String,
+    update_time: String,
+}
+
+/// Harbor's `Project`, as the caller sees it.
+#[derive(Debug, Serialize)]
+pub struct ProjectView {
+    project_id: i64,
+    owner_id: i64,
+    owner_name: String,
+    name: String,
+    registry_id: i64,
+    creation_time: String,
+    update_time: String,
+    deleted: bool,
+    togglable: bool,
+    current_user_role_id: i64,
+    current_user_role_ids: Vec<i64>,
+    repo_count: u64,
+    metadata: BTreeMap<String, String>,
+    cve_allowlist: CveAllowlist,
+}
+
+fn project_view(p: Project, repo_count: u64, caller: &Caller, access: &ProjectAccess) -> ProjectView {
     let roles: Vec<i64> = access.roles.iter().map(|r| r.id()).collect();
     let owner_id = if p.owner_id == 0 && p.owner_name == ADMIN { ADMIN_ID } else { p.owner_id };
-    json!({
-        "project_id": p.project_id,
-        "owner_id": owner_id,
-        "owner_name": p.owner_name,
-        "name": p.name,
-        "registry_id": 0,
-        "creation_time": rfc3339(p.creation_time),
-        "update_time": rfc3339(p.update_time),
-        "deleted": false,
-        "togglable": caller.require((Res::Metadata, Act::Update), On::Project(access)).is_ok(),
-        "current_user_role_id": roles.iter().copied().min().unwrap_or(0),
-        "current_user_role_ids": roles,
-        "repo_count": repo_count,
-        "metadata": p.metadata,
-        "cve_allowlist": {
-            "id": p.project_id,
-            "project_id": p.project_id,
-            "items": [],
-            "creation_time": rfc3339(p.creation_time),
-            "update_time": rfc3339(p.update_time)
-        }
-    })
+    ProjectView {
+        project_id: p.project_id,
+        owner_id,
+        owner_name: p.owner_name,
+        name: p.name,
+        registry_id: 0,
+        creation_time: rfc3339(p.creation_time),
+        update_time: rfc3339(p.update_time),
+        deleted: false,
+        togglable: caller.require((Res::Metadata, Act::Update), On::Project(access)).is_ok(),
+        current_user_role_id: roles.iter().copied().min().unwrap_or(0),
+        current_user_role_ids: roles,
+        repo_count,
+        metadata: p.metadata,
+        cve_allowlist: CveAllowlist {
+            id: p.project_id,
+            project_id: p.project_id,
+            items: [],
+            creation_time: rfc3339(p.creation_time),
+            update_time: rfc3339(p.update_time),
+        },
+    }
 }
 
 /// The project a `/projects/{project_name_or_id}/…` request names. Harbor
@@ -121,73 +148,68 @@ pub async fn project_for(
     Ok((project, access))
 }
 
-/// The projects a caller may see, without reading every project's
-/// members: all for the administrator, else the public ones and those the
-/// caller is a member of (users) or has grants in (robots).
-pub(super) async fn visible(state: &AppState, caller: &Caller, all: Vec<Project>) -> ApiResult<Vec<Project>> {
-    let member_of = match caller.user() {
-        Some(u) if !u.sysadmin => state.registry.member_projects(u.id, &u.groups).await?,
+/// The projects a caller may see: all for the administrator (and a robot
+/// that may read every project), else the public ones and those the caller
+/// is a member of (users) or has grants to read (robots).
+pub(super) async fn scope_of(state: &AppState, caller: &Caller) -> ApiResult<ProjectScope> {
+    if caller.is_sysadmin() {
+        return Ok(ProjectScope::All);
+    }
+    let read = (Res::Project, Act::Read);
+    let names = match &caller.0 {
+        Subject::User(u) => {
+            state.registry.member_projects(u.id, &u.groups).await?.into_iter().map(|(n, _)| n).collect()
+        }
+        Subject::Robot(r) => {
+            let mut names = Vec::new();
+            for grant in r.grants.iter().filter(|g| !g.system && g.perms.contains(&read)) {
+                match grant.project {
+                    None => return Ok(ProjectScope::All),
+                    Some(id) => match state.registry.project_name(id).await {
+                        Ok(name) => names.push(name),
+                        Err(crate::service::ServiceError::NotFound(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    },
+                }
+            }
+            names
+        }
         _ => Vec::new(),
     };
-    Ok(all
-        .into_iter()
-        .filter(|p| {
-            let access =
-                ProjectAccess { id: p.project_id, name: p.name.clone(), public: p.public(), roles: Vec::new() };
-            member_of.contains(&(p.name.clone(), p.project_id))
-                || caller.require((Res::Project, Act::Read), On::Project(&access)).is_ok()
-        })
-        .collect())
+    Ok(ProjectScope::PublicAnd(names))
 }
 
 pub async fn list(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<ListQuery>) -> ApiResult {
-    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref())?;
+    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref(), q.cursor.as_deref())?.sorted(
+        q.sort.as_deref(),
+        "name",
+        false,
+    );
     caller.require((Res::Project, Act::List), On::Registry)?;
-    let mut filters: Vec<(String, String, bool)> = q.q.as_deref().map(parse_q).unwrap_or_default();
-    if let Some(name) = q.name.clone() {
-        filters.push(("name".to_owned(), name, true));
+    let mut terms = parse_q(q.q.as_deref())?;
+    if let Some(name) = &q.name {
+        terms.insert("name".to_owned(), Match::Fuzzy(name.clone()));
     }
-    if let Some(public) = q.public.clone() {
-        filters.push(("public".to_owned(), public, false));
+    if let Some(owner) = &q.owner {
+        terms.insert("owner".to_owned(), Match::Exact(owner.clone()));
     }
-    if let Some(owner) = q.owner.clone() {
-        filters.push(("owner".to_owned(), owner, false));
-    }
-    let all = state.registry.list_projects().await?;
-    let out: Vec<Project> = visible(&state, &caller, all)
-        .await?
-        .into_iter()
-        .filter(|p| {
-            filters.iter().all(|(k, v, fuzzy)| {
-                let field = match k.as_str() {
-                    "name" => p.name.clone(),
-                    "public" => p.public().to_string(),
-                    "owner" => p.owner_name.clone(),
-                    _ => return true,
-                };
-                q_matches(&field, v, *fuzzy)
-            })
-        })
-        .collect();
-    let page = paging.page_slice(out.len());
-    let mut items = Vec::with_capacity(page.len());
-    for p in &out[page] {
-        let access = caller.access(&state, p).await?;
+    let public =
+        q.public.as_deref().or(terms.get("public").and_then(Match::exact)).filter(|p| !p.is_empty()).map(query_bool);
+    let filter = ProjectFilter { name: terms.remove("name"), public, owner: terms.remove("owner") };
+    let scope = scope_of(&state, &caller).await?;
+    let listing = state.registry.list_projects(&scope, &filter, &paging.0).await?;
+    let mut items = Vec::with_capacity(listing.items.len());
+    for p in listing.items {
+        let access = caller.access(&state, &p).await?;
         let count = state.registry.repository_count(&p.name).await?;
-        items.push(project_json(p, count, &caller, &access));
+        items.push(project_view(p, count, &caller, &access));
     }
-    Ok(paging.respond_page("/projects", &query_suffix(&q), out.len(), &items))
-}
-
-/// The filters of a listing, for its `Link` header.
-fn query_suffix(q: &ListQuery) -> String {
-    let mut s = String::new();
-    for (k, v) in [("q", &q.q), ("name", &q.name), ("public", &q.public), ("owner", &q.owner)] {
-        if let Some(v) = v {
-            s.push_str(&format!("&{k}={}", url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()));
-        }
-    }
-    s
+    let rest: Vec<(&str, &str)> =
+        [("q", &q.q), ("sort", &q.sort), ("name", &q.name), ("public", &q.public), ("owner", &q.owner)]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+            .collect();
+    Ok(paging.respond("/projects", &rest, Listing { items, total: listing.total, next: listing.next }))
 }
 
 /// `HEAD /projects?project_name=x`: 200 when it exists, 404 otherwise.
@@ -205,27 +227,19 @@ pub async fn create(
     Body(body): Body<CreateBody>,
 ) -> ApiResult {
     caller.require((Res::Project, Act::Create), On::Registry)?;
-    let settings = state.settings.get().await?;
-    if settings.str("project_creation_restriction") == "adminonly" && !caller.is_sysadmin() {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "only administrators may create projects"));
-    }
     if body.registry_id.is_some_and(|id| id != 0) {
         return Err(ApiError::bad_request("proxy-cache projects (registry_id) are not supported yet"));
     }
-    let _ = body.cve_allowlist;
-    // Only administrators choose a project's quota; others get the default.
-    let default_limit = settings.int("storage_per_project");
-    let storage_limit = if caller.is_sysadmin() { body.storage_limit } else { Some(default_limit) };
     let new = NewProject {
         name: body.project_name,
         public: body.public,
         metadata: body.metadata.unwrap_or_default(),
-        storage_limit: storage_limit.or(Some(default_limit)),
+        storage_limit: body.storage_limit,
     };
     // A robot's projects belong to the administrator, as in Harbor.
     let owner = match &caller.0 {
-        Subject::User(u) => Owner { id: u.id, name: u.name.clone() },
-        _ => Owner { id: ADMIN_ID, name: ADMIN.to_owned() },
+        Subject::User(u) => Owner { id: u.id, name: u.name.clone(), sysadmin: u.sysadmin },
+        _ => Owner { id: ADMIN_ID, name: ADMIN.to_owned(), sysadmin: false },
     };
     let project = state.registry.create_project(new, &owner).await?;
     let by_name =
@@ -240,7 +254,7 @@ pub async fn create(
 pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, Target(r): Target) -> ApiResult {
     let (project, access) = project_for(&state, &caller, &r, (Res::Project, Act::Read)).await?;
     let count = state.registry.repository_count(&project.name).await?;
-    Ok(Json(project_json(&project, count, &caller, &access)).into_response())
+    Ok(Json(project_view(project, count, &caller, &access)).into_response())
 }
 
 pub async fn update(
@@ -250,9 +264,8 @@ pub async fn update(
     Body(body): Body<UpdateBody>,
 ) -> ApiResult {
     project_for(&state, &caller, &r, (Res::Project, Act::Update)).await?;
-    // The quota is the administrator's to change.
-    let storage_limit = if caller.is_sysadmin() { body.storage_limit } else { None };
-    state.registry.update_project(&r, body.public, body.metadata.unwrap_or_default(), storage_limit).await?;
+    let metadata = body.metadata.unwrap_or_default();
+    state.registry.update_project(&r, body.public, metadata, body.storage_limit, caller.is_sysadmin()).await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -262,19 +275,42 @@ pub async fn delete(State(state): State<Arc<AppState>>, caller: Caller, Target(r
     Ok(StatusCode::OK.into_response())
 }
 
+/// Harbor's `ProjectSummary` (its quota until quotas land).
+#[derive(Debug, Serialize)]
+struct Summary {
+    repo_count: u64,
+    project_admin_count: usize,
+    maintainer_count: usize,
+    developer_count: usize,
+    guest_count: usize,
+    limited_guest_count: usize,
+    quota: Quota,
+}
+
+#[derive(Debug, Serialize)]
+struct Quota {
+    hard: Storage,
+    used: Storage,
+}
+
+#[derive(Debug, Serialize)]
+struct Storage {
+    storage: i64,
+}
+
 pub async fn summary(State(state): State<Arc<AppState>>, caller: Caller, Target(r): Target) -> ApiResult {
     let (project, _) = project_for(&state, &caller, &r, (Res::Project, Act::Read)).await?;
-    let count = state.registry.repository_count(&project.name).await?;
-    let members = state.registry.members(&project).await?;
-    let with = |role: Role| members.iter().filter(|m| m.role == role).count();
-    Ok(Json(json!({
-        "repo_count": count,
-        "project_admin_count": with(Role::ProjectAdmin),
-        "maintainer_count": with(Role::Maintainer),
-        "developer_count": with(Role::Developer),
-        "guest_count": with(Role::Guest),
-        "limited_guest_count": with(Role::LimitedGuest),
-        "quota": { "hard": { "storage": project.storage_limit }, "used": { "storage": 0 } }
-    }))
+    let repo_count = state.registry.repository_count(&project.name).await?;
+    let roles = state.registry.member_roles(&project).await?;
+    let with = |role: Role| roles.iter().filter(|r| **r == role).count();
+    Ok(Json(Summary {
+        repo_count,
+        project_admin_count: with(Role::ProjectAdmin),
+        maintainer_count: with(Role::Maintainer),
+        developer_count: with(Role::Developer),
+        guest_count: with(Role::Guest),
+        limited_guest_count: with(Role::LimitedGuest),
+        quota: Quota { hard: Storage { storage: project.storage_limit }, used: Storage { storage: 0 } },
+    })
     .into_response())
 }

@@ -3,21 +3,23 @@
 //! the path is relative to its project and, when it holds a `/`, encoded
 //! twice (`a%252Fb`), as Harbor clients send it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiResult, Body, Caller, PREFIX, Paging, parse_q, q_matches, rfc3339};
-use crate::auth::rbac::{Act, Res};
+use super::{ApiError, ApiResult, Body, Caller, PREFIX, Paging, parse_q, query_bool, rfc3339};
+use crate::auth::On;
 use crate::http::state::AppState;
 use crate::oci::{Reference, RepoName};
-use crate::service::artifacts::{ArtifactInfo, RepositoryInfo, TagInfo, stable_id};
-use crate::service::projects::{Project, ProjectRef};
+use crate::rbac::{Act, Res};
+use crate::service::artifacts::{ArtifactFilter, ArtifactInfo, RepositoryInfo, TagInfo, stable_id};
+use crate::service::paging::Listing;
+use crate::service::projects::{Project, ProjectRef, ProjectScope};
 
 /// Harbor's time for "never" (pull times: berth does not record pulls yet).
 const NEVER: &str = "0001-01-01T00:00:00.000Z";
@@ -68,8 +70,30 @@ impl RepoPath {
 pub struct ListQuery {
     page: Option<String>,
     page_size: Option<String>,
+    cursor: Option<String>,
+    sort: Option<String>,
     q: Option<String>,
     with_tag: Option<String>,
+}
+
+impl ListQuery {
+    /// The page asked for; `sort` may reverse the list's own order, by
+    /// `key` (descending unless asked otherwise when `descending`).
+    fn paging(&self, key: &str, descending: bool) -> Result<Paging, ApiError> {
+        Ok(Paging::parse(self.page.as_deref(), self.page_size.as_deref(), self.cursor.as_deref())?.sorted(
+            self.sort.as_deref(),
+            key,
+            descending,
+        ))
+    }
+
+    /// The listing's other parameters, for its `Link`.
+    fn rest(&self) -> Vec<(&str, &str)> {
+        [("q", &self.q), ("sort", &self.sort), ("with_tag", &self.with_tag)]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+            .collect()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,85 +112,150 @@ pub struct CopyQuery {
     from: Option<String>,
 }
 
-fn repository_json(r: &RepositoryInfo, project_id: i64) -> Value {
-    json!({
-        "id": r.id,
-        "project_id": project_id,
-        "name": r.name.as_str(),
-        "description": r.description,
-        "artifact_count": r.artifact_count,
-        "pull_count": 0,
-        "creation_time": rfc3339(r.creation_time),
-        "update_time": rfc3339(r.update_time),
-    })
+/// Harbor's `Repository`.
+#[derive(Debug, Serialize)]
+struct RepositoryView {
+    id: i64,
+    project_id: i64,
+    name: String,
+    description: String,
+    artifact_count: u64,
+    pull_count: u64,
+    creation_time: String,
+    update_time: String,
 }
 
-fn tag_json(t: &TagInfo, repo: &RepoName) -> Value {
-    let artifact_id = stable_id(&format!("{repo}@{}", t.digest));
-    json!({
-        "id": stable_id(&format!("{repo}:{}", t.name)),
-        "repository_id": stable_id(repo.as_str()),
-        "artifact_id": artifact_id,
-        "name": t.name,
-        "push_time": rfc3339(t.push_time),
-        "pull_time": NEVER,
-        "immutable": false,
-    })
+fn repository_view(r: RepositoryInfo, project_id: i64) -> RepositoryView {
+    RepositoryView {
+        id: r.id,
+        project_id,
+        name: r.name.to_string(),
+        description: r.description,
+        artifact_count: r.artifact_count,
+        pull_count: 0,
+        creation_time: rfc3339(r.creation_time),
+        update_time: rfc3339(r.update_time),
+    }
 }
 
-fn artifact_json(a: &ArtifactInfo, repo: &RepoName, project_id: i64, with_tags: bool) -> Value {
+/// Harbor's `Tag`.
+#[derive(Debug, Serialize)]
+struct TagView {
+    id: i64,
+    repository_id: i64,
+    artifact_id: i64,
+    name: String,
+    push_time: String,
+    pull_time: &'static str,
+    immutable: bool,
+}
+
+fn tag_view(t: &TagInfo, repo: &RepoName) -> TagView {
+    TagView {
+        id: stable_id(&format!("{repo}:{}", t.name)),
+        repository_id: stable_id(repo.as_str()),
+        artifact_id: stable_id(&format!("{repo}@{}", t.digest)),
+        name: t.name.clone(),
+        push_time: rfc3339(t.push_time),
+        pull_time: NEVER,
+        immutable: false,
+    }
+}
+
+/// Harbor's `Platform` of an index child.
+#[derive(Debug, Serialize)]
+struct PlatformView {
+    architecture: String,
+    os: String,
+    #[serde(rename = "os.version")]
+    os_version: Option<String>,
+    #[serde(rename = "os.features")]
+    os_features: Vec<String>,
+    variant: Option<String>,
+}
+
+/// Harbor's `Reference` (an index child).
+#[derive(Debug, Serialize)]
+struct ReferenceView {
+    parent_id: i64,
+    child_id: i64,
+    child_digest: String,
+    platform: Option<PlatformView>,
+    annotations: BTreeMap<String, String>,
+    urls: Vec<String>,
+}
+
+/// Harbor's `Artifact` (labels, accessories, scans and additions land with
+/// their issues).
+#[derive(Debug, Serialize)]
+struct ArtifactView {
+    id: i64,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    media_type: String,
+    manifest_media_type: String,
+    artifact_type: Option<String>,
+    project_id: i64,
+    repository_id: i64,
+    repository_name: String,
+    digest: String,
+    size: u64,
+    icon: &'static str,
+    push_time: String,
+    pull_time: &'static str,
+    extra_attrs: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    references: Vec<ReferenceView>,
+    tags: Option<Vec<TagView>>,
+    addition_links: BTreeMap<String, String>,
+    labels: [(); 0],
+    scan_overview: Option<()>,
+    accessories: Option<()>,
+}
+
+fn artifact_view(a: &ArtifactInfo, repo: &RepoName, project_id: i64, with_tags: bool) -> ArtifactView {
     let id = stable_id(&format!("{repo}@{}", a.digest));
-    let references: Vec<Value> = a
+    let references = a
         .references()
         .iter()
-        .map(|child| {
-            let platform = child.platform.as_ref().map(|p| {
-                json!({
-                    "architecture": p.architecture,
-                    "os": p.os,
-                    "os.version": p.os_version,
-                    "os.features": p.os_features,
-                    "variant": p.variant,
-                })
-            });
-            json!({
-                "parent_id": id,
-                "child_id": stable_id(&format!("{repo}@{}", child.digest)),
-                "child_digest": child.digest.to_string(),
-                "platform": platform,
-                "annotations": child.annotations,
-                "urls": child.urls,
-            })
+        .map(|child| ReferenceView {
+            parent_id: id,
+            child_id: stable_id(&format!("{repo}@{}", child.digest)),
+            child_digest: child.digest.to_string(),
+            platform: child.platform.as_ref().map(|p| PlatformView {
+                architecture: p.architecture.clone(),
+                os: p.os.clone(),
+                os_version: p.os_version.clone(),
+                os_features: p.os_features.clone(),
+                variant: p.variant.clone(),
+            }),
+            annotations: child.annotations.clone(),
+            urls: child.urls.clone(),
         })
         .collect();
-    let tags: Option<Vec<Value>> = with_tags.then(|| a.tags.iter().map(|t| tag_json(t, repo)).collect());
-    json!({
-        "id": id,
-        "type": a.kind(),
-        "media_type": a.media_type(),
-        "manifest_media_type": a.manifest.media_type,
-        "artifact_type": a.manifest.referrer_artifact_type(),
-        "project_id": project_id,
-        "repository_id": stable_id(repo.as_str()),
-        "repository_name": repo.as_str(),
-        "digest": a.digest.to_string(),
-        "size": a.size,
-        "icon": "",
-        "push_time": rfc3339(a.push_time),
-        "pull_time": NEVER,
-        "extra_attrs": {},
-        "annotations": a.manifest.annotations,
-        "references": references,
-        "tags": tags,
-        "addition_links": {},
-        "labels": [],
-        "scan_overview": null,
-        "accessories": null,
-    })
-}
-
-fn name_filter(q: Option<&str>) -> Vec<(String, String, bool)> {
-    q.map(parse_q).unwrap_or_default()
+    ArtifactView {
+        id,
+        kind: a.kind(),
+        media_type: a.media_type().to_owned(),
+        manifest_media_type: a.manifest.media_type.clone(),
+        artifact_type: a.manifest.referrer_artifact_type().map(str::to_owned),
+        project_id,
+        repository_id: stable_id(repo.as_str()),
+        repository_name: repo.to_string(),
+        digest: a.digest.to_string(),
+        size: a.size,
+        icon: "",
+        push_time: rfc3339(a.push_time),
+        pull_time: NEVER,
+        extra_attrs: BTreeMap::new(),
+        annotations: a.manifest.annotations.clone(),
+        references,
+        tags: with_tags.then(|| a.tags.iter().map(|t| tag_view(t, repo)).collect()),
+        addition_links: BTreeMap::new(),
+        labels: [],
+        scan_overview: None,
+        accessories: None,
+    }
 }
 
 pub async fn list(
@@ -175,49 +264,56 @@ pub async fn list(
     Path(params): Path<Vec<(String, String)>>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult {
-    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref())?;
+    let paging = q.paging("name", false)?;
     let name = params.into_iter().find(|(k, _)| k == "project_name_or_id").map(|(_, v)| v).unwrap_or_default();
     let project = state.registry.project(&ProjectRef::Name(name)).await?;
     caller.require_in(&state, &project, (Res::Repository, Act::List)).await?;
-    let filters = name_filter(q.q.as_deref());
-    let repos: Vec<RepositoryInfo> = state
-        .registry
-        .repositories(&project.name)
-        .await?
-        .into_iter()
-        .filter(|r| filters.iter().all(|(k, v, fuzzy)| k != "name" || q_matches(r.name.as_str(), v, *fuzzy)))
-        .collect();
-    let page = paging.page_slice(repos.len());
-    let items: Vec<Value> = repos[page].iter().map(|r| repository_json(r, project.project_id)).collect();
-    Ok(paging.respond_page(&format!("/projects/{}/repositories", project.name), "", repos.len(), &items))
+    let terms = parse_q(q.q.as_deref())?;
+    let listing = state.registry.list_repositories(&project.name, terms.get("name"), &paging.0).await?;
+    let path = format!("/projects/{}/repositories", project.name);
+    Ok(paging.respond(&path, &q.rest(), listing.map(|r| repository_view(r, project.project_id))))
 }
 
 /// `GET /repositories`: the repositories of every project the caller may
-/// see.
+/// list repositories of.
 pub async fn list_all(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<ListQuery>) -> ApiResult {
-    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref())?;
-    let projects = super::projects::visible(&state, &caller, state.registry.list_projects().await?).await?;
-    let filters = name_filter(q.q.as_deref());
-    let mut repos = Vec::new();
-    for project in projects {
-        if caller.require_in(&state, &project, (Res::Repository, Act::List)).await.is_err() {
-            continue;
-        }
-        for r in state.registry.repositories(&project.name).await? {
-            if filters.iter().all(|(k, v, fuzzy)| k != "name" || q_matches(r.name.as_str(), v, *fuzzy)) {
-                repos.push((r, project.project_id));
+    let paging = q.paging("name", false)?;
+    let terms = parse_q(q.q.as_deref())?;
+    let listing = match super::projects::scope_of(&state, &caller).await? {
+        ProjectScope::All => state.registry.list_all_repositories(None, terms.get("name"), &paging.0).await?,
+        ProjectScope::PublicAnd(mine) => {
+            // The caller's own projects, and the public ones, where it may
+            // list repositories.
+            let mut allowed = std::collections::BTreeSet::new();
+            for name in mine {
+                let project = state.registry.project(&ProjectRef::Name(name.clone())).await?;
+                if caller.require_in(&state, &project, (Res::Repository, Act::List)).await.is_ok() {
+                    allowed.insert(name);
+                }
             }
+            let public_ok = caller.require((Res::Repository, Act::List), On::Project(&public_access())).is_ok();
+            let public = if public_ok { state.registry.public_project_names().await? } else { Default::default() };
+            let visible = move |p: &str| allowed.contains(p) || public.contains(p);
+            state.registry.list_all_repositories(Some(&visible), terms.get("name"), &paging.0).await?
         }
+    };
+    let mut items = Vec::with_capacity(listing.items.len());
+    for r in listing.items {
+        let project_id = state.registry.project(&ProjectRef::Name(r.name.project().to_owned())).await?.project_id;
+        items.push(repository_view(r, project_id));
     }
-    let page = paging.page_slice(repos.len());
-    let items: Vec<Value> = repos[page].iter().map(|(r, pid)| repository_json(r, *pid)).collect();
-    Ok(paging.respond_page("/repositories", "", repos.len(), &items))
+    Ok(paging.respond("/repositories", &q.rest(), Listing { items, total: listing.total, next: listing.next }))
+}
+
+/// What anyone may do in a public project.
+fn public_access() -> crate::auth::ProjectAccess {
+    crate::auth::ProjectAccess { id: 0, name: String::new(), public: true, roles: Vec::new() }
 }
 
 pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, path: RepoPath) -> ApiResult {
     let project = path.require(&state, &caller, (Res::Repository, Act::Read)).await?;
     let repo = state.registry.repository(&path.repo).await?;
-    Ok(Json(repository_json(&repo, project.project_id)).into_response())
+    Ok(Json(repository_view(repo, project.project_id)).into_response())
 }
 
 pub async fn update(
@@ -243,29 +339,19 @@ pub async fn list_artifacts(
     path: RepoPath,
     Query(q): Query<ListQuery>,
 ) -> ApiResult {
-    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref())?;
+    let paging = q.paging("push_time", true)?;
     let project = path.require(&state, &caller, (Res::Artifact, Act::List)).await?;
-    let with_tags = q.with_tag.as_deref() != Some("false");
-    let filters = name_filter(q.q.as_deref());
-    let artifacts: Vec<ArtifactInfo> = match state.registry.artifacts(&path.repo).await {
-        Err(crate::service::ServiceError::NotFound(_)) => Vec::new(),
+    let with_tags = q.with_tag.as_deref().is_none_or(query_bool);
+    let mut terms = parse_q(q.q.as_deref())?;
+    let filter =
+        ArtifactFilter { digest: terms.remove("digest"), tags: terms.remove("tags"), kind: terms.remove("type") };
+    let listing = match state.registry.list_artifacts(&path.repo, &filter, &paging.0).await {
+        Err(crate::service::ServiceError::NotFound(_)) => Listing { items: Vec::new(), total: 0, next: None },
         other => other?,
-    }
-    .into_iter()
-    .filter(|a| {
-        filters.iter().all(|(k, v, fuzzy)| match k.as_str() {
-            "digest" => q_matches(&a.digest.to_string(), v, *fuzzy),
-            "type" => q_matches(a.kind(), v, *fuzzy),
-            "tags" => a.tags.iter().any(|t| q_matches(&t.name, v, *fuzzy)),
-            _ => true,
-        })
-    })
-    .collect();
-    let page = paging.page_slice(artifacts.len());
-    let items: Vec<Value> =
-        artifacts[page].iter().map(|a| artifact_json(a, &path.repo, project.project_id, with_tags)).collect();
+    };
     let base = format!("/projects/{}/repositories/{}/artifacts", project.name, encode_twice(&path.repo));
-    Ok(paging.respond_page(&base, "", artifacts.len(), &items))
+    let views = listing.map(|a| artifact_view(&a, &path.repo, project.project_id, with_tags));
+    Ok(paging.respond(&base, &q.rest(), views))
 }
 
 /// The repository part after the project, encoded twice as Harbor links
@@ -283,8 +369,8 @@ pub async fn get_artifact(
 ) -> ApiResult {
     let project = path.require(&state, &caller, (Res::Artifact, Act::Read)).await?;
     let artifact = state.registry.artifact(&path.repo, &path.reference()?).await?;
-    let with_tags = q.with_tag.as_deref() != Some("false");
-    Ok(Json(artifact_json(&artifact, &path.repo, project.project_id, with_tags)).into_response())
+    let with_tags = q.with_tag.as_deref().is_none_or(query_bool);
+    Ok(Json(artifact_view(&artifact, &path.repo, project.project_id, with_tags)).into_response())
 }
 
 pub async fn delete_artifact(State(state): State<Arc<AppState>>, caller: Caller, path: RepoPath) -> ApiResult {
@@ -327,21 +413,16 @@ pub async fn list_tags(
     path: RepoPath,
     Query(q): Query<ListQuery>,
 ) -> ApiResult {
-    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref())?;
+    let paging = q.paging("name", false)?;
     let project = path.require(&state, &caller, (Res::Tag, Act::List)).await?;
     let reference = path.reference()?;
-    let artifact = state.registry.artifact(&path.repo, &reference).await?;
-    let filters = name_filter(q.q.as_deref());
-    let tags: Vec<&TagInfo> = artifact
-        .tags
-        .iter()
-        .filter(|t| filters.iter().all(|(k, v, fuzzy)| k != "name" || q_matches(&t.name, v, *fuzzy)))
-        .collect();
-    let page = paging.page_slice(tags.len());
-    let items: Vec<Value> = tags[page].iter().map(|t| tag_json(t, &path.repo)).collect();
+    let digest = state.registry.resolve(&path.repo, &reference).await?;
+    state.registry.artifact(&path.repo, &Reference::Digest(digest.clone())).await?;
+    let terms = parse_q(q.q.as_deref())?;
+    let listing = state.registry.tags_of(&path.repo, &digest, &paging.0, terms.get("name")).await?;
     let base =
         format!("/projects/{}/repositories/{}/artifacts/{reference}/tags", project.name, encode_twice(&path.repo));
-    Ok(paging.respond_page(&base, "", tags.len(), &items))
+    Ok(paging.respond(&base, &q.rest(), listing.map(|t| tag_view(&t, &path.repo))))
 }
 
 pub async fn create_tag(

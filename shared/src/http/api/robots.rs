@@ -1,7 +1,6 @@
 //! `/robots`: Harbor's robot account API over [`crate::service::robots`].
 //! A system robot is managed with system permissions on robots, a project
-//! robot with robot permissions in its project; a robot making a robot can
-//! give it no more than it holds itself.
+//! robot with robot permissions in its project.
 
 use std::sync::Arc;
 
@@ -9,22 +8,22 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiResult, Body, Caller, Id, PREFIX, Paging, created_with, parse_q, rfc3339};
-use crate::auth::rbac::{Act, Res};
 use crate::auth::{On, Subject};
 use crate::http::state::AppState;
+use crate::rbac::{Act, Res};
+use crate::service::paging::Match;
 use crate::service::projects::ProjectRef;
-use crate::service::robots::{
-    Creator, LEVEL_PROJECT, LEVEL_SYSTEM, Permission, Robot, RobotSpec, SYSTEM_NAMESPACE, within,
-};
+use crate::service::robots::{Creator, Permission, PermissionSpec, Robot, RobotLevel, RobotSpec};
 
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     page: Option<String>,
     page_size: Option<String>,
+    cursor: Option<String>,
+    sort: Option<String>,
     q: Option<String>,
 }
 
@@ -41,7 +40,7 @@ pub struct RobotBody {
     #[serde(default)]
     disable: bool,
     #[serde(default)]
-    permissions: Vec<Permission>,
+    permissions: Vec<PermissionSpec>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -50,151 +49,185 @@ pub struct SecretBody {
     secret: String,
 }
 
-fn robot_json(r: &Robot, prefix: &str) -> Value {
-    let permissions: Vec<Value> = r
-        .permissions
-        .iter()
-        .map(|p| {
-            let access: Vec<Value> = p
-                .access
-                .iter()
-                .map(|a| {
-                    let effect = if a.effect.is_empty() { "allow" } else { a.effect.as_str() };
-                    json!({ "resource": a.resource, "action": a.action, "effect": effect })
-                })
-                .collect();
-            json!({ "kind": p.kind, "namespace": p.namespace, "access": access })
-        })
-        .collect();
-    json!({
-        "id": r.id,
-        "name": format!("{prefix}{}", r.name),
-        "description": r.description,
-        "expires_at": r.expires_at,
-        "duration": r.duration,
-        "level": r.level,
-        "disable": r.disabled,
-        "editable": true,
-        "creator_type": r.creator_type,
-        "creator_ref": r.creator_ref,
-        "creation_time": rfc3339(r.creation_time),
-        "update_time": rfc3339(r.update_time),
-        "permissions": permissions,
-    })
+/// Harbor's `Access` of a robot permission.
+#[derive(Debug, Serialize)]
+struct AccessView {
+    resource: &'static str,
+    action: &'static str,
+    effect: &'static str,
+}
+
+/// Harbor's `RobotPermission`.
+#[derive(Debug, Serialize)]
+struct PermissionView {
+    kind: &'static str,
+    namespace: String,
+    access: Vec<AccessView>,
+}
+
+impl From<Permission> for PermissionView {
+    fn from(p: Permission) -> Self {
+        let access = p
+            .access
+            .iter()
+            .map(|a| AccessView { resource: a.resource.as_str(), action: a.action.as_str(), effect: "allow" })
+            .collect();
+        Self { kind: p.kind.as_str(), namespace: p.namespace, access }
+    }
+}
+
+/// Harbor's `Robot`.
+#[derive(Debug, Serialize)]
+struct RobotView {
+    id: i64,
+    name: String,
+    description: String,
+    expires_at: i64,
+    duration: i64,
+    level: &'static str,
+    disable: bool,
+    editable: bool,
+    creator_type: String,
+    creator_ref: i64,
+    creation_time: String,
+    update_time: String,
+    permissions: Vec<PermissionView>,
+}
+
+fn robot_view(r: Robot, prefix: &str) -> RobotView {
+    RobotView {
+        id: r.id,
+        name: format!("{prefix}{}", r.name),
+        description: r.description,
+        expires_at: r.expires_at,
+        duration: r.duration,
+        level: r.level.as_str(),
+        disable: r.disabled,
+        editable: true,
+        creator_type: r.creator_type,
+        creator_ref: r.creator_ref,
+        creation_time: rfc3339(r.creation_time),
+        update_time: rfc3339(r.update_time),
+        permissions: r.permissions.into_iter().map(PermissionView::from).collect(),
+    }
+}
+
+/// Harbor's `RobotCreated`.
+#[derive(Debug, Serialize)]
+struct Created {
+    id: i64,
+    name: String,
+    secret: String,
+    creation_time: String,
+    expires_at: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct Secret {
+    secret: String,
 }
 
 /// Allows `act` on robots of `level` (in `project` for project robots).
 async fn require(state: &AppState, caller: &Caller, level: &str, project: ProjectRef, act: Act) -> ApiResult<()> {
-    match level {
-        LEVEL_SYSTEM => caller.require((Res::Robot, act), On::Registry),
-        LEVEL_PROJECT => {
+    match RobotLevel::parse(level) {
+        Some(RobotLevel::System) => caller.require((Res::Robot, act), On::Registry),
+        Some(RobotLevel::Project) => {
             let project = state.registry.project(&project).await?;
             caller.require_in(state, &project, (Res::Robot, act)).await.map(|_| ())
         }
-        other => Err(ApiError::bad_request(format!("bad request error level input: {other}"))),
+        None => Err(ApiError::bad_request(format!("bad request error level input: {level}"))),
     }
 }
 
-/// The project a project robot (or the request making one) belongs to.
-fn project_of(level: &str, project_id: i64, permissions: &[Permission]) -> ProjectRef {
-    match (level, project_id) {
-        (LEVEL_PROJECT, id) if id > 0 => ProjectRef::Id(id),
-        _ => ProjectRef::Name(permissions.first().map(|p| p.namespace.clone()).unwrap_or_default()),
+/// The project a robot belongs to (or the request making one names).
+fn project_of(robot: &Robot) -> ProjectRef {
+    match robot.level {
+        RobotLevel::Project if robot.project_id > 0 => ProjectRef::Id(robot.project_id),
+        _ => ProjectRef::Name(robot.permissions.first().map(|p| p.namespace.clone()).unwrap_or_default()),
     }
 }
 
-fn spec(body: RobotBody, duration: i64) -> RobotSpec {
+fn requested_project(body: &RobotBody) -> ProjectRef {
+    ProjectRef::Name(body.permissions.first().map(|p| p.namespace.clone()).unwrap_or_default())
+}
+
+fn spec(body: RobotBody) -> RobotSpec {
     RobotSpec {
         name: body.name,
         description: body.description,
         level: body.level,
-        duration,
+        duration: body.duration,
         disable: body.disable,
         permissions: body.permissions,
     }
 }
 
+/// Who makes or changes a robot.
+fn creator(caller: &Caller) -> ApiResult<Creator> {
+    match &caller.0 {
+        Subject::User(u) => Ok(Creator::User(u.id)),
+        Subject::Robot(r) => Ok(Creator::Robot(r.id)),
+        _ => Err(ApiError::new(StatusCode::UNAUTHORIZED, "authentication required")),
+    }
+}
+
 pub async fn list(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<ListQuery>) -> ApiResult {
-    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref())?;
+    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref(), q.cursor.as_deref())?.sorted(
+        q.sort.as_deref(),
+        "name",
+        false,
+    );
     caller.require_signed_in()?;
-    let terms = q.q.as_deref().map(parse_q).unwrap_or_default();
-    let term = |k: &str| terms.iter().find(|(key, _, _)| key == k).map(|(_, v, _)| v.clone());
-    let level = term("Level").unwrap_or_else(|| LEVEL_SYSTEM.to_owned());
-    let project_id = match (level.as_str(), term("ProjectID")) {
-        (LEVEL_SYSTEM, _) => 0,
-        (LEVEL_PROJECT, Some(id)) => match id.parse::<i64>() {
-            Ok(id) if id > 0 => id,
+    let terms = parse_q(q.q.as_deref())?;
+    let term = |k: &str| terms.get(k).and_then(Match::exact);
+    let level = term("Level").unwrap_or("system");
+    let project_id = match (RobotLevel::parse(level), term("ProjectID")) {
+        (Some(RobotLevel::System), _) => None,
+        (Some(RobotLevel::Project), Some(id)) => match id.parse::<i64>() {
+            Ok(id) if id > 0 => Some(id),
             _ => return Err(ApiError::bad_request("ProjectID must be a positive integer")),
         },
-        (LEVEL_PROJECT, None) => {
+        (Some(RobotLevel::Project), None) => {
             return Err(ApiError::bad_request("must with project ID when to query project robots"));
         }
-        _ => return Err(ApiError::bad_request("bad request error level input")),
+        (None, _) => return Err(ApiError::bad_request("bad request error level input")),
     };
-    require(&state, &caller, &level, ProjectRef::Id(project_id), Act::List).await?;
-    let name = term("name");
-    let robots: Vec<Robot> = state
-        .registry
-        .list_robots()
-        .await?
-        .into_iter()
-        .filter(|r| r.level == level && (level == LEVEL_SYSTEM || r.project_id == project_id))
-        .filter(|r| name.as_ref().is_none_or(|n| r.name.contains(n.as_str())))
-        .collect();
-    let prefix = state.settings.get().await?.robot_prefix().to_owned();
-    let page = paging.page_slice(robots.len());
-    let items: Vec<Value> = robots[page].iter().map(|r| robot_json(r, &prefix)).collect();
-    let rest = q.q.as_ref().map(|q| format!("&q={q}")).unwrap_or_default();
-    Ok(paging.respond_page("/robots", &rest, robots.len(), &items))
+    require(&state, &caller, level, ProjectRef::Id(project_id.unwrap_or(0)), Act::List).await?;
+    let name = terms.get("name").map(|m| match m {
+        Match::Exact(n) => Match::Fuzzy(n.clone()),
+        other => other.clone(),
+    });
+    let listing = state.registry.list_robots(project_id, name.as_ref(), &paging.0).await?;
+    let prefix = state.registry.settings().await?.robot_prefix().to_owned();
+    let rest: Vec<(&str, &str)> =
+        [("q", &q.q), ("sort", &q.sort)].into_iter().filter_map(|(k, v)| v.as_deref().map(|v| (k, v))).collect();
+    Ok(paging.respond("/robots", &rest, listing.map(|r| robot_view(r, &prefix))))
 }
 
 pub async fn create(State(state): State<Arc<AppState>>, caller: Caller, Body(body): Body<RobotBody>) -> ApiResult {
     caller.require_signed_in()?;
-    let project = project_of(&body.level, 0, &body.permissions);
-    require(&state, &caller, &body.level, project, Act::Create).await?;
-    let creator = match &caller.0 {
-        Subject::User(u) => Creator { kind: "local", id: u.id },
-        Subject::Robot(r) => {
-            let own = state.registry.robot(r.id).await?;
-            if !within(&body.permissions, &own.permissions) {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    format!(
-                        "permission scope is invalid. It must be equal to or more restrictive than the creator robot's \
-                         permissions: {}",
-                        r.name
-                    ),
-                ));
-            }
-            Creator { kind: "robot", id: r.id }
-        }
-        _ => return Err(ApiError::new(StatusCode::UNAUTHORIZED, "authentication required")),
-    };
-    let duration = match body.duration {
-        Some(d) => d,
-        None => state.settings.get().await?.int("robot_token_duration"),
-    };
-    let made = state.registry.create_robot(spec(body, duration), creator).await?;
-    let prefix = state.settings.get().await?.robot_prefix().to_owned();
+    require(&state, &caller, &body.level, requested_project(&body), Act::Create).await?;
+    let made = state.registry.create_robot(spec(body), creator(&caller)?).await?;
+    let prefix = state.registry.settings().await?.robot_prefix().to_owned();
+    let robot = made.robot;
     created_with(
-        &format!("{PREFIX}/robots/{}", made.robot.id),
-        json!({
-            "id": made.robot.id,
-            "name": format!("{prefix}{}", made.robot.name),
-            "secret": made.secret,
-            "creation_time": rfc3339(made.robot.creation_time),
-            "expires_at": made.robot.expires_at,
-        }),
+        &format!("{PREFIX}/robots/{}", robot.id),
+        &Created {
+            id: robot.id,
+            name: format!("{prefix}{}", robot.name),
+            secret: made.secret,
+            creation_time: rfc3339(robot.creation_time),
+            expires_at: robot.expires_at,
+        },
     )
 }
 
 pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, Id(id): Id) -> ApiResult {
     caller.require_signed_in()?;
     let robot = state.registry.robot(id).await?;
-    let project = project_of(&robot.level, robot.project_id, &robot.permissions);
-    require(&state, &caller, &robot.level, project, Act::Read).await?;
-    let prefix = state.settings.get().await?.robot_prefix().to_owned();
-    Ok(Json(robot_json(&robot, &prefix)).into_response())
+    require(&state, &caller, robot.level.as_str(), project_of(&robot), Act::Read).await?;
+    let prefix = state.registry.settings().await?.robot_prefix().to_owned();
+    Ok(Json(robot_view(robot, &prefix)).into_response())
 }
 
 pub async fn update(
@@ -205,23 +238,8 @@ pub async fn update(
 ) -> ApiResult {
     caller.require_signed_in()?;
     let robot = state.registry.robot(id).await?;
-    let project = project_of(&robot.level, robot.project_id, &robot.permissions);
-    require(&state, &caller, &robot.level, project, Act::Update).await?;
-    if let Subject::Robot(r) = &caller.0 {
-        let own = state.registry.robot(r.id).await?;
-        if !within(&body.permissions, &own.permissions) {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "a robot cannot grant more than it holds"));
-        }
-    }
-    let duration = body.duration.unwrap_or(robot.duration);
-    let mut spec = spec(body, duration);
-    for p in &mut spec.permissions {
-        if p.kind == LEVEL_SYSTEM {
-            p.namespace = SYSTEM_NAMESPACE.to_owned();
-        }
-    }
-    state.registry.update_robot(id, spec).await?;
-    state.auth.forget_all();
+    require(&state, &caller, robot.level.as_str(), project_of(&robot), Act::Update).await?;
+    state.registry.update_robot(id, spec(body), creator(&caller)?).await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -241,21 +259,17 @@ pub async fn refresh(
     };
     caller.require_signed_in()?;
     let robot = state.registry.robot(id).await?;
-    let project = project_of(&robot.level, robot.project_id, &robot.permissions);
-    require(&state, &caller, &robot.level, project, Act::Update).await?;
+    require(&state, &caller, robot.level.as_str(), project_of(&robot), Act::Update).await?;
     let supplied = Some(body.secret).filter(|s| !s.is_empty());
     let fresh = state.registry.refresh_robot_secret(id, supplied.as_deref()).await?;
-    state.auth.forget_all();
     let shown = if supplied.is_some() { String::new() } else { fresh.secret };
-    Ok(Json(json!({ "secret": shown })).into_response())
+    Ok(Json(Secret { secret: shown }).into_response())
 }
 
 pub async fn delete(State(state): State<Arc<AppState>>, caller: Caller, Id(id): Id) -> ApiResult {
     caller.require_signed_in()?;
     let robot = state.registry.robot(id).await?;
-    let project = project_of(&robot.level, robot.project_id, &robot.permissions);
-    require(&state, &caller, &robot.level, project, Act::Delete).await?;
+    require(&state, &caller, robot.level.as_str(), project_of(&robot), Act::Delete).await?;
     state.registry.delete_robot(id).await?;
-    state.auth.forget_all();
     Ok(StatusCode::OK.into_response())
 }

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
-use serde_json::json;
+use serde::Serialize;
 
 use super::ApiResult;
 use crate::config::Backend;
 use crate::http::state::AppState;
+use crate::service::settings::{AuthMode, ProjectCreation};
 
 /// Harbor's name for where blobs live.
 fn storage_provider(state: &AppState) -> &'static str {
@@ -23,40 +24,63 @@ pub async fn ping() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], "Pong")
 }
 
+/// Harbor's `OverallHealthStatus`.
+#[derive(Debug, Serialize)]
+struct Health {
+    status: &'static str,
+    components: Vec<Component>,
+}
+
+#[derive(Debug, Serialize)]
+struct Component {
+    name: String,
+    status: &'static str,
+}
+
 /// Harbor's overall health with one entry per component berth has.
 pub async fn health(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let storage = storage_provider(&state);
-    axum::Json(json!({
-        "status": "healthy",
-        "components": [
-            { "name": "core", "status": "healthy" },
-            { "name": "registry", "status": "healthy" },
-            { "name": "database", "status": "healthy" },
-            { "name": "jobservice", "status": "healthy" },
-            { "name": format!("storage-{storage}"), "status": "healthy" }
-        ]
-    }))
+    let storage = format!("storage-{}", storage_provider(&state));
+    let components = ["core", "registry", "database", "jobservice", storage.as_str()]
+        .into_iter()
+        .map(|name| Component { name: name.to_owned(), status: "healthy" })
+        .collect();
+    axum::Json(Health { status: "healthy", components })
 }
 
 /// Harbor's `GeneralInfo`, with the fields that apply to berth.
+#[derive(Debug, Serialize)]
+struct GeneralInfo {
+    auth_mode: AuthMode,
+    primary_auth_mode: bool,
+    project_creation_restriction: ProjectCreation,
+    self_registration: bool,
+    oidc_provider_name: String,
+    has_ca_root: bool,
+    harbor_version: &'static str,
+    registry_storage_provider_name: &'static str,
+    read_only: bool,
+    with_chartmuseum: bool,
+    notification_enable: bool,
+    current_time: String,
+    banner_message: String,
+}
+
 pub async fn systeminfo(State(state): State<Arc<AppState>>) -> ApiResult {
-    let storage = storage_provider(&state);
-    let settings = state.settings.get().await?;
-    let oidc = settings.auth_mode() == "oidc_auth";
-    Ok(axum::Json(json!({
-        "auth_mode": settings.auth_mode(),
-        "primary_auth_mode": settings.bool("primary_auth_mode"),
-        "project_creation_restriction": settings.str("project_creation_restriction"),
-        "self_registration": settings.bool("self_registration"),
-        "oidc_provider_name": if oidc { settings.str("oidc_name") } else { "" },
-        "has_ca_root": false,
-        "harbor_version": concat!("v2.13.0-berth-", env!("CARGO_PKG_VERSION")),
-        "registry_storage_provider_name": storage,
-        "read_only": settings.bool("read_only"),
-        "with_chartmuseum": false,
-        "notification_enable": settings.bool("notification_enable"),
-        "current_time": super::rfc3339(crate::meta::now_unix()),
-        "banner_message": settings.str("banner_message")
-    }))
+    let s = state.registry.settings().await?;
+    Ok(axum::Json(GeneralInfo {
+        auth_mode: s.auth_mode,
+        primary_auth_mode: s.primary_auth_mode,
+        project_creation_restriction: s.project_creation_restriction,
+        self_registration: s.self_registration,
+        oidc_provider_name: if s.auth_mode == AuthMode::Oidc { s.oidc_name.clone() } else { String::new() },
+        has_ca_root: false,
+        harbor_version: concat!("v2.13.0-berth-", env!("CARGO_PKG_VERSION")),
+        registry_storage_provider_name: storage_provider(&state),
+        read_only: s.read_only,
+        with_chartmuseum: false,
+        notification_enable: s.notification_enable,
+        current_time: super::rfc3339(crate::meta::now_unix()),
+        banner_message: s.banner_message.clone(),
+    })
     .into_response())
 }

@@ -6,23 +6,44 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiResult, Body, Caller, Id, PREFIX, Paging, created};
 use crate::auth::On;
-use crate::auth::rbac::{Act, Res};
 use crate::http::state::AppState;
-use crate::service::groups::{Group, LDAP_GROUP};
+use crate::rbac::{Act, Res};
+use crate::service::groups::{Group, GroupFilter, LDAP_GROUP};
+use crate::service::paging::Match;
 
-fn group_json(g: &Group) -> Value {
-    json!({ "id": g.id, "group_name": g.group_name, "group_type": g.group_type, "ldap_group_dn": g.ldap_group_dn })
+/// Harbor's `UserGroup`.
+#[derive(Debug, Serialize)]
+struct GroupView {
+    id: i64,
+    group_name: String,
+    group_type: i64,
+    ldap_group_dn: String,
+}
+
+impl From<Group> for GroupView {
+    fn from(g: Group) -> Self {
+        Self { id: g.id, group_name: g.group_name, group_type: g.group_type, ldap_group_dn: g.ldap_group_dn }
+    }
+}
+
+/// Harbor's `UserGroupSearchItem`.
+#[derive(Debug, Serialize)]
+struct Found {
+    id: i64,
+    group_name: String,
+    group_type: i64,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     page: Option<String>,
     page_size: Option<String>,
+    cursor: Option<String>,
+    sort: Option<String>,
     ldap_group_dn: Option<String>,
     group_name: Option<String>,
 }
@@ -41,23 +62,28 @@ pub struct GroupBody {
 pub struct SearchQuery {
     page: Option<String>,
     page_size: Option<String>,
+    cursor: Option<String>,
     groupname: Option<String>,
 }
 
 pub async fn list(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<ListQuery>) -> ApiResult {
-    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref())?;
+    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref(), q.cursor.as_deref())?.sorted(
+        q.sort.as_deref(),
+        "id",
+        false,
+    );
     caller.require((Res::UserGroup, Act::List), On::Registry)?;
-    let groups: Vec<Group> = state
-        .registry
-        .list_groups()
-        .await?
+    let filter = GroupFilter {
+        name: q.group_name.clone().map(Match::Fuzzy),
+        ldap_group_dn: q.ldap_group_dn.clone(),
+        group_type: None,
+    };
+    let listing = state.registry.list_groups(&filter, &paging.0).await?;
+    let rest: Vec<(&str, &str)> = [("group_name", &q.group_name), ("ldap_group_dn", &q.ldap_group_dn)]
         .into_iter()
-        .filter(|g| q.ldap_group_dn.as_ref().is_none_or(|dn| g.ldap_group_dn.eq_ignore_ascii_case(dn)))
-        .filter(|g| q.group_name.as_ref().is_none_or(|n| g.group_name.contains(n.as_str())))
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
         .collect();
-    let page = paging.page_slice(groups.len());
-    let items: Vec<Value> = groups[page].iter().map(group_json).collect();
-    Ok(paging.respond_page("/usergroups", "", groups.len(), &items))
+    Ok(paging.respond("/usergroups", &rest, listing.map(GroupView::from)))
 }
 
 /// An LDAP group must exist in the directory (it is onboarded from it);
@@ -68,10 +94,10 @@ pub async fn create(State(state): State<Arc<AppState>>, caller: Caller, Body(bod
         if state.registry.group_by_identity(LDAP_GROUP, &body.ldap_group_dn).await?.is_some() {
             return Err(ApiError::new(StatusCode::CONFLICT, "the LDAP group exists already"));
         }
-        let settings = state.settings.get().await?;
+        let settings = state.registry.settings().await?;
         let directory = state
             .auth
-            .directory(settings.auth_mode())
+            .directory(settings.auth_mode)
             .ok_or_else(|| ApiError::bad_request("LDAP groups can be added only when the auth mode is ldap_auth"))?;
         directory.onboard_group(&state.registry, &settings, &body.ldap_group_dn, &body.group_name).await?.ok_or_else(
             || ApiError::new(StatusCode::NOT_FOUND, format!("LDAP group {} not found", body.ldap_group_dn)),
@@ -84,7 +110,7 @@ pub async fn create(State(state): State<Arc<AppState>>, caller: Caller, Body(bod
 
 pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, Id(id): Id) -> ApiResult {
     caller.require((Res::UserGroup, Act::Read), On::Registry)?;
-    Ok(Json(group_json(&state.registry.group(id).await?)).into_response())
+    Ok(Json(GroupView::from(state.registry.group(id).await?)).into_response())
 }
 
 pub async fn update(
@@ -101,21 +127,16 @@ pub async fn update(
 pub async fn delete(State(state): State<Arc<AppState>>, caller: Caller, Id(id): Id) -> ApiResult {
     caller.require((Res::UserGroup, Act::Delete), On::Registry)?;
     state.registry.delete_group(id).await?;
-    state.auth.forget_all();
     Ok(StatusCode::OK.into_response())
 }
 
 /// `GET /usergroups/search?groupname=`: any signed-in caller.
 pub async fn search(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<SearchQuery>) -> ApiResult {
-    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref())?;
+    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref(), q.cursor.as_deref())?;
     caller.require_signed_in()?;
     let wanted = q.groupname.unwrap_or_default();
-    let groups: Vec<Group> =
-        state.registry.list_groups().await?.into_iter().filter(|g| g.group_name.contains(&wanted)).collect();
-    let page = paging.page_slice(groups.len());
-    let items: Vec<Value> = groups[page]
-        .iter()
-        .map(|g| json!({ "id": g.id, "group_name": g.group_name, "group_type": g.group_type }))
-        .collect();
-    Ok(paging.respond_page("/usergroups/search", &format!("&groupname={wanted}"), groups.len(), &items))
+    let filter = GroupFilter { name: Some(Match::Fuzzy(wanted.clone())), ..GroupFilter::default() };
+    let listing = state.registry.list_groups(&filter, &paging.0).await?;
+    let found = listing.map(|g| Found { id: g.id, group_name: g.group_name, group_type: g.group_type });
+    Ok(paging.respond("/usergroups/search", &[("groupname", wanted.as_str())], found))
 }

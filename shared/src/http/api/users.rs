@@ -8,66 +8,113 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::{ApiError, ApiResult, Body, Caller, Id, PREFIX, Paging, created, parse_q, q_matches, rfc3339};
-use crate::auth::rbac::{Act, Perm, ROBOT_SYSTEM_GRANTABLE, Res, project_permissions};
+use super::{ApiError, ApiResult, Body, Caller, Id, PREFIX, Paging, created, parse_q, query_bool, rfc3339};
 use crate::auth::{On, Subject};
 use crate::http::state::AppState;
+use crate::rbac::{Act, ROBOT_SYSTEM_GRANTABLE, Res, project_permissions};
+use crate::service::paging::Match;
 use crate::service::passwords;
 use crate::service::projects::ProjectRef;
-use crate::service::users::{ADMIN_ID, NewUser, Source, User};
+use crate::service::settings::AuthMode;
+use crate::service::users::{ADMIN_ID, NewUser, PasswordChange, User, UserFilter};
 
 /// Length of a CLI secret generated for an empty `secret`.
 const CLI_SECRET_LEN: usize = 32;
 
-/// Harbor's `UserResp` (an OIDC user's CLI secret left out).
-pub fn user_json(u: &User) -> Value {
-    user_view(u, None)
+/// Harbor's `UserResp`: as in Harbor (its fields are `omitempty`), an
+/// empty `email`, `realname` or `comment` and a missing `oidc_user_meta`
+/// are left out, so clients read them as absent rather than `""` or `null`.
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    user_id: i64,
+    username: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    email: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    realname: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    comment: String,
+    sysadmin_flag: bool,
+    admin_role_in_auth: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    oidc_user_meta: Option<OidcMeta>,
+    creation_time: String,
+    update_time: String,
+}
+
+/// Harbor's `OIDCUserInfo` of an OIDC user (the CLI secret only for the
+/// user itself and administrators).
+#[derive(Debug, Serialize)]
+struct OidcMeta {
+    id: Value,
+    user_id: Value,
+    subiss: Value,
+    secret: String,
+    creation_time: Option<String>,
+    update_time: Option<String>,
+}
+
+/// Harbor's `UserResp`, the OIDC user's CLI secret left out.
+pub fn user_view(u: &User) -> UserView {
+    view_with_secret(u, None)
 }
 
 /// Harbor's `UserResp` with the OIDC user's CLI secret, as Harbor shows it
 /// when the user itself (or an administrator) reads the user in
 /// `oidc_auth` mode.
-async fn user_json_revealing(state: &AppState, u: &User) -> ApiResult<Value> {
-    let oidc_mode = state.settings.get().await?.auth_mode() == "oidc_auth";
+async fn user_view_revealing(state: &AppState, u: &User) -> ApiResult<UserView> {
+    let oidc_mode = state.registry.settings().await?.auth_mode == AuthMode::Oidc;
     let secret = if oidc_mode && u.user_id != ADMIN_ID { state.oidc.reveal_secret(u) } else { None };
-    Ok(user_view(u, secret.as_deref()))
+    Ok(view_with_secret(u, secret.as_deref()))
 }
 
-fn user_view(u: &User, secret: Option<&str>) -> Value {
-    json!({
-        "user_id": u.user_id,
-        "username": u.username,
-        "email": u.email,
-        "realname": u.realname,
-        "comment": u.comment,
-        "sysadmin_flag": u.sysadmin,
-        "admin_role_in_auth": u.admin_in_auth,
-        "oidc_user_meta": u.oidc.as_ref().map(|o| oidc_meta(o, secret)),
-        "creation_time": rfc3339(u.creation_time),
-        "update_time": rfc3339(u.update_time),
-    })
+fn view_with_secret(u: &User, secret: Option<&str>) -> UserView {
+    let field = |o: &Value, k: &str, default: Value| o.get(k).cloned().unwrap_or(default);
+    let time = |o: &Value, k: &str| o.get(k).and_then(Value::as_i64).map(rfc3339);
+    UserView {
+        user_id: u.user_id,
+        username: u.username.clone(),
+        email: u.email.clone(),
+        realname: u.realname.clone(),
+        comment: u.comment.clone(),
+        sysadmin_flag: u.sysadmin,
+        admin_role_in_auth: u.admin_in_auth,
+        oidc_user_meta: u.oidc.as_ref().map(|o| OidcMeta {
+            id: field(o, "id", Value::from(0)),
+            user_id: field(o, "user_id", Value::from(0)),
+            subiss: field(o, "subiss", Value::from("")),
+            secret: secret.unwrap_or_default().to_owned(),
+            creation_time: time(o, "creation_time"),
+            update_time: time(o, "update_time"),
+        }),
+        creation_time: rfc3339(u.creation_time),
+        update_time: rfc3339(u.update_time),
+    }
 }
 
-/// Harbor's `OIDCUserInfo` of an OIDC user (the CLI secret when given:
-/// only the user and administrators read a user).
-fn oidc_meta(oidc: &Value, secret: Option<&str>) -> Value {
-    json!({
-        "id": oidc.get("id").cloned().unwrap_or(Value::from(0)),
-        "user_id": oidc.get("user_id").cloned().unwrap_or(Value::from(0)),
-        "subiss": oidc.get("subiss").cloned().unwrap_or(Value::from("")),
-        "secret": secret.unwrap_or_default(),
-        "creation_time": oidc.get("creation_time").and_then(Value::as_i64).map(rfc3339),
-        "update_time": oidc.get("update_time").and_then(Value::as_i64).map(rfc3339),
-    })
+/// One match of Harbor's `/users/search`.
+#[derive(Debug, Serialize)]
+struct Found {
+    user_id: i64,
+    username: String,
+}
+
+/// One of the caller's permissions (`/users/current/permissions`).
+#[derive(Debug, Serialize)]
+struct PermissionView {
+    resource: String,
+    action: &'static str,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     page: Option<String>,
     page_size: Option<String>,
+    cursor: Option<String>,
+    sort: Option<String>,
     q: Option<String>,
     username: Option<String>,
     email: Option<String>,
@@ -112,6 +159,7 @@ pub struct PasswordBody {
 pub struct SearchQuery {
     page: Option<String>,
     page_size: Option<String>,
+    cursor: Option<String>,
     username: Option<String>,
 }
 
@@ -133,71 +181,45 @@ fn require_readable(caller: &Caller, id: i64) -> Result<(), ApiError> {
     caller.require((Res::User, Act::Read), On::Registry)
 }
 
-/// Changing a user: in `db_auth` mode oneself or an administrator; under a
-/// directory only the local administrator's account, by an administrator.
+/// Changing a user: the registry must allow changing the account at all
+/// (under a directory only the local administrator's), and the caller must
+/// be the user or may update users.
 async fn require_modifiable(state: &AppState, caller: &Caller, id: i64) -> Result<(), ApiError> {
     caller.require_signed_in()?;
-    let settings = state.settings.get().await?;
-    if settings.auth_mode() == "db_auth" {
-        if is_self(caller, id) {
-            return Ok(());
-        }
-        return caller.require((Res::User, Act::Update), On::Registry);
-    }
-    if id != ADMIN_ID {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, format!("User with ID {id} can't be updated")));
+    state.registry.require_changeable(id).await?;
+    if is_self(caller, id) {
+        return Ok(());
     }
     caller.require((Res::User, Act::Update), On::Registry)
 }
 
 pub async fn list(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<ListQuery>) -> ApiResult {
-    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref())?;
+    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref(), q.cursor.as_deref())?.sorted(
+        q.sort.as_deref(),
+        "username",
+        false,
+    );
     caller.require((Res::User, Act::List), On::Registry)?;
-    let mut filters = q.q.as_deref().map(parse_q).unwrap_or_default();
-    if let Some(u) = q.username.clone() {
-        filters.push(("username".to_owned(), u, true));
+    let mut terms = parse_q(q.q.as_deref())?;
+    if let Some(u) = &q.username {
+        terms.insert("username".to_owned(), Match::Fuzzy(u.clone()));
     }
-    if let Some(e) = q.email.clone() {
-        filters.push(("email".to_owned(), e, true));
+    if let Some(e) = &q.email {
+        terms.insert("email".to_owned(), Match::Fuzzy(e.clone()));
     }
-    let names = state.registry.user_names().await?;
-    if filters.iter().all(|(k, _, _)| k == "username") {
-        // Only name filters: read just the page's users.
-        let names: Vec<String> =
-            names.into_iter().filter(|n| filters.iter().all(|(_, v, fuzzy)| q_matches(n, v, *fuzzy))).collect();
-        let page = paging.page_slice(names.len());
-        let items: Vec<Value> = state.registry.users_named(&names[page]).await?.iter().map(user_json).collect();
-        return Ok(paging.respond_page("/users", "", names.len(), &items));
-    }
-    let users: Vec<User> = state
-        .registry
-        .users_named(&names)
-        .await?
+    let filter = UserFilter { username: terms.remove("username"), email: terms.remove("email") };
+    let listing = state.registry.list_users(&filter, &paging.0).await?;
+    let rest: Vec<(&str, &str)> = [("q", &q.q), ("sort", &q.sort), ("username", &q.username), ("email", &q.email)]
         .into_iter()
-        .filter(|u| {
-            filters.iter().all(|(k, v, fuzzy)| match k.as_str() {
-                "username" => q_matches(&u.username, v, *fuzzy),
-                "email" => q_matches(&u.email, v, *fuzzy),
-                _ => true,
-            })
-        })
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
         .collect();
-    let page = paging.page_slice(users.len());
-    let items: Vec<Value> = users[page].iter().map(user_json).collect();
-    Ok(paging.respond_page("/users", "", users.len(), &items))
+    Ok(paging.respond("/users", &rest, listing.map(|u| user_view(&u))))
 }
 
 /// Creating a local user: administrators, or anyone when self-registration
 /// is on; only in `db_auth` mode.
 pub async fn create(State(state): State<Arc<AppState>>, caller: Caller, Body(body): Body<CreateBody>) -> ApiResult {
-    let settings = state.settings.get().await?;
-    if settings.auth_mode() != "db_auth" {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("creating local user is not allowed under auth mode: {}", settings.auth_mode()),
-        ));
-    }
-    if !settings.bool("self_registration") {
+    if !state.registry.settings().await?.self_registration {
         caller.require((Res::User, Act::Create), On::Registry)?;
     }
     let new = NewUser {
@@ -207,14 +229,14 @@ pub async fn create(State(state): State<Arc<AppState>>, caller: Caller, Body(bod
         comment: body.comment,
         password: Some(body.password),
     };
-    let user = state.registry.create_user(new, Source::Db, settings.robot_prefix()).await?;
+    let user = state.registry.create_local_user(new).await?;
     created(&format!("{PREFIX}/users/{}", user.user_id))
 }
 
 pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, Id(id): Id) -> ApiResult {
     require_readable(&caller, id)?;
     let user = state.registry.user(id).await?;
-    Ok(Json(user_json_revealing(&state, &user).await?).into_response())
+    Ok(Json(user_view_revealing(&state, &user).await?).into_response())
 }
 
 pub async fn update(
@@ -230,11 +252,7 @@ pub async fn update(
 
 pub async fn delete(State(state): State<Arc<AppState>>, caller: Caller, Id(id): Id) -> ApiResult {
     caller.require((Res::User, Act::Delete), On::Registry)?;
-    if is_self(&caller, id) || id == ADMIN_ID {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, format!("User with ID {id} cannot be deleted")));
-    }
-    state.registry.delete_user(id).await?;
-    state.auth.forget_all();
+    state.registry.delete_user(id, caller.user().map(|u| u.id)).await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -246,7 +264,6 @@ pub async fn set_sysadmin(
 ) -> ApiResult {
     caller.require((Res::User, Act::Update), On::Registry)?;
     state.registry.set_sysadmin(id, body.sysadmin_flag).await?;
-    state.auth.forget_all();
     Ok(StatusCode::OK.into_response())
 }
 
@@ -259,31 +276,20 @@ pub async fn set_password(
     Body(body): Body<PasswordBody>,
 ) -> ApiResult {
     require_modifiable(&state, &caller, id).await?;
-    if is_self(&caller, id) {
-        let me = state.registry.user(id).await?;
-        if state.registry.verify_password(&me.username, &body.old_password).await?.is_none() {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "Current password is incorrect"));
-        }
-    }
-    state.registry.set_password(id, &body.new_password).await?;
-    state.auth.forget_all();
+    let change =
+        if is_self(&caller, id) { PasswordChange::Own { current: &body.old_password } } else { PasswordChange::Reset };
+    state.registry.change_password(id, change, &body.new_password).await?;
     Ok(StatusCode::OK.into_response())
 }
 
 pub async fn search(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<SearchQuery>) -> ApiResult {
-    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref())?;
+    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref(), q.cursor.as_deref())?;
     caller.require_signed_in()?;
     let wanted = q.username.unwrap_or_default();
-    let names: Vec<String> = state.registry.user_names().await?.into_iter().filter(|n| n.contains(&wanted)).collect();
-    let page = paging.page_slice(names.len());
-    let items: Vec<Value> = state
-        .registry
-        .users_named(&names[page])
-        .await?
-        .iter()
-        .map(|u| json!({ "user_id": u.user_id, "username": u.username }))
-        .collect();
-    Ok(paging.respond_page("/users/search", &format!("&username={wanted}"), names.len(), &items))
+    let filter = UserFilter { username: Some(Match::Fuzzy(wanted.clone())), ..UserFilter::default() };
+    let listing = state.registry.list_users(&filter, &paging.0).await?;
+    let found = listing.map(|u| Found { user_id: u.user_id, username: u.username });
+    Ok(paging.respond("/users/search", &[("username", wanted.as_str())], found))
 }
 
 pub async fn current(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult {
@@ -298,7 +304,7 @@ pub async fn current(State(state): State<Arc<AppState>>, caller: Caller) -> ApiR
         }
     };
     let user = state.registry.user(user.id).await?;
-    Ok(Json(user_json_revealing(&state, &user).await?).into_response())
+    Ok(Json(user_view_revealing(&state, &user).await?).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -316,11 +322,11 @@ pub async fn set_cli_secret(
     Id(id): Id,
     Body(body): Body<CliSecretBody>,
 ) -> ApiResult {
-    let settings = state.settings.get().await?;
-    if settings.auth_mode() != "oidc_auth" {
+    let settings = state.registry.settings().await?;
+    if settings.auth_mode != AuthMode::Oidc {
         return Err(ApiError::new(
             StatusCode::PRECONDITION_FAILED,
-            format!("unable to update CLI secret under authmode: {}", settings.auth_mode()),
+            format!("unable to update CLI secret under authmode: {}", settings.auth_mode),
         ));
     }
     if !is_self(&caller, id) {
@@ -328,13 +334,16 @@ pub async fn set_cli_secret(
     }
     let secret = if body.secret.is_empty() { passwords::generate(CLI_SECRET_LEN) } else { body.secret };
     state.oidc.set_cli_secret(&state.registry, id, &secret).await?;
-    state.auth.forget_all();
     Ok(StatusCode::OK.into_response())
 }
 
 /// `GET /users/current/permissions?scope=/project/1&relative=true`: what
 /// the caller may do in a project (or, with `scope=/system`, on the
-/// registry).
+/// registry). As in Harbor, the scope picks the namespace (the project of
+/// `/project/{id}/…`, or the system) and every permission the caller holds
+/// there is listed by its full resource (`/project/1/repository`); with
+/// `relative`, only the resources at or under the scope are kept, written
+/// relative to it (`.` for the scope itself).
 pub async fn permissions(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -342,37 +351,60 @@ pub async fn permissions(
 ) -> ApiResult {
     caller.require_signed_in()?;
     let scope = q.scope.unwrap_or_default();
-    let scope = scope.trim_end_matches('/');
-    let relative = q.relative.as_deref() == Some("true");
-    let path = |perm: &Perm, base: &str, own: bool| -> String {
-        match (relative, own) {
-            (true, true) => ".".to_owned(),
-            (true, false) => perm.0.as_str().to_owned(),
-            (false, true) => base.to_owned(),
-            (false, false) => format!("{base}/{}", perm.0),
-        }
-    };
-    let mut out = Vec::new();
-    if scope == "/system" {
+    let relative = q.relative.as_deref().is_some_and(query_bool);
+    let mut granted: Vec<(String, Act)> = Vec::new();
+    if scope == "/system" || scope.starts_with("/system/") {
         for perm in ROBOT_SYSTEM_GRANTABLE {
             if caller.require(*perm, On::Registry).is_ok() {
-                out.push(json!({ "resource": path(perm, scope, false), "action": perm.1.as_str() }));
+                granted.push((format!("/system/{}", perm.0), perm.1));
             }
         }
-    } else if let Some(id) = scope.strip_prefix("/project/") {
+    } else if let Some(rest) = scope.strip_prefix("/project/") {
+        let id = rest.split('/').next().unwrap_or_default();
         let r = match id.parse::<i64>() {
             Ok(id) => ProjectRef::Id(id),
             Err(_) => ProjectRef::Name(id.to_owned()),
         };
         if let Ok(project) = state.registry.project(&r).await {
             let access = caller.access(&state, &project).await?;
+            let root = format!("/project/{id}");
             for perm in project_permissions() {
                 if caller.require(perm, On::Project(&access)).is_ok() {
-                    let own = perm.0 == Res::Project;
-                    out.push(json!({ "resource": path(&perm, scope, own), "action": perm.1.as_str() }));
+                    let resource = if perm.0 == Res::Project { root.clone() } else { format!("{root}/{}", perm.0) };
+                    granted.push((resource, perm.1));
                 }
             }
         }
     }
+    let out: Vec<PermissionView> = granted
+        .into_iter()
+        .filter_map(|(resource, action)| {
+            let resource = if relative { relative_to(&resource, &scope)? } else { resource };
+            Some(PermissionView { resource, action: action.as_str() })
+        })
+        .collect();
     Ok(Json(out).into_response())
+}
+
+/// Harbor's `Resource.RelativeTo`: `resource` without the `scope` prefix
+/// and its `/`, `.` when they are equal, nothing when `scope` is no prefix
+/// of it.
+fn relative_to(resource: &str, scope: &str) -> Option<String> {
+    let rest = resource.strip_prefix(scope)?;
+    let rest = rest.strip_prefix('/').unwrap_or(rest);
+    Some(if rest.is_empty() { ".".to_owned() } else { rest.to_owned() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative_to;
+
+    #[test]
+    fn resources_relative_to_a_scope() {
+        assert_eq!(relative_to("/project/1/repository", "/project/1/repository").as_deref(), Some("."));
+        assert_eq!(relative_to("/project/1/repository", "/project/1").as_deref(), Some("repository"));
+        assert_eq!(relative_to("/project/1", "/project/1").as_deref(), Some("."));
+        assert_eq!(relative_to("/project/1/member", "/project/1/repository"), None);
+        assert_eq!(relative_to("/project/1", "/project/1/"), None);
+    }
 }

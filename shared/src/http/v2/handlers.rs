@@ -4,12 +4,11 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::{StreamExt, TryStreamExt};
-use serde_json::json;
 
-use crate::auth::rbac::Act;
 use crate::auth::{Decision, Subject};
 use crate::blob::{ByteRange, ByteStream};
 use crate::oci::{Digest, Manifest, Reference, RepoName, media};
+use crate::rbac::Act;
 use crate::service::blobs::{BlobBody, BlobInfo};
 use crate::service::uploads::direct::{DirectUpload, UploadedPart};
 use crate::service::uploads::{CHUNK_MIN_LENGTH, UploadStatus};
@@ -410,7 +409,7 @@ fn page_size(params: &Params) -> Result<Option<usize>, OciError> {
 fn listing(
     page: &NamePage,
     n: Option<usize>,
-    body: serde_json::Value,
+    body: impl serde::Serialize,
     link: impl Fn(usize, &str) -> String,
 ) -> Response {
     let mut resp = axum::Json(body).into_response();
@@ -426,21 +425,37 @@ fn listing(
 async fn tags(c: &Ctx<'_>, name: &RepoName) -> HandlerResult {
     let n = page_size(c.params)?;
     let page = c.state.registry.list_tags(name, n, c.params.last.as_deref()).await?;
-    let body = json!({ "name": name.as_str(), "tags": page.names });
+    #[derive(serde::Serialize)]
+    struct TagList<'a> {
+        name: &'a str,
+        tags: &'a [String],
+    }
+    let body = TagList { name: name.as_str(), tags: &page.names };
     Ok(listing(&page, n, body, |n, last| c.state.urls.tags_next(name, n, last)))
 }
 
 async fn catalog(c: &Ctx<'_>) -> HandlerResult {
     let n = page_size(c.params)?;
     let page = c.state.registry.catalog(n, c.params.last.as_deref()).await?;
-    let body = json!({ "repositories": page.names });
+    #[derive(serde::Serialize)]
+    struct Catalog<'a> {
+        repositories: &'a [String],
+    }
+    let body = Catalog { repositories: &page.names };
     Ok(listing(&page, n, body, |n, last| c.state.urls.catalog_next(n, last)))
 }
 
 async fn referrers(c: &Ctx<'_>, name: &RepoName, subject: &Digest) -> HandlerResult {
     let filter = c.params.artifact_type.as_deref().filter(|t| !t.is_empty());
     let manifests = c.state.registry.referrers(name, subject, filter).await?;
-    let body = json!({ "schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": manifests });
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ReferrersIndex {
+        schema_version: u8,
+        media_type: &'static str,
+        manifests: Vec<crate::oci::Descriptor>,
+    }
+    let body = ReferrersIndex { schema_version: 2, media_type: media::OCI_INDEX, manifests };
     let mut resp = axum::Json(body).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media::OCI_INDEX));

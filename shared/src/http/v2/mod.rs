@@ -16,10 +16,10 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::rbac::{Act, Res};
 use crate::auth::{AuthError, Decision, On, Subject, access_to, authorize};
 use crate::config::Role;
 use crate::oci::RepoName;
+use crate::rbac::{Act, Res};
 
 use self::error::{OciCode, OciError};
 use self::route::V2Route;

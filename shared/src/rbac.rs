@@ -202,6 +202,27 @@ impl fmt::Display for Act {
     }
 }
 
+/// Resources and actions are stored and shown by Harbor's names.
+macro_rules! serde_by_name {
+    ($t:ty, $what:literal) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let name = String::deserialize(d)?;
+                Self::parse(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown {} {name:?}", $what)))
+            }
+        }
+    };
+}
+
+serde_by_name!(Res, "resource");
+serde_by_name!(Act, "action");
+
 /// One permission: an action on a kind of resource.
 pub type Perm = (Res, Act);
 
