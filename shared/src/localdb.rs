@@ -3,7 +3,8 @@
 //!
 //! redb transactions are serializable and a commit is durable (fsync) before
 //! it returns, so anything acknowledged survives a crash. All access runs on
-//! the blocking thread pool, a few readers and one writer at a time.
+//! the blocking thread pool, a bounded number of readers and one writer at
+//! a time.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,9 +29,11 @@ pub struct LocalDb {
     /// reads 10,000 items one by one at once (a listing) so grew it to 512
     /// threads, whose stacks and allocator caches kept 100 MiB after the
     /// burst. Transactions therefore wait for a turn here, asynchronously:
-    /// a few readers at a time (enough to keep the cores busy) and one
-    /// writer (redb runs one write transaction at a time anyway, and would
-    /// park each waiting writer on a thread).
+    /// up to 16 readers per core (at least 32; more than the requests of a
+    /// busy server read at once, so they rarely wait, and far fewer than
+    /// such a fan-out takes) and one writer (redb runs one write
+    /// transaction at a time anyway, and would park each waiting writer on
+    /// a thread).
     readers: Arc<tokio::sync::Semaphore>,
     writer: Arc<tokio::sync::Mutex<()>>,
 }
@@ -66,7 +69,7 @@ impl LocalDb {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         Ok(Self {
             db: Arc::new(db),
-            readers: Arc::new(tokio::sync::Semaphore::new((2 * cores).max(4))),
+            readers: Arc::new(tokio::sync::Semaphore::new((16 * cores).max(32))),
             writer: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
@@ -116,5 +119,54 @@ impl LocalDb {
         })
         .await
         .map_err(|e| PortError::new(ErrorKind::Internal, e))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// Threads of this process whose name starts with `prefix`.
+    fn threads_named(prefix: &str) -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .map(|tasks| {
+                tasks
+                    .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                    .filter(|name| name.starts_with(prefix))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Thousands of transactions at once take turns: the blocking pool
+    /// stays about the readers' bound (a thread that has just let the next
+    /// reader in is not idle yet, so the pool may start a few more) instead
+    /// of growing to its 512 threads.
+    #[test]
+    fn a_burst_of_transactions_holds_few_threads() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("localdb-burst")
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = LocalDb::open(&dir.path().join("berth.redb")).unwrap();
+        let slow = |_: &redb::ReadTransaction| {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            Ok(())
+        };
+        runtime.block_on(async {
+            let reads = (0..2000).map(|_| db.read(slow));
+            let writes = (0..200).map(|_| db.write(|_| Ok(())));
+            let (reads, writes) =
+                futures::future::join(futures::future::join_all(reads), futures::future::join_all(writes)).await;
+            assert!(reads.into_iter().chain(writes).all(|r| r.is_ok()));
+        });
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let threads = threads_named("localdb-burst");
+        let bound = (16 * cores).max(32) + 1;
+        assert!(threads < 2 * bound, "{threads} threads after the burst, for {bound} turns");
     }
 }
