@@ -11,6 +11,8 @@
 //! by UTF-8 bytes). Every write runs in one serializable transaction that
 //! evaluates its conditions and updates the index tables with the item.
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -97,11 +99,14 @@ fn decode_item(key: &[u8], value: &[u8]) -> PortResult<Item> {
     Ok(Item { pk, sk, attrs })
 }
 
+/// Finds the expiry attribute's name in a stored item.
+static TTL_FINDER: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(format!("\"{TTL_ATTR}\"").as_bytes()).into_owned());
+
 /// The keys of a stored item, without decoding its attributes unless it
 /// may carry an expiry; `None` when it has expired.
 fn keys_of(key: &[u8], value: &[u8], now: i64) -> PortResult<Option<Item>> {
-    let marker = format!("\"{TTL_ATTR}\"");
-    if value.windows(marker.len()).any(|w| w == marker.as_bytes()) && decode_item(key, value)?.is_expired(now) {
+    if TTL_FINDER.find(value).is_some() && decode_item(key, value)?.is_expired(now) {
         return Ok(None);
     }
     let (pk, sk) = split_item_key(key)?;
