@@ -2,7 +2,7 @@
 //! secrets. They are stored only as Argon2id PHC strings (memory-hard), and
 //! checked in a bounded number of reusable memory slots.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::phc::PasswordHash;
@@ -57,15 +57,19 @@ pub fn generate(len: usize) -> String {
 /// Checks are memory-hard (Argon2id with the default parameters fills
 /// 19 MiB per check), and wrong secrets are never cached: run unbounded on
 /// the blocking pool, a flood of them runs as many checks at once as there
-/// are pool threads, each with its own 19 MiB (2–3 GiB RSS after a few
-/// hundred wrong attempts). So a check takes one of a few slots (one per
-/// core, at most 4): checks beyond that wait their turn, asynchronously,
-/// and memory stays under slots × 19 MiB while checks run. The memory of a
-/// check is freed when it ends (the hosts' allocator hands it back to the
-/// system), so an idle registry holds none of it.
-static SLOTS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
+/// are pool threads, and each allocates its own 19 MiB, which the allocator
+/// keeps (2–3 GiB RSS after a few hundred wrong attempts). So a check takes
+/// one of a few slots (one per core, at most 4), and each slot keeps its
+/// Argon2 memory for the next check: checks beyond that wait their turn,
+/// asynchronously, and memory stays at slots × 19 MiB.
+struct HashSlots {
+    permits: Arc<Semaphore>,
+    memory: Mutex<Vec<Vec<Block>>>,
+}
+
+static SLOTS: LazyLock<HashSlots> = LazyLock::new(|| {
     let n = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).clamp(1, 4);
-    Arc::new(Semaphore::new(n))
+    HashSlots { permits: Arc::new(Semaphore::new(n)), memory: Mutex::new(Vec::new()) }
 });
 
 /// What a check against no stored secret (an unknown account) is run
@@ -105,11 +109,11 @@ fn matches_in(secret: &str, phc: &str, memory: &mut Vec<Block>) -> bool {
 /// does not tell which accounts exist.
 pub async fn verify(secret: &str, stored: Option<String>) -> PortResult<bool> {
     let secret = secret.to_owned();
-    let permit = SLOTS.clone().acquire_owned().await.map_err(|e| PortError::new(ErrorKind::Internal, e))?;
-    // The permit goes with the blocking task: a caller that gives up does
-    // not free its slot before the check is really over.
+    let permit = SLOTS.permits.clone().acquire_owned().await.map_err(|e| PortError::new(ErrorKind::Internal, e))?;
+    // The permit and the memory go with the blocking task: a caller that
+    // gives up does not free its slot before the check is really over.
     tokio::task::spawn_blocking(move || {
-        let mut memory = Vec::new();
+        let mut memory = SLOTS.memory.lock().ok().and_then(|mut m| m.pop()).unwrap_or_default();
         let matched = match &stored {
             Some(phc) => matches_in(&secret, phc, &mut memory),
             None => {
@@ -117,7 +121,9 @@ pub async fn verify(secret: &str, stored: Option<String>) -> PortResult<bool> {
                 false
             }
         };
-        drop(memory);
+        if let Ok(mut m) = SLOTS.memory.lock() {
+            m.push(memory);
+        }
         drop(permit);
         matched
     })
