@@ -445,6 +445,16 @@ impl super::Registry {
                         "the auth mode cannot be modified as new users have been inserted into database".to_owned(),
                     ));
                 }
+                let endpoint = after.audit_log_forward_endpoint.trim();
+                if after.skip_audit_log_database && endpoint.is_empty() {
+                    return Err(ServiceError::Invalid(
+                        "skip_audit_log_database needs an audit_log_forward_endpoint: the audit log would be lost"
+                            .to_owned(),
+                    ));
+                }
+                if !endpoint.is_empty() && endpoint != before.audit_log_forward_endpoint.trim() {
+                    crate::events::syslog::validate(endpoint).map_err(ServiceError::Invalid)?;
+                }
                 Ok(())
             })
             .await

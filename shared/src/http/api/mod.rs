@@ -11,7 +11,9 @@
 //! with `X-Total-Count` and a `Link` whose `next` carries the position of
 //! the page, so a client following it pays only for its page.
 
+mod audit;
 mod configurations;
+mod jobs;
 mod ldap;
 mod members;
 mod oidc_ping;
@@ -21,6 +23,7 @@ mod robots;
 mod system;
 mod usergroups;
 mod users;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -105,6 +108,40 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ldap/users/search", get(ldap::search_users))
         .route("/ldap/users/import", axum::routing::post(ldap::import_users))
         .route("/ldap/groups/search", get(ldap::search_groups))
+        .route("/audit-logs", get(audit::list_all))
+        .route("/auditlog-exts", get(audit::list_all_ext))
+        .route("/auditlog-exts/events", get(audit::event_types))
+        .route("/projects/{project_name_or_id}/logs", get(audit::list_project))
+        .route("/projects/{project_name_or_id}/auditlog-exts", get(audit::list_project_ext))
+        .route("/projects/{project_name_or_id}/webhook/policies", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/projects/{project_name_or_id}/webhook/policies/{webhook_policy_id}",
+            get(webhooks::get).put(webhooks::update).delete(webhooks::delete),
+        )
+        .route(
+            "/projects/{project_name_or_id}/webhook/policies/{webhook_policy_id}/executions",
+            get(webhooks::executions),
+        )
+        .route(
+            "/projects/{project_name_or_id}/webhook/policies/{webhook_policy_id}/executions/{execution_id}/tasks",
+            get(webhooks::tasks),
+        )
+        .route(
+            "/projects/{project_name_or_id}/webhook/policies/{webhook_policy_id}/executions/{execution_id}/tasks/{task_id}/log",
+            get(webhooks::task_log),
+        )
+        .route("/projects/{project_name_or_id}/webhook/events", get(webhooks::event_types))
+        .route("/projects/{project_name_or_id}/webhook/lasttrigger", get(webhooks::last_trigger))
+        .route("/projects/{project_name_or_id}/webhook/jobs", get(webhooks::jobs))
+        .route("/system/purgeaudit", get(jobs::purge_list))
+        .route(
+            "/system/purgeaudit/schedule",
+            get(jobs::purge_schedule_get).post(jobs::purge_schedule_set).put(jobs::purge_schedule_set),
+        )
+        .route("/system/purgeaudit/{purge_id}", get(jobs::purge_get).put(jobs::purge_stop))
+        .route("/system/purgeaudit/{purge_id}/log", get(jobs::purge_log))
+        .route("/schedules", get(jobs::schedules))
+        .route("/schedules/{job_type}/paused", get(jobs::schedule_paused))
         .fallback(unknown_path)
         .method_not_allowed_fallback(method_not_allowed)
 }
