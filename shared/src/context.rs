@@ -30,6 +30,10 @@ pub struct AppContext {
     pub token_keys: TokenKeys,
     /// The process's relay of events to the events queue.
     pub events: Arc<EventBus>,
+    /// The registry over these ports, made once: its caches (settings,
+    /// the account epoch) are the process's, shared by every handler and
+    /// worker, so a change made here is seen here at once.
+    registry: Registry,
 }
 
 fn startup(what: &str) -> impl FnOnce(PortError) -> StartupError + '_ {
@@ -49,7 +53,7 @@ impl AppContext {
                 let token_keys = token_keys(&config, meta.as_ref()).await?;
                 crate::migrate::apply_local(&config, &blobs, &meta, &queue).await?;
                 let events = Arc::new(EventBus::new(meta.clone(), queue.clone()));
-                Self { config, blobs, meta, queue, token_keys, events }
+                Self::assemble(config, blobs, meta, queue, token_keys, events)
             }
             Backend::Aws => {
                 let sdk = crate::aws::sdk_config(&config.aws).await;
@@ -64,20 +68,30 @@ impl AppContext {
                 let token_keys = token_keys(&config, &meta).await?;
                 let (meta, queue): (Arc<dyn MetaStore>, Arc<dyn Queue>) = (Arc::new(meta), Arc::new(queue));
                 let events = Arc::new(EventBus::new(meta.clone(), queue.clone()));
-                Self { config, blobs: Arc::new(blobs), meta, queue, token_keys, events }
+                Self::assemble(config, Arc::new(blobs), meta, queue, token_keys, events)
             }
         };
         Ok(Arc::new(ctx))
     }
 
-    /// The registry over this context's ports.
+    /// A context over these ports (what [`Self::open`] ends with; tests
+    /// use it to put a decorator in front of a port).
+    pub fn assemble(
+        config: Config,
+        blobs: Arc<dyn BlobStore>,
+        meta: Arc<dyn MetaStore>,
+        queue: Arc<dyn Queue>,
+        token_keys: TokenKeys,
+        events: Arc<EventBus>,
+    ) -> Self {
+        let registry = Registry::from_ports(blobs.clone(), meta.clone(), events.clone(), config.auth.token_ttl_secs);
+        Self { config, blobs, meta, queue, token_keys, events, registry }
+    }
+
+    /// The registry over this context's ports (one per process; clones
+    /// share its caches).
     pub fn registry(&self) -> Registry {
-        Registry::from_ports(
-            self.blobs.clone(),
-            self.meta.clone(),
-            self.events.clone(),
-            self.config.auth.token_ttl_secs,
-        )
+        self.registry.clone()
     }
 
     /// What every start needs in the table (the administrator, the default

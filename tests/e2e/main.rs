@@ -11,6 +11,7 @@ mod clients;
 mod container;
 mod deploy_static;
 mod direct_upload;
+mod events;
 mod faults;
 mod harbor_api;
 mod identity;

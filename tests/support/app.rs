@@ -149,14 +149,15 @@ impl TestApp {
         if count_meta {
             let counter = Arc::new(CountingMetaStore::new(ctx.meta.clone()));
             counting = Some(counter.clone());
-            ctx = Arc::new(AppContext {
-                config: ctx.config.clone(),
-                blobs: ctx.blobs.clone(),
-                meta: counter.clone(),
-                queue: ctx.queue.clone(),
-                token_keys: ctx.token_keys.clone(),
-                events: Arc::new(berth::events::EventBus::new(counter, ctx.queue.clone())),
-            });
+            let events = Arc::new(berth::events::EventBus::new(counter.clone(), ctx.queue.clone()));
+            ctx = Arc::new(AppContext::assemble(
+                ctx.config.clone(),
+                ctx.blobs.clone(),
+                counter,
+                ctx.queue.clone(),
+                ctx.token_keys.clone(),
+                events,
+            ));
         }
         ctx.bootstrap().await.unwrap_or_else(|e| panic!("bootstrapping: {e}"));
         let router = berth::http::router(ctx.clone());

@@ -18,6 +18,9 @@ use crate::service::projects::ProjectRef;
 use crate::service::record::rfc3339_ms;
 use crate::service::webhooks::{Delivery, WEBHOOK};
 
+/// The header naming the event a delivery carries.
+pub const EVENT_ID_HEADER: &str = "x-berth-event-id";
+
 /// How long a receiver may take to answer.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -150,6 +153,8 @@ impl Job for WebhookJob {
         let mut req = client(d.target.skip_cert_verify)?
             .post(&d.target.address)
             .header(reqwest::header::CONTENT_TYPE, content_type)
+            // Deliveries of one event share it, so a receiver can drop repeats.
+            .header(EVENT_ID_HEADER, d.event.id.as_str())
             .body(payload.to_string());
         if !d.target.auth_header.is_empty() {
             req = req.header(reqwest::header::AUTHORIZATION, d.target.auth_header.as_str());
