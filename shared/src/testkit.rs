@@ -73,8 +73,16 @@ where
 /// A registry over fresh local backends in a temporary folder (dropped
 /// with the folder), with nothing bootstrapped.
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 pub async fn local_registry() -> (tempfile::TempDir, crate::service::Registry) {
+    let (dir, registry, _) = local_registry_and_queue().await;
+    (dir, registry)
+}
+
+/// [`local_registry`] with its queue (every queue created).
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub async fn local_registry_and_queue()
+-> (tempfile::TempDir, crate::service::Registry, std::sync::Arc<dyn crate::queue::Queue>) {
     use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
     let blobs = crate::blob::fs::FsBlobStore::open(dir.path().join("blobs")).await.unwrap();
@@ -83,8 +91,8 @@ pub async fn local_registry() -> (tempfile::TempDir, crate::service::Registry) {
         Arc::new(crate::meta::local::LocalMetaStore::open(db.clone()).await.unwrap());
     let queue: Arc<dyn crate::queue::Queue> = Arc::new(crate::queue::local::LocalQueue::open(db).await.unwrap());
     crate::migrate::ensure_queues(queue.as_ref(), &crate::config::Config::default()).await.unwrap();
-    let events = Arc::new(crate::events::EventBus::new(meta.clone(), queue));
-    (dir, crate::service::Registry::from_ports(Arc::new(blobs), meta, events, 1800))
+    let events = Arc::new(crate::events::EventBus::new(meta.clone(), queue.clone()));
+    (dir, crate::service::Registry::from_ports(Arc::new(blobs), meta, events, 1800), queue)
 }
 
 /// Pushes a one-config, no-layer image to `repo` (whose project must

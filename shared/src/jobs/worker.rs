@@ -278,3 +278,138 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::events::{Actor, Event, EventKind, EventMessage};
+    use crate::jobs::purge::PurgeAuditJob;
+    use crate::jobs::webhook::WebhookJob;
+    use crate::service::webhooks::{Delivery, Target};
+
+    /// A receiver answering `status`, counting its requests.
+    async fn receiver(status: u16) -> (String, Arc<AtomicU32>) {
+        let hits = Arc::new(AtomicU32::new(0));
+        let count = hits.clone();
+        let app = axum::Router::new().fallback(move || {
+            let count = count.clone();
+            async move {
+                count.fetch_add(1, Ordering::SeqCst);
+                axum::http::StatusCode::from_u16(status).unwrap()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, hits)
+    }
+
+    fn delivery(url: &str) -> serde_json::Value {
+        let target = Target {
+            kind: "http".into(),
+            address: url.into(),
+            auth_header: String::new(),
+            skip_cert_verify: false,
+            payload_format: "Default".into(),
+        };
+        let event = Event::artifact(EventKind::PushArtifact, &Actor::system(), "p/app", "sha256:00");
+        serde_json::to_value(Delivery { policy_id: 1, project_id: 1, target, event }).unwrap()
+    }
+
+    /// The one message a new execution queued (relayed from the outbox).
+    async fn only_message(reg: &Registry, queue: &dyn Queue, name: &str) -> Message {
+        reg.events().flush().await;
+        let mut got = queue.receive(name, 10, Duration::from_secs(60), Duration::ZERO).await.unwrap();
+        assert_eq!(got.len(), 1);
+        got.remove(0)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_kind_has_one_effect_for_a_message_delivered_twice() {
+        let (_dir, reg, queue) = crate::testkit::local_registry_and_queue().await;
+        let worker = Arc::new(Worker::new(reg.clone(), queue.clone(), super::super::host::all_jobs(), 3));
+
+        // A webhook delivery: the receiver is called once, whether the
+        // repeats come one after the other or at once.
+        let (url, hits) = receiver(200).await;
+        let x =
+            reg.start_execution(&WebhookJob, 1, "EVENT", serde_json::Map::new(), vec![delivery(&url)]).await.unwrap();
+        let msg = only_message(&reg, queue.as_ref(), queue::WEBHOOKS).await;
+        let (a, b) = tokio::join!(worker.handle(queue::WEBHOOKS, &msg), worker.handle(queue::WEBHOOKS, &msg));
+        let outcomes = [a, b];
+        assert!(outcomes.contains(&Handled::Done), "{outcomes:?}");
+        assert_eq!(worker.handle(queue::WEBHOOKS, &msg).await, Handled::Done);
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        assert_eq!(reg.execution(x).await.unwrap().status, Status::Success);
+
+        // An audit purge: one run, one log.
+        let old = Event::about(EventKind::CreateProject, &Actor::system(), Some("p"), "p");
+        reg.record_audit(&old).await.unwrap();
+        let params = serde_json::json!({"audit_retention_hour": 0});
+        let x = reg.start_execution(&PurgeAuditJob, 0, "MANUAL", serde_json::Map::new(), vec![params]).await.unwrap();
+        let msg = only_message(&reg, queue.as_ref(), queue::JOBS).await;
+        assert_eq!(worker.handle(queue::JOBS, &msg).await, Handled::Done);
+        assert_eq!(worker.handle(queue::JOBS, &msg).await, Handled::Done);
+        let task = reg.tasks_of(x).await.unwrap().remove(0);
+        assert_eq!((task.status, task.run_count), (Status::Success, 1));
+        assert_eq!(reg.task_log(x, task.id).await.unwrap().matches("Purged 1 rows").count(), 1);
+
+        // An event: one audit record.
+        let push =
+            Event::artifact(EventKind::PushArtifact, &Actor::system(), "p/app", "sha256:00").with_tag(Some("v1"));
+        let body = serde_json::to_string(&EventMessage::Event(Box::new(push))).unwrap();
+        let msg = Message { id: "m".into(), receipt: "r".into(), body, attempts: 1 };
+        assert_eq!(worker.handle(queue::EVENTS, &msg).await, Handled::Done);
+        assert_eq!(worker.handle(queue::EVENTS, &msg).await, Handled::Done);
+        let req = crate::service::paging::PageRequest::first(10);
+        let logs = reg.list_audit(None, &Default::default(), &req).await.unwrap();
+        assert_eq!(logs.items.iter().filter(|r| r.resource == "p/app:v1").count(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn failures_retry_then_end_in_error_and_dead_letters_are_recorded() {
+        let (_dir, reg, queue) = crate::testkit::local_registry_and_queue().await;
+        let worker = Worker::new(reg.clone(), queue.clone(), super::super::host::all_jobs(), 2);
+        let (url, hits) = receiver(503).await;
+        let x =
+            reg.start_execution(&WebhookJob, 1, "EVENT", serde_json::Map::new(), vec![delivery(&url)]).await.unwrap();
+        let msg = only_message(&reg, queue.as_ref(), queue::WEBHOOKS).await;
+        let Handled::Retry(delay) = worker.handle(queue::WEBHOOKS, &msg).await else { panic!("no retry") };
+        assert!(delay >= Duration::from_secs(2));
+        let task = reg.tasks_of(x).await.unwrap().remove(0);
+        assert_eq!(task.status, Status::Pending);
+        assert!(task.status_message.contains("503"), "{}", task.status_message);
+        // The last attempt: recorded as Error.
+        let again = Message { attempts: 2, ..msg.clone() };
+        assert_eq!(worker.handle(queue::WEBHOOKS, &again).await, Handled::Done);
+        let task = reg.tasks_of(x).await.unwrap().remove(0);
+        assert_eq!((task.status, task.run_count), (Status::Error, 2));
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+
+        // A message dead-lettered before its worker recorded an outcome.
+        let x =
+            reg.start_execution(&WebhookJob, 1, "EVENT", serde_json::Map::new(), vec![delivery(&url)]).await.unwrap();
+        let msg = only_message(&reg, queue.as_ref(), queue::WEBHOOKS).await;
+        assert!(matches!(worker.handle(queue::WEBHOOKS, &msg).await, Handled::Retry(_)));
+        let dlq = queue::dead_letter_queue(queue::WEBHOOKS);
+        queue.send(&dlq, &msg.body, Duration::ZERO).await.unwrap();
+        assert_eq!(worker.drain_dead_letters(queue::WEBHOOKS).await.unwrap(), 1);
+        let x = reg.execution(x).await.unwrap();
+        assert_eq!(x.status, Status::Error);
+        assert!(x.status_message.starts_with("given up after 1 deliveries; last error:"), "{}", x.status_message);
+        assert!(x.status_message.contains("503"));
+
+        // A stopped execution's waiting task stops without running.
+        let x =
+            reg.start_execution(&WebhookJob, 1, "EVENT", serde_json::Map::new(), vec![delivery(&url)]).await.unwrap();
+        let msg = only_message(&reg, queue.as_ref(), queue::WEBHOOKS).await;
+        reg.stop_execution(x).await.unwrap();
+        let before = hits.load(Ordering::SeqCst);
+        assert_eq!(worker.handle(queue::WEBHOOKS, &msg).await, Handled::Done);
+        assert_eq!(hits.load(Ordering::SeqCst), before);
+        assert_eq!(reg.execution(x).await.unwrap().status, Status::Stopped);
+    }
+}
