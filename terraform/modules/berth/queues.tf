@@ -2,7 +2,8 @@
 # named as berth names them (shared/src/queue/sqs.rs): <prefix><queue> and
 # <prefix><queue>-dlq, with the attributes `berth migrate` sets, so that
 # running it changes nothing, and a visibility timeout that fits the
-# workers consuming the queue (main.tf: local.queue_visibility).
+# workers consuming the queue (main.tf: local.queue_visibility; migrate
+# keeps it).
 
 resource "aws_sqs_queue" "dlq" {
   for_each                          = local.queues
