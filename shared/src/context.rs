@@ -8,6 +8,7 @@ use crate::blob::BlobStore;
 use crate::blob::fs::FsBlobStore;
 use crate::blob::s3::S3BlobStore;
 use crate::config::{Backend, Config};
+use crate::events::EventBus;
 use crate::localdb::LocalDb;
 use crate::meta::MetaStore;
 use crate::meta::dynamo::DynamoMetaStore;
@@ -27,6 +28,8 @@ pub struct AppContext {
     pub queue: Arc<dyn Queue>,
     /// Signs and verifies registry tokens; the same for every replica.
     pub token_keys: TokenKeys,
+    /// The process's relay of events to the events queue.
+    pub events: Arc<EventBus>,
 }
 
 fn startup(what: &str) -> impl FnOnce(PortError) -> StartupError + '_ {
@@ -44,8 +47,9 @@ impl AppContext {
             Backend::Local => {
                 let (blobs, meta, queue) = open_local(&config).await?;
                 let token_keys = token_keys(&config, meta.as_ref()).await?;
-                crate::migrate::apply_local(&config, &blobs, &meta, queue.as_ref()).await?;
-                Self { config, blobs, meta, queue, token_keys }
+                crate::migrate::apply_local(&config, &blobs, &meta, &queue).await?;
+                let events = Arc::new(EventBus::new(meta.clone(), queue.clone()));
+                Self { config, blobs, meta, queue, token_keys, events }
             }
             Backend::Aws => {
                 let sdk = crate::aws::sdk_config(&config.aws).await;
@@ -58,7 +62,9 @@ impl AppContext {
                 q.map_err(startup("SQS queues"))?;
                 crate::migrate::check_version(&meta).await?;
                 let token_keys = token_keys(&config, &meta).await?;
-                Self { config, blobs: Arc::new(blobs), meta: Arc::new(meta), queue: Arc::new(queue), token_keys }
+                let (meta, queue): (Arc<dyn MetaStore>, Arc<dyn Queue>) = (Arc::new(meta), Arc::new(queue));
+                let events = Arc::new(EventBus::new(meta.clone(), queue.clone()));
+                Self { config, blobs: Arc::new(blobs), meta, queue, token_keys, events }
             }
         };
         Ok(Arc::new(ctx))
@@ -66,7 +72,7 @@ impl AppContext {
 
     /// The registry over this context's ports.
     pub fn registry(&self) -> Registry {
-        Registry::from_ports(self.blobs.clone(), self.meta.clone(), self.config.auth.token_ttl_secs)
+        Registry::from_ports(self.blobs.clone(), self.meta.clone(), self.events.clone(), self.config.auth.token_ttl_secs)
     }
 
     /// What every start needs in the table (the administrator, the default
@@ -80,7 +86,7 @@ impl AppContext {
     /// Brings the local store up to this build's schema (what `open` did
     /// already; `berth migrate` reports it).
     pub async fn migrate_local(&self) -> Result<crate::migrate::Report, StartupError> {
-        crate::migrate::apply_local(&self.config, &self.blobs, &self.meta, self.queue.as_ref()).await
+        crate::migrate::apply_local(&self.config, &self.blobs, &self.meta, &self.queue).await
     }
 }
 

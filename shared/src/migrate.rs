@@ -14,6 +14,7 @@ use crate::meta::schema::table_schema;
 use crate::meta::{Condition, ErrorKind, Item, MetaStore, PortError, keys, now_unix};
 use crate::queue::sqs::SqsQueue;
 use crate::queue::{ALL_QUEUES, Queue, QueueSpec};
+use crate::events::EventBus;
 use crate::service::Registry;
 use crate::startup::StartupError;
 
@@ -42,7 +43,8 @@ pub async fn apply_aws(config: &Config) -> Result<Report, StartupError> {
     report.steps.push(format!("queues {}{{{}}} ready", aws.queue_prefix, ALL_QUEUES.join(",")));
     let blobs = S3BlobStore::from_config(aws, &sdk);
     let meta: Arc<dyn MetaStore> = Arc::new(meta);
-    let registry = Registry::from_ports(Arc::new(blobs), meta.clone(), config.auth.token_ttl_secs);
+    let events = Arc::new(EventBus::new(meta.clone(), Arc::new(queue)));
+    let registry = Registry::from_ports(Arc::new(blobs), meta.clone(), events, config.auth.token_ttl_secs);
     let version = migrate_data(&registry, meta.as_ref(), &mut report).await?;
     report.steps.push(format!("schema version {version}"));
     Ok(report)
@@ -54,11 +56,12 @@ pub async fn apply_local(
     config: &Config,
     blobs: &Arc<dyn BlobStore>,
     meta: &Arc<dyn MetaStore>,
-    queue: &dyn Queue,
+    queue: &Arc<dyn Queue>,
 ) -> Result<Report, StartupError> {
-    ensure_queues(queue, config).await.map_err(|e| StartupError::new(format!("the local queues: {e}")))?;
+    ensure_queues(queue.as_ref(), config).await.map_err(|e| StartupError::new(format!("the local queues: {e}")))?;
     let mut report = Report::default();
-    let registry = Registry::from_ports(blobs.clone(), meta.clone(), config.auth.token_ttl_secs);
+    let events = Arc::new(EventBus::new(meta.clone(), queue.clone()));
+    let registry = Registry::from_ports(blobs.clone(), meta.clone(), events, config.auth.token_ttl_secs);
     let version = migrate_data(&registry, meta.as_ref(), &mut report).await?;
     report.steps.push(format!("local store at {} on schema version {version}", config.data_dir.display()));
     Ok(report)
@@ -88,7 +91,7 @@ async fn stored_version(meta: &dyn MetaStore) -> Result<Option<i64>, PortError> 
     Ok(meta.get(pk, sk).await?.and_then(|i| i.i64(keys::attr::VERSION)))
 }
 
-async fn ensure_queues(queue: &dyn Queue, config: &Config) -> Result<(), PortError> {
+pub async fn ensure_queues(queue: &dyn Queue, config: &Config) -> Result<(), PortError> {
     let spec = QueueSpec { max_attempts: config.queue.max_attempts };
     for name in ALL_QUEUES {
         queue.ensure(name, spec).await?;

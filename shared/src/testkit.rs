@@ -79,6 +79,21 @@ pub async fn local_registry() -> (tempfile::TempDir, crate::service::Registry) {
     let dir = tempfile::tempdir().unwrap();
     let blobs = crate::blob::fs::FsBlobStore::open(dir.path().join("blobs")).await.unwrap();
     let db = crate::localdb::LocalDb::open(&dir.path().join("berth.redb")).unwrap();
-    let meta = crate::meta::local::LocalMetaStore::open(db).await.unwrap();
-    (dir, crate::service::Registry::from_ports(Arc::new(blobs), Arc::new(meta), 1800))
+    let meta: Arc<dyn crate::meta::MetaStore> = Arc::new(crate::meta::local::LocalMetaStore::open(db.clone()).await.unwrap());
+    let queue: Arc<dyn crate::queue::Queue> = Arc::new(crate::queue::local::LocalQueue::open(db).await.unwrap());
+    crate::migrate::ensure_queues(queue.as_ref(), &crate::config::Config::default()).await.unwrap();
+    let events = Arc::new(crate::events::EventBus::new(meta.clone(), queue));
+    (dir, crate::service::Registry::from_ports(Arc::new(blobs), meta, events, 1800))
+}
+
+/// Pushes a one-config, no-layer image to `repo` (whose project must
+/// exist) under `tag`; returns its digest.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub async fn push_small_image(
+    reg: &crate::service::Registry,
+    repo: &crate::oci::RepoName,
+    tag: &crate::oci::Tag,
+) -> crate::oci::Digest {
+    reg.push_small_image_for_tests(repo, tag).await
 }

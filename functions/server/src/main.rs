@@ -1,5 +1,6 @@
-//! `berth`: the registry in one binary. `serve` runs the HTTP API (and, as
-//! they land, the workers) over the configured backends; `migrate` prepares
+//! `berth`: the registry in one binary. `serve` runs the HTTP API and the
+//! background workers over the configured backends; `worker` runs only the
+//! workers (container replicas of the background side); `migrate` prepares
 //! a backend's resources; `admin` manages accounts offline (a lost admin
 //! password); `push-blob` is a client of the upload extension. Everything
 //! else lives in the `berth` library.
@@ -13,6 +14,7 @@ use std::process::ExitCode;
 use berth::config::{Backend, Config, Overrides, Role};
 use berth::context::AppContext;
 use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
 
 /// jemalloc returns freed memory to the system (settings in
 /// `.cargo/config.toml`), so a burst of requests leaves no lasting RSS.
@@ -38,6 +40,19 @@ enum Command {
         /// Which endpoints to serve: `all`, or `upload` for an upload host.
         #[arg(long, value_parser = parse_role)]
         role: Option<Role>,
+        /// Run no queue consumers or scheduler here (other processes run
+        /// `berth worker`); the event relay still runs.
+        #[arg(long)]
+        no_workers: bool,
+    },
+    /// Run the background workers only: the event relay, the scheduler and
+    /// the consumers of the given queues (default: all of them).
+    Worker {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// A queue to consume (`events`, `webhooks`, `jobs`); repeatable.
+        #[arg(long = "queue", value_parser = parse_queue)]
+        queues: Vec<&'static str>,
     },
     /// Create or upgrade the backend's bucket, table and queues (idempotent).
     Migrate {
@@ -100,6 +115,10 @@ fn parse_backend(s: &str) -> Result<Backend, String> {
     }
 }
 
+fn parse_queue(s: &str) -> Result<&'static str, String> {
+    berth::jobs::host::queue_named(s).ok_or_else(|| format!("expected one of {}", berth::queue::ALL_QUEUES.join(", ")))
+}
+
 fn parse_role(s: &str) -> Result<Role, String> {
     match s {
         "all" => Ok(Role::All),
@@ -129,7 +148,7 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { common, listen, role } => {
+        Command::Serve { common, listen, role, no_workers } => {
             let config = common.load(listen, role)?;
             berth::telemetry::init(config.log.format, &config.log.level);
             let listen = config.server.listen;
@@ -140,7 +159,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                      (shown only this once; set BERTH_ADMIN_PASSWORD before the first start to choose it)"
                 );
             }
-            berth::http::serve(ctx, listen).await?;
+            let stop = CancellationToken::new();
+            let queues: &[&'static str] = if no_workers { &[] } else { &berth::queue::ALL_QUEUES };
+            let background = berth::jobs::host::start(&ctx, queues, &stop);
+            let served = berth::http::serve(ctx, listen).await;
+            stop.cancel();
+            finish(background).await;
+            served?;
+        }
+        Command::Worker { common, queues } => {
+            let config = common.load(None, None)?;
+            berth::telemetry::init(config.log.format, &config.log.level);
+            let ctx = AppContext::open(config).await?;
+            ctx.bootstrap().await?;
+            let queues = if queues.is_empty() { berth::queue::ALL_QUEUES.to_vec() } else { queues };
+            let stop = CancellationToken::new();
+            let background = berth::jobs::host::start(&ctx, &queues, &stop);
+            tracing::info!(queues = ?queues, "berth worker running");
+            berth::http::serve::shutdown_signal().await;
+            stop.cancel();
+            finish(background).await;
         }
         Command::Migrate { common } => {
             let config = common.load(None, None)?;
@@ -199,6 +237,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::PushBlob(push) => push.run().await?,
     }
     Ok(())
+}
+
+/// Waits (a bounded time) for the background tasks to finish their work
+/// in hand: the relay's last flush, the tasks running.
+async fn finish(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    let all = futures::future::join_all(tasks);
+    if tokio::time::timeout(std::time::Duration::from_secs(20), all).await.is_err() {
+        eprintln!("berth: background work still running after 20 s; leaving it to the queue's redelivery");
+    }
 }
 
 #[cfg(test)]

@@ -8,13 +8,37 @@
 pub mod api;
 mod portal;
 mod router;
-mod serve;
+pub mod serve;
 pub mod state;
 mod token;
 pub mod v2;
 
 pub use router::router;
 pub use serve::serve;
+
+/// Who made a request, and from where: the account, the client's address
+/// (the first `X-Forwarded-For` hop, else `X-Real-IP`, else the peer) and
+/// the host it addressed (`X-Forwarded-Host`, else `Host`).
+pub fn request_actor(
+    subject: &crate::auth::Subject,
+    headers: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> crate::events::Actor {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let peer = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|axum::extract::ConnectInfo(addr)| addr.ip().to_string());
+    let address = get("x-forwarded-for").or_else(|| get("x-real-ip")).or(peer);
+    let host = get("x-forwarded-host").or_else(|| get("host"));
+    crate::events::Actor::new(subject.name(), address).via(host)
+}
 
 /// The registry's public base URL: `server.external_url`, else the scheme
 /// and host the request came to (honouring `X-Forwarded-Proto`/`-Host` from

@@ -14,13 +14,15 @@ pub async fn serve(ctx: Arc<AppContext>, addr: SocketAddr) -> Result<(), Startup
         .map_err(|e| StartupError::new(format!("cannot listen on {addr}: {e}")))?;
     let local = listener.local_addr().unwrap_or(addr);
     tracing::info!(address = %local, backend = ?ctx.config.backend, role = ?ctx.config.server.role, "berth listening");
-    axum::serve(listener, super::router(ctx))
+    let app = super::router(ctx).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| StartupError::new(format!("server failed: {e}")))
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -17,7 +17,7 @@ macro_rules! meta_store_conformance {
     ($ctor:path) => {
         $crate::meta_store_conformance!(@cases $ctor;
             put_get_delete, conditions, concurrent_create_one_winner, concurrent_versioned_updates,
-            counters, concurrent_counters, transaction_applies_all, transaction_rolls_back,
+            counters, concurrent_counters, transaction_applies_all, set_changes_only_its_attributes, transaction_rolls_back,
             transaction_rules, query_pagination, query_prefix_and_order, index_queries, expiry,
             keys_only_queries, invalid_input);
     };
@@ -200,6 +200,28 @@ pub async fn transaction_applies_all(s: Store, p: &str) {
     assert_eq!(s.get(&pk, "new").await.unwrap().unwrap().i64("v"), Some(1));
     assert_eq!(s.get(&pk, "old").await.unwrap(), None);
     assert_eq!(s.get(&pk, "count").await.unwrap().unwrap().i64("n"), Some(5));
+}
+
+/// `Set` changes the named attributes only, creates a missing item, and
+/// obeys its condition like every write.
+pub async fn set_changes_only_its_attributes(s: Store, p: &str) {
+    let pk = format!("{p}#set");
+    s.put(Item::new(&pk, "a").with("keep", "k").with("n", 1), Condition::Always).await.unwrap();
+    let set = |sk: &str, n: i64, cond: Condition| {
+        let attrs = crate::meta::Attrs::from_iter([("n".to_owned(), n.into()), ("t".to_owned(), "x".into())]);
+        Write::Set { pk: pk.clone(), sk: sk.into(), attrs, cond }
+    };
+    s.transact(vec![set("a", 2, Condition::equals("n", 1)), set("b", 7, Condition::Always)]).await.unwrap();
+    let a = s.get(&pk, "a").await.unwrap().unwrap();
+    assert_eq!((a.str("keep"), a.i64("n"), a.str("t")), (Some("k"), Some(2), Some("x")));
+    assert_eq!(s.get(&pk, "b").await.unwrap().unwrap().i64("n"), Some(7));
+    let err = s.transact(vec![set("a", 3, Condition::equals("n", 1))]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConditionFailed);
+    let err = s.transact(vec![set("missing", 3, Condition::Exists)]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConditionFailed);
+    assert_eq!(s.get(&pk, "missing").await.unwrap(), None);
+    let bad = Write::Set { pk: pk.clone(), sk: "a".into(), attrs: crate::meta::Attrs::new(), cond: Condition::Always };
+    assert_eq!(s.transact(vec![bad]).await.unwrap_err().kind(), ErrorKind::InvalidInput);
 }
 
 pub async fn transaction_rolls_back(s: Store, p: &str) {

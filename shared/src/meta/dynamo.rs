@@ -470,6 +470,19 @@ impl Expr {
         e
     }
 
+    /// `SET #s0 = :s0, #s1 = :s1 …` for `attrs`, with the condition's
+    /// placeholders (whose names never start with `#s`/`:s`).
+    fn set(attrs: &crate::meta::Attrs, cond: &Condition) -> (String, Self) {
+        let mut e = Self::condition(cond);
+        let mut parts = Vec::with_capacity(attrs.len());
+        for (i, (attr, value)) in attrs.iter().enumerate() {
+            e.names.insert(format!("#s{i}"), attr.clone());
+            e.values.insert(format!(":s{i}"), to_av(value));
+            parts.push(format!("#s{i} = :s{i}"));
+        }
+        (format!("SET {}", parts.join(", ")), e)
+    }
+
     /// The condition for writes that must carry one (a transaction's
     /// condition check): `Always` becomes a tautology.
     fn required_condition(&self) -> String {
@@ -521,6 +534,20 @@ fn transact_item(table: &str, write: &Write) -> PortResult<TransactWriteItem> {
                     .table_name(table)
                     .set_key(Some(key(pk, sk)))
                     .update_expression(ADD_EXPRESSION)
+                    .set_condition_expression(e.condition.clone())
+                    .set_expression_attribute_names(e.names())
+                    .set_expression_attribute_values(e.values())
+                    .build()
+                    .map_err(build_error)?,
+            )
+        }
+        Write::Set { pk, sk, attrs, cond } => {
+            let (update, e) = Expr::set(attrs, cond);
+            builder.update(
+                Update::builder()
+                    .table_name(table)
+                    .set_key(Some(key(pk, sk)))
+                    .update_expression(update)
                     .set_condition_expression(e.condition.clone())
                     .set_expression_attribute_names(e.names())
                     .set_expression_attribute_values(e.values())

@@ -41,6 +41,18 @@
 //! referrer                      R#<repository>           F#<subject digest>#<digest>
 //! blob                          B#<digest>               META
 //! upload session                U#<upload id>            META
+//! message not yet queued       OUT#<shard 0..3>         <time ms, 13 digits>#<message id>
+//! pull batch applied (TTL)      PULLS#<batch id>         DONE
+//! audit record                  AUD#<shard 0..7>         <time ms, 13 digits>#<event id>
+//! audit record of a project     AUDP#<project>#<0..3>    <time ms, 13 digits>#<event id>
+//! webhook policy                P#<project>              WH#<policy id, 16 digits>
+//! schedule                      SCHEDULES                <vendor type>#<vendor id>
+//! fired schedule slot (TTL)     SLOT#<type>#<vendor id>  <slot time ms>
+//! job execution                 X#<execution id>         META
+//! job task                      X#<execution id>         T#<task id, 16 digits>
+//! job task log line             X#<execution id>         L#<task id>#<time ms>#<n>
+//! executions of a vendor        XS#<type>#<vendor id>    <execution id, 16 digits>
+//! event handled (TTL)           EVT#<event id>#<consumer> DONE
 //! ```
 //! A repository's tags, manifests, links and referrers share one partition,
 //! so each listing is one query by sort-key prefix. Lists the API pages
@@ -78,6 +90,13 @@ pub mod attr {
     pub const EPOCH: &str = "epoch";
     /// How many tags an artifact carries.
     pub const TAG_COUNT: &str = "tag_count";
+    /// A serialized record kept whole (an outbox message), and the queue
+    /// it goes to.
+    pub const BODY: &str = "body";
+    pub const QUEUE: &str = "queue";
+    /// An artifact's last pull (Unix seconds) and a repository's pulls.
+    pub const PULL_TIME: &str = "pull_time";
+    pub const PULL_COUNT: &str = "pull_count";
 }
 
 /// The item recording which schema version `berth migrate` has applied.
@@ -194,6 +213,14 @@ pub enum Counted<'a> {
     Repositories(&'a str),
     Catalog,
     Artifacts(&'a RepoName),
+    /// The audit log, and one project's part of it (by name).
+    Audit,
+    ProjectAudit(&'a str),
+    /// The executions of a vendor (a job kind and the id of its policy).
+    Executions(&'a str, i64),
+    /// The webhook policies of a project, by name.
+    WebhookPolicies(&'a str),
+    Schedules,
 }
 
 /// How many items a list counter spreads over, so that concurrent writers
@@ -212,6 +239,11 @@ pub fn counter(list: Counted<'_>) -> String {
         Counted::Members(id) => format!("N#members#{id}"),
         Counted::Repositories(project) => format!("N#repositories#{project}"),
         Counted::Catalog => "N#catalog".to_owned(),
+        Counted::Audit => "N#audit".to_owned(),
+        Counted::ProjectAudit(project) => format!("N#audit#{project}"),
+        Counted::Executions(kind, vendor) => format!("N#executions#{kind}#{vendor}"),
+        Counted::WebhookPolicies(project) => format!("N#webhooks#{project}"),
+        Counted::Schedules => "N#schedules".to_owned(),
         Counted::Artifacts(repo) => format!("N#artifacts#{repo}"),
     }
 }
@@ -222,6 +254,115 @@ pub fn counter_shard(list: Counted<'_>, entry: &str) -> Key {
     use sha2::Digest as _;
     let shard = sha2::Sha256::digest(entry.as_bytes())[0] % COUNTER_SHARDS;
     (counter(list), shard.to_string())
+}
+
+/// How many partitions the outbox spreads over.
+pub const OUTBOX_SHARDS: u8 = 4;
+
+/// A partition of the outbox: events written with a change, not yet sent
+/// to the events queue, oldest first.
+pub fn outbox_partition(shard: u8) -> String {
+    format!("OUT#{shard}")
+}
+
+/// Sort key of a time-ordered entry: the time in milliseconds, zero-padded
+/// to 13 digits (good until the year 2286), then the entry's id.
+pub fn timed_sk(at_ms: i64, id: &str) -> String {
+    format!("{at_ms:013}#{id}")
+}
+
+fn shard_of(id: &str, shards: u8) -> u8 {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(id.as_bytes())[0] % shards
+}
+
+pub fn outbox(at_ms: i64, id: &str) -> Key {
+    (outbox_partition(shard_of(id, OUTBOX_SHARDS)), timed_sk(at_ms, id))
+}
+
+/// Marks a pull batch as counted, so that a batch delivered twice counts once.
+pub fn pull_batch(id: &str) -> Key {
+    (format!("PULLS#{id}"), "DONE".to_owned())
+}
+
+/// Marks an event as handled by one of its consumers.
+pub fn event_handled(id: &str, consumer: &str) -> Key {
+    (format!("EVT#{id}#{consumer}"), "DONE".to_owned())
+}
+
+/// How many partitions the audit log spreads over (and a project's, per project).
+pub const AUDIT_SHARDS: u8 = 8;
+pub const PROJECT_AUDIT_SHARDS: u8 = 4;
+
+pub fn audit_partition(shard: u8) -> String {
+    format!("AUD#{shard}")
+}
+
+pub fn project_audit_partition(project: &str, shard: u8) -> String {
+    format!("AUDP#{project}#{shard}")
+}
+
+pub fn audit(at_ms: i64, id: &str) -> Key {
+    (audit_partition(shard_of(id, AUDIT_SHARDS)), timed_sk(at_ms, id))
+}
+
+pub fn project_audit(project: &str, at_ms: i64, id: &str) -> Key {
+    (project_audit_partition(project, shard_of(id, PROJECT_AUDIT_SHARDS)), timed_sk(at_ms, id))
+}
+
+pub const SCHEDULES: &str = "SCHEDULES";
+
+/// The schedule of a vendor (a system job type and its policy id).
+pub fn schedule(vendor_type: &str, vendor_id: i64) -> Key {
+    (SCHEDULES.to_owned(), format!("{vendor_type}#{vendor_id:016}"))
+}
+
+/// The lease of one slot of a schedule.
+pub fn schedule_slot(vendor_type: &str, vendor_id: i64, slot_ms: i64) -> Key {
+    (format!("SLOT#{vendor_type}#{vendor_id}"), format!("{slot_ms:013}"))
+}
+
+/// Whether a job type's queue is paused (the job service dashboard).
+pub fn paused(job_type: &str) -> Key {
+    ("SYS".to_owned(), format!("PAUSED#{job_type}"))
+}
+
+pub const WEBHOOK_POLICY_PREFIX: &str = "WH#";
+
+/// A webhook policy, in its project's partition.
+pub fn webhook_policy(project: &str, id: i64) -> Key {
+    (format!("P#{project}"), format!("WH#{id:016}"))
+}
+
+pub fn execution(id: i64) -> Key {
+    (execution_partition(id), "META".to_owned())
+}
+
+pub fn execution_partition(id: i64) -> String {
+    format!("X#{id}")
+}
+
+pub const TASK_PREFIX: &str = "T#";
+
+pub fn task(execution: i64, task: i64) -> Key {
+    (execution_partition(execution), format!("T#{task:016}"))
+}
+
+pub fn task_log_prefix(task: i64) -> String {
+    format!("L#{task:016}#")
+}
+
+pub fn task_log(execution: i64, task: i64, at_ms: i64, seq: u32) -> Key {
+    (execution_partition(execution), format!("L#{task:016}#{at_ms:013}#{seq:06}"))
+}
+
+/// The executions of one vendor (a policy, or a system job type).
+pub fn executions_of(vendor_type: &str, vendor_id: i64) -> String {
+    format!("XS#{vendor_type}#{vendor_id}")
+}
+
+pub fn execution_entry(vendor_type: &str, vendor_id: i64, execution: i64) -> Key {
+    (executions_of(vendor_type, vendor_id), format!("{execution:016}"))
 }
 
 /// The generated registry-token signing key (when none is configured).

@@ -151,6 +151,11 @@ fn apply(txn: &redb::WriteTransaction, write: Write) -> PortResult<Option<Item>>
             item.attrs.insert(attr, Value::from(new));
             Some(item)
         }
+        Write::Set { pk, sk, attrs, .. } => {
+            let mut item = current.clone().unwrap_or_else(|| Item::new(pk, sk));
+            item.attrs.extend(attrs);
+            Some(item)
+        }
     };
     for index in [Index::Gsi1, Index::Gsi2] {
         let Some(def) = index_table(index) else { continue };

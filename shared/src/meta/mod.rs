@@ -166,6 +166,10 @@ pub enum Write {
     /// Adds `delta` to the numeric `attr`, creating the item and attribute
     /// (from 0) when missing.
     Add { pk: String, sk: String, attr: String, delta: i64, cond: Condition },
+    /// Sets each of `attrs` (overwriting those present, keeping the item's
+    /// other attributes), creating the item when missing. `attrs` may not
+    /// name the key attributes.
+    Set { pk: String, sk: String, attrs: Attrs, cond: Condition },
     /// Writes nothing; fails the transaction unless `cond` holds.
     Check { pk: String, sk: String, cond: Condition },
 }
@@ -174,13 +178,20 @@ impl Write {
     pub fn key(&self) -> (&str, &str) {
         match self {
             Self::Put { item, .. } => (&item.pk, &item.sk),
-            Self::Delete { pk, sk, .. } | Self::Add { pk, sk, .. } | Self::Check { pk, sk, .. } => (pk, sk),
+            Self::Delete { pk, sk, .. }
+            | Self::Add { pk, sk, .. }
+            | Self::Set { pk, sk, .. }
+            | Self::Check { pk, sk, .. } => (pk, sk),
         }
     }
 
     pub fn cond(&self) -> &Condition {
         match self {
-            Self::Put { cond, .. } | Self::Delete { cond, .. } | Self::Add { cond, .. } | Self::Check { cond, .. } => {
+            Self::Put { cond, .. }
+            | Self::Delete { cond, .. }
+            | Self::Add { cond, .. }
+            | Self::Set { cond, .. }
+            | Self::Check { cond, .. } => {
                 cond
             }
         }
@@ -380,8 +391,14 @@ pub fn validate_transaction(writes: &[Write]) -> PortResult<()> {
     for w in writes {
         let (pk, sk) = w.key();
         validate_key(pk, sk)?;
-        if let Write::Put { item, .. } = w {
-            validate_item(item)?;
+        match w {
+            Write::Put { item, .. } => validate_item(item)?,
+            Write::Set { attrs, .. } => {
+                if attrs.is_empty() || attrs.keys().any(|a| a == "pk" || a == "sk") {
+                    return Err(PortError::msg(ErrorKind::InvalidInput, "a set names 1 or more non-key attributes"));
+                }
+            }
+            _ => {}
         }
         if !seen.insert((pk, sk)) {
             return Err(PortError::msg(

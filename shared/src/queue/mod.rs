@@ -29,10 +29,14 @@ pub const MAX_BATCH: usize = 10;
 pub const MAX_DELAY: Duration = Duration::from_secs(900);
 
 /// The queues berth uses; names are short and stable (they are also SQS
-/// queue names after the configured prefix).
+/// queue names after the configured prefix). Work of different needs goes
+/// to different queues, so each can have its own consumers (and, on AWS,
+/// its own Lambda settings): events are many and quick, webhook deliveries
+/// wait on other servers, jobs run for up to a minute a message.
 pub const EVENTS: &str = "events";
+pub const WEBHOOKS: &str = "webhooks";
 pub const JOBS: &str = "jobs";
-pub const ALL_QUEUES: [&str; 2] = [EVENTS, JOBS];
+pub const ALL_QUEUES: [&str; 3] = [EVENTS, WEBHOOKS, JOBS];
 
 /// Name of the queue that takes `queue`'s messages after too many attempts.
 pub fn dead_letter_queue(queue: &str) -> String {

@@ -18,13 +18,14 @@ use base64::engine::general_purpose::STANDARD as B64;
 use sha2::{Digest as _, Sha256};
 
 use crate::blob::keys as blob_keys;
+use crate::events::{Event, EventKind};
 use crate::meta::keys::{self, Counted};
 use crate::meta::{Condition, ErrorKind, Item, Query, Write, now_unix};
 use crate::oci::{Descriptor, Digest, Manifest, Reference, RepoName, Tag};
 
 use super::manifests::{ArtifactRecord, RepositoryRecord, TagEntry};
 use super::paging::{Listing, Match, PageRequest, Source, count_write, walk};
-use super::record::{corrupt, from_item, to_item};
+use super::record::{corrupt, from_item};
 use super::{Registry, ServiceError, ServiceResult};
 
 /// Tags shown with each artifact of a listing (all of them are paged
@@ -47,6 +48,7 @@ pub struct RepositoryInfo {
     pub name: RepoName,
     pub description: String,
     pub artifact_count: u64,
+    pub pull_count: u64,
     pub creation_time: i64,
     pub update_time: i64,
 }
@@ -64,6 +66,8 @@ pub struct ArtifactInfo {
     pub manifest: Manifest,
     pub size: u64,
     pub push_time: i64,
+    /// The last pull, Unix seconds (0: never).
+    pub pull_time: i64,
     /// Tags on it, by name (the first [`TAGS_PER_ARTIFACT`]).
     pub tags: Vec<TagInfo>,
     /// How many tags it has.
@@ -139,6 +143,7 @@ impl Registry {
             id: stable_id(name.as_str()),
             description: record.description,
             artifact_count,
+            pull_count: u64::try_from(record.pull_count).unwrap_or(0),
             creation_time: record.created_at,
             update_time: if record.update_time == 0 { record.created_at } else { record.update_time },
             name,
@@ -216,12 +221,15 @@ impl Registry {
         if description.chars().count() > 1024 {
             return Err(ServiceError::Invalid("description is longer than 1024 characters".to_owned()));
         }
-        let mut record = self.repository_record(repo).await?;
-        record.description = description.to_owned();
-        record.update_time = now_unix().max(record.created_at);
+        let record = self.repository_record(repo).await?;
+        // Only these attributes: the pull count moves meanwhile.
+        let attrs = crate::meta::Attrs::from_iter([
+            ("description".to_owned(), description.into()),
+            (keys::attr::UPDATE_TIME.to_owned(), now_unix().max(record.created_at).into()),
+        ]);
         let (pk, sk) = keys::repository(repo);
-        let item = to_item(pk, sk, &record, "repository")?;
-        match self.meta.put(item, Condition::equals(keys::attr::NAME, repo.to_string())).await {
+        let cond = Condition::equals(keys::attr::NAME, repo.to_string());
+        match self.meta.transact(vec![Write::Set { pk, sk, attrs, cond }]).await {
             Err(e) if e.is(ErrorKind::ConditionFailed) => Err(not_found(repo)),
             other => other.map_err(Into::into),
         }
@@ -264,7 +272,9 @@ impl Registry {
             count_write(Counted::Repositories(repo.project()), repo.as_str(), -1),
             count_write(Counted::Catalog, repo.as_str(), -1),
         ];
-        match self.meta.transact(writes).await {
+        let mut event = Event::about(EventKind::DeleteRepository, self.actor(), Some(repo.project()), repo.as_str());
+        event.repository = Some(repo.to_string());
+        match self.commit_with_events(writes, vec![event]).await {
             // Deleted by a concurrent request meanwhile.
             Err(e) if e.is(ErrorKind::ConditionFailed) => Err(not_found(repo)),
             other => other.map_err(Into::into),
@@ -287,6 +297,7 @@ impl Registry {
         Ok(ArtifactInfo {
             size: record.size,
             push_time: record.pushed_at,
+            pull_time: record.pull_time,
             tag_count: u64::try_from(record.tag_count).unwrap_or(0),
             digest,
             manifest,

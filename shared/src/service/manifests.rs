@@ -29,6 +29,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::blob::keys as blob_keys;
+use crate::events::{Event, EventKind};
 use crate::meta::keys::{self, Counted, Key};
 use crate::meta::{Condition, ErrorKind, Item, Query, Write, now_unix};
 use crate::oci::{Descriptor, Digest, Manifest, Reference, RepoName, Tag};
@@ -101,6 +102,10 @@ pub(super) struct ArtifactRecord {
     pub in_body: bool,
     #[serde(default)]
     pub tag_count: i64,
+    /// The last pull counted, Unix seconds (0: never), set by the pull
+    /// statistics consumer.
+    #[serde(default)]
+    pub pull_time: i64,
 }
 
 /// A repository as stored in its project's partition.
@@ -112,11 +117,14 @@ pub(super) struct RepositoryRecord {
     pub created_at: i64,
     #[serde(default)]
     pub update_time: i64,
+    /// Pulls counted by the pull statistics consumer.
+    #[serde(default)]
+    pub pull_count: i64,
 }
 
 impl RepositoryRecord {
     pub(super) fn new(repo: &RepoName, now: i64) -> Self {
-        Self { name: repo.to_string(), description: String::new(), created_at: now, update_time: now }
+        Self { name: repo.to_string(), description: String::new(), created_at: now, update_time: now, pull_count: 0 }
     }
 }
 
@@ -194,6 +202,7 @@ fn artifact_record(key: &Key, manifest: &Manifest, bytes: &Bytes, now: i64) -> A
         body: None,
         in_body: false,
         tag_count: 0,
+        pull_time: 0,
     };
     let fits_as_item =
         |r: &ArtifactRecord| to_item(key.0.clone(), key.1.clone(), r, "artifact").is_ok_and(|i| fits(&i));
@@ -295,6 +304,9 @@ impl Registry {
             Reference::Tag(t) => Some(t),
             Reference::Digest(_) => None,
         };
+        let event = Event::artifact(EventKind::PushArtifact, self.actor(), repo.as_str(), &digest.to_string())
+            .with_tag(tag.map(|t| t.as_str()))
+            .with_manifest(&record.media_type, record.size);
         for _ in 0..ATTEMPTS {
             let (apk, ask) = keys::artifact(repo, &digest);
             let exists = self.meta.get(&apk, &ask).await?.is_some();
@@ -343,7 +355,7 @@ impl Registry {
             if let Some(subject) = &manifest.subject {
                 writes.push(self.referrer_write(repo, &subject.digest, &digest, &manifest, bytes.len())?);
             }
-            match self.meta.transact(writes).await {
+            match self.commit_with_events(writes, vec![event.clone()]).await {
                 Ok(()) => return Ok(PutOutcome { digest, subject: manifest.subject.map(|s| s.digest) }),
                 // A concurrent push or delete moved the tag or the artifact:
                 // read again and redo.
@@ -508,7 +520,9 @@ impl Registry {
                 Write::Delete { pk: epk, sk: esk, cond: Condition::Always },
                 tag_count_write(repo, &digest, -1),
             ];
-            match self.meta.transact(writes).await {
+            let event = Event::artifact(EventKind::DeleteTag, self.actor(), repo.as_str(), &digest.to_string())
+                .with_tag(Some(tag.as_str()));
+            match self.commit_with_events(writes, vec![event]).await {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is(ErrorKind::ConditionFailed) => continue,
                 Err(e) => return Err(e.into()),
@@ -555,7 +569,15 @@ impl Registry {
                     writes.push(Write::Delete { pk: entry.pk, sk: entry.sk, cond: Condition::Always });
                 }
             }
-            match self.meta.transact(writes).await {
+            let events = if last {
+                vec![
+                    Event::artifact(EventKind::DeleteArtifact, self.actor(), repo.as_str(), &digest.to_string())
+                        .with_manifest(&artifact.media_type, artifact.size),
+                ]
+            } else {
+                Vec::new()
+            };
+            match self.commit_with_events(writes, events).await {
                 Ok(()) if last => return Ok(()),
                 Ok(()) => {}
                 // A tag moved meanwhile: read again.
@@ -694,7 +716,9 @@ impl Registry {
         let record = TagRecord::of(digest, &artifact, now_unix());
         let mut writes = tag_writes(repo, tag, digest, &record, None)?;
         writes.push(tag_count_write(repo, digest, 1));
-        match self.meta.transact(writes).await {
+        let event = Event::artifact(EventKind::CreateTag, self.actor(), repo.as_str(), &digest.to_string())
+            .with_tag(Some(tag.as_str()));
+        match self.commit_with_events(writes, vec![event]).await {
             Err(e) if e.is(ErrorKind::ConditionFailed) => {
                 if self.tag_record(repo, tag).await?.is_some() {
                     Err(ServiceError::Conflict(format!("the tag {tag} already exists in {repo}")))

@@ -11,6 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::events::{Event, EventKind};
 use crate::meta::keys::{self, Counted, MemberKind};
 use crate::meta::{Condition, ErrorKind, Item, Query, Write};
 use crate::rbac::Role;
@@ -103,6 +104,11 @@ pub(super) fn member_key(m: &Member) -> String {
     keys::member(&m.project_id.to_string(), m.kind, m.entity_id).1
 }
 
+fn member_event(kind: EventKind, reg: &Registry, project: &Project, member: &Member) -> Event {
+    Event::about(kind, reg.actor(), Some(&project.name), &member.entity_name)
+        .with_detail(format!("{} member {} of project {}", kind.audit().map_or("", |a| a.1), member.entity_name, project.name))
+}
+
 impl Registry {
     /// Adds a user or group to a project; `Conflict` when it is a member
     /// already.
@@ -135,7 +141,8 @@ impl Registry {
         };
         let writes =
             vec![Write::Put { item, cond }, count_write(Counted::Members(project.project_id), &member_key(&member), 1)];
-        match self.meta.transact(writes).await {
+        let event = member_event(EventKind::CreateMember, self, project, &member);
+        match self.commit_with_events(writes, vec![event]).await {
             Ok(()) => Ok(member),
             Err(e) if e.is(ErrorKind::ConditionFailed) => Err(exists()),
             Err(e) => Err(e.into()),
@@ -190,7 +197,9 @@ impl Registry {
         let mut member = self.member(project, mid).await?;
         member.role = role;
         let cond = Condition::equals(keys::attr::PROJECT_ID, project.project_id);
-        match self.meta.put(member_item(&project.name, &member)?, cond).await {
+        let writes = vec![Write::Put { item: member_item(&project.name, &member)?, cond }];
+        let event = member_event(EventKind::UpdateMember, self, project, &member);
+        match self.commit_with_events(writes, vec![event]).await {
             Err(e) if e.is(ErrorKind::ConditionFailed) => Err(not_found(mid, project)),
             other => other.map_err(Into::into),
         }
@@ -203,7 +212,8 @@ impl Registry {
             Write::Delete { pk, sk, cond: Condition::equals(keys::attr::PROJECT_ID, project.project_id) },
             count_write(Counted::Members(project.project_id), &member_key(&member), -1),
         ];
-        match self.meta.transact(writes).await {
+        let event = member_event(EventKind::DeleteMember, self, project, &member);
+        match self.commit_with_events(writes, vec![event]).await {
             Err(e) if e.is(ErrorKind::ConditionFailed) => Err(not_found(mid, project)),
             other => other.map_err(Into::into),
         }

@@ -16,8 +16,10 @@
 //! epoch ([`revocation`]).
 
 pub mod artifacts;
+pub mod audit;
 pub mod blobs;
 pub mod error;
+pub mod executions;
 pub mod groups;
 pub mod manifests;
 pub mod members;
@@ -25,20 +27,24 @@ pub mod oidc;
 pub mod paging;
 pub mod passwords;
 pub mod projects;
+pub mod pulls;
 pub mod record;
 pub mod reindex;
 pub mod revocation;
 pub mod robots;
+pub mod schedules;
 pub mod sessions;
 pub mod settings;
 pub mod uploads;
 pub mod users;
+pub mod webhooks;
 
 use std::sync::Arc;
 
 pub use error::{ServiceError, ServiceResult};
 
 use self::revocation::{AccountEpoch, Epoch};
+use crate::events::{Actor, Event, EventBus, Outgoing};
 use self::settings::{Settings, SettingsStore};
 use crate::blob::BlobStore;
 use crate::meta::MetaStore;
@@ -50,15 +56,67 @@ pub struct Registry {
     meta: Arc<dyn MetaStore>,
     settings: Arc<SettingsStore>,
     epoch: Arc<AccountEpoch>,
+    /// Where the events of committed changes go ([`crate::events`]).
+    events: Arc<EventBus>,
+    /// Whom the changes made through this handle are recorded as
+    /// ([`Registry::acting`]).
+    actor: Arc<Actor>,
 }
 
 impl Registry {
     /// The registry over these ports; `token_ttl_secs` is the default of
     /// the `token_expiration` setting.
-    pub fn from_ports(blobs: Arc<dyn BlobStore>, meta: Arc<dyn MetaStore>, token_ttl_secs: u64) -> Self {
+    pub fn from_ports(
+        blobs: Arc<dyn BlobStore>,
+        meta: Arc<dyn MetaStore>,
+        events: Arc<EventBus>,
+        token_ttl_secs: u64,
+    ) -> Self {
         let settings = Arc::new(SettingsStore::new(meta.clone(), token_ttl_secs));
         let epoch = Arc::new(AccountEpoch::new(meta.clone()));
-        Self { blobs, meta, settings, epoch }
+        Self { blobs, meta, settings, epoch, events, actor: Arc::new(Actor::system()) }
+    }
+
+    /// This registry, recording the changes made through it as `actor`'s
+    /// (in events and the audit log). A plain registry acts as `system`.
+    pub fn acting(&self, actor: Actor) -> Self {
+        Self { actor: Arc::new(actor), ..self.clone() }
+    }
+
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    /// The process's event relay.
+    pub fn events(&self) -> &Arc<EventBus> {
+        &self.events
+    }
+
+    /// Commits `writes` with the outbox items of `events`, then hands the
+    /// events to the relay: the one way a change that raises events is
+    /// written.
+    pub(crate) async fn commit_with_events(
+        &self,
+        writes: Vec<crate::meta::Write>,
+        events: Vec<Event>,
+    ) -> crate::port::PortResult<()> {
+        let messages = events.iter().map(Outgoing::event).collect::<Result<Vec<_>, _>>()?;
+        self.commit_with_messages(writes, messages).await
+    }
+
+    /// Commits `writes` with the outbox items of `messages` (events, job
+    /// tasks), then hands them to the relay.
+    pub(crate) async fn commit_with_messages(
+        &self,
+        mut writes: Vec<crate::meta::Write>,
+        messages: Vec<Outgoing>,
+    ) -> crate::port::PortResult<()> {
+        writes.extend(messages.iter().map(Outgoing::outbox_write));
+        self.meta.transact(writes).await?;
+        for m in messages {
+            self.events.committed(m);
+        }
+        Ok(())
     }
 
     /// The effective system settings (cached for a few seconds).
@@ -86,6 +144,27 @@ impl Registry {
         let generated = self.ensure_admin(admin_password).await?;
         self.ensure_default_project().await?;
         Ok(generated)
+    }
+
+    /// See [`crate::testkit::push_small_image`].
+    #[cfg(test)]
+    #[allow(clippy::unwrap_used)]
+    pub(crate) async fn push_small_image_for_tests(
+        &self,
+        repo: &crate::oci::RepoName,
+        tag: &crate::oci::Tag,
+    ) -> crate::oci::Digest {
+        let config = crate::oci::Digest::sha256_of(b"{}");
+        let manifest = serde_json::json!({"schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config.to_string(), "size": 2},
+            "layers": []});
+        let info = blobs::BlobInfo { digest: config, size: 2 };
+        self.blobs.put_bytes(&crate::blob::keys::blob(&info.digest), bytes::Bytes::from_static(b"{}")).await.unwrap();
+        self.link_blob(repo, &info).await.unwrap();
+        let bytes = bytes::Bytes::from(serde_json::to_vec(&manifest).unwrap());
+        let reference = crate::oci::Reference::Tag(tag.clone());
+        self.put_manifest(repo, &reference, None, bytes).await.unwrap().digest
     }
 
     #[cfg(test)]

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::events::{Event, EventKind};
 use crate::meta::keys::{self, Counted};
 use crate::meta::{Condition, ErrorKind, Item, Query, Write, now_unix};
 use crate::oci::RepoName;
@@ -272,7 +273,8 @@ impl Registry {
         // The creator's membership (it replaces any leftover of a deleted
         // project of the same name).
         writes.extend(super::members::add_writes(&project.name, &admin)?);
-        match self.meta.transact(writes).await {
+        let event = Event::about(EventKind::CreateProject, self.actor(), Some(&project.name), &project.name);
+        match self.commit_with_events(writes, vec![event]).await {
             Ok(()) => Ok(project),
             Err(e) if e.is(ErrorKind::ConditionFailed) => {
                 Err(ServiceError::Conflict(format!("project {} already exists", project.name)))
@@ -460,7 +462,8 @@ impl Registry {
                 let delta = if project.public() { 1 } else { -1 };
                 writes.extend(public_writes(&project, delta));
             }
-            match self.meta.transact(writes).await {
+            let event = Event::about(EventKind::UpdateProject, self.actor(), Some(&project.name), &project.name);
+            match self.commit_with_events(writes, vec![event]).await {
                 Ok(()) => return Ok(project),
                 // Another update won; apply this one on top of it.
                 Err(e) if e.is(ErrorKind::ConditionFailed) => continue,
@@ -486,7 +489,8 @@ impl Registry {
             Write::Delete { pk: ipk, sk: isk, cond: Condition::Always },
         ];
         writes.extend(list_writes(&project, -1));
-        match self.meta.transact(writes).await {
+        let event = Event::about(EventKind::DeleteProject, self.actor(), Some(&project.name), &project.name);
+        match self.commit_with_events(writes, vec![event]).await {
             Err(e) if e.is(ErrorKind::ConditionFailed) => {
                 return Err(ServiceError::Conflict(format!(
                     "project {} changed while it was being deleted; try again",

@@ -34,3 +34,9 @@ pub fn to_item<T: Serialize>(
 pub fn from_item<T: DeserializeOwned>(item: Item, what: &str) -> ServiceResult<T> {
     serde_json::from_value(Value::Object(item.attrs)).map_err(|_| corrupt(what))
 }
+
+/// Unix milliseconds as RFC 3339 with milliseconds, UTC (`2026-12-05T04:11:07.123Z`).
+pub fn rfc3339_ms(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_millis(t).to_string()
+}

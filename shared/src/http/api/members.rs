@@ -182,7 +182,7 @@ pub async fn create(
     let (project, _) = project_for(&state, &caller, &r, (Res::Member, Act::Create)).await?;
     let role = role(body.role_id)?;
     let (kind, id, name) = entity(&state, &body).await?;
-    let member = state.registry.add_member(&project, kind, id, &name, role).await?;
+    let member = caller.registry(&state).add_member(&project, kind, id, &name, role).await?;
     let shown = match &r {
         ProjectRef::Name(n) => n.clone(),
         ProjectRef::Id(i) => i.to_string(),
@@ -204,13 +204,13 @@ pub async fn update(
     Body(body): Body<RoleBody>,
 ) -> ApiResult {
     let (project, _) = project_for(&state, &caller, &r, (Res::Member, Act::Update)).await?;
-    state.registry.update_member_role(&project, mid, role(body.role_id)?).await?;
+    caller.registry(&state).update_member_role(&project, mid, role(body.role_id)?).await?;
     Ok(StatusCode::OK.into_response())
 }
 
 pub async fn delete(State(state): State<Arc<AppState>>, caller: Caller, Target(r): Target, Id(mid): Id) -> ApiResult {
     let (project, _) = project_for(&state, &caller, &r, (Res::Member, Act::Delete)).await?;
-    match state.registry.delete_member(&project, mid).await {
+    match caller.registry(&state).delete_member(&project, mid).await {
         Ok(()) => Ok(StatusCode::OK.into_response()),
         Err(ServiceError::NotFound(m)) => Err(ApiError::new(StatusCode::NOT_FOUND, m)),
         Err(e) => Err(e.into()),

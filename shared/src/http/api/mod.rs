@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use std::collections::BTreeMap;
 
+use crate::events::Actor;
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -218,12 +219,20 @@ impl From<ServiceError> for ApiError {
 /// `Authorization` header, else by its portal session (verified, and
 /// CSRF-checked, by the session layer of `http::portal`). Bad credentials
 /// are a 401, never a silent anonymous request.
-pub struct Caller(pub Subject);
+pub struct Caller(pub Subject, pub Actor);
 
 impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let subject = subject_of(parts, state).await?;
+        let actor = crate::http::request_actor(&subject, &parts.headers, &parts.extensions);
+        Ok(Self(subject, actor))
+    }
+}
+
+async fn subject_of(parts: &Parts, state: &Arc<AppState>) -> Result<Subject, ApiError> {
+    {
         let value = parts.headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
         if value.is_none()
             && let Some(session) = parts.extensions.get::<Session>()
@@ -231,8 +240,8 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             // The user is read on every request, so a deleted user or a
             // changed admin flag takes effect at once.
             return match state.registry.user(session.user_id).await {
-                Ok(user) => Ok(Self(Subject::User(Arc::new(UserPrincipal::from(&user))))),
-                Err(ServiceError::NotFound(_)) => Ok(Self(Subject::Anonymous)),
+                Ok(user) => Ok(Subject::User(Arc::new(UserPrincipal::from(&user)))),
+                Err(ServiceError::NotFound(_)) => Ok(Subject::Anonymous),
                 Err(e) => Err(e.into()),
             };
         }
@@ -251,7 +260,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                     "an OIDC user's CLI secret serves registry clients only; sign in to the portal for this",
                 ))
             }
-            subject => Ok(Self(subject)),
+            subject => Ok(subject),
         }
     }
 }
@@ -282,6 +291,12 @@ fn refusal(decision: Decision) -> Result<(), ApiError> {
 }
 
 impl Caller {
+    /// The registry, acting as this caller (for the events and the audit
+    /// log of the changes it makes).
+    pub fn registry(&self, state: &AppState) -> crate::service::Registry {
+        state.registry.acting(self.1.clone())
+    }
+
     /// Allows, or fails with 401 (anonymous) or 403.
     pub fn require(&self, perm: Perm, on: On<'_>) -> Result<(), ApiError> {
         refusal(authorize(&self.0, perm, on))

@@ -241,7 +241,7 @@ pub async fn create(
         Subject::User(u) => Owner { id: u.id, name: u.name.clone(), sysadmin: u.sysadmin },
         _ => Owner { id: ADMIN_ID, name: ADMIN.to_owned(), sysadmin: false },
     };
-    let project = state.registry.create_project(new, &owner).await?;
+    let project = caller.registry(&state).create_project(new, &owner).await?;
     let by_name =
         headers.get("x-resource-name-in-location").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
     if by_name {
@@ -265,13 +265,13 @@ pub async fn update(
 ) -> ApiResult {
     project_for(&state, &caller, &r, (Res::Project, Act::Update)).await?;
     let metadata = body.metadata.unwrap_or_default();
-    state.registry.update_project(&r, body.public, metadata, body.storage_limit, caller.is_sysadmin()).await?;
+    caller.registry(&state).update_project(&r, body.public, metadata, body.storage_limit, caller.is_sysadmin()).await?;
     Ok(StatusCode::OK.into_response())
 }
 
 pub async fn delete(State(state): State<Arc<AppState>>, caller: Caller, Target(r): Target) -> ApiResult {
     project_for(&state, &caller, &r, (Res::Project, Act::Delete)).await?;
-    state.registry.delete_project(&r).await?;
+    caller.registry(&state).delete_project(&r).await?;
     Ok(StatusCode::OK.into_response())
 }
 

@@ -132,7 +132,7 @@ fn repository_view(r: RepositoryInfo, project_id: i64) -> RepositoryView {
         name: r.name.to_string(),
         description: r.description,
         artifact_count: r.artifact_count,
-        pull_count: 0,
+        pull_count: r.pull_count,
         creation_time: rfc3339(r.creation_time),
         update_time: rfc3339(r.update_time),
     }
@@ -202,7 +202,7 @@ struct ArtifactView {
     size: u64,
     icon: &'static str,
     push_time: String,
-    pull_time: &'static str,
+    pull_time: String,
     extra_attrs: BTreeMap<String, String>,
     annotations: BTreeMap<String, String>,
     references: Vec<ReferenceView>,
@@ -246,7 +246,7 @@ fn artifact_view(a: &ArtifactInfo, repo: &RepoName, project_id: i64, with_tags: 
         size: a.size,
         icon: "",
         push_time: rfc3339(a.push_time),
-        pull_time: NEVER,
+        pull_time: if a.pull_time > 0 { rfc3339(a.pull_time) } else { NEVER.to_owned() },
         extra_attrs: BTreeMap::new(),
         annotations: a.manifest.annotations.clone(),
         references,
@@ -329,7 +329,7 @@ pub async fn update(
 
 pub async fn delete(State(state): State<Arc<AppState>>, caller: Caller, path: RepoPath) -> ApiResult {
     path.require(&state, &caller, (Res::Repository, Act::Delete)).await?;
-    state.registry.delete_repository(&path.repo).await?;
+    caller.registry(&state).delete_repository(&path.repo).await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -375,7 +375,7 @@ pub async fn get_artifact(
 
 pub async fn delete_artifact(State(state): State<Arc<AppState>>, caller: Caller, path: RepoPath) -> ApiResult {
     path.require(&state, &caller, (Res::Artifact, Act::Delete)).await?;
-    state.registry.delete_artifact(&path.repo, &path.reference()?).await?;
+    caller.registry(&state).delete_artifact(&path.repo, &path.reference()?).await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -401,7 +401,7 @@ pub async fn copy_artifact(
         reference.parse().map_err(|_| ApiError::bad_request(format!("invalid input: {from}")))?;
     let src_project = state.registry.project(&ProjectRef::Name(src.project().to_owned())).await?;
     caller.require_in(&state, &src_project, (Res::Artifact, Act::Read)).await?;
-    state.registry.copy_artifact(&src, &reference, &path.repo).await?;
+    caller.registry(&state).copy_artifact(&src, &reference, &path.repo).await?;
     let location =
         format!("{PREFIX}/projects/{}/repositories/{}/artifacts/{reference}", path.project, encode_twice(&path.repo));
     super::created(&location)
@@ -432,13 +432,13 @@ pub async fn create_tag(
     Body(body): Body<TagBody>,
 ) -> ApiResult {
     path.require(&state, &caller, (Res::Tag, Act::Create)).await?;
-    state.registry.create_tag(&path.repo, &path.reference()?, &body.name).await?;
+    caller.registry(&state).create_tag(&path.repo, &path.reference()?, &body.name).await?;
     Ok(StatusCode::CREATED.into_response())
 }
 
 pub async fn delete_tag(State(state): State<Arc<AppState>>, caller: Caller, path: RepoPath) -> ApiResult {
     path.require(&state, &caller, (Res::Tag, Act::Delete)).await?;
     let name = path.tag.clone().unwrap_or_default();
-    state.registry.delete_tag(&path.repo, &path.reference()?, &name).await?;
+    caller.registry(&state).delete_tag(&path.repo, &path.reference()?, &name).await?;
     Ok(StatusCode::OK.into_response())
 }

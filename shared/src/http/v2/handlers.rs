@@ -1,5 +1,6 @@
 //! The handlers of each `/v2` route, after authentication and authorization.
 
+use crate::events::{Event, EventKind};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -31,9 +32,18 @@ type HandlerResult = Result<Response, OciError>;
 pub(super) struct Ctx<'a> {
     pub state: &'a AppState,
     pub subject: &'a Subject,
+    /// Whom changes and pulls are recorded as.
+    pub actor: crate::events::Actor,
     pub method: &'a Method,
     pub headers: &'a HeaderMap,
     pub params: &'a Params,
+}
+
+impl Ctx<'_> {
+    /// The registry, acting as this request's caller.
+    fn registry(&self) -> crate::service::Registry {
+        self.state.registry.acting(self.actor.clone())
+    }
 }
 
 fn hv(s: &str) -> HeaderValue {
@@ -56,7 +66,7 @@ pub(super) async fn route(c: Ctx<'_>, route: V2Route, body: Body) -> HandlerResu
             Method::GET | Method::HEAD => get_manifest(&c, &name, &reference).await,
             Method::PUT => put_manifest(&c, &name, &reference, body).await,
             Method::DELETE => {
-                c.state.registry.delete_manifest(&name, &reference).await?;
+                c.registry().delete_manifest(&name, &reference).await?;
                 Ok(StatusCode::ACCEPTED.into_response())
             }
             _ => Err(unsupported(&m)),
@@ -366,6 +376,17 @@ async fn get_manifest(c: &Ctx<'_>, name: &RepoName, reference: &Reference) -> Ha
         (CONTENT_DIGEST, hv(&record.digest.to_string())),
         (header::ETAG, hv(&format!("\"{}\"", record.digest))),
     ];
+    if !head {
+        // Counted later, in a batch: nothing is written on the pull path.
+        let tag = match reference {
+            Reference::Tag(t) => Some(t.as_str()),
+            Reference::Digest(_) => None,
+        };
+        let pull = Event::artifact(EventKind::PullArtifact, &c.actor, name.as_str(), &record.digest.to_string())
+            .with_tag(tag)
+            .with_manifest(&record.media_type, record.size);
+        registry.events().pulled(pull);
+    }
     let mut resp = if head { (headers, Body::empty()).into_response() } else { (headers, record.body).into_response() };
     resp.headers_mut().insert(header::CONTENT_LENGTH, hv(&record.size.to_string()));
     Ok(resp)
@@ -382,7 +403,7 @@ async fn put_manifest(c: &Ctx<'_>, name: &RepoName, reference: &Reference, body:
         }
     })?;
     let content_type = c.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let outcome = c.state.registry.put_manifest(name, reference, content_type, bytes).await?;
+    let outcome = c.registry().put_manifest(name, reference, content_type, bytes).await?;
     let mut resp = (
         StatusCode::CREATED,
         [

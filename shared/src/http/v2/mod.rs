@@ -30,7 +30,7 @@ pub const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution
 /// Every `/v2` request enters here.
 pub async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let mut resp = match handle(&state, &parts.method, &parts.uri, &parts.headers, body).await {
+    let mut resp = match handle(&state, &parts.method, &parts.uri, &parts.headers, &parts.extensions, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -43,6 +43,7 @@ async fn handle(
     method: &Method,
     uri: &axum::http::Uri,
     headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
     body: Body,
 ) -> Result<Response, OciError> {
     let raw = uri.path().strip_prefix("/v2").unwrap_or_default();
@@ -78,7 +79,8 @@ async fn handle(
         Decision::Challenge => return Err(bearer_challenge(state, headers, &route, method, None)),
     }
     let params = Params::parse(uri.query());
-    let ctx = handlers::Ctx { state, subject: &subject, method, headers, params: &params };
+    let actor = crate::http::request_actor(&subject, headers, extensions);
+    let ctx = handlers::Ctx { state, subject: &subject, actor, method, headers, params: &params };
     handlers::route(ctx, route, body).await
 }
 

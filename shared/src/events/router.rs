@@ -1,0 +1,61 @@
+//! The events queue's consumer: each event becomes its effects — an audit
+//! record (unless `skip_audit_log_database`), a line to the syslog
+//! endpoint (`audit_log_forward_endpoint`), webhook deliveries — and a
+//! batch of pulls becomes pull statistics too. Every effect tolerates a
+//! repeated message: records are create-only under the event's id, pull
+//! batches are counted once, webhook executions are created once per
+//! event and policy; only a syslog line may be sent twice.
+
+use super::{Event, EventKind, EventMessage, syslog};
+use crate::service::audit::AuditRecord;
+use crate::service::{Registry, ServiceError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error("unreadable event message: {0}")]
+    Unreadable(String),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[error("audit log forwarding: {0}")]
+    Forward(String),
+}
+
+impl RouteError {
+    /// Whether another attempt cannot help.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Unreadable(_))
+    }
+}
+
+/// Handles one message of the events queue.
+pub async fn handle(registry: &Registry, body: &str) -> Result<(), RouteError> {
+    let msg: EventMessage = serde_json::from_str(body).map_err(|e| RouteError::Unreadable(e.to_string()))?;
+    match msg {
+        EventMessage::Event(event) => effects(registry, &event).await,
+        EventMessage::Pulls { id, pulls } => {
+            registry.count_pulls(&id, &pulls).await?;
+            for event in pulls.iter().filter(|e| e.kind == EventKind::PullArtifact) {
+                effects(registry, event).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn effects(registry: &Registry, event: &Event) -> Result<(), RouteError> {
+    let settings = registry.settings().await?;
+    let skip_pull = event.kind == EventKind::PullArtifact && settings.pull_audit_log_disable;
+    if let Some(record) = AuditRecord::of(event)
+        && !skip_pull
+    {
+        if !settings.skip_audit_log_database {
+            registry.record_audit(event).await?;
+        }
+        let endpoint = settings.audit_log_forward_endpoint.trim();
+        if !endpoint.is_empty() {
+            syslog::send(endpoint, &record.syslog_line()).await.map_err(RouteError::Forward)?;
+        }
+    }
+    registry.dispatch_webhooks(event).await?;
+    Ok(())
+}

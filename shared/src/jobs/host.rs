@@ -1,0 +1,43 @@
+//! Running the background side in a long-lived process: the event relay
+//! and one consumer per queue. `berth serve` starts them beside the HTTP
+//! server (unless told not to), `berth worker` alone.
+
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::worker::Worker;
+use super::Jobs;
+use crate::context::AppContext;
+use crate::queue;
+
+/// Every job kind berth runs.
+pub fn all_jobs() -> Jobs {
+    Jobs::default().with(Arc::new(super::webhook::WebhookJob)).with(Arc::new(super::purge::PurgeAuditJob))
+}
+
+/// The worker of this process's context.
+pub fn worker(ctx: &AppContext) -> Arc<Worker> {
+    Arc::new(Worker::new(ctx.registry(), ctx.queue.clone(), all_jobs(), ctx.config.queue.max_attempts))
+}
+
+/// Parses a queue name given on the command line.
+pub fn queue_named(name: &str) -> Option<&'static str> {
+    queue::ALL_QUEUES.into_iter().find(|q| *q == name)
+}
+
+/// Starts the event relay, the scheduler and a consumer of each of
+/// `queues` (none: the relay alone); all end when `stop` is cancelled,
+/// the relay after a last flush.
+pub fn start(ctx: &Arc<AppContext>, queues: &[&'static str], stop: &CancellationToken) -> Vec<JoinHandle<()>> {
+    let mut tasks = vec![tokio::spawn(ctx.events.clone().run(stop.clone()))];
+    if !queues.is_empty() {
+        let worker = worker(ctx);
+        for q in queues {
+            tasks.push(tokio::spawn(worker.clone().run(q, stop.clone())));
+        }
+        tasks.push(tokio::spawn(super::schedule::run(ctx.registry(), stop.clone())));
+    }
+    tasks
+}

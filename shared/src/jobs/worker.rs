@@ -1,0 +1,275 @@
+//! The consumer of berth's queues, the same on every host: `berth serve`
+//! runs one per queue in-process, `berth worker` runs only these, and the
+//! worker Lambda function hands each SQS record to [`Worker::handle`].
+//!
+//! - Events (the `events` queue) go to [`crate::events::router`].
+//! - Job tasks are claimed with a conditional write (a message delivered
+//!   twice, or to two workers, runs once), run, and recorded: Success;
+//!   a failure is retried with exponential backoff until the queue's
+//!   attempt limit, then recorded as Error; a task of a stopped execution
+//!   is recorded as Stopped without running.
+//! - A message the queue dead-lettered (its worker died on every attempt)
+//!   is recorded as Error with the last error its task saw
+//!   ([`Worker::drain_dead_letters`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{JobError, Jobs, Status, TaskContext, TaskMessage};
+use crate::events::now_ms;
+use crate::queue::{self, Message, Queue};
+use crate::service::Registry;
+use crate::service::executions::TaskRecord;
+
+/// What became of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Done with (or not worth another attempt): delete it.
+    Done,
+    /// Deliver it again after this long.
+    Retry(Duration),
+}
+
+/// How long a received message stays hidden from other workers: longer
+/// than its work may take.
+pub fn visibility(queue_name: &str) -> Duration {
+    match queue_name {
+        queue::JOBS => Duration::from_secs(180),
+        queue::WEBHOOKS => Duration::from_secs(60),
+        _ => Duration::from_secs(30),
+    }
+}
+
+/// The delay before attempt `attempts + 1`: 2, 4, 8 … seconds, at most
+/// five minutes, with up to a quarter more at random so that failures of
+/// many tasks do not come back together.
+pub fn backoff(attempts: u32) -> Duration {
+    let base = 2u64.saturating_pow(attempts.clamp(1, 16)).min(300);
+    let jitter = rand::random::<u64>() % (base / 4 + 1);
+    Duration::from_secs(base + jitter)
+}
+
+#[derive(Debug)]
+pub struct Worker {
+    registry: Registry,
+    queue: Arc<dyn Queue>,
+    jobs: Jobs,
+    /// Deliveries before a message is dead-lettered (the queues' setting).
+    max_attempts: u32,
+}
+
+impl Worker {
+    pub fn new(registry: Registry, queue: Arc<dyn Queue>, jobs: Jobs, max_attempts: u32) -> Self {
+        Self { registry, queue, jobs, max_attempts }
+    }
+
+    pub fn jobs(&self) -> &Jobs {
+        &self.jobs
+    }
+
+    /// Handles one delivery of a message from `queue_name`.
+    pub async fn handle(&self, queue_name: &str, msg: &Message) -> Handled {
+        if queue_name == queue::EVENTS {
+            return match crate::events::router::handle(&self.registry, &msg.body).await {
+                Ok(()) => Handled::Done,
+                Err(e) if e.is_permanent() => {
+                    tracing::error!(error = %e, message = %msg.id, "event dropped");
+                    Handled::Done
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, message = %msg.id, attempt = msg.attempts, "event failed; retrying");
+                    Handled::Retry(backoff(msg.attempts))
+                }
+            };
+        }
+        let Ok(task_msg) = serde_json::from_str::<TaskMessage>(&msg.body) else {
+            tracing::error!(message = %msg.id, queue = queue_name, "unreadable task message dropped");
+            return Handled::Done;
+        };
+        match self.run_task(&task_msg, msg.attempts).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, execution = task_msg.execution, task = task_msg.task, "task bookkeeping failed");
+                Handled::Retry(backoff(msg.attempts))
+            }
+        }
+    }
+
+    async fn run_task(&self, m: &TaskMessage, attempts: u32) -> crate::service::ServiceResult<Handled> {
+        let reg = &self.registry;
+        let Some(task) = reg.task(m.execution, m.task).await? else { return Ok(Handled::Done) };
+        if task.status.is_final() {
+            return Ok(Handled::Done);
+        }
+        if task.status == Status::Running && task.update_time + visibility(&task.queue).as_millis() as i64 > now_ms() {
+            // Another worker holds it (a duplicate delivery): come back
+            // once it must have finished.
+            return Ok(Handled::Retry(Duration::from_secs(10)));
+        }
+        if reg.execution_stop_requested(m.execution).await? {
+            reg.update_task(&task, |t| {
+                t.status = Status::Stopped;
+                t.end_time = now_ms();
+            })
+            .await?;
+            return Ok(Handled::Done);
+        }
+        let Some(job) = self.jobs.get(&task.kind).cloned() else {
+            self.fail(&task, format!("no worker runs jobs of kind {}", task.kind)).await?;
+            return Ok(Handled::Done);
+        };
+        let claimed = reg
+            .update_task(&task, |t| {
+                t.status = Status::Running;
+                t.run_count = attempts.max(t.run_count + 1);
+                if t.start_time == 0 {
+                    t.start_time = now_ms();
+                }
+            })
+            .await?;
+        let Some(task) = claimed else { return Ok(Handled::Retry(Duration::from_secs(10))) };
+        let mut ctx = TaskContext::new(reg.clone(), task.execution_id, task.id, task.payload.clone(), task.run_count);
+        let outcome = job.run(&mut ctx).await;
+        reg.append_task_log(task.execution_id, task.id, &ctx.logs).await?;
+        let stopped = reg.execution_stop_requested(task.execution_id).await.unwrap_or(false);
+        let extra = std::mem::take(&mut ctx.extra);
+        let merge = |t: &mut TaskRecord| t.extra_attrs.extend(extra.clone());
+        match outcome {
+            Ok(()) => {
+                reg.add_tasks(job.kind(), job.queue(), task.execution_id, &ctx.follow_ups).await?;
+                self.finish(&task, if stopped { Status::Stopped } else { Status::Success }, String::new(), merge).await?;
+                Ok(Handled::Done)
+            }
+            Err(_) if stopped => {
+                self.finish(&task, Status::Stopped, String::new(), merge).await?;
+                Ok(Handled::Done)
+            }
+            Err(JobError::Retry(e)) if task.run_count < self.max_attempts => {
+                // Waiting for the next attempt; the error stays visible.
+                reg.update_task(&task, |t| {
+                    t.status = Status::Pending;
+                    t.status_message = e.clone();
+                    merge(t);
+                })
+                .await?;
+                Ok(Handled::Retry(backoff(task.run_count)))
+            }
+            Err(JobError::Retry(e) | JobError::Fatal(e)) => {
+                self.finish(&task, Status::Error, e, merge).await?;
+                Ok(Handled::Done)
+            }
+        }
+    }
+
+    async fn finish(
+        &self,
+        task: &TaskRecord,
+        status: Status,
+        message: String,
+        merge: impl FnOnce(&mut TaskRecord),
+    ) -> crate::service::ServiceResult<()> {
+        let done = self
+            .registry
+            .update_task(task, |t| {
+                t.status = status;
+                t.status_message = message;
+                t.end_time = now_ms();
+                merge(t);
+            })
+            .await?;
+        if done.is_none() {
+            tracing::warn!(execution = task.execution_id, task = task.id, "task changed while it ran; outcome not recorded");
+        }
+        Ok(())
+    }
+
+    async fn fail(&self, task: &TaskRecord, message: String) -> crate::service::ServiceResult<()> {
+        self.finish(task, Status::Error, message, |_| {}).await
+    }
+
+    /// Records the tasks of messages dead-lettered from `queue_name` as
+    /// Error and removes the messages. Returns how many it recorded.
+    pub async fn drain_dead_letters(&self, queue_name: &str) -> crate::port::PortResult<usize> {
+        let dlq = queue::dead_letter_queue(queue_name);
+        let mut n = 0;
+        loop {
+            let batch = self.queue.receive(&dlq, queue::MAX_BATCH, Duration::from_secs(30), Duration::ZERO).await?;
+            if batch.is_empty() {
+                return Ok(n);
+            }
+            for msg in batch {
+                if let Ok(m) = serde_json::from_str::<TaskMessage>(&msg.body) {
+                    match self.registry.task(m.execution, m.task).await {
+                        Ok(Some(task)) if !task.status.is_final() => {
+                            let last = if task.status_message.is_empty() {
+                                "the worker ended before the task did".to_owned()
+                            } else {
+                                task.status_message.clone()
+                            };
+                            let message =
+                                format!("given up after {} deliveries; last error: {last}", task.run_count.max(1));
+                            if let Err(e) = self.fail(&task, message).await {
+                                tracing::warn!(error = %e, "dead-lettered task not recorded");
+                                continue;
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "dead-lettered task not read");
+                            continue;
+                        }
+                    }
+                } else {
+                    tracing::error!(queue = %dlq, body = %msg.body, "dead-lettered message dropped");
+                }
+                self.queue.ack(&dlq, &msg.receipt).await?;
+                n += 1;
+            }
+        }
+    }
+
+    /// Consumes `queue_name` until `stop`: up to ten messages at a time,
+    /// handled concurrently; its dead letters every minute.
+    pub async fn run(self: Arc<Self>, queue_name: &'static str, stop: CancellationToken) {
+        let mut last_drain = std::time::Instant::now() - Duration::from_secs(3600);
+        let vis = visibility(queue_name);
+        while !stop.is_cancelled() {
+            if queue_name != queue::EVENTS && last_drain.elapsed() >= Duration::from_secs(60) {
+                last_drain = std::time::Instant::now();
+                if let Err(e) = self.drain_dead_letters(queue_name).await {
+                    tracing::warn!(error = %e, queue = queue_name, "dead letters not drained");
+                }
+            }
+            let received = tokio::select! {
+                () = stop.cancelled() => break,
+                r = self.queue.receive(queue_name, queue::MAX_BATCH, vis, Duration::from_secs(5)) => r,
+            };
+            let batch = match received {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, queue = queue_name, "receive failed");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    continue;
+                }
+            };
+            let this = &self;
+            let handled = batch.iter().map(|msg| async move { (msg, this.handle(queue_name, msg).await) });
+            for (msg, outcome) in futures::future::join_all(handled).await {
+                let done = match outcome {
+                    Handled::Done => self.queue.ack(queue_name, &msg.receipt).await,
+                    Handled::Retry(delay) => {
+                        match self.queue.retry_later(queue_name, &msg.receipt, delay.min(queue::MAX_DELAY)).await {
+                            Err(e) if e.is(crate::port::ErrorKind::NotFound) => Ok(()),
+                            other => other,
+                        }
+                    }
+                };
+                if let Err(e) = done {
+                    tracing::warn!(error = %e, queue = queue_name, "message not settled; it comes back");
+                }
+            }
+        }
+    }
+}
