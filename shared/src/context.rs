@@ -72,7 +72,12 @@ impl AppContext {
 
     /// The registry over this context's ports.
     pub fn registry(&self) -> Registry {
-        Registry::from_ports(self.blobs.clone(), self.meta.clone(), self.events.clone(), self.config.auth.token_ttl_secs)
+        Registry::from_ports(
+            self.blobs.clone(),
+            self.meta.clone(),
+            self.events.clone(),
+            self.config.auth.token_ttl_secs,
+        )
     }
 
     /// What every start needs in the table (the administrator, the default

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use crate::blob::BlobStore;
 use crate::blob::s3::S3BlobStore;
 use crate::config::Config;
+use crate::events::EventBus;
 use crate::meta::dynamo::DynamoMetaStore;
 use crate::meta::schema::table_schema;
 use crate::meta::{Condition, ErrorKind, Item, MetaStore, PortError, keys, now_unix};
 use crate::queue::sqs::SqsQueue;
 use crate::queue::{ALL_QUEUES, Queue, QueueSpec};
-use crate::events::EventBus;
 use crate::service::Registry;
 use crate::startup::StartupError;
 

@@ -79,7 +79,8 @@ pub async fn local_registry() -> (tempfile::TempDir, crate::service::Registry) {
     let dir = tempfile::tempdir().unwrap();
     let blobs = crate::blob::fs::FsBlobStore::open(dir.path().join("blobs")).await.unwrap();
     let db = crate::localdb::LocalDb::open(&dir.path().join("berth.redb")).unwrap();
-    let meta: Arc<dyn crate::meta::MetaStore> = Arc::new(crate::meta::local::LocalMetaStore::open(db.clone()).await.unwrap());
+    let meta: Arc<dyn crate::meta::MetaStore> =
+        Arc::new(crate::meta::local::LocalMetaStore::open(db.clone()).await.unwrap());
     let queue: Arc<dyn crate::queue::Queue> = Arc::new(crate::queue::local::LocalQueue::open(db).await.unwrap());
     crate::migrate::ensure_queues(queue.as_ref(), &crate::config::Config::default()).await.unwrap();
     let events = Arc::new(crate::events::EventBus::new(meta.clone(), queue));

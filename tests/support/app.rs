@@ -118,6 +118,15 @@ pub struct TestApp {
     dir: tempfile::TempDir,
 }
 
+/// The running background side of a [`TestApp`]; dropping it stops it.
+pub struct Workers(tokio_util::sync::CancellationToken);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
 impl TestApp {
     pub fn builder() -> TestAppBuilder {
         TestAppBuilder::default()
@@ -143,14 +152,24 @@ impl TestApp {
             ctx = Arc::new(AppContext {
                 config: ctx.config.clone(),
                 blobs: ctx.blobs.clone(),
-                meta: counter,
+                meta: counter.clone(),
                 queue: ctx.queue.clone(),
                 token_keys: ctx.token_keys.clone(),
+                events: Arc::new(berth::events::EventBus::new(counter, ctx.queue.clone())),
             });
         }
         ctx.bootstrap().await.unwrap_or_else(|e| panic!("bootstrapping: {e}"));
         let router = berth::http::router(ctx.clone());
         Self { ctx, router, served: Served::default(), counting, aws, dir }
+    }
+
+    /// Starts this app's background side, as `berth serve` does: the event
+    /// relay, the scheduler and a consumer of every queue; they stop when
+    /// the guard is dropped.
+    pub fn run_workers(&self) -> Workers {
+        let stop = tokio_util::sync::CancellationToken::new();
+        berth::jobs::host::start(&self.ctx, &berth::queue::ALL_QUEUES, &stop);
+        Workers(stop)
     }
 
     /// Another replica on the same AWS resources (its own context, caches

@@ -114,8 +114,8 @@ impl EventBus {
     }
 
     async fn send(&self, msg: &EventMessage) -> PortResult<()> {
-        let body = serde_json::to_string(msg)
-            .map_err(|e| crate::port::PortError::new(crate::port::ErrorKind::Internal, e))?;
+        let body =
+            serde_json::to_string(msg).map_err(|e| crate::port::PortError::new(crate::port::ErrorKind::Internal, e))?;
         self.queue.send(queue::EVENTS, &body, Duration::ZERO).await.map(drop)
     }
 

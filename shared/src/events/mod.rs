@@ -22,7 +22,6 @@ use serde::{Deserialize, Serialize};
 
 pub use bus::EventBus;
 
-
 use crate::meta::keys;
 use crate::meta::{Condition, Item, Write};
 use crate::port::{ErrorKind, PortError, PortResult};
@@ -316,9 +315,12 @@ impl Event {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventMessage {
-    Event(Event),
+    Event(Box<Event>),
     /// Pulls one process saw, as one message.
-    Pulls { id: String, pulls: Vec<Event> },
+    Pulls {
+        id: String,
+        pulls: Vec<Event>,
+    },
 }
 
 /// A message for a queue, written to the outbox with the change that
@@ -333,7 +335,7 @@ pub struct Outgoing {
 
 impl Outgoing {
     pub fn event(event: &Event) -> PortResult<Self> {
-        Self::new(crate::queue::EVENTS, &EventMessage::Event(event.clone()), &event.id, event.at_ms)
+        Self::new(crate::queue::EVENTS, &EventMessage::Event(Box::new(event.clone())), &event.id, event.at_ms)
     }
 
     pub fn new(queue: &str, body: &impl Serialize, id: &str, at_ms: i64) -> PortResult<Self> {
@@ -344,7 +346,8 @@ impl Outgoing {
     /// Its outbox item, for the transaction that makes the change.
     pub fn outbox_write(&self) -> Write {
         let (pk, sk) = keys::outbox(self.at_ms, &self.id);
-        let item = Item::new(pk, sk).with(keys::attr::QUEUE, self.queue.as_str()).with(keys::attr::BODY, self.body.as_str());
+        let item =
+            Item::new(pk, sk).with(keys::attr::QUEUE, self.queue.as_str()).with(keys::attr::BODY, self.body.as_str());
         Write::Put { item, cond: Condition::Always }
     }
 
@@ -381,7 +384,7 @@ mod tests {
         assert_eq!(e.project.as_deref(), Some("lib"));
         let e = Event::artifact(EventKind::DeleteArtifact, &a, "lib/app", "sha256:ab");
         assert_eq!(e.audit_resource(), "lib/app@sha256:ab");
-        let body = serde_json::to_string(&EventMessage::Event(e.clone())).unwrap();
-        assert_eq!(serde_json::from_str::<EventMessage>(&body).unwrap(), EventMessage::Event(e));
+        let body = serde_json::to_string(&EventMessage::Event(Box::new(e.clone()))).unwrap();
+        assert_eq!(serde_json::from_str::<EventMessage>(&body).unwrap(), EventMessage::Event(Box::new(e)));
     }
 }

@@ -13,7 +13,8 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// Checks an endpoint's form (for the settings API).
 pub fn validate(endpoint: &str) -> Result<(), String> {
     let (_, addr) = split(endpoint);
-    let ok = addr.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+    let ok =
+        addr.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
     if ok { Ok(()) } else { Err(format!("audit_log_forward_endpoint {endpoint:?} is not [tcp://|udp://]host:port")) }
 }
 

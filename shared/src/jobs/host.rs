@@ -7,8 +7,8 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::worker::Worker;
 use super::Jobs;
+use super::worker::Worker;
 use crate::context::AppContext;
 use crate::queue;
 

@@ -19,6 +19,7 @@
 //! worker Lambda functions.
 
 pub mod host;
+pub mod lambda;
 pub mod purge;
 pub mod schedule;
 pub mod webhook;

@@ -110,7 +110,13 @@ pub async fn tick(registry: &Registry, now_ms: i64) -> ServiceResult<usize> {
         for slot in slots_between(&cron, from.max(s.update_time), now_ms) {
             if registry.lease_slot(&s.vendor_type, s.vendor_id, slot).await? {
                 registry
-                    .start_execution(job.as_ref(), s.vendor_id, "SCHEDULE", serde_json::Map::new(), vec![s.params.clone()])
+                    .start_execution(
+                        job.as_ref(),
+                        s.vendor_id,
+                        "SCHEDULE",
+                        serde_json::Map::new(),
+                        vec![s.params.clone()],
+                    )
                     .await?;
                 started += 1;
             }

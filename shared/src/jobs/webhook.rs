@@ -66,7 +66,10 @@ async fn event_data(ctx: &TaskContext, d: &Delivery) -> Value {
     if let (Some(repo), Some(digest)) = (&e.repository, &e.digest) {
         let reference = e.tag.as_ref().map_or_else(|| format!("@{digest}"), |t| format!(":{t}"));
         let url = if host.is_empty() { format!("{repo}{reference}") } else { format!("{host}/{repo}{reference}") };
-        data.insert("resources".to_owned(), json!([{"digest": digest, "tag": e.tag.clone().unwrap_or_default(), "resource_url": url}]));
+        data.insert(
+            "resources".to_owned(),
+            json!([{"digest": digest, "tag": e.tag.clone().unwrap_or_default(), "resource_url": url}]),
+        );
         let (namespace, name) = repo.split_once('/').unwrap_or(("", repo));
         let public = match ctx.registry.project(&ProjectRef::Name(namespace.to_owned())).await {
             Ok(p) => p.metadata.get("public").is_some_and(|v| v == "true"),
@@ -100,7 +103,10 @@ pub async fn body(ctx: &TaskContext, d: &Delivery) -> (Value, &'static str) {
             rfc3339_ms(e.at_ms),
             e.repository.as_deref().map_or_else(|| e.audit_resource(), |_| e.audit_resource()),
         );
-        return (json!({"blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}), "application/json");
+        return (
+            json!({"blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}),
+            "application/json",
+        );
     }
     if d.target.payload_format == "CloudEvents" {
         let body = json!({
@@ -134,7 +140,13 @@ impl Job for WebhookJob {
         let d: Delivery =
             serde_json::from_value(ctx.payload.clone()).map_err(|e| JobError::Fatal(format!("bad delivery: {e}")))?;
         let (payload, content_type) = body(ctx, &d).await;
-        ctx.log(format!("sending {} to {} ({}), attempt {}", d.event.kind.name(), d.target.address, d.target.kind, ctx.attempt));
+        ctx.log(format!(
+            "sending {} to {} ({}), attempt {}",
+            d.event.kind.name(),
+            d.target.address,
+            d.target.kind,
+            ctx.attempt
+        ));
         let mut req = client(d.target.skip_cert_verify)?
             .post(&d.target.address)
             .header(reqwest::header::CONTENT_TYPE, content_type)

@@ -139,7 +139,8 @@ impl Worker {
         match outcome {
             Ok(()) => {
                 reg.add_tasks(job.kind(), job.queue(), task.execution_id, &ctx.follow_ups).await?;
-                self.finish(&task, if stopped { Status::Stopped } else { Status::Success }, String::new(), merge).await?;
+                self.finish(&task, if stopped { Status::Stopped } else { Status::Success }, String::new(), merge)
+                    .await?;
                 Ok(Handled::Done)
             }
             Err(_) if stopped => {
@@ -180,7 +181,11 @@ impl Worker {
             })
             .await?;
         if done.is_none() {
-            tracing::warn!(execution = task.execution_id, task = task.id, "task changed while it ran; outcome not recorded");
+            tracing::warn!(
+                execution = task.execution_id,
+                task = task.id,
+                "task changed while it ran; outcome not recorded"
+            );
         }
         Ok(())
     }

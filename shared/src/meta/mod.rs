@@ -191,9 +191,7 @@ impl Write {
             | Self::Delete { cond, .. }
             | Self::Add { cond, .. }
             | Self::Set { cond, .. }
-            | Self::Check { cond, .. } => {
-                cond
-            }
+            | Self::Check { cond, .. } => cond,
         }
     }
 }
@@ -393,10 +391,8 @@ pub fn validate_transaction(writes: &[Write]) -> PortResult<()> {
         validate_key(pk, sk)?;
         match w {
             Write::Put { item, .. } => validate_item(item)?,
-            Write::Set { attrs, .. } => {
-                if attrs.is_empty() || attrs.keys().any(|a| a == "pk" || a == "sk") {
-                    return Err(PortError::msg(ErrorKind::InvalidInput, "a set names 1 or more non-key attributes"));
-                }
+            Write::Set { attrs, .. } if attrs.is_empty() || attrs.keys().any(|a| a == "pk" || a == "sk") => {
+                return Err(PortError::msg(ErrorKind::InvalidInput, "a set names 1 or more non-key attributes"));
             }
             _ => {}
         }

@@ -73,8 +73,7 @@ impl AuditRecord {
             "operator=\"{}\" time=\"{}\" resourceType=\"{}\" resource:{} action:{} result:{}",
             self.username,
             humantime::format_rfc3339_millis(
-                std::time::UNIX_EPOCH
-                    + std::time::Duration::from_millis(u64::try_from(self.op_time).unwrap_or(0))
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(self.op_time).unwrap_or(0))
             ),
             self.resource_type,
             self.resource,
@@ -164,7 +163,9 @@ impl Registry {
         req: &PageRequest,
     ) -> ServiceResult<Listing<AuditRecord>> {
         let sources: Vec<Source> = match project {
-            None => (0..keys::AUDIT_SHARDS).map(|s| Source::query(Query::table(keys::audit_partition(s), ""))).collect(),
+            None => {
+                (0..keys::AUDIT_SHARDS).map(|s| Source::query(Query::table(keys::audit_partition(s), ""))).collect()
+            }
             Some(p) => (0..keys::PROJECT_AUDIT_SHARDS)
                 .map(|s| Source::query(Query::table(keys::project_audit_partition(p, s), "")))
                 .collect(),
@@ -197,10 +198,8 @@ impl Registry {
         for shard in 0..keys::AUDIT_SHARDS {
             let mut cursor = None;
             loop {
-                let page = self
-                    .meta
-                    .query(Query::table(keys::audit_partition(shard), "").limit(100).after(cursor))
-                    .await?;
+                let page =
+                    self.meta.query(Query::table(keys::audit_partition(shard), "").limit(100).after(cursor)).await?;
                 let mut reached_newer = false;
                 for item in page.items {
                     let record: AuditRecord = from_item(item.clone(), "audit record")?;
@@ -230,10 +229,8 @@ impl Registry {
 
     async fn delete_audit(&self, record: &AuditRecord) -> ServiceResult<()> {
         let (pk, sk) = keys::audit(record.op_time, &record.event_id);
-        let mut writes = vec![
-            Write::Delete { pk, sk, cond: Condition::Exists },
-            count_write(Counted::Audit, &record.event_id, -1),
-        ];
+        let mut writes =
+            vec![Write::Delete { pk, sk, cond: Condition::Exists }, count_write(Counted::Audit, &record.event_id, -1)];
         if let Some(project) = &record.project {
             let (ppk, psk) = keys::project_audit(project, record.op_time, &record.event_id);
             writes.push(Write::Delete { pk: ppk, sk: psk, cond: Condition::Exists });

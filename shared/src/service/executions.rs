@@ -181,7 +181,13 @@ impl Registry {
     }
 
     /// Adds tasks of `job` to execution `execution`.
-    pub async fn add_tasks(&self, job_kind: &str, queue: &str, execution: i64, payloads: &[Value]) -> ServiceResult<()> {
+    pub async fn add_tasks(
+        &self,
+        job_kind: &str,
+        queue: &str,
+        execution: i64,
+        payloads: &[Value],
+    ) -> ServiceResult<()> {
         for chunk in payloads.chunks(TASKS_PER_TRANSACTION) {
             let (writes, messages) = self.task_writes_of(job_kind, queue, execution, chunk)?;
             self.commit_with_messages(writes, messages).await?;
@@ -189,7 +195,12 @@ impl Registry {
         Ok(())
     }
 
-    fn task_writes(&self, job: &dyn Job, execution: i64, payloads: &[Value]) -> ServiceResult<(Vec<Write>, Vec<Outgoing>)> {
+    fn task_writes(
+        &self,
+        job: &dyn Job,
+        execution: i64,
+        payloads: &[Value],
+    ) -> ServiceResult<(Vec<Write>, Vec<Outgoing>)> {
         self.task_writes_of(job.kind(), job.queue(), execution, payloads)
     }
 
@@ -229,7 +240,11 @@ impl Registry {
 
     pub async fn execution_record(&self, id: i64) -> ServiceResult<ExecutionRecord> {
         let (pk, sk) = keys::execution(id);
-        let item = self.meta.get(&pk, &sk).await?.ok_or_else(|| ServiceError::NotFound(format!("execution {id} not found")))?;
+        let item = self
+            .meta
+            .get(&pk, &sk)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("execution {id} not found")))?;
         from_item(item, "execution")
     }
 
@@ -287,10 +302,12 @@ impl Registry {
         }
         for task in self.tasks_of(id).await? {
             if task.status == Status::Pending {
-                let _ = self.update_task(&task, |t| {
-                    t.status = Status::Stopped;
-                    t.end_time = now_ms();
-                }).await;
+                let _ = self
+                    .update_task(&task, |t| {
+                        t.status = Status::Stopped;
+                        t.end_time = now_ms();
+                    })
+                    .await;
             }
         }
         Ok(())
@@ -360,8 +377,10 @@ fn summarize(record: ExecutionRecord, tasks: &[TaskRecord]) -> Execution {
         *counts.entry(t.status).or_insert(0) += 1;
     }
     let status = Status::of_tasks(tasks.iter().map(|t| t.status));
-    let status_message = tasks.iter().find(|t| t.status == Status::Error).map(|t| t.status_message.clone()).unwrap_or_default();
-    let end_time = if status.is_final() { tasks.iter().map(|t| t.end_time).max().unwrap_or(record.start_time) } else { 0 };
+    let status_message =
+        tasks.iter().find(|t| t.status == Status::Error).map(|t| t.status_message.clone()).unwrap_or_default();
+    let end_time =
+        if status.is_final() { tasks.iter().map(|t| t.end_time).max().unwrap_or(record.start_time) } else { 0 };
     Execution { task_count: tasks.len() as u64, record, status, status_message, counts, end_time }
 }
 

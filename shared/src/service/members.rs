@@ -105,8 +105,12 @@ pub(super) fn member_key(m: &Member) -> String {
 }
 
 fn member_event(kind: EventKind, reg: &Registry, project: &Project, member: &Member) -> Event {
-    Event::about(kind, reg.actor(), Some(&project.name), &member.entity_name)
-        .with_detail(format!("{} member {} of project {}", kind.audit().map_or("", |a| a.1), member.entity_name, project.name))
+    Event::about(kind, reg.actor(), Some(&project.name), &member.entity_name).with_detail(format!(
+        "{} member {} of project {}",
+        kind.audit().map_or("", |a| a.1),
+        member.entity_name,
+        project.name
+    ))
 }
 
 impl Registry {

@@ -44,9 +44,9 @@ use std::sync::Arc;
 pub use error::{ServiceError, ServiceResult};
 
 use self::revocation::{AccountEpoch, Epoch};
-use crate::events::{Actor, Event, EventBus, Outgoing};
 use self::settings::{Settings, SettingsStore};
 use crate::blob::BlobStore;
+use crate::events::{Actor, Event, EventBus, Outgoing};
 use crate::meta::MetaStore;
 
 /// The registry over the ports of one application context.

@@ -113,7 +113,11 @@ fn check(input: &mut PolicyInput) -> ServiceResult<()> {
 }
 
 impl Registry {
-    pub async fn create_webhook_policy(&self, project: &ProjectRef, mut input: PolicyInput) -> ServiceResult<WebhookPolicy> {
+    pub async fn create_webhook_policy(
+        &self,
+        project: &ProjectRef,
+        mut input: PolicyInput,
+    ) -> ServiceResult<WebhookPolicy> {
         check(&mut input)?;
         let project = self.project(project).await?;
         if self.webhook_policies_all(&project.name).await?.iter().any(|p| p.name == input.name) {
@@ -159,7 +163,8 @@ impl Registry {
     ) -> ServiceResult<WebhookPolicy> {
         check(&mut input)?;
         let old = self.webhook_policy(project, id).await?;
-        if input.name != old.name && self.webhook_policies_all(&old.project).await?.iter().any(|p| p.name == input.name) {
+        if input.name != old.name && self.webhook_policies_all(&old.project).await?.iter().any(|p| p.name == input.name)
+        {
             return Err(ServiceError::Conflict(format!("a webhook policy named {} exists already", input.name)));
         }
         let policy = WebhookPolicy {
@@ -174,7 +179,9 @@ impl Registry {
         let (pk, sk) = keys::webhook_policy(&policy.project, id);
         let item = to_item(pk, sk, &policy, "webhook policy")?;
         match self.meta.put(item, Condition::Exists).await {
-            Err(e) if e.is(ErrorKind::ConditionFailed) => Err(ServiceError::NotFound(format!("webhook policy {id} not found"))),
+            Err(e) if e.is(ErrorKind::ConditionFailed) => {
+                Err(ServiceError::NotFound(format!("webhook policy {id} not found")))
+            }
             other => other.map(|()| policy).map_err(Into::into),
         }
     }
@@ -187,7 +194,9 @@ impl Registry {
             count_write(Counted::WebhookPolicies(&policy.project), &id.to_string(), -1),
         ];
         match self.meta.transact(writes).await {
-            Err(e) if e.is(ErrorKind::ConditionFailed) => Err(ServiceError::NotFound(format!("webhook policy {id} not found"))),
+            Err(e) if e.is(ErrorKind::ConditionFailed) => {
+                Err(ServiceError::NotFound(format!("webhook policy {id} not found")))
+            }
             other => other.map_err(Into::into),
         }
     }
@@ -236,7 +245,8 @@ impl Registry {
                 .targets
                 .iter()
                 .map(|t| {
-                    let d = Delivery { policy_id: p.id, project_id: p.project_id, target: t.clone(), event: event.clone() };
+                    let d =
+                        Delivery { policy_id: p.id, project_id: p.project_id, target: t.clone(), event: event.clone() };
                     serde_json::to_value(d).map_err(|e| ServiceError::Invalid(e.to_string()))
                 })
                 .collect::<ServiceResult<Vec<_>>>()?;
