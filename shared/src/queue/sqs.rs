@@ -25,7 +25,9 @@ use crate::config::AwsConfig;
 /// SQS's longest message retention, so that dead letters wait two weeks
 /// for someone to look at them.
 const DLQ_RETENTION_SECS: u32 = 14 * 24 * 3600;
-/// Only a fallback: every receive names its own visibility timeout.
+/// The visibility timeout of a queue `ensure` creates. berth's own receives
+/// name theirs; a Lambda event source uses the queue's, which a deployment
+/// sizes to its worker and `ensure` then keeps.
 const DEFAULT_VISIBILITY_SECS: u32 = 30;
 /// The range SQS accepts for a redrive policy's `maxReceiveCount`.
 
@@ -121,8 +123,14 @@ impl SqsQueue {
     }
 
     /// Creates `queue` with `attrs`, or brings an existing queue's
-    /// attributes in line (keeping its messages). Returns its URL.
-    async fn create(&self, queue: &str, attrs: HashMap<QueueAttributeName, String>) -> PortResult<String> {
+    /// attributes in line (keeping its messages), except those named in
+    /// `initial_only`, which only a new queue gets. Returns its URL.
+    async fn create(
+        &self,
+        queue: &str,
+        attrs: HashMap<QueueAttributeName, String>,
+        initial_only: &[QueueAttributeName],
+    ) -> PortResult<String> {
         let name = self.sqs_name(queue);
         let created = self.client.create_queue().queue_name(&name).set_attributes(Some(attrs.clone())).send().await;
         let url = match created {
@@ -133,10 +141,11 @@ impl SqsQueue {
             // attributes (say, a changed max_attempts); that is an update.
             Err(e) if matches!(e.as_service_error(), Some(CreateQueueError::QueueNameExists(_))) => {
                 let url = self.lookup(queue).await?;
+                let update = attrs.into_iter().filter(|(k, _)| !initial_only.contains(k)).collect();
                 self.client
                     .set_queue_attributes()
                     .queue_url(&url)
-                    .set_attributes(Some(attrs))
+                    .set_attributes(Some(update))
                     .send()
                     .await
                     .map_err(|e| self.failed(queue, "updating attributes", e))?;
@@ -170,7 +179,11 @@ impl Queue for SqsQueue {
         // The DLQ comes first: the redrive policy names it by ARN.
         let dlq = dead_letter_queue(queue);
         let dlq_url = self
-            .create(&dlq, HashMap::from([(QueueAttributeName::MessageRetentionPeriod, DLQ_RETENTION_SECS.to_string())]))
+            .create(
+                &dlq,
+                HashMap::from([(QueueAttributeName::MessageRetentionPeriod, DLQ_RETENTION_SECS.to_string())]),
+                &[],
+            )
             .await?;
         let dlq_arn = self.arn(&dlq, &dlq_url).await?;
         let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.max_attempts });
@@ -180,6 +193,10 @@ impl Queue for SqsQueue {
                 (QueueAttributeName::RedrivePolicy, redrive.to_string()),
                 (QueueAttributeName::VisibilityTimeout, DEFAULT_VISIBILITY_SECS.to_string()),
             ]),
+            // A deployment sizes the visibility timeout to its consumers
+            // (the Terraform module: six times the worker's timeout);
+            // migrate must not shorten it under them.
+            &[QueueAttributeName::VisibilityTimeout],
         )
         .await?;
         Ok(())
@@ -403,6 +420,40 @@ mod tests {
         assert_eq!(got.len(), 1, "updating the spec keeps messages");
         let err = q.ensure(&name, QueueSpec { max_attempts: 0 }).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    }
+
+    /// A deployment (the Terraform module) sets a queue's visibility
+    /// timeout for its Lambda consumer; `berth migrate` afterwards keeps it.
+    #[tokio::test]
+    async fn ensure_keeps_the_visibility_timeout_of_an_existing_queue() {
+        let Some(((), q)) = fresh().await else { return };
+        let name = unique("t");
+        let visibility = |url: String| {
+            let q = q.clone();
+            async move {
+                let out = q
+                    .client
+                    .get_queue_attributes()
+                    .queue_url(url)
+                    .attribute_names(QueueAttributeName::VisibilityTimeout)
+                    .send()
+                    .await
+                    .unwrap();
+                out.attributes().unwrap()[&QueueAttributeName::VisibilityTimeout].clone()
+            }
+        };
+        q.ensure(&name, QueueSpec::default()).await.unwrap();
+        let url = q.url(&name).await.unwrap();
+        assert_eq!(visibility(url.clone()).await, DEFAULT_VISIBILITY_SECS.to_string(), "a new queue gets the default");
+        q.client
+            .set_queue_attributes()
+            .queue_url(&url)
+            .attributes(QueueAttributeName::VisibilityTimeout, "720")
+            .send()
+            .await
+            .unwrap();
+        q.ensure(&name, QueueSpec { max_attempts: 4 }).await.unwrap();
+        assert_eq!(visibility(url).await, "720");
     }
 
     #[tokio::test]

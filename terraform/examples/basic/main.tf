@@ -1,9 +1,10 @@
 # berth on AWS, the smallest complete deployment: the api function behind a
-# function URL, no upload host (so stock clients push layers only in chunks
-# of at most ~6 MB, or through `berth push-blob`; see the README's Deploy
-# section), no workers yet.
+# function URL, the default workers (events, webhooks, jobs) and the
+# scheduler tick, no upload host (so stock clients push layers only in
+# chunks of at most ~6 MB, or through `berth push-blob`; see the README's
+# Deploy section).
 #
-#   scripts/package-lambdas            # dist/lambda/api.zip
+#   scripts/package-lambdas            # dist/lambda/api.zip and worker.zip
 #   cd terraform/examples/basic
 #   terraform init && terraform apply -var region=eu-west-1
 #   # then, once: berth migrate --backend aws with the migrate_environment output
@@ -36,6 +37,12 @@ variable "lambda_architecture" {
   default     = "arm64"
 }
 
+variable "emulator" {
+  description = "Only for tests against an AWS emulator (scripts/terraform-apply-check): leaves out what moto cannot do. Never set it for AWS."
+  type        = bool
+  default     = false
+}
+
 provider "aws" {
   region = var.region
 }
@@ -45,8 +52,7 @@ module "berth" {
   name                = var.name
   lambda_zip_dir      = "${path.root}/../../../dist/lambda"
   lambda_architecture = var.lambda_architecture
-  schedules           = {}
-  workers             = {}
+  emulator            = var.emulator
 }
 
 output "registry_url" {

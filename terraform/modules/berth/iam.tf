@@ -1,6 +1,6 @@
 # Least privilege per function: each role may touch this deployment's
-# bucket, table, queues, key and its own log group, and a worker may consume
-# only its own queue.
+# bucket, table, queues, key and its own log group; only the workers may
+# consume queues.
 
 data "aws_iam_policy_document" "lambda_assume" {
   statement {
@@ -86,12 +86,16 @@ data "aws_iam_policy_document" "function" {
     resources = ["*"]
   }
 
+  # A worker consumes its queue through the event source mapping (which
+  # receives and deletes with this role) and retries a message later by
+  # changing its visibility; the rights cover every berth queue and
+  # dead-letter queue, as the one worker binary serves any of them.
   dynamic "statement" {
-    for_each = each.value.queue == null ? [] : [each.value.queue]
+    for_each = each.value.queue == null ? [] : ["worker"]
     content {
-      sid       = "ConsumeOwnQueue"
-      actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
-      resources = [aws_sqs_queue.queue[statement.value].arn]
+      sid       = "ConsumeQueues"
+      actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:SendMessage"]
+      resources = local.queue_arns
     }
   }
 }

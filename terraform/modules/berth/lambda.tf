@@ -1,5 +1,6 @@
-# One Lambda function per berth function (functions/<name>): the api, and
-# the workers of var.workers, each fed by its queue.
+# The Lambda functions: the api (functions/api, api.zip), and one function
+# per entry of var.workers, each the one worker binary (functions/worker,
+# worker.zip) consuming its queue.
 
 resource "aws_cloudwatch_log_group" "function" {
   for_each          = local.functions
@@ -11,7 +12,7 @@ resource "aws_cloudwatch_log_group" "function" {
 
 resource "aws_lambda_function" "function" {
   #checkov:skip=CKV_AWS_117:The functions call only AWS APIs (S3, DynamoDB, SQS) over TLS with IAM auth; a VPC would add NAT or endpoints and cold-start cost without isolating anything.
-  #checkov:skip=CKV_AWS_116:The api function is invoked synchronously (no async events to dead-letter); workers are fed by SQS, whose redrive policy dead-letters failed messages (queues.tf).
+  #checkov:skip=CKV_AWS_116:The api function is invoked synchronously (no async events to dead-letter); workers are fed by SQS, whose redrive policy dead-letters failed messages (queues.tf), and the scheduler tick is repeated every minute, so a lost one needs no dead-letter queue.
   #checkov:skip=CKV_AWS_272:The zips come from scripts/package-lambdas in the operator's own pipeline; AWS Signer code signing is an operator choice outside this module.
   #checkov:skip=CKV_AWS_115:Concurrency is left to the account pool unless var.reserved_concurrency caps it; a fixed default would throttle a busy registry.
   for_each      = local.functions
@@ -21,9 +22,9 @@ resource "aws_lambda_function" "function" {
   runtime       = "provided.al2023"
   handler       = "bootstrap"
   architectures = [var.lambda_architecture]
-  filename      = "${var.lambda_zip_dir}/${each.key}.zip"
+  filename      = "${var.lambda_zip_dir}/${each.value.zip}.zip"
   # Redeploys when the zip changes.
-  source_code_hash               = filebase64sha256("${var.lambda_zip_dir}/${each.key}.zip")
+  source_code_hash               = filebase64sha256("${var.lambda_zip_dir}/${each.value.zip}.zip")
   memory_size                    = each.value.memory_mb
   timeout                        = each.value.timeout_seconds
   reserved_concurrent_executions = var.reserved_concurrency
@@ -32,7 +33,8 @@ resource "aws_lambda_function" "function" {
   environment {
     variables = merge(
       local.berth_env,
-      { BERTH_AUTH_TOKEN_KEY = local.token_key_pem },
+      local.token_key_env,
+      each.value.queue == null ? {} : { BERTH_WORKER_QUEUE = each.value.queue },
       each.key == "api" && local.upload_host ? { BERTH_SERVER_UPLOAD_BASE_URL = local.upload_base_url } : {},
     )
   }
@@ -53,10 +55,16 @@ resource "aws_lambda_function" "function" {
 resource "aws_lambda_event_source_mapping" "worker" {
   for_each                = var.workers
   event_source_arn        = aws_sqs_queue.queue[each.value.queue].arn
-  function_name           = aws_lambda_function.function[each.key].arn
+  function_name           = aws_lambda_function.function["worker-${each.key}"].arn
   batch_size              = each.value.batch_size
   function_response_types = ["ReportBatchItemFailures"]
   scaling_config {
     maximum_concurrency = each.value.max_concurrency
+  }
+  lifecycle {
+    precondition {
+      condition     = local.queue_visibility[each.value.queue] >= each.value.timeout_seconds
+      error_message = "The ${each.value.queue} queue's visibility timeout (${local.queue_visibility[each.value.queue]} s) is shorter than the timeout of worker ${each.key} (${each.value.timeout_seconds} s): a message would be delivered again while it is still being handled."
+    }
   }
 }

@@ -1,5 +1,5 @@
 # berth on AWS: blobs in S3, metadata in one DynamoDB table, background work
-# on SQS, the API (and, as they land, the workers) as Lambda functions.
+# on SQS, the API and the queue workers as Lambda functions.
 # Everything is encrypted with one customer-managed KMS key of the
 # deployment.
 
@@ -16,12 +16,31 @@ locals {
   queue_prefix = coalesce(var.queue_prefix, "${var.name}-")
   # The queues berth uses (shared/src/queue: ALL_QUEUES), each with a
   # dead-letter queue named <queue>-dlq.
-  queues = toset(["events", "jobs"])
-  # Every function: the api plus the workers.
+  queues = toset(["events", "webhooks", "jobs"])
+  # Every function: the api (api.zip) plus one function per worker, all of
+  # them the one worker binary (worker.zip) with its queue in
+  # BERTH_WORKER_QUEUE.
   functions = merge(
-    { api = { memory_mb = var.api_memory_mb, timeout_seconds = var.api_timeout_seconds, queue = null } },
-    { for k, w in var.workers : k => { memory_mb = w.memory_mb, timeout_seconds = w.timeout_seconds, queue = w.queue } },
+    { api = { zip = "api", memory_mb = var.api_memory_mb, timeout_seconds = var.api_timeout_seconds, queue = null } },
+    { for k, w in var.workers : "worker-${k}" => { zip = "worker", memory_mb = w.memory_mb, timeout_seconds = w.timeout_seconds, queue = w.queue } },
   )
+  # Visibility timeout per queue: six times the longest timeout of the
+  # workers consuming it (AWS's advice for SQS event sources), at least
+  # 30 s, unless set.
+  queue_visibility = { for q in local.queues : q => lookup(var.queue_visibility_timeout_seconds, q,
+    max(30, [for w in values(var.workers) : 6 * w.timeout_seconds if w.queue == q]...)
+  ) }
+  # The worker that gets the scheduler tick: the first consumer of the
+  # jobs queue, if any.
+  tick_worker = try(sort([for k, w in var.workers : k if w.queue == "jobs"])[0], null)
+  # What var.emulator leaves out, and why (everything else is deployed
+  # exactly as on AWS):
+  # - the bucket policy (storage.tf): its one statement denies requests
+  #   without TLS, and moto evaluates aws:SecureTransport as false even over
+  #   TLS, so it would deny every S3 call;
+  # - the DLQs' redrive allow policies (queues.tf): moto never finishes
+  #   creating aws_sqs_queue_redrive_allow_policy (the provider waits until
+  #   it times out); the source queues' redrive policies work without it.
   upload_host = var.upload_host.enabled
   upload_base_url = local.upload_host ? (
     var.upload_host.domain_name != null ? "https://${var.upload_host.domain_name}" : "https://${aws_lb.upload[0].dns_name}"
@@ -86,6 +105,6 @@ data "aws_iam_policy_document" "kms" {
     }
   }
   # CloudWatch alarms publish to encrypted SNS topics and read SQS metrics;
-  # EventBridge Scheduler sends job messages into the encrypted jobs queue
-  # through its role (iam.tf), which needs no key policy entry.
+  # EventBridge Scheduler reads its encrypted schedule through its role
+  # (schedules.tf), which needs no key policy entry.
 }

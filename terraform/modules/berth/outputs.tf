@@ -29,7 +29,7 @@ output "table" {
 }
 
 output "queue_urls" {
-  description = "The events and jobs queues, and their dead-letter queues."
+  description = "The events, webhooks and jobs queues, and their dead-letter queues."
   value       = merge({ for k, q in aws_sqs_queue.queue : k => q.url }, { for k, q in aws_sqs_queue.dlq : "${k}-dlq" => q.url })
 }
 
@@ -44,8 +44,13 @@ output "kms_key_arn" {
 }
 
 output "token_key_secret_arn" {
-  description = "The Secrets Manager secret with the token-signing key."
-  value       = local.token_key_secret_arn
+  description = "The Secrets Manager secret with the token-signing key, when one was given (null: berth keeps the key in its table)."
+  value       = var.token_key_secret_arn
+}
+
+output "tick_schedule" {
+  description = "The EventBridge Scheduler schedule that invokes the jobs worker every minute (null without a jobs worker)."
+  value       = local.tick_worker == null ? null : aws_scheduler_schedule.tick[0].name
 }
 
 output "migrate_environment" {

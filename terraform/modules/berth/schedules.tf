@@ -1,9 +1,12 @@
-# Scheduled work (GC, retention, scheduled replication, audit purge): each
-# schedule of var.schedules sends a job message to the jobs queue, where a
-# jobs worker picks it up, as berth's in-process scheduler does locally.
+# Scheduled work: ONE EventBridge Scheduler schedule, every minute, invokes
+# the jobs worker with {"berth": "tick"}. The tick runs berth's own
+# scheduler (which finds the GC, retention, replication and other policies
+# that are due, from their cron expressions in the table) and an outbox
+# relay sweep, as `berth serve` does in-process. No cloud resource exists
+# per policy. Without a worker of the jobs queue there is no tick.
 
 resource "aws_iam_role" "scheduler" {
-  count = length(var.schedules) > 0 ? 1 : 0
+  count = local.tick_worker == null ? 0 : 1
   name  = "${var.name}-scheduler"
   assume_role_policy = jsonencode({
     Version = "2012-10-17"
@@ -18,33 +21,37 @@ resource "aws_iam_role" "scheduler" {
 }
 
 resource "aws_iam_role_policy" "scheduler" {
-  count = length(var.schedules) > 0 ? 1 : 0
-  name  = "send-jobs"
+  count = local.tick_worker == null ? 0 : 1
+  name  = "invoke-tick"
   role  = aws_iam_role.scheduler[0].id
   policy = jsonencode({
     Version = "2012-10-17"
     Statement = [
-      { Effect = "Allow", Action = ["sqs:SendMessage"], Resource = [aws_sqs_queue.queue["jobs"].arn] },
-      { Effect = "Allow", Action = ["kms:GenerateDataKey", "kms:Decrypt"], Resource = [aws_kms_key.berth.arn] },
+      { Effect = "Allow", Action = ["lambda:InvokeFunction"], Resource = [aws_lambda_function.function["worker-${local.tick_worker}"].arn] },
+      # The schedule is encrypted with the deployment's key.
+      { Effect = "Allow", Action = ["kms:Decrypt"], Resource = [aws_kms_key.berth.arn] },
     ]
   })
 }
 
-resource "aws_scheduler_schedule" "job" {
-  for_each                     = var.schedules
-  name                         = "${var.name}-${each.key}"
-  schedule_expression          = each.value.expression
-  schedule_expression_timezone = each.value.timezone
+resource "aws_scheduler_schedule" "tick" {
+  count                        = local.tick_worker == null ? 0 : 1
+  name                         = "${var.name}-tick"
+  description                  = "berth ${var.name}: the scheduler tick and outbox sweep, every minute"
+  schedule_expression          = "rate(1 minute)"
+  schedule_expression_timezone = "UTC"
   kms_key_arn                  = aws_kms_key.berth.arn
   flexible_time_window {
     mode = "OFF"
   }
   target {
-    arn      = aws_sqs_queue.queue["jobs"].arn
+    arn      = aws_lambda_function.function["worker-${local.tick_worker}"].arn
     role_arn = aws_iam_role.scheduler[0].arn
-    input    = jsonencode(merge(each.value.payload, { kind = each.value.job, schedule = each.key }))
+    input    = jsonencode({ berth = "tick" })
+    # A tick is stale once the next one is due.
     retry_policy {
-      maximum_retry_attempts = 3
+      maximum_event_age_in_seconds = 60
+      maximum_retry_attempts       = 2
     }
   }
 }

@@ -41,7 +41,8 @@ data "aws_iam_policy_document" "ecs_assume" {
   }
 }
 
-# Starts the task: pulls the image, reads the token key, writes the logs.
+# Starts the task: pulls the image, writes the logs, and reads the token
+# key when it comes from a secret (var.token_key_secret_arn).
 resource "aws_iam_role" "upload_execution" {
   count              = local.upload_host ? 1 : 0
   name               = "${var.name}-upload-execution"
@@ -56,13 +57,13 @@ resource "aws_iam_role_policy_attachment" "upload_execution" {
 }
 
 resource "aws_iam_role_policy" "upload_execution" {
-  count = local.upload_host ? 1 : 0
+  count = local.upload_host && var.token_key_secret_arn != null ? 1 : 0
   name  = "token-key"
   role  = aws_iam_role.upload_execution[0].id
   policy = jsonencode({
     Version = "2012-10-17"
     Statement = [
-      { Effect = "Allow", Action = ["secretsmanager:GetSecretValue"], Resource = [local.token_key_secret_arn] },
+      { Effect = "Allow", Action = ["secretsmanager:GetSecretValue"], Resource = [var.token_key_secret_arn] },
       { Effect = "Allow", Action = ["kms:Decrypt"], Resource = [aws_kms_key.berth.arn] },
     ]
   })
@@ -108,7 +109,7 @@ resource "aws_ecs_task_definition" "upload" {
       BERTH_SERVER_LISTEN = "0.0.0.0:5000"
       AWS_REGION          = local.region
     }) : { name = k, value = v }]
-    secrets = [{ name = "BERTH_AUTH_TOKEN_KEY", valueFrom = local.token_key_secret_arn }]
+    secrets = var.token_key_secret_arn == null ? [] : [{ name = "BERTH_AUTH_TOKEN_KEY", valueFrom = var.token_key_secret_arn }]
     logConfiguration = {
       logDriver = "awslogs"
       options = {

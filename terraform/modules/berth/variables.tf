@@ -21,7 +21,7 @@ variable "table_name" {
 }
 
 variable "queue_prefix" {
-  description = "Prefix of the SQS queue names (BERTH_AWS_QUEUE_PREFIX): the queues are <prefix>events and <prefix>jobs, each with <prefix><queue>-dlq. Default: \"<name>-\"."
+  description = "Prefix of the SQS queue names (BERTH_AWS_QUEUE_PREFIX): the queues are <prefix>events, <prefix>webhooks and <prefix>jobs, each with <prefix><queue>-dlq. Default: \"<name>-\"."
   type        = string
   default     = null
 }
@@ -57,9 +57,13 @@ variable "max_receive_count" {
 }
 
 variable "queue_visibility_timeout_seconds" {
-  description = "Visibility timeout of the events and jobs queues. `berth migrate` sets 30 s, so keep 30 unless migrate runs no more; worker function timeouts must not exceed it."
-  type        = number
-  default     = 30
+  description = "Visibility timeout per queue (events, webhooks, jobs), in seconds. A queue left out gets six times the longest timeout of the worker functions consuming it (AWS's advice for Lambda event sources), and at least 30 s. It must not be shorter than the timeout of any function consuming the queue."
+  type        = map(number)
+  default     = {}
+  validation {
+    condition     = alltrue([for q, t in var.queue_visibility_timeout_seconds : contains(["events", "webhooks", "jobs"], q) && t >= 0 && t <= 43200])
+    error_message = "queue_visibility_timeout_seconds: keys events, webhooks or jobs; values 0..43200 (12 hours)."
+  }
 }
 
 variable "lambda_zip_dir" {
@@ -97,37 +101,32 @@ variable "reserved_concurrency" {
 
 variable "workers" {
   description = <<-EOT
-    Worker functions, by name (the binary functions/<name>, zip <lambda_zip_dir>/<name>.zip), each fed by one queue through an
-    SQS event source mapping that reports partial batch failures. None exist yet; add them as they land, e.g.
-    { events = { queue = "events" }, jobs = { queue = "jobs", timeout_seconds = 25 } }.
+    Worker functions, by name: each is the one worker binary (functions/worker, zip <lambda_zip_dir>/worker.zip) deployed as
+    the function <name>-worker-<key>, consuming one queue (BERTH_WORKER_QUEUE) through an SQS event source mapping that
+    reports partial batch failures. Kinds of work with different needs get their own queue, so their settings differ
+    (a webhook takes milliseconds, a job up to about a minute). The first worker of the jobs queue (by key) also gets the
+    EventBridge Scheduler tick every minute (schedules.tf). An empty map deploys no workers (run `berth worker` elsewhere).
   EOT
   type = map(object({
     queue           = string
     batch_size      = optional(number, 10)
     memory_mb       = optional(number, 512)
-    timeout_seconds = optional(number, 25)
+    timeout_seconds = optional(number, 30)
     max_concurrency = optional(number, 10)
   }))
-  default = {}
-  validation {
-    condition     = alltrue([for w in values(var.workers) : contains(["events", "jobs"], w.queue)])
-    error_message = "workers: each queue is \"events\" or \"jobs\"."
+  default = {
+    events   = { queue = "events" }
+    webhooks = { queue = "webhooks", timeout_seconds = 30 }
+    jobs     = { queue = "jobs", timeout_seconds = 120, memory_mb = 1024 }
   }
-}
-
-variable "schedules" {
-  description = <<-EOT
-    EventBridge Scheduler schedules, by name, each sending a job message to the jobs queue (GC, retention, scheduled
-    replication, audit purge), e.g. { gc = { expression = "cron(0 3 * * ? *)", job = "gc" } }. `payload` is merged into the
-    message { "kind": <job>, ... }.
-  EOT
-  type = map(object({
-    expression = string
-    job        = string
-    payload    = optional(map(string), {})
-    timezone   = optional(string, "UTC")
-  }))
-  default = {}
+  validation {
+    condition     = alltrue([for w in values(var.workers) : contains(["events", "webhooks", "jobs"], w.queue)])
+    error_message = "workers: each queue is \"events\", \"webhooks\" or \"jobs\"."
+  }
+  validation {
+    condition     = alltrue([for k, w in var.workers : can(regex("^[a-z][a-z0-9-]{0,15}$", k)) && w.max_concurrency >= 2 && w.timeout_seconds <= 900])
+    error_message = "workers: keys are 1-16 of a-z 0-9 - starting with a letter; max_concurrency is at least 2 (SQS event sources); timeout_seconds at most 900."
+  }
 }
 
 variable "api_exposure" {
@@ -151,7 +150,7 @@ variable "custom_domain" {
 }
 
 variable "token_key_secret_arn" {
-  description = "ARN of an existing Secrets Manager secret holding the Ed25519 PKCS#8 PEM that signs registry tokens (BERTH_AUTH_TOKEN_KEY). Default: the module generates one and keeps it in a new secret."
+  description = "ARN of an existing Secrets Manager secret holding the Ed25519 PKCS#8 PEM that signs registry tokens (BERTH_AUTH_TOKEN_KEY). Default (null): no secret and no BERTH_AUTH_TOKEN_KEY; berth makes the key itself on first start and keeps it in the DynamoDB table (a create-only write, so concurrent first starts agree on one key)."
   type        = string
   default     = null
 }
@@ -208,4 +207,15 @@ variable "tags" {
   description = "Tags for every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "emulator" {
+  description = <<-EOT
+    Deploying to an AWS emulator (moto server) for a test, not to AWS. Leaves out only what moto cannot do: the bucket
+    policy (its statement denies requests without TLS, and moto evaluates aws:SecureTransport as false even over TLS, so
+    it would deny every S3 call) and the dead-letter queues' redrive allow policies (moto never finishes creating them;
+    the source queues' redrive policies work without). main.tf lists them too. Never set it for a real deployment.
+  EOT
+  type        = bool
+  default     = false
 }
