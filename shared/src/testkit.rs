@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+pub mod lambda;
 pub mod ldap;
 
 /// The variable that turns a skipped emulator-backed test into a failure (CI

@@ -7,76 +7,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use base64::Engine as _;
 use berth::config::{Backend, Config, Overrides};
 use berth::context::AppContext;
 use berth::oci::Digest;
+use berth::testkit::lambda::Function;
 use bytes::Bytes;
 use serde_json::{Value, json};
-
-/// What the fake runtime hands out and what it got back.
-#[derive(Default)]
-struct Runtime {
-    events: Mutex<VecDeque<(String, Value)>>,
-    responses: Mutex<Vec<(String, Value)>>,
-    init_errors: Mutex<Vec<Value>>,
-    /// When the function first asked for an event: its init was done.
-    first_next: Mutex<Option<Instant>>,
-}
-
-async fn next(State(rt): State<Arc<Runtime>>) -> Response {
-    rt.first_next.lock().unwrap().get_or_insert_with(Instant::now);
-    loop {
-        let event = rt.events.lock().unwrap().pop_front();
-        if let Some((id, body)) = event {
-            let mut resp = axum::Json(body).into_response();
-            let h = resp.headers_mut();
-            h.insert("lambda-runtime-aws-request-id", HeaderValue::from_str(&id).unwrap());
-            h.insert("lambda-runtime-deadline-ms", HeaderValue::from_static("9999999999999"));
-            h.insert(
-                "lambda-runtime-invoked-function-arn",
-                HeaderValue::from_static("arn:aws:lambda:us-east-1:123456789012:function:api"),
-            );
-            h.insert("lambda-runtime-trace-id", HeaderValue::from_static("Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700"));
-            return resp;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-async fn respond(State(rt): State<Arc<Runtime>>, Path(id): Path<String>, body: Bytes) -> StatusCode {
-    rt.responses.lock().unwrap().push((id, serde_json::from_slice(&body).unwrap_or(Value::Null)));
-    StatusCode::ACCEPTED
-}
-
-async fn init_error(State(rt): State<Arc<Runtime>>, _h: HeaderMap, body: Bytes) -> StatusCode {
-    rt.init_errors.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or(Value::Null));
-    StatusCode::ACCEPTED
-}
-
-async fn start_runtime(rt: Arc<Runtime>) -> SocketAddr {
-    let app = Router::new()
-        .route("/2018-06-01/runtime/invocation/next", get(next))
-        .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
-        .route("/2018-06-01/runtime/invocation/{id}/error", post(respond))
-        .route("/2018-06-01/runtime/init/error", post(init_error))
-        .with_state(rt);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
-}
 
 /// One HTTP request as a function URL / HTTP API (payload 2.0) event.
 struct Req<'a> {
@@ -124,45 +63,6 @@ impl<'a> Req<'a> {
     }
 }
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The fake runtime with the function process attached.
-struct Function {
-    rt: Arc<Runtime>,
-    child: Killed,
-    n: usize,
-}
-
-impl Function {
-    /// Hands the function one event and waits for its answer.
-    async fn invoke(&mut self, req: Req<'_>) -> Value {
-        self.n += 1;
-        let id = format!("req-{}", self.n);
-        self.rt.events.lock().unwrap().push_back((id.clone(), req.event()));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some((_, v)) = self.rt.responses.lock().unwrap().iter().find(|(i, _)| *i == id) {
-                return v.clone();
-            }
-            assert!(
-                self.rt.init_errors.lock().unwrap().is_empty(),
-                "init failed: {:?}",
-                self.rt.init_errors.lock().unwrap()
-            );
-            assert!(self.child.0.try_wait().unwrap().is_none(), "the function exited");
-            assert!(Instant::now() < deadline, "no answer to {} {} within 60 s", req.method, req.path);
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-}
-
 fn header(r: &Value, h: &str) -> Option<String> {
     r["headers"][h].as_str().map(str::to_owned)
 }
@@ -196,25 +96,11 @@ async fn api_function_serves_a_push_and_a_pull() {
     let ctx = AppContext::open(config).await.unwrap();
     ctx.bootstrap().await.unwrap();
 
-    let rt = Arc::new(Runtime::default());
-    let addr = start_runtime(rt.clone()).await;
     let started = Instant::now();
     // BERTH_TEST_API_BINARY runs another build (the `bootstrap` of a
     // packaged zip, say) under the same events.
     let binary = std::env::var("BERTH_TEST_API_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_api").to_owned());
-    let child = Command::new(binary)
-        .envs(env)
-        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "api")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/api")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut f = Function { rt: rt.clone(), child: Killed(child), n: 0 };
+    let mut f = Function::start(&binary, "api", &env).await;
     let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("admin:Harbor12345"));
 
     // Push: two monolithic blob uploads (POST, then PUT ?digest= with the
@@ -224,9 +110,9 @@ async fn api_function_serves_a_push_and_a_pull() {
     let config_blob = b"{}".to_vec();
     let config_digest = Digest::sha256_of(&config_blob);
     for (i, (bytes, digest)) in [(&layer, &layer_digest), (&config_blob, &config_digest)].into_iter().enumerate() {
-        let start = f.invoke(Req::new("POST", "/v2/library/lambda/blobs/uploads/", &auth)).await;
+        let start = f.invoke(Req::new("POST", "/v2/library/lambda/blobs/uploads/", &auth).event()).await;
         if i == 0 {
-            let init = rt.first_next.lock().unwrap().map(|t| t - started).unwrap();
+            let init = f.init_time().unwrap();
             eprintln!("api function cold init (process start to first event request): {init:?}");
             eprintln!("api function first answer {:?} after start", started.elapsed());
         }
@@ -238,7 +124,7 @@ async fn api_function_serves_a_push_and_a_pull() {
         put.query = &query;
         put.headers.push(("content-type", "application/octet-stream".into()));
         put.body = Some(bytes);
-        let put = f.invoke(put).await;
+        let put = f.invoke(put.event()).await;
         assert_eq!(put["statusCode"], 201, "{put}");
         assert_eq!(header(&put, "docker-content-digest"), Some(digest.to_string()));
     }
@@ -253,20 +139,20 @@ async fn api_function_serves_a_push_and_a_pull() {
     let mut put = Req::new("PUT", "/v2/library/lambda/manifests/v1", &auth);
     put.headers.push(("content-type", "application/vnd.oci.image.manifest.v1+json".into()));
     put.body = Some(&manifest_bytes);
-    let put = f.invoke(put).await;
+    let put = f.invoke(put.event()).await;
     assert_eq!(put["statusCode"], 201, "{put}");
     assert_eq!(header(&put, "docker-content-digest"), Some(manifest_digest.to_string()));
 
     // Pull: the manifest from the table, the blob as a redirect to S3.
     let mut get = Req::new("GET", "/v2/library/lambda/manifests/v1", &auth);
     get.headers.push(("accept", "application/vnd.oci.image.manifest.v1+json".into()));
-    let m = f.invoke(get).await;
+    let m = f.invoke(get.event()).await;
     assert_eq!(m["statusCode"], 200, "{m}");
     assert_eq!(header(&m, "content-type").as_deref(), Some("application/vnd.oci.image.manifest.v1+json"));
     assert_eq!(header(&m, "docker-content-digest"), Some(manifest_digest.to_string()));
     assert_eq!(body_of(&m), manifest_bytes, "the manifest comes back byte for byte");
 
-    let b = f.invoke(Req::new("GET", &format!("/v2/library/lambda/blobs/{layer_digest}"), &auth)).await;
+    let b = f.invoke(Req::new("GET", &format!("/v2/library/lambda/blobs/{layer_digest}"), &auth).event()).await;
     assert_eq!(b["statusCode"], 307, "{b}");
     let location = header(&b, "location").unwrap();
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
@@ -275,12 +161,12 @@ async fn api_function_serves_a_push_and_a_pull() {
     let fetched = reqwest_get(&location).await;
     assert_eq!(Digest::sha256_of(&fetched), layer_digest, "the presigned URL serves the blob");
 
-    let tags = f.invoke(Req::new("GET", "/v2/library/lambda/tags/list", &auth)).await;
+    let tags = f.invoke(Req::new("GET", "/v2/library/lambda/tags/list", &auth).event()).await;
     assert_eq!(tags["statusCode"], 200, "{tags}");
     let tags: Value = serde_json::from_slice(&body_of(&tags)).unwrap();
     assert_eq!(tags["tags"], json!(["v1"]));
 
-    let u = f.invoke(Req::new("GET", "/v2/library/lambda/manifests/v1", "Basic bm9ib2R5Om5vbmU=")).await;
+    let u = f.invoke(Req::new("GET", "/v2/library/lambda/manifests/v1", "Basic bm9ib2R5Om5vbmU=").event()).await;
     assert_eq!(u["statusCode"], 401, "{u}");
     assert!(header(&u, "www-authenticate").is_some());
 }
