@@ -25,6 +25,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub aws: AwsConfig,
     pub queue: QueueConfig,
+    pub worker: WorkerConfig,
     pub admin: AdminConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
@@ -38,6 +39,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             aws: AwsConfig::default(),
             queue: QueueConfig::default(),
+            worker: WorkerConfig::default(),
             admin: AdminConfig::default(),
             auth: AuthConfig::default(),
             log: LogConfig::default(),
@@ -143,6 +145,14 @@ impl Default for QueueConfig {
     fn default() -> Self {
         Self { max_attempts: 5 }
     }
+}
+
+/// The worker Lambda function's queue (`BERTH_WORKER_QUEUE`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// The queue a worker function consumes: `events`, `webhooks` or `jobs`.
+    pub queue: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

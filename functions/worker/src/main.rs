@@ -60,8 +60,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let overrides = Overrides { backend: Some(Backend::Aws), ..Overrides::default() };
     let config = Config::load(file.as_deref(), &overrides)?;
     berth::telemetry::init(berth::config::LogFormat::Json, &config.log.level);
-    let queue = std::env::var("BERTH_WORKER_QUEUE").unwrap_or_default();
-    let queue = berth::jobs::host::queue_named(&queue)
+    let queue = berth::jobs::host::queue_named(&config.worker.queue)
         .ok_or_else(|| format!("BERTH_WORKER_QUEUE must be one of {}", berth::queue::ALL_QUEUES.join(", ")))?;
     let ctx = AppContext::open(config).await?;
     let worker = berth::jobs::host::worker(&ctx);
