@@ -125,6 +125,22 @@ enum Cmd {
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
     },
+    /// Webhooks: the p50 of a manifest PUT into a project with a webhook
+    /// policy and into one without (alternating, one at a time), then the
+    /// events per second from `burst` pushes to their deliveries at a
+    /// receiver this command serves (needs an administrator).
+    Hooks {
+        #[command(flatten)]
+        target: Target,
+        /// Timed pushes per project.
+        #[arg(long, default_value_t = 200)]
+        pushes: usize,
+        /// Pushes of the throughput run.
+        #[arg(long, default_value_t = 1000)]
+        burst: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
     /// Pushes distinct small image manifests (one shared config and layer,
     /// an annotation telling them apart) under tags `a00000`, … until the
     /// repository has `total` artifacts.
@@ -525,6 +541,112 @@ async fn artifacts(t: Target, total: usize, concurrency: usize) -> Result<()> {
     Ok(())
 }
 
+/// A manifest PUT of a distinct small image into `repo` (whose config and
+/// layer blobs `blobs` are); its latency.
+async fn put_small(reg: &Registry, repo: &str, tag: &str, blobs: &(String, usize, String, usize)) -> Result<Duration> {
+    let (config_digest, config_len, layer_digest, layer_len) = blobs;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_len},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_len}],
+        "annotations": {"org.example.bench.tag": tag},
+    });
+    let url = reg.base.join(&format!("/v2/{repo}/manifests/{tag}"))?;
+    let started = Instant::now();
+    let resp = reg
+        .http
+        .put(url)
+        .header(CONTENT_TYPE, "application/vnd.oci.image.manifest.v1+json")
+        .body(serde_json::to_vec(&manifest)?)
+        .send()
+        .await?;
+    let took = started.elapsed();
+    expect(resp.status(), StatusCode::CREATED, &format!("PUT {repo}:{tag}"))?;
+    Ok(took)
+}
+
+async fn hooks(t: Target, pushes: usize, burst: usize, concurrency: usize) -> Result<()> {
+    // The receiver: counts deliveries.
+    let delivered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = delivered.clone();
+    let app = axum::Router::new().fallback(move || {
+        let count = count.clone();
+        async move {
+            count.fetch_add(1, Ordering::SeqCst);
+            StatusCode::OK
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hook = format!("http://{}/hook", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let reg = Arc::new(Registry::new(&t)?);
+    for project in ["bench-hooks-on", "bench-hooks-off"] {
+        let body = serde_json::json!({"project_name": project, "metadata": {"public": "false"}});
+        let resp = reg.http.post(reg.api("projects")).json(&body).send().await?;
+        ensure!(
+            resp.status() == StatusCode::CREATED || resp.status() == StatusCode::CONFLICT,
+            "POST project {project}"
+        );
+    }
+    let policy = serde_json::json!({"name": "bench", "enabled": true, "event_types": ["PUSH_ARTIFACT"],
+        "targets": [{"type": "http", "address": hook}]});
+    let resp = reg.http.post(reg.api("projects/bench-hooks-on/webhook/policies")).json(&policy).send().await?;
+    ensure!(resp.status() == StatusCode::CREATED || resp.status() == StatusCode::CONFLICT, "POST webhook policy");
+
+    let config =
+        Bytes::from_static(br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#);
+    let layer = random_bytes(1024, 12);
+    let (config_len, layer_len) = (config.len(), layer.len());
+    let mut blobs = None;
+    for project in ["bench-hooks-on", "bench-hooks-off"] {
+        let r = Registry { http: reg.http.clone(), base: reg.base.clone(), repo: format!("{project}/app") };
+        let c = r.push_bytes(config.clone()).await?;
+        let l = r.push_bytes(layer.clone()).await?;
+        blobs = Some((c, config_len, l, layer_len));
+    }
+    let blobs = blobs.context("no blobs")?;
+    // Alternating, one at a time, so both see the same machine.
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for i in 0..pushes {
+        on.push(put_small(&reg, "bench-hooks-on/app", &format!("p{i:05}"), &blobs).await?);
+        off.push(put_small(&reg, "bench-hooks-off/app", &format!("p{i:05}"), &blobs).await?);
+    }
+    let p50 = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2].as_secs_f64() * 1000.0
+    };
+    println!("push_p50_on_ms={:.3}", p50(&mut on));
+    println!("push_p50_off_ms={:.3}", p50(&mut off));
+    // Every timed push into the policy's project is delivered, then the burst.
+    let wait = |want: usize| {
+        let delivered = delivered.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while delivered.load(Ordering::SeqCst) < want {
+                ensure!(Instant::now() < deadline, "{} of {want} deliveries", delivered.load(Ordering::SeqCst));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Ok(())
+        }
+    };
+    wait(pushes).await?;
+    let started = Instant::now();
+    in_parallel(0..burst, concurrency, |i| {
+        let (reg, blobs) = (reg.clone(), blobs.clone());
+        async move { put_small(&reg, "bench-hooks-on/app", &format!("b{i:05}"), &blobs).await.map(drop) }
+    })
+    .await?;
+    let pushed = started.elapsed().as_secs_f64();
+    wait(pushes + burst).await?;
+    let secs = started.elapsed().as_secs_f64();
+    println!("burst_push_secs={pushed:.3}");
+    println!("events_secs={secs:.3}");
+    println!("events_per_sec={:.1}", burst as f64 / secs);
+    Ok(())
+}
+
 fn status_kib(pid: u32, field: &str) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status.lines().find(|l| l.starts_with(field)).with_context(|| format!("no {field} for {pid}"))?;
@@ -632,5 +754,6 @@ async fn main() -> Result<()> {
         Cmd::Big { target, size_mib, pid } => big(target, size_mib, pid).await,
         Cmd::Projects { target, total, concurrency } => projects(target, total, concurrency).await,
         Cmd::Artifacts { target, total, concurrency } => artifacts(target, total, concurrency).await,
+        Cmd::Hooks { target, pushes, burst, concurrency } => hooks(target, pushes, burst, concurrency).await,
     }
 }
