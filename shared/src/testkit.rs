@@ -107,3 +107,23 @@ pub async fn push_small_image(
 ) -> crate::oci::Digest {
     reg.push_small_image_for_tests(repo, tag).await
 }
+
+/// An HTTP receiver on a free loopback port answering `status` to every
+/// request, counting them: its URL (`/hook`) and the count.
+#[allow(clippy::unwrap_used)]
+pub async fn counting_receiver(status: u16) -> (String, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+    use std::sync::atomic::Ordering;
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let count = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        let count = count.clone();
+        async move {
+            count.fetch_add(1, Ordering::SeqCst);
+            axum::http::StatusCode::from_u16(status).unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, hits)
+}

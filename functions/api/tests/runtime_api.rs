@@ -10,8 +10,6 @@
 use std::time::Instant;
 
 use base64::Engine as _;
-use berth::config::{Backend, Config, Overrides};
-use berth::context::AppContext;
 use berth::oci::Digest;
 use berth::testkit::lambda::Function;
 use bytes::Bytes;
@@ -81,20 +79,9 @@ async fn api_function_serves_a_push_and_a_pull() {
     if !berth::testkit::emulator_available("api_function_serves_a_push_and_a_pull") {
         return;
     }
-    let name = berth::testkit::unique("berth-lambda-");
-    let env: Vec<(String, String)> = vec![
-        ("BERTH_BACKEND".into(), "aws".into()),
-        ("BERTH_AWS_BUCKET".into(), name.clone()),
-        ("BERTH_AWS_TABLE".into(), name.clone()),
-        ("BERTH_AWS_QUEUE_PREFIX".into(), format!("{name}-")),
-        ("BERTH_ADMIN_PASSWORD".into(), "Harbor12345".into()),
-    ];
     // The AWS resources, as `berth migrate` (a deploy step) makes them.
-    let config = Config::load_from(None, env.clone(), &Overrides::default()).unwrap();
-    assert_eq!(config.backend, Backend::Aws);
-    berth::migrate::apply_aws(&config).await.unwrap();
-    let ctx = AppContext::open(config).await.unwrap();
-    ctx.bootstrap().await.unwrap();
+    let (env, ctx) = berth::testkit::lambda::deployed("berth-lambda-", &[]).await;
+    let name = ctx.config.aws.bucket.clone();
 
     let started = Instant::now();
     // BERTH_TEST_API_BINARY runs another build (the `bootstrap` of a

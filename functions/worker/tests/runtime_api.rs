@@ -5,12 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use berth::config::{Config, Overrides};
-use berth::context::AppContext;
 use berth::events::{Actor, Event, EventKind};
 use berth::jobs::Status;
 use berth::jobs::webhook::WebhookJob;
@@ -18,23 +15,6 @@ use berth::queue::{Message, WEBHOOKS};
 use berth::service::webhooks::{Delivery, Target};
 use berth::testkit::lambda::Function;
 use serde_json::{Value, json};
-
-/// A receiver answering `status`, counting its requests.
-async fn receiver(status: u16) -> (String, Arc<AtomicU32>) {
-    let hits = Arc::new(AtomicU32::new(0));
-    let count = hits.clone();
-    let app = axum::Router::new().fallback(move || {
-        let count = count.clone();
-        async move {
-            count.fetch_add(1, Ordering::SeqCst);
-            axum::http::StatusCode::from_u16(status).unwrap()
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, hits)
-}
 
 fn delivery(url: &str, event: &Event) -> Value {
     let target = Target {
@@ -78,25 +58,14 @@ async fn worker_function_takes_sqs_batches_and_reports_partial_failures() {
     if !berth::testkit::emulator_available("worker_function_takes_sqs_batches_and_reports_partial_failures") {
         return;
     }
-    let name = berth::testkit::unique("berth-worker-");
-    let env: Vec<(String, String)> = vec![
-        ("BERTH_BACKEND".into(), "aws".into()),
-        ("BERTH_AWS_BUCKET".into(), name.clone()),
-        ("BERTH_AWS_TABLE".into(), name.clone()),
-        ("BERTH_AWS_QUEUE_PREFIX".into(), format!("{name}-")),
-        ("BERTH_ADMIN_PASSWORD".into(), "Harbor12345".into()),
-        ("BERTH_WORKER_QUEUE".into(), WEBHOOKS.into()),
-    ];
-    let config = Config::load_from(None, env.clone(), &Overrides::default()).unwrap();
-    berth::migrate::apply_aws(&config).await.unwrap();
-    let ctx = AppContext::open(config).await.unwrap();
-    ctx.bootstrap().await.unwrap();
+    let (env, ctx) = berth::testkit::lambda::deployed("berth-worker-", &[("BERTH_WORKER_QUEUE", WEBHOOKS)]).await;
+    let name = ctx.config.aws.bucket.clone();
     let reg = ctx.registry();
 
     // Two deliveries: one to a receiver that takes it, one to a receiver
     // that is failing.
-    let (good, good_hits) = receiver(200).await;
-    let (bad, bad_hits) = receiver(503).await;
+    let (good, good_hits) = berth::testkit::counting_receiver(200).await;
+    let (bad, bad_hits) = berth::testkit::counting_receiver(503).await;
     let event = Event::artifact(EventKind::PushArtifact, &Actor::new("admin", None), "library/app", "sha256:00");
     let x = reg
         .start_execution(

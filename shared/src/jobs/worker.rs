@@ -282,30 +282,13 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::atomic::Ordering;
 
     use super::*;
     use crate::events::{Actor, Event, EventKind, EventMessage};
     use crate::jobs::purge::PurgeAuditJob;
     use crate::jobs::webhook::WebhookJob;
     use crate::service::webhooks::{Delivery, Target};
-
-    /// A receiver answering `status`, counting its requests.
-    async fn receiver(status: u16) -> (String, Arc<AtomicU32>) {
-        let hits = Arc::new(AtomicU32::new(0));
-        let count = hits.clone();
-        let app = axum::Router::new().fallback(move || {
-            let count = count.clone();
-            async move {
-                count.fetch_add(1, Ordering::SeqCst);
-                axum::http::StatusCode::from_u16(status).unwrap()
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (url, hits)
-    }
 
     fn delivery(url: &str) -> serde_json::Value {
         let target = Target {
@@ -334,7 +317,7 @@ mod tests {
 
         // A webhook delivery: the receiver is called once, whether the
         // repeats come one after the other or at once.
-        let (url, hits) = receiver(200).await;
+        let (url, hits) = crate::testkit::counting_receiver(200).await;
         let x =
             reg.start_execution(&WebhookJob, 1, "EVENT", serde_json::Map::new(), vec![delivery(&url)]).await.unwrap();
         let msg = only_message(&reg, queue.as_ref(), queue::WEBHOOKS).await;
@@ -373,7 +356,7 @@ mod tests {
     async fn failures_retry_then_end_in_error_and_dead_letters_are_recorded() {
         let (_dir, reg, queue) = crate::testkit::local_registry_and_queue().await;
         let worker = Worker::new(reg.clone(), queue.clone(), super::super::host::all_jobs(), 2);
-        let (url, hits) = receiver(503).await;
+        let (url, hits) = crate::testkit::counting_receiver(503).await;
         let x =
             reg.start_execution(&WebhookJob, 1, "EVENT", serde_json::Map::new(), vec![delivery(&url)]).await.unwrap();
         let msg = only_message(&reg, queue.as_ref(), queue::WEBHOOKS).await;

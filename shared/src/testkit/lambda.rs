@@ -129,3 +129,27 @@ impl Function {
         }
     }
 }
+
+/// A function's environment over fresh AWS resources (on the emulator)
+/// named after `stem`, made as `berth migrate` makes them, with the
+/// context over them: what a deployed function would find.
+pub async fn deployed(
+    stem: &str,
+    extra: &[(&str, &str)],
+) -> (Vec<(String, String)>, std::sync::Arc<crate::context::AppContext>) {
+    let name = super::unique(stem);
+    let mut env: Vec<(String, String)> = vec![
+        ("BERTH_BACKEND".into(), "aws".into()),
+        ("BERTH_AWS_BUCKET".into(), name.clone()),
+        ("BERTH_AWS_TABLE".into(), name.clone()),
+        ("BERTH_AWS_QUEUE_PREFIX".into(), format!("{name}-")),
+        ("BERTH_ADMIN_PASSWORD".into(), "Harbor12345".into()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let config = crate::config::Config::load_from(None, env.clone(), &crate::config::Overrides::default()).unwrap();
+    assert_eq!(config.backend, crate::config::Backend::Aws);
+    crate::migrate::apply_aws(&config).await.unwrap();
+    let ctx = crate::context::AppContext::open(config).await.unwrap();
+    ctx.bootstrap().await.unwrap();
+    (env, ctx)
+}
