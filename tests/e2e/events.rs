@@ -375,7 +375,7 @@ async fn the_audit_purge_runs_stops_and_keeps_its_schedule() {
     // A schedule is kept as given.
     let weekly = json!({"schedule": {"type": "Weekly", "cron": "0 0 0 * * 0"},
         "parameters": {"audit_retention_hour": 24, "include_event_types": "create_artifact,delete_artifact", "dry_run": false}});
-    app.admin().post(schedule).json(&weekly).send().await.expect(200);
+    app.admin().post(schedule).json(&weekly).send().await.expect(201);
     let custom = json!({"schedule": {"type": "Custom", "cron": "0 15 10 ? * *"},
         "parameters": {"audit_retention_hour": 12, "include_event_types": "create_artifact", "dry_run": false}});
     app.admin().put(schedule).json(&custom).send().await.expect(200);
@@ -408,7 +408,7 @@ async fn an_every_minute_schedule_fires_once_a_minute_across_replicas() {
     let (ra, rb) = (a.ctx().registry(), b.ctx().registry());
     let every_minute = json!({"schedule": {"type": "Custom", "cron": "0 * * * * *"},
         "parameters": {"audit_retention_hour": 24, "dry_run": true}});
-    a.admin().post("/api/v2.0/system/purgeaudit/schedule").json(&every_minute).send().await.expect(200);
+    a.admin().post("/api/v2.0/system/purgeaudit/schedule").json(&every_minute).send().await.expect(201);
     let set = ra.schedule("PURGE_AUDIT_LOG", 0).await.unwrap().unwrap().update_time;
     // From the next whole minute on, for three minutes, both tick each second.
     let start = (set / 60_000 + 1) * 60_000;

@@ -406,7 +406,9 @@ impl Settings {
 pub fn parse_changes(body: &Map<String, Value>) -> ServiceResult<Map<String, Value>> {
     let mut probe = Settings::declared();
     let mut changes = Map::new();
-    for (name, value) in body {
+    // A null stands for a setting the client did not set (Harbor's Python
+    // client sends its unset fields so); it changes nothing.
+    for (name, value) in body.iter().filter(|(_, v)| !v.is_null()) {
         match probe.set(name, value) {
             Ok(true) => {
                 if let Some(v) = probe.stored_value(name) {
@@ -578,7 +580,7 @@ mod tests {
     #[test]
     fn unknown_settings_are_ignored_as_harbor_does() {
         let body = json!({"scan_all_policy": {"type": "daily"}, "scanner_skip_update_pulltime": false,
-            "self_registration": true});
+            "self_registration": true, "skip_audit_log_database": null});
         let changes = parse_changes(body.as_object().unwrap()).unwrap();
         assert_eq!(changes, *json!({"self_registration": true}).as_object().unwrap());
     }

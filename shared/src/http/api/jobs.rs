@@ -240,6 +240,7 @@ fn purge_params(body: &ScheduleBody) -> Result<Value, ApiError> {
 /// other types set (or `None` removes) the schedule.
 pub async fn purge_schedule_set(
     State(state): State<Arc<AppState>>,
+    method: axum::http::Method,
     caller: Caller,
     Body(body): Body<ScheduleBody>,
 ) -> ApiResult {
@@ -256,12 +257,21 @@ pub async fn purge_schedule_set(
         }
         Plan::Never => {
             state.registry.set_schedule(PURGE_AUDIT_LOG, SYSTEM_VENDOR, None, params).await?;
-            Ok(StatusCode::OK.into_response())
+            Ok(schedule_set(&method))
         }
         Plan::Cron(cron) => {
             state.registry.set_schedule(PURGE_AUDIT_LOG, SYSTEM_VENDOR, Some((&obj.kind, &cron)), params).await?;
-            Ok(StatusCode::OK.into_response())
+            Ok(schedule_set(&method))
         }
+    }
+}
+
+/// Harbor answers a schedule's `POST` with 201 and its `PUT` with 200.
+fn schedule_set(method: &axum::http::Method) -> axum::response::Response {
+    if method == axum::http::Method::POST {
+        (StatusCode::CREATED, [(header::LOCATION, format!("{PREFIX}/system/purgeaudit/schedule"))]).into_response()
+    } else {
+        StatusCode::OK.into_response()
     }
 }
 
