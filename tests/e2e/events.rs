@@ -273,13 +273,21 @@ async fn changes_reach_the_audit_log_and_the_syslog_endpoint() {
         .await
         .expect(200);
 
-    app.create_project("audited", false).await;
+    let pid = app.create_project("audited", false).await;
+    app.create_user("member1", "Passw0rd1").await;
+    let mid = app.add_member(pid, "member1", 3).await;
+    let member = format!("/api/v2.0/projects/{pid}/members/{mid}");
+    app.admin().put(&member).json(&json!({"role_id": 2})).send().await.expect(200);
+    app.admin().delete(&member).send().await.expect(200);
     let digest = app.push_image("audited/app", "v1").await;
     app.admin().get("/v2/audited/app/manifests/v1").send().await.expect(200);
     app.admin().delete(&format!("/v2/audited/app/manifests/{digest}")).send().await.expect(202);
 
     let want = [
         ("project", "create", "audited".to_owned()),
+        ("member", "create", "member1".to_owned()),
+        ("member", "update", "member1".to_owned()),
+        ("member", "delete", "member1".to_owned()),
         ("artifact", "create", "audited/app:v1".to_owned()),
         ("artifact", "pull", "audited/app:v1".to_owned()),
         ("artifact", "delete", format!("audited/app@{digest}")),
@@ -301,7 +309,7 @@ async fn changes_reach_the_audit_log_and_the_syslog_endpoint() {
     assert_eq!(ext.len(), 1);
     assert_eq!(ext[0]["operation_result"], true);
     let project: Vec<Value> = app.admin().get("/api/v2.0/projects/audited/logs").send().await.expect(200).json();
-    assert_eq!(project.len(), 4);
+    assert_eq!(project.len(), 7);
     let types: Vec<Value> = app.admin().get("/api/v2.0/auditlog-exts/events").send().await.expect(200).json();
     assert!(types.contains(&json!({"event_type": "create_artifact"})));
     app.create_user("nobody", "Passw0rd1").await;
