@@ -28,16 +28,44 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
 pub const SWEEP_MIN_AGE: Duration = Duration::from_secs(10);
 /// Pulls per queue message (each a few hundred bytes of JSON; SQS takes 256 KiB).
 pub const PULLS_PER_MESSAGE: usize = 200;
-/// Pulls kept while the queue cannot be reached; older ones are dropped
-/// first (pull statistics are best effort, changes are not).
-const MAX_PENDING_PULLS: usize = 100_000;
+/// Distinct pulls (artifact, tag, client) kept between flushes, or while
+/// the queue cannot be reached; a new one past this is dropped (pull
+/// statistics are best effort, changes are not). Repeats of a kept one
+/// only count up, so memory stays bounded however busy the registry is.
+const MAX_PENDING_PULLS: usize = 20_000;
+
+/// What makes two pulls the same pull, counted twice.
+type PullKey = (Option<String>, Option<String>, Option<String>, String, Option<String>);
+
+fn pull_key(e: &Event) -> PullKey {
+    (e.repository.clone(), e.digest.clone(), e.tag.clone(), e.actor.name.clone(), e.actor.address.clone())
+}
 /// Sends in flight at once during a flush.
 const SEND_CONCURRENCY: usize = 8;
 
 #[derive(Debug, Default)]
 struct Pending {
     messages: Vec<Outgoing>,
-    pulls: Vec<Event>,
+    /// Pulls since the last flush, one per [`PullKey`] with its count in
+    /// `times` and its latest time.
+    pulls: std::collections::HashMap<PullKey, Event>,
+}
+
+impl Pending {
+    /// Counts `event` in (with its `times`); false when it was dropped.
+    fn add_pull(&mut self, event: Event) -> bool {
+        let key = pull_key(&event);
+        if let Some(seen) = self.pulls.get_mut(&key) {
+            seen.times = seen.times.saturating_add(event.times);
+            seen.at_ms = seen.at_ms.max(event.at_ms);
+            return true;
+        }
+        if self.pulls.len() >= MAX_PENDING_PULLS {
+            return false;
+        }
+        self.pulls.insert(key, event);
+        true
+    }
 }
 
 #[derive(Debug)]
@@ -64,13 +92,12 @@ impl EventBus {
         self.kick.notify_one();
     }
 
-    /// A pull, sent with the next batch.
+    /// A pull, sent with the next batch (counted into an earlier pull of
+    /// the same artifact, tag and client since the last flush).
     pub fn pulled(&self, event: Event) {
-        let mut p = self.pending();
-        if p.pulls.len() >= MAX_PENDING_PULLS {
-            p.pulls.remove(0);
+        if !self.pending().add_pull(event) {
+            tracing::debug!("pull statistics: too many distinct pulls waiting; one dropped");
         }
-        p.pulls.push(event);
     }
 
     /// Whether anything waits to be sent.
@@ -85,6 +112,7 @@ impl EventBus {
     /// sent wait for the next flush.
     pub async fn flush(&self) -> usize {
         let Pending { messages, pulls } = std::mem::take(&mut *self.pending());
+        let pulls: Vec<Event> = pulls.into_values().collect();
         let sent_events = futures::stream::iter(messages)
             .map(|m| async move { self.send_outgoing(&m).await })
             .buffer_unordered(SEND_CONCURRENCY)
@@ -105,10 +133,9 @@ impl EventBus {
         }
         if !unsent.is_empty() {
             let mut p = self.pending();
-            unsent.append(&mut p.pulls);
-            let excess = unsent.len().saturating_sub(MAX_PENDING_PULLS);
-            unsent.drain(..excess);
-            p.pulls = unsent;
+            for e in unsent {
+                p.add_pull(e);
+            }
         }
         sent
     }
@@ -192,5 +219,32 @@ impl EventBus {
             }
         }
         self.flush().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::events::{Actor, EventKind};
+
+    #[tokio::test]
+    async fn repeated_pulls_travel_as_one_counted_event() {
+        let (_dir, reg, queue) = crate::testkit::local_registry_and_queue().await;
+        let bus = reg.events();
+        let pull = |tag: &str, who: &str| {
+            Event::artifact(EventKind::PullArtifact, &Actor::new(who, None), "p/app", "sha256:00").with_tag(Some(tag))
+        };
+        for _ in 0..5 {
+            bus.pulled(pull("v1", "alice"));
+        }
+        bus.pulled(pull("v1", "bob"));
+        assert_eq!(bus.flush().await, 1);
+        let got = queue.receive(queue::EVENTS, 10, Duration::from_secs(30), Duration::ZERO).await.unwrap();
+        let EventMessage::Pulls { pulls, .. } = serde_json::from_str(&got[0].body).unwrap() else { panic!() };
+        let mut times: Vec<(String, u64)> = pulls.iter().map(|p| (p.actor.name.clone(), p.times)).collect();
+        times.sort();
+        assert_eq!(times, [("alice".to_owned(), 5), ("bob".to_owned(), 1)]);
+        assert!(bus.is_idle());
     }
 }

@@ -237,6 +237,18 @@ pub struct Event {
     /// What was done, in words (the audit log's operation description).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// How many times it happened: a pull repeated by one client within a
+    /// batch (about a second) is one event counted up.
+    #[serde(default = "once", skip_serializing_if = "is_once")]
+    pub times: u64,
+}
+
+fn once() -> u64 {
+    1
+}
+
+fn is_once(n: &u64) -> bool {
+    *n == 1
 }
 
 /// Unix time in milliseconds.
@@ -263,6 +275,7 @@ impl Event {
             size: None,
             resource: None,
             detail: None,
+            times: 1,
         }
     }
 

@@ -88,7 +88,8 @@ fn default_description(event: &Event, operation: &str) -> String {
         Some((resource_type, _)) => resource_type,
         None => "resource",
     };
-    format!("{operation} {what}: {}", event.audit_resource())
+    let times = if event.times > 1 { format!(" ({} times)", event.times) } else { String::new() };
+    format!("{operation} {what}: {}{times}", event.audit_resource())
 }
 
 /// The audit event types Harbor 2.13 lists (`/auditlog-exts/events`).

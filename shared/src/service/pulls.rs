@@ -31,7 +31,7 @@ impl Registry {
             let secs = p.at_ms / 1000;
             let t = times.entry((repo.clone(), digest.clone())).or_insert(secs);
             *t = (*t).max(secs);
-            *counts.entry(repo.clone()).or_insert(0) += 1;
+            *counts.entry(repo.clone()).or_insert(0) += i64::try_from(p.times).unwrap_or(i64::MAX);
         }
         let mut updates = Vec::new();
         if !settings.pull_time_update_disable {
