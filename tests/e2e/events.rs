@@ -288,10 +288,17 @@ async fn changes_reach_the_audit_log_and_the_syslog_endpoint() {
         ("member", "create", "member1".to_owned()),
         ("member", "update", "member1".to_owned()),
         ("member", "delete", "member1".to_owned()),
+        ("user", "create", "leaver".to_owned()),
+        ("user", "delete", "leaver".to_owned()),
         ("artifact", "create", "audited/app:v1".to_owned()),
         ("artifact", "pull", "audited/app:v1".to_owned()),
         ("artifact", "delete", format!("audited/app@{digest}")),
     ];
+    app.admin()
+        .delete(&format!("/api/v2.0/users/{}", app.create_user("leaver", "Passw0rd1").await))
+        .send()
+        .await
+        .expect(200);
     let logs = eventually(Duration::from_secs(15), || async {
         let logs: Vec<Value> = app.admin().get("/api/v2.0/audit-logs?page_size=50").send().await.expect(200).json();
         let have = |(t, op, res): &(&str, &str, String)| {
@@ -301,8 +308,11 @@ async fn changes_reach_the_audit_log_and_the_syslog_endpoint() {
     })
     .await
     .expect("the audit log lacks an entry");
-    // Ours are the administrator's (the default project is berth's own).
-    assert!(logs.iter().filter(|l| l["resource"] != "library").all(|l| l["username"] == "admin"), "{logs:?}");
+    // Ours are the administrator's; berth's own (the administrator and the
+    // default project, made at the first start) are the system's.
+    let bootstrap = |l: &&Value| l["resource"] == "library" || l["resource"] == "admin";
+    assert!(logs.iter().filter(bootstrap).all(|l| l["username"] == "system"), "{logs:?}");
+    assert!(logs.iter().filter(|l| !bootstrap(l)).all(|l| l["username"] == "admin"), "{logs:?}");
     // Newest first.
     assert_eq!(logs[0]["operation"], "delete");
     let ext: Vec<Value> = app.admin().get("/api/v2.0/auditlog-exts?q=operation%3Dpull").send().await.expect(200).json();

@@ -16,6 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::events::{Event, EventKind};
 use crate::meta::keys::{self, Counted};
 use crate::meta::{Condition, ErrorKind, Item, Query, Write, now_unix};
 use crate::rbac::{Act, Perm, ROBOT_PROJECT_GRANTABLE, ROBOT_SYSTEM_GRANTABLE, Res};
@@ -373,7 +374,8 @@ impl Registry {
             Write::Put { item: Item::new(epk, esk).with(keys::attr::ID, id), cond: Condition::NotExists },
             count_write(list_of(robot.list_project()), &robot.name, 1),
         ];
-        match self.meta.transact(writes).await {
+        let event = Event::about(EventKind::CreateRobot, self.actor(), None, &robot.name);
+        match self.commit_with_events(writes, vec![event]).await {
             Ok(()) => Ok(WithSecret { robot, secret }),
             Err(e) if e.is(ErrorKind::ConditionFailed) => {
                 Err(ServiceError::Conflict(format!("robot account {} already exists", robot.name)))
@@ -511,7 +513,8 @@ impl Registry {
             count_write(list_of(robot.list_project()), &robot.name, -1),
             self.epoch.bump(),
         ];
-        match self.meta.transact(writes).await {
+        let event = Event::about(EventKind::DeleteRobot, self.actor(), None, &robot.name);
+        match self.commit_with_events(writes, vec![event]).await {
             Ok(()) => {
                 self.epoch.changed_here();
                 Ok(())

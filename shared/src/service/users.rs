@@ -15,6 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::events::{Event, EventKind};
 use crate::meta::keys::{self, Counted};
 use crate::meta::{Condition, ErrorKind, Index, Item, Query, Write, now_unix};
 
@@ -263,7 +264,8 @@ impl Registry {
     /// Writes a new user with its id, list and e-mail items, or nothing.
     async fn insert_user(&self, user: &User) -> ServiceResult<()> {
         let writes = Self::new_user_writes(user)?;
-        match self.meta.transact(writes).await {
+        let event = Event::about(EventKind::CreateUser, self.actor(), None, &user.username);
+        match self.commit_with_events(writes, vec![event]).await {
             Ok(()) => Ok(()),
             Err(e) if e.is(ErrorKind::ConditionFailed) => {
                 if self.user_by_name(&user.username).await?.is_some() {
@@ -707,7 +709,8 @@ impl Registry {
             let cond = Condition::equals(keys::attr::NAME, user.username.clone());
             writes.push(Write::Delete { pk: mpk, sk: msk, cond });
         }
-        match self.meta.transact(writes).await {
+        let event = Event::about(EventKind::DeleteUser, self.actor(), None, &user.username);
+        match self.commit_with_events(writes, vec![event]).await {
             Err(e) if e.is(ErrorKind::ConditionFailed) => {
                 return Err(ServiceError::NotFound(format!("user {id} not found")));
             }

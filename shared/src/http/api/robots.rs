@@ -207,7 +207,7 @@ pub async fn list(State(state): State<Arc<AppState>>, caller: Caller, Query(q): 
 pub async fn create(State(state): State<Arc<AppState>>, caller: Caller, Body(body): Body<RobotBody>) -> ApiResult {
     caller.require_signed_in()?;
     require(&state, &caller, &body.level, requested_project(&body), Act::Create).await?;
-    let made = state.registry.create_robot(spec(body), creator(&caller)?).await?;
+    let made = caller.registry(&state).create_robot(spec(body), creator(&caller)?).await?;
     let prefix = state.registry.settings().await?.robot_prefix().to_owned();
     let robot = made.robot;
     created_with(
@@ -270,6 +270,6 @@ pub async fn delete(State(state): State<Arc<AppState>>, caller: Caller, Id(id): 
     caller.require_signed_in()?;
     let robot = state.registry.robot(id).await?;
     require(&state, &caller, robot.level.as_str(), project_of(&robot), Act::Delete).await?;
-    state.registry.delete_robot(id).await?;
+    caller.registry(&state).delete_robot(id).await?;
     Ok(StatusCode::OK.into_response())
 }

@@ -229,7 +229,7 @@ pub async fn create(State(state): State<Arc<AppState>>, caller: Caller, Body(bod
         comment: body.comment,
         password: Some(body.password),
     };
-    let user = state.registry.create_local_user(new).await?;
+    let user = caller.registry(&state).create_local_user(new).await?;
     created(&format!("{PREFIX}/users/{}", user.user_id))
 }
 
@@ -252,7 +252,7 @@ pub async fn update(
 
 pub async fn delete(State(state): State<Arc<AppState>>, caller: Caller, Id(id): Id) -> ApiResult {
     caller.require((Res::User, Act::Delete), On::Registry)?;
-    state.registry.delete_user(id, caller.user().map(|u| u.id)).await?;
+    caller.registry(&state).delete_user(id, caller.user().map(|u| u.id)).await?;
     Ok(StatusCode::OK.into_response())
 }
 
