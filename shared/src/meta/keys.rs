@@ -322,11 +322,6 @@ pub fn schedule_slot(vendor_type: &str, vendor_id: i64, slot_ms: i64) -> Key {
     (format!("SLOT#{vendor_type}#{vendor_id}"), format!("{slot_ms:013}"))
 }
 
-/// Whether a job type's queue is paused (the job service dashboard).
-pub fn paused(job_type: &str) -> Key {
-    ("SYS".to_owned(), format!("PAUSED#{job_type}"))
-}
-
 pub const WEBHOOK_POLICY_PREFIX: &str = "WH#";
 
 /// A webhook policy, in its project's partition.

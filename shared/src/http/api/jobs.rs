@@ -321,11 +321,3 @@ pub async fn schedules(State(state): State<Arc<AppState>>, caller: Caller, Query
         }),
     ))
 }
-
-/// `GET /schedules/{job_type}/paused`: berth's scheduler is never paused
-/// (pausing stops a job type's tasks, not its schedule).
-pub async fn schedule_paused(caller: Caller, Path(job_type): Path<String>) -> ApiResult {
-    caller.require((Res::JobServiceMonitor, Act::Read), On::Registry)?;
-    let _ = job_type;
-    Ok(Json(serde_json::json!({"paused": false})).into_response())
-}

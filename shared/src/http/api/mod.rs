@@ -141,7 +141,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/system/purgeaudit/{purge_id}", get(jobs::purge_get).put(jobs::purge_stop))
         .route("/system/purgeaudit/{purge_id}/log", get(jobs::purge_log))
         .route("/schedules", get(jobs::schedules))
-        .route("/schedules/{job_type}/paused", get(jobs::schedule_paused))
+
         .fallback(unknown_path)
         .method_not_allowed_fallback(method_not_allowed)
 }
