@@ -301,13 +301,14 @@ impl Registry {
             other => other?,
         }
         for task in self.tasks_of(id).await? {
+            // A task that changed meanwhile (a worker claimed it) sees the
+            // request at its next check; a backend failure is the caller's.
             if task.status == Status::Pending {
-                let _ = self
-                    .update_task(&task, |t| {
-                        t.status = Status::Stopped;
-                        t.end_time = now_ms();
-                    })
-                    .await;
+                self.update_task(&task, |t| {
+                    t.status = Status::Stopped;
+                    t.end_time = now_ms();
+                })
+                .await?;
             }
         }
         Ok(())
