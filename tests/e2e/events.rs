@@ -25,11 +25,12 @@ use serde_json::{Value, json};
 use crate::support::app::{TestApp, TestAppBuilder};
 
 /// What a webhook receiver got: the path, the headers, the body.
-type Got = Arc<Mutex<Vec<(String, HeaderMap, Value)>>>;
+pub(crate) type Got = Arc<Mutex<Vec<(String, HeaderMap, Value)>>>;
 
 /// An HTTP receiver on a free port: `/ok/*` answers 200, `/flaky/*` 500
-/// for its first two requests then 200, `/down/*` always 500.
-async fn receiver() -> (SocketAddr, Got) {
+/// for its first two requests then 200, `/down/*` always 500, `/slow/*`
+/// 200 after four seconds.
+pub(crate) async fn receiver() -> (SocketAddr, Got) {
     #[derive(Clone, Default)]
     struct Rx {
         got: Got,
@@ -46,6 +47,10 @@ async fn receiver() -> (SocketAddr, Got) {
         rx.got.lock().unwrap().push((path.clone(), headers, body));
         match path.split('/').next() {
             Some("ok") => StatusCode::OK,
+            Some("slow") => {
+                tokio::time::sleep(Duration::from_secs(4)).await;
+                StatusCode::OK
+            }
             Some("flaky") if n > 2 => StatusCode::OK,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -60,7 +65,7 @@ async fn receiver() -> (SocketAddr, Got) {
 }
 
 /// Polls `check` every 200 ms until it returns `Some`, for up to `limit`.
-async fn eventually<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
+pub(crate) async fn eventually<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -289,16 +294,26 @@ async fn changes_reach_the_audit_log_and_the_syslog_endpoint() {
         ("member", "update", "member1".to_owned()),
         ("member", "delete", "member1".to_owned()),
         ("user", "create", "leaver".to_owned()),
+        ("user", "update", "leaver".to_owned()),
         ("user", "delete", "leaver".to_owned()),
+        ("robot", "create", "auditor".to_owned()),
+        ("robot", "update", "auditor".to_owned()),
         ("artifact", "create", "audited/app:v1".to_owned()),
         ("artifact", "pull", "audited/app:v1".to_owned()),
         ("artifact", "delete", format!("audited/app@{digest}")),
     ];
-    app.admin()
-        .delete(&format!("/api/v2.0/users/{}", app.create_user("leaver", "Passw0rd1").await))
-        .send()
-        .await
-        .expect(200);
+    let leaver = format!("/api/v2.0/users/{}", app.create_user("leaver", "Passw0rd1").await);
+    let profile = json!({"email": "leaver@example.com", "realname": "Leaver", "comment": "bye"});
+    app.admin().put(&leaver).json(&profile).send().await.expect(200);
+    app.admin().delete(&leaver).send().await.expect(200);
+    let robot = app
+        .create_robot(&json!({"name": "auditor", "level": "system", "duration": -1,
+            "permissions": [{"kind": "project", "namespace": "*", "access": [{"resource": "repository", "action": "pull"}]}]}))
+        .await;
+    let robot_path = format!("/api/v2.0/robots/{}", robot.id);
+    let mut changed: Value = app.admin().get(&robot_path).send().await.expect(200).json();
+    changed["disable"] = json!(true);
+    app.admin().put(&robot_path).json(&changed).send().await.expect(200);
     let logs = eventually(Duration::from_secs(15), || async {
         let logs: Vec<Value> = app.admin().get("/api/v2.0/audit-logs?page_size=50").send().await.expect(200).json();
         let have = |(t, op, res): &(&str, &str, String)| {
@@ -306,15 +321,22 @@ async fn changes_reach_the_audit_log_and_the_syslog_endpoint() {
         };
         want.iter().all(have).then_some(logs)
     })
-    .await
-    .expect("the audit log lacks an entry");
+    .await;
+    let Some(logs) = logs else {
+        let logs: Vec<Value> = app.admin().get("/api/v2.0/audit-logs?page_size=50").send().await.expect(200).json();
+        let have: Vec<_> = logs.iter().map(|l| (&l["resource_type"], &l["operation"], &l["resource"])).collect();
+        panic!("the audit log lacks an entry of {want:?}: {have:?}");
+    };
+    // The settings change that set the endpoint is recorded too (it may
+    // precede the forwarding it turned on).
+    assert!(logs.iter().any(|l| l["resource_type"] == "configuration" && l["operation"] == "update"), "{logs:?}");
     // Ours are the administrator's; berth's own (the administrator and the
     // default project, made at the first start) are the system's.
     let bootstrap = |l: &&Value| l["resource"] == "library" || l["resource"] == "admin";
     assert!(logs.iter().filter(bootstrap).all(|l| l["username"] == "system"), "{logs:?}");
     assert!(logs.iter().filter(|l| !bootstrap(l)).all(|l| l["username"] == "admin"), "{logs:?}");
     // Newest first.
-    assert_eq!(logs[0]["operation"], "delete");
+    assert_eq!((&logs[0]["resource_type"], &logs[0]["operation"]), (&json!("robot"), &json!("update")));
     let ext: Vec<Value> = app.admin().get("/api/v2.0/auditlog-exts?q=operation%3Dpull").send().await.expect(200).json();
     assert_eq!(ext.len(), 1);
     assert_eq!(ext[0]["operation_result"], true);

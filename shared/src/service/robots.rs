@@ -438,7 +438,8 @@ impl Registry {
     async fn store_robot(&self, robot: &mut Robot, stamp: i64) -> ServiceResult<()> {
         robot.update_time = now_unix().max(stamp + 1);
         let put = Write::Put { item: robot_item(robot)?, cond: Condition::equals(keys::attr::UPDATE_TIME, stamp) };
-        match self.meta.transact(vec![put, self.epoch.bump()]).await {
+        let event = Event::about(EventKind::UpdateRobot, self.actor(), None, &robot.name);
+        match self.commit_with_events(vec![put, self.epoch.bump()], vec![event]).await {
             Ok(()) => {
                 self.epoch.changed_here();
                 Ok(())

@@ -440,8 +440,16 @@ impl super::Registry {
             return Err(ServiceError::Invalid(format!("auth mode {mode} is not available in this build")));
         }
         let others = self.has_other_users().await?;
-        self.settings
-            .update(changes, &self.epoch, |before, after| {
+        let event = crate::events::Event::about(
+            crate::events::EventKind::UpdateConfiguration,
+            self.actor(),
+            None,
+            "configuration",
+        );
+        let message = crate::events::Outgoing::event(&event)?;
+        let updated = self
+            .settings
+            .update(changes, &self.epoch, message.outbox_write(), |before, after| {
                 if before.auth_mode != after.auth_mode && others {
                     return Err(ServiceError::Invalid(
                         "the auth mode cannot be modified as new users have been inserted into database".to_owned(),
@@ -459,7 +467,9 @@ impl super::Registry {
                 }
                 Ok(())
             })
-            .await
+            .await?;
+        self.events().committed(message);
+        Ok(updated)
     }
 }
 
@@ -511,13 +521,15 @@ impl SettingsStore {
     }
 
     /// Applies changes (from [`parse_changes`]) after `check` accepts the
-    /// settings they would give, atomically against concurrent updates.
+    /// settings they would give, atomically against concurrent updates and
+    /// with `outbox` (the change's event).
     /// Settings decide who signs in and how, so a change also tells every
     /// replica to check remembered credentials again ([`AccountEpoch`]).
     pub(super) async fn update(
         &self,
         changes: Map<String, Value>,
         epoch: &AccountEpoch,
+        outbox: Write,
         check: impl Fn(&Settings, &Settings) -> ServiceResult<()>,
     ) -> ServiceResult<Arc<Settings>> {
         loop {
@@ -530,7 +542,7 @@ impl SettingsStore {
             let item = Item::new(pk, sk).with("values", Value::Object(stored)).with(keys::attr::VERSION, version + 1);
             let cond =
                 if version == 0 { Condition::NotExists } else { Condition::equals(keys::attr::VERSION, version) };
-            let writes = vec![Write::Put { item, cond }, epoch.bump()];
+            let writes = vec![Write::Put { item, cond }, epoch.bump(), outbox.clone()];
             match self.meta.transact(writes).await {
                 Ok(()) => {
                     epoch.changed_here();

@@ -477,6 +477,18 @@ impl Registry {
         revokes: bool,
         change: impl Fn(&mut User) -> ServiceResult<Vec<Write>>,
     ) -> ServiceResult<User> {
+        self.change_user_as(id, revokes, true, change).await
+    }
+
+    /// [`Self::change_user`], raising an `UPDATE_USER` event when
+    /// `audited` (a change made through the API, not a login's refresh).
+    async fn change_user_as(
+        &self,
+        id: i64,
+        revokes: bool,
+        audited: bool,
+        change: impl Fn(&mut User) -> ServiceResult<Vec<Write>>,
+    ) -> ServiceResult<User> {
         loop {
             let mut user = self.user(id).await?;
             let stamp = user.update_time;
@@ -488,7 +500,12 @@ impl Registry {
             if revokes {
                 writes.push(self.epoch.bump());
             }
-            match self.meta.transact(writes).await {
+            let events = if audited {
+                vec![Event::about(EventKind::UpdateUser, self.actor(), None, &user.username)]
+            } else {
+                Vec::new()
+            };
+            match self.commit_with_events(writes, events).await {
                 Ok(()) => {
                     if revokes {
                         self.epoch.changed_here();
@@ -592,7 +609,7 @@ impl Registry {
 
     /// Replaces the OIDC identity document of a user.
     pub async fn set_oidc_identity(&self, id: i64, oidc: serde_json::Value) -> ServiceResult<User> {
-        self.change_user(id, true, |u| {
+        self.change_user_as(id, true, false, |u| {
             u.oidc = Some(oidc.clone());
             Ok(Vec::new())
         })
@@ -664,7 +681,7 @@ impl Registry {
         id: i64,
         change: impl Fn(&mut OidcFields) -> ServiceResult<()>,
     ) -> ServiceResult<User> {
-        self.change_user(id, true, |user| {
+        self.change_user_as(id, true, false, |user| {
             let Some(oidc) = user.oidc.clone().filter(|_| user.source == Source::Oidc) else {
                 return Err(ServiceError::NotFound(format!("oidc info for user {id} not found")));
             };

@@ -34,6 +34,6 @@ pub async fn update(
     Body(body): Body<Map<String, Value>>,
 ) -> ApiResult {
     require_admin(&caller)?;
-    state.registry.update_settings(&body, &state.auth.auth_modes()).await?;
+    caller.registry(&state).update_settings(&body, &state.auth.auth_modes()).await?;
     Ok(StatusCode::OK.into_response())
 }

@@ -239,7 +239,7 @@ pub async fn update(
     caller.require_signed_in()?;
     let robot = state.registry.robot(id).await?;
     require(&state, &caller, robot.level.as_str(), project_of(&robot), Act::Update).await?;
-    state.registry.update_robot(id, spec(body), creator(&caller)?).await?;
+    caller.registry(&state).update_robot(id, spec(body), creator(&caller)?).await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -261,7 +261,7 @@ pub async fn refresh(
     let robot = state.registry.robot(id).await?;
     require(&state, &caller, robot.level.as_str(), project_of(&robot), Act::Update).await?;
     let supplied = Some(body.secret).filter(|s| !s.is_empty());
-    let fresh = state.registry.refresh_robot_secret(id, supplied.as_deref()).await?;
+    let fresh = caller.registry(&state).refresh_robot_secret(id, supplied.as_deref()).await?;
     let shown = if supplied.is_some() { String::new() } else { fresh.secret };
     Ok(Json(Secret { secret: shown }).into_response())
 }

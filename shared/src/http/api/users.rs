@@ -246,7 +246,7 @@ pub async fn update(
     Body(body): Body<ProfileBody>,
 ) -> ApiResult {
     require_modifiable(&state, &caller, id).await?;
-    state.registry.update_profile(id, &body.email, &body.realname, &body.comment).await?;
+    caller.registry(&state).update_profile(id, &body.email, &body.realname, &body.comment).await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -263,7 +263,7 @@ pub async fn set_sysadmin(
     Body(body): Body<SysadminBody>,
 ) -> ApiResult {
     caller.require((Res::User, Act::Update), On::Registry)?;
-    state.registry.set_sysadmin(id, body.sysadmin_flag).await?;
+    caller.registry(&state).set_sysadmin(id, body.sysadmin_flag).await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -278,7 +278,7 @@ pub async fn set_password(
     require_modifiable(&state, &caller, id).await?;
     let change =
         if is_self(&caller, id) { PasswordChange::Own { current: &body.old_password } } else { PasswordChange::Reset };
-    state.registry.change_password(id, change, &body.new_password).await?;
+    caller.registry(&state).change_password(id, change, &body.new_password).await?;
     Ok(StatusCode::OK.into_response())
 }
 
