@@ -63,7 +63,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let queue = berth::jobs::host::queue_named(&config.worker.queue)
         .ok_or_else(|| format!("BERTH_WORKER_QUEUE must be one of {}", berth::queue::ALL_QUEUES.join(", ")))?;
     let ctx = AppContext::open(config).await?;
-    let worker = berth::jobs::host::worker(&ctx);
+    let worker = std::sync::Arc::new(berth::jobs::host::worker(&ctx));
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let (ctx, worker) = (ctx.clone(), worker.clone());
         async move { invoke(&ctx, &worker, queue, event.payload).await }

@@ -8,6 +8,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::Jobs;
+use super::pool::Pool;
 use super::worker::Worker;
 use crate::context::AppContext;
 use crate::queue;
@@ -18,8 +19,8 @@ pub fn all_jobs() -> Jobs {
 }
 
 /// The worker of this process's context.
-pub fn worker(ctx: &AppContext) -> Arc<Worker> {
-    Arc::new(Worker::new(ctx.registry(), ctx.queue.clone(), all_jobs(), ctx.config.queue.max_attempts))
+pub fn worker(ctx: &AppContext) -> Worker {
+    Worker::new(ctx.registry(), ctx.queue.clone(), all_jobs(), ctx.config.queue.max_attempts)
 }
 
 /// Parses a queue name given on the command line.
@@ -33,7 +34,13 @@ pub fn queue_named(name: &str) -> Option<&'static str> {
 pub fn start(ctx: &Arc<AppContext>, queues: &[&'static str], stop: &CancellationToken) -> Vec<JoinHandle<()>> {
     let mut tasks = vec![tokio::spawn(ctx.events.clone().run(stop.clone()))];
     if !queues.is_empty() {
-        let worker = worker(ctx);
+        // Each job queue's consumer runs up to a batch at once.
+        let job_queues = queues.iter().filter(|q| **q != queue::EVENTS).count();
+        let pool = Pool::new(u32::try_from(job_queues * queue::MAX_BATCH).unwrap_or(u32::MAX));
+        let worker = Arc::new(worker(ctx).with_pool(pool.clone()));
+        if job_queues > 0 {
+            tasks.push(tokio::spawn(pool.run(ctx.registry(), stop.clone())));
+        }
         for q in queues {
             tasks.push(tokio::spawn(worker.clone().run(q, stop.clone())));
         }

@@ -14,6 +14,11 @@ use crate::queue::{self, Message};
 /// deliver again (each already given its backoff delay). What the batch
 /// raised (events, follow-up tasks) is sent before this returns.
 pub async fn handle_batch(ctx: &AppContext, worker: &Worker, queue_name: &str, batch: Vec<Message>) -> Vec<String> {
+    // The instance shows on the dashboard as a pool while it is warm.
+    let runs_jobs = queue_name != queue::EVENTS;
+    if runs_jobs {
+        worker.pool().beat_if_due(worker.registry()).await;
+    }
     let handled = batch.iter().map(|m| async move { (m, worker.handle(queue_name, m).await) });
     let mut failed = Vec::new();
     for (m, outcome) in futures::future::join_all(handled).await {
@@ -27,6 +32,9 @@ pub async fn handle_batch(ctx: &AppContext, worker: &Worker, queue_name: &str, b
         }
     }
     ctx.events.flush().await;
+    if runs_jobs {
+        worker.pool().beat_if_due(worker.registry()).await;
+    }
     failed
 }
 

@@ -20,6 +20,7 @@
 
 pub mod host;
 pub mod lambda;
+pub mod pool;
 pub mod purge;
 pub mod schedule;
 pub mod webhook;
@@ -31,6 +32,29 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::service::Registry;
+
+/// The job type of the scheduler: pausing its queue pauses every schedule.
+pub const SCHEDULER: &str = "SCHEDULER";
+
+/// The job queues the job service dashboard shows: Harbor's job types, so
+/// that its dashboard and tests address the same names. A type berth has no
+/// job for yet (it comes with its feature) shows an empty queue and can be
+/// paused ahead of time.
+pub const JOB_TYPES: [&str; 13] = [
+    "GARBAGE_COLLECTION",
+    "PURGE_AUDIT_LOG",
+    "P2P_PREHEAT",
+    "IMAGE_SCAN",
+    "REPLICATION",
+    "RETENTION",
+    "SCAN_DATA_EXPORT",
+    SCHEDULER,
+    "SLACK",
+    "SYSTEM_ARTIFACT_CLEANUP",
+    "WEBHOOK",
+    "EXECUTION_SWEEP",
+    "AUDIT_LOGS_GDPR_COMPLIANT",
+];
 
 /// A task's or an execution's status, as Harbor names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -162,10 +186,10 @@ impl TaskContext {
         self.extra.insert(key.to_owned(), value.into());
     }
 
-    /// Whether the execution was asked to stop: a long task checks between
-    /// steps and returns early.
+    /// Whether the task or its execution was asked to stop: a long task
+    /// checks between steps and returns early.
     pub async fn stopped(&self) -> bool {
-        self.registry.execution_stop_requested(self.execution).await.unwrap_or(false)
+        self.registry.stop_requested(self.execution, self.task).await.unwrap_or(false)
     }
 
     /// Queues another task of the same job in this execution, with

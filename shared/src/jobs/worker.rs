@@ -17,11 +17,13 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::pool::Pool;
 use super::{JobError, Jobs, Status, TaskContext, TaskMessage};
 use crate::events::now_ms;
 use crate::queue::{self, Message, Queue};
 use crate::service::Registry;
 use crate::service::executions::TaskRecord;
+use crate::service::jobqueues::job_id;
 
 /// What became of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,11 +60,29 @@ pub struct Worker {
     jobs: Jobs,
     /// Deliveries before a message is dead-lettered (the queues' setting).
     max_attempts: u32,
+    /// What this process runs, for the dashboard.
+    pool: Arc<Pool>,
 }
 
 impl Worker {
+    /// A worker handling one batch at a time (a Lambda instance's).
     pub fn new(registry: Registry, queue: Arc<dyn Queue>, jobs: Jobs, max_attempts: u32) -> Self {
-        Self { registry, queue, jobs, max_attempts }
+        let pool = Pool::new(u32::try_from(queue::MAX_BATCH).unwrap_or(10));
+        Self { registry, queue, jobs, max_attempts, pool }
+    }
+
+    /// This worker, publishing what it runs as `pool`.
+    #[must_use]
+    pub fn with_pool(self, pool: Arc<Pool>) -> Self {
+        Self { pool, ..self }
+    }
+
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     pub fn jobs(&self) -> &Jobs {
@@ -103,12 +123,16 @@ impl Worker {
         if task.status.is_final() {
             return Ok(Handled::Done);
         }
+        if task.status == Status::Pending && reg.job_queue_paused(&task.kind).await? {
+            // It waits in its job queue; resuming the queue sends it again.
+            return Ok(Handled::Done);
+        }
         if task.status == Status::Running && task.update_time + visibility(&task.queue).as_millis() as i64 > now_ms() {
             // Another worker holds it (a duplicate delivery): come back
             // once it must have finished.
             return Ok(Handled::Retry(Duration::from_secs(10)));
         }
-        if reg.execution_stop_requested(m.execution).await? {
+        if reg.stop_requested(m.execution, m.task).await? {
             reg.update_task(&task, |t| {
                 t.status = Status::Stopped;
                 t.end_time = now_ms();
@@ -131,9 +155,11 @@ impl Worker {
             .await?;
         let Some(task) = claimed else { return Ok(Handled::Retry(Duration::from_secs(10))) };
         let mut ctx = TaskContext::new(reg.clone(), task.execution_id, task.id, task.payload.clone(), task.run_count);
+        let running = self.pool.running(job_id(task.execution_id, task.id), job.kind());
         let outcome = job.run(&mut ctx).await;
+        drop(running);
         reg.append_task_log(task.execution_id, task.id, &ctx.logs).await?;
-        let stopped = reg.execution_stop_requested(task.execution_id).await.unwrap_or(false);
+        let stopped = reg.stop_requested(task.execution_id, task.id).await.unwrap_or(false);
         let extra = std::mem::take(&mut ctx.extra);
         let merge = |t: &mut TaskRecord| t.extra_attrs.extend(extra.clone());
         match outcome {

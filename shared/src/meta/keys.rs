@@ -52,6 +52,10 @@
 //! job task                      X#<execution id>         T#<task id, 16 digits>
 //! job task log line             X#<execution id>         L#<task id>#<time ms>#<n>
 //! executions of a vendor        XS#<type>#<vendor id>    <execution id, 16 digits>
+//! task asked to stop            X#<execution id>         STOP#<task id, 16 digits>
+//! task waiting for a worker     JQ#<job type>#<0..3>     <queued ms, 13 digits>#<execution>#<task>
+//! job queue paused              JQS                      <job type>
+//! worker pool (TTL)             POOLS                    <pool id>
 //! event handled (TTL)           EVT#<event id>#<consumer> DONE
 //! ```
 //! A repository's tags, manifests, links and referrers share one partition,
@@ -349,6 +353,40 @@ pub fn task_log_prefix(task: i64) -> String {
 
 pub fn task_log(execution: i64, task: i64, at_ms: i64, seq: u32) -> Key {
     (execution_partition(execution), format!("L#{task:016}#{at_ms:013}#{seq:06}"))
+}
+
+/// A running task's stop request (the worker sees it at its next check).
+pub fn task_stop(execution: i64, task: i64) -> Key {
+    (execution_partition(execution), format!("STOP#{task:016}"))
+}
+
+/// How many partitions each job type's waiting tasks spread over.
+pub const JOB_QUEUE_SHARDS: u8 = 4;
+
+/// A partition of the tasks of one job type that wait for a worker, oldest
+/// first (Harbor's job queue, for the job service dashboard).
+pub fn job_queue_partition(job_type: &str, shard: u8) -> String {
+    format!("JQ#{job_type}#{shard}")
+}
+
+/// A task waiting for a worker since `queued_ms`.
+pub fn job_queue_entry(job_type: &str, queued_ms: i64, execution: i64, task: i64) -> Key {
+    let shard = u8::try_from(task.rem_euclid(i64::from(JOB_QUEUE_SHARDS))).unwrap_or(0);
+    (job_queue_partition(job_type, shard), format!("{queued_ms:013}#{execution}#{task}"))
+}
+
+/// The paused flags of the job queues, one item per job type.
+pub const JOB_QUEUE_STATUS: &str = "JQS";
+
+pub fn job_queue_status(job_type: &str) -> Key {
+    (JOB_QUEUE_STATUS.to_owned(), job_type.to_owned())
+}
+
+/// The worker pools (processes running workers), by their heartbeat.
+pub const POOLS: &str = "POOLS";
+
+pub fn pool(id: &str) -> Key {
+    (POOLS.to_owned(), id.to_owned())
 }
 
 /// The executions of one vendor (a policy, or a system job type).

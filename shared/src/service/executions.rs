@@ -20,9 +20,10 @@ use crate::jobs::{Job, Status, TaskMessage};
 use crate::meta::keys::{self, Counted};
 use crate::meta::{Condition, ErrorKind, Item, Query, Write};
 
-/// Tasks created in one transaction with their execution (each task is two
-/// writes: the task and its queue message).
-const TASKS_PER_TRANSACTION: usize = 10;
+/// Tasks created in one transaction with their execution (each task is
+/// three writes: the task, its job queue entry and its queue message; a
+/// transaction holds at most 25).
+const TASKS_PER_TRANSACTION: usize = 6;
 /// Log lines kept per task (the first ones and a note of what was cut).
 const MAX_LOG_LINES: usize = 2000;
 
@@ -56,6 +57,9 @@ pub struct TaskRecord {
     pub run_count: u32,
     /// Unix milliseconds; 0 when not yet.
     pub creation_time: i64,
+    /// When it last began to wait for a worker (its job queue entry).
+    #[serde(default)]
+    pub queued_at: i64,
     #[serde(default)]
     pub start_time: i64,
     #[serde(default)]
@@ -225,6 +229,7 @@ impl Registry {
                 status_message: String::new(),
                 run_count: 0,
                 creation_time: now,
+                queued_at: now,
                 start_time: 0,
                 end_time: 0,
                 update_time: now,
@@ -232,6 +237,7 @@ impl Registry {
                 extra_attrs: serde_json::Map::new(),
             };
             writes.push(Write::Put { item: task_item(&task)?, cond: Condition::NotExists });
+            writes.push(queue_entry_put(&task));
             let msg = TaskMessage { execution, task: task.id };
             messages.push(Outgoing::new(queue, &msg, &format!("{execution}-{}", task.id), now)?);
         }
@@ -318,6 +324,37 @@ impl Registry {
         Ok(self.execution_record(id).await?.stop_requested)
     }
 
+    /// Whether a task should stop: its execution, or the task alone
+    /// ([`Self::stop_task`]), was asked to.
+    pub async fn stop_requested(&self, execution: i64, task: i64) -> ServiceResult<bool> {
+        let (pk, sk) = keys::task_stop(execution, task);
+        let (whole, marker) = tokio::join!(self.execution_stop_requested(execution), self.meta.get(&pk, &sk));
+        Ok(whole? || marker?.is_some())
+    }
+
+    /// Asks one task to stop (Harbor's "stop running job"): a waiting task
+    /// stops now, a running one at its next check; the other tasks of its
+    /// execution go on. `false` when there is no such task.
+    pub async fn stop_task(&self, execution: i64, task: i64) -> ServiceResult<bool> {
+        let Some(t) = self.task(execution, task).await? else { return Ok(false) };
+        if t.status.is_final() {
+            return Ok(true);
+        }
+        let (pk, sk) = keys::task_stop(execution, task);
+        // Kept as long as a queue may still hold one of its messages.
+        let marker = Item::new(pk, sk).with(keys::attr::EXPIRES_AT, now_ms() / 1000 + 15 * 24 * 3600);
+        self.meta.put(marker, Condition::Always).await?;
+        if t.status == Status::Pending {
+            // Claimed meanwhile: the worker sees the marker at its next check.
+            self.update_task(&t, |t| {
+                t.status = Status::Stopped;
+                t.end_time = now_ms();
+            })
+            .await?;
+        }
+        Ok(true)
+    }
+
     /// Writes `change` of `task`, on the condition that nobody changed it
     /// since it was read; `Ok(None)` when somebody did.
     pub(crate) async fn update_task(
@@ -330,7 +367,18 @@ impl Registry {
         next.version = task.version + 1;
         next.update_time = now_ms();
         let cond = Condition::equals(keys::attr::VERSION, task.version);
-        match self.transact(vec![Write::Put { item: task_item(&next)?, cond }]).await {
+        let mut writes = Vec::with_capacity(2);
+        // A task is in its job queue while it waits for a worker.
+        match (task.status == Status::Pending, next.status == Status::Pending) {
+            (true, false) => writes.push(queue_entry_delete(task)),
+            (false, true) => {
+                next.queued_at = next.update_time;
+                writes.push(queue_entry_put(&next));
+            }
+            _ => {}
+        }
+        writes.insert(0, Write::Put { item: task_item(&next)?, cond });
+        match self.transact(writes).await {
             Ok(()) => Ok(Some(next)),
             Err(ServiceError::Backend(e)) if e.is(ErrorKind::ConditionFailed) => Ok(None),
             Err(e) => Err(e),
@@ -370,6 +418,17 @@ impl Registry {
         }
         Ok(out)
     }
+}
+
+/// The job queue entry of a waiting task.
+fn queue_entry_put(t: &TaskRecord) -> Write {
+    let (pk, sk) = keys::job_queue_entry(&t.kind, t.queued_at, t.execution_id, t.id);
+    Write::Put { item: Item::new(pk, sk), cond: Condition::Always }
+}
+
+fn queue_entry_delete(t: &TaskRecord) -> Write {
+    let (pk, sk) = keys::job_queue_entry(&t.kind, t.queued_at, t.execution_id, t.id);
+    Write::Delete { pk, sk, cond: Condition::Always }
 }
 
 fn summarize(record: ExecutionRecord, tasks: &[TaskRecord]) -> Execution {

@@ -21,6 +21,7 @@ pub mod blobs;
 pub mod error;
 pub mod executions;
 pub mod groups;
+pub mod jobqueues;
 pub mod manifests;
 pub mod members;
 pub mod oidc;

@@ -14,6 +14,7 @@
 mod audit;
 mod configurations;
 mod jobs;
+mod jobservice;
 mod ldap;
 mod members;
 mod oidc_ping;
@@ -141,6 +142,13 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/system/purgeaudit/{purge_id}", get(jobs::purge_get).put(jobs::purge_stop))
         .route("/system/purgeaudit/{purge_id}/log", get(jobs::purge_log))
         .route("/schedules", get(jobs::schedules))
+        .route("/schedules/{job_type}/paused", get(jobservice::schedules_paused))
+        .route("/jobservice/queues", get(jobservice::queues))
+        .route("/jobservice/queues/{job_type}", axum::routing::put(jobservice::action))
+        .route("/jobservice/pools", get(jobservice::pools))
+        .route("/jobservice/pools/{pool_id}/workers", get(jobservice::workers))
+        .route("/jobservice/jobs/{job_id}", axum::routing::put(jobservice::stop_job))
+        .route("/jobservice/jobs/{job_id}/log", get(jobservice::job_log))
 
         .fallback(unknown_path)
         .method_not_allowed_fallback(method_not_allowed)
