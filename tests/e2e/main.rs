@@ -15,6 +15,7 @@ mod events;
 mod faults;
 mod harbor_api;
 mod identity;
+mod immutability;
 mod jobservice;
 mod ldap;
 mod oci_conformance;

@@ -46,6 +46,7 @@
 //! audit record                  AUD#<shard 0..7>         <time ms, 13 digits>#<event id>
 //! audit record of a project     AUDP#<project>#<0..3>    <time ms, 13 digits>#<event id>
 //! webhook policy                P#<project>              WH#<policy id, 16 digits>
+//! immutability rules            P#<project>              IMMUTABLE
 //! schedule                      SCHEDULES                <vendor type>#<vendor id>
 //! fired schedule slot (TTL)     SLOT#<type>#<vendor id>  <slot time ms>
 //! job execution                 X#<execution id>         META
@@ -324,6 +325,11 @@ pub fn schedule(vendor_type: &str, vendor_id: i64) -> Key {
 /// The lease of one slot of a schedule.
 pub fn schedule_slot(vendor_type: &str, vendor_id: i64, slot_ms: i64) -> Key {
     (format!("SLOT#{vendor_type}#{vendor_id}"), format!("{slot_ms:013}"))
+}
+
+/// A project's tag immutability rules (all of them, in one item).
+pub fn immutable_rules(project: &str) -> Key {
+    (format!("P#{project}"), "IMMUTABLE".to_owned())
 }
 
 pub const WEBHOOK_POLICY_PREFIX: &str = "WH#";

@@ -23,6 +23,7 @@ use crate::meta::keys::{self, Counted};
 use crate::meta::{Condition, ErrorKind, Item, Query, Write, now_unix};
 use crate::oci::{Descriptor, Digest, Manifest, Reference, RepoName, Tag};
 
+use super::immutability::TagChange;
 use super::manifests::{ArtifactRecord, RepositoryRecord, TagEntry};
 use super::paging::{Listing, Match, PageRequest, Source, count_write, walk};
 use super::record::{corrupt, from_item};
@@ -241,6 +242,12 @@ impl Registry {
     pub async fn delete_repository(&self, repo: &RepoName) -> ServiceResult<()> {
         self.repository_record(repo).await?;
         let partition = keys::repo_partition(repo);
+        if !self.immutability(repo.project()).await?.is_empty() {
+            // Refused before anything goes, not part-way.
+            let tags = self.meta.query_all(Query::table(&partition, keys::TAG_PREFIX).keys_only()).await?;
+            let names = tags.iter().filter_map(|t| t.sk.strip_prefix(keys::TAG_PREFIX));
+            self.require_mutable_all(repo, names, TagChange::Delete).await?;
+        }
         loop {
             let page = self.meta.query(Query::table(&partition, keys::PUSHED_PREFIX).limit(100).keys_only()).await?;
             if page.items.is_empty() {
@@ -443,17 +450,33 @@ impl Registry {
     }
 
     /// Copies an artifact (with the children of an index, and the blobs
-    /// they need) from `src` into `dst`, under the source tag when the
-    /// reference is one. The caller checked read access to `src`.
+    /// they need) from `src` into `dst` with every tag it has in `src`, as
+    /// Harbor does: a tag `dst` has already moves to the copy, unless it is
+    /// immutable (then nothing is copied). The caller checked read access
+    /// to `src`.
     pub async fn copy_artifact(&self, src: &RepoName, reference: &Reference, dst: &RepoName) -> ServiceResult<Digest> {
         let digest = self.resolve(src, reference).await?;
+        let mut tags = Vec::new();
+        for name in self.artifact_tag_names(src, &digest).await? {
+            tags.push(Tag::parse(&name).map_err(|_| corrupt("tag entry"))?);
+        }
+        let mut moved = Vec::new();
+        for t in &tags {
+            if self.tag_record(dst, t).await?.is_some_and(|r| r.digest != digest.to_string()) {
+                moved.push(t.as_str());
+            }
+        }
+        self.require_mutable_all(dst, moved, TagChange::Update).await?;
         Box::pin(self.copy_tree(src, &digest, dst)).await?;
         let record = self.get_manifest(src, &Reference::Digest(digest.clone()), true).await?;
-        let target = match reference {
-            Reference::Tag(_) => reference.clone(),
-            Reference::Digest(_) => Reference::Digest(digest.clone()),
-        };
-        self.put_manifest(dst, &target, Some(&record.media_type), record.body).await?;
+        self.put_manifest(dst, &Reference::Digest(digest.clone()), Some(&record.media_type), record.body.clone())
+            .await?;
+        for t in tags {
+            if self.tag_record(dst, &t).await?.is_some_and(|r| r.digest == digest.to_string()) {
+                continue;
+            }
+            self.put_manifest(dst, &Reference::Tag(t), Some(&record.media_type), record.body.clone()).await?;
+        }
         Ok(digest)
     }
 

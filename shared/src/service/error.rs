@@ -49,6 +49,10 @@ pub enum ServiceError {
     /// a project that still holds repositories).
     #[error("{0}")]
     PreconditionFailed(String),
+    /// A tag an immutability rule protects cannot be moved or deleted
+    /// (Harbor's 412 `PRECONDITION` on every path, `/v2` included).
+    #[error("{0}")]
+    Immutable(String),
     /// A backend failed: `Unavailable` (retry may help) or `Internal`.
     #[error(transparent)]
     Backend(PortError),

@@ -34,6 +34,7 @@ use crate::meta::keys::{self, Counted, Key};
 use crate::meta::{Condition, ErrorKind, Item, Query, Write, now_unix};
 use crate::oci::{Descriptor, Digest, Manifest, Reference, RepoName, Tag};
 
+use super::immutability::TagChange;
 use super::paging::count_write;
 use super::record::{corrupt, from_item, to_item};
 use super::{Registry, ServiceError, ServiceResult};
@@ -314,6 +315,11 @@ impl Registry {
                 Some(t) => self.tag_record(repo, t).await?,
                 None => None,
             };
+            if let (Some(t), Some(_)) = (tag, &old_tag) {
+                // Harbor refuses any push onto an immutable tag, even of
+                // the digest it has.
+                self.require_mutable(repo, t.as_str(), TagChange::Push).await?;
+            }
             let old_digest =
                 old_tag.as_ref().map(|t| t.digest.parse::<Digest>()).transpose().map_err(|_| corrupt("tag"))?;
             let gains_tag = tag.is_some() && old_digest.as_ref() != Some(&digest);
@@ -507,6 +513,7 @@ impl Registry {
     /// Removes a tag (only from `on`, when given): `ManifestUnknown` when
     /// there is no such tag.
     pub(super) async fn untag(&self, repo: &RepoName, tag: &Tag, on: Option<&Digest>) -> ServiceResult<()> {
+        self.require_mutable(repo, tag.as_str(), TagChange::Delete).await?;
         for _ in 0..ATTEMPTS {
             let Some(record) = self.tag_record(repo, tag).await? else { return Err(tag_unknown(tag)) };
             let digest: Digest = record.digest.parse().map_err(|_| corrupt("tag"))?;
@@ -537,6 +544,10 @@ impl Registry {
     /// reachable by digest to delete again.
     async fn delete_artifact_of(&self, repo: &RepoName, digest: &Digest) -> ServiceResult<()> {
         let unknown = || ServiceError::ManifestUnknown(digest.to_string());
+        if !self.immutability(repo.project()).await?.is_empty() {
+            let tags = self.artifact_tag_names(repo, digest).await?;
+            self.require_mutable_all(repo, tags.iter().map(String::as_str), TagChange::Delete).await?;
+        }
         let (apk, ask) = keys::artifact(repo, digest);
         let mut lost_races = 0;
         loop {
@@ -590,6 +601,14 @@ impl Registry {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Every tag on an artifact, by name.
+    pub(super) async fn artifact_tag_names(&self, repo: &RepoName, digest: &Digest) -> ServiceResult<Vec<String>> {
+        let prefix = keys::artifact_tags_prefix(digest);
+        let query = Query::table(keys::repo_partition(repo), prefix.as_str()).keys_only();
+        let entries = self.meta.query_all(query).await?;
+        Ok(entries.iter().filter_map(|e| e.sk.strip_prefix(&prefix)).map(str::to_owned).collect())
     }
 
     /// Tags of a repository in lexical order: up to `n` (all when `None`),

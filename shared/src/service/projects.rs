@@ -500,7 +500,16 @@ impl Registry {
             other => other?,
         }
         self.delete_project_members(&project).await?;
-        self.delete_project_robots(&project).await
+        self.delete_project_robots(&project).await?;
+        self.delete_project_policies(&project.name).await
+    }
+
+    /// Removes what a deleted project's policies left in its partition
+    /// (webhook policies, immutability rules), so a project made later
+    /// under the same name starts without them.
+    async fn delete_project_policies(&self, project: &str) -> ServiceResult<()> {
+        self.delete_immutable_rules_of(project).await?;
+        self.delete_webhook_policies_of(project).await
     }
 
     /// Repositories of a project.

@@ -201,6 +201,22 @@ impl Registry {
         }
     }
 
+    /// Removes every policy of a deleted project.
+    pub(super) async fn delete_webhook_policies_of(&self, project: &str) -> ServiceResult<()> {
+        for policy in self.webhook_policies_all(project).await? {
+            let (pk, sk) = keys::webhook_policy(project, policy.id);
+            let writes = vec![
+                Write::Delete { pk, sk, cond: Condition::Exists },
+                count_write(Counted::WebhookPolicies(project), &policy.id.to_string(), -1),
+            ];
+            match self.meta.transact(writes).await {
+                Err(e) if !e.is(ErrorKind::ConditionFailed) => return Err(e.into()),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// A page of a project's policies, by id (creation order).
     pub async fn list_webhook_policies(
         &self,

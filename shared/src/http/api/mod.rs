@@ -13,6 +13,7 @@
 
 mod audit;
 mod configurations;
+mod immutability;
 mod jobs;
 mod jobservice;
 mod ldap;
@@ -114,6 +115,14 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/auditlog-exts/events", get(audit::event_types))
         .route("/projects/{project_name_or_id}/logs", get(audit::list_project))
         .route("/projects/{project_name_or_id}/auditlog-exts", get(audit::list_project_ext))
+        .route(
+            "/projects/{project_name_or_id}/immutabletagrules",
+            get(immutability::list).post(immutability::create),
+        )
+        .route(
+            "/projects/{project_name_or_id}/immutabletagrules/{immutable_rule_id}",
+            axum::routing::put(immutability::update).delete(immutability::delete),
+        )
         .route("/projects/{project_name_or_id}/webhook/policies", get(webhooks::list).post(webhooks::create))
         .route(
             "/projects/{project_name_or_id}/webhook/policies/{webhook_policy_id}",
@@ -247,7 +256,7 @@ impl From<ServiceError> for ApiError {
             | ServiceError::ManifestBlobUnknown(_) => StatusCode::NOT_FOUND,
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
             ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ServiceError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ServiceError::PreconditionFailed(_) | ServiceError::Immutable(_) => StatusCode::PRECONDITION_FAILED,
             ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ServiceError::Backend(p) if p.is(crate::port::ErrorKind::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
             ServiceError::Backend(_) => StatusCode::INTERNAL_SERVER_ERROR,

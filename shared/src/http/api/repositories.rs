@@ -18,6 +18,7 @@ use crate::http::state::AppState;
 use crate::oci::{Reference, RepoName};
 use crate::rbac::{Act, Res};
 use crate::service::artifacts::{ArtifactFilter, ArtifactInfo, RepositoryInfo, TagInfo, stable_id};
+use crate::service::immutability::Immutability;
 use crate::service::paging::Listing;
 use crate::service::projects::{Project, ProjectRef, ProjectScope};
 
@@ -74,6 +75,7 @@ pub struct ListQuery {
     sort: Option<String>,
     q: Option<String>,
     with_tag: Option<String>,
+    with_immutable_status: Option<String>,
 }
 
 impl ListQuery {
@@ -88,11 +90,26 @@ impl ListQuery {
     }
 
     /// The listing's other parameters, for its `Link`.
+    /// The project's immutability rules when `with_immutable_status` asks
+    /// for tags' status (Harbor shows `false` otherwise).
+    async fn immutability(&self, state: &AppState, project: &str) -> ApiResult<Option<Immutability>> {
+        if self.with_immutable_status.as_deref().is_some_and(query_bool) {
+            Ok(Some(state.registry.immutability(project).await?))
+        } else {
+            Ok(None)
+        }
+    }
+
     fn rest(&self) -> Vec<(&str, &str)> {
-        [("q", &self.q), ("sort", &self.sort), ("with_tag", &self.with_tag)]
-            .into_iter()
-            .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
-            .collect()
+        [
+            ("q", &self.q),
+            ("sort", &self.sort),
+            ("with_tag", &self.with_tag),
+            ("with_immutable_status", &self.with_immutable_status),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+        .collect()
     }
 }
 
@@ -150,7 +167,7 @@ struct TagView {
     immutable: bool,
 }
 
-fn tag_view(t: &TagInfo, repo: &RepoName) -> TagView {
+fn tag_view(t: &TagInfo, repo: &RepoName, rules: Option<&Immutability>) -> TagView {
     TagView {
         id: stable_id(&format!("{repo}:{}", t.name)),
         repository_id: stable_id(repo.as_str()),
@@ -158,7 +175,7 @@ fn tag_view(t: &TagInfo, repo: &RepoName) -> TagView {
         name: t.name.clone(),
         push_time: rfc3339(t.push_time),
         pull_time: NEVER,
-        immutable: false,
+        immutable: rules.is_some_and(|r| r.protects(repo, &t.name)),
     }
 }
 
@@ -213,7 +230,13 @@ struct ArtifactView {
     accessories: Option<()>,
 }
 
-fn artifact_view(a: &ArtifactInfo, repo: &RepoName, project_id: i64, with_tags: bool) -> ArtifactView {
+fn artifact_view(
+    a: &ArtifactInfo,
+    repo: &RepoName,
+    project_id: i64,
+    with_tags: bool,
+    rules: Option<&Immutability>,
+) -> ArtifactView {
     let id = stable_id(&format!("{repo}@{}", a.digest));
     let references = a
         .references()
@@ -250,7 +273,7 @@ fn artifact_view(a: &ArtifactInfo, repo: &RepoName, project_id: i64, with_tags: 
         extra_attrs: BTreeMap::new(),
         annotations: a.manifest.annotations.clone(),
         references,
-        tags: with_tags.then(|| a.tags.iter().map(|t| tag_view(t, repo)).collect()),
+        tags: with_tags.then(|| a.tags.iter().map(|t| tag_view(t, repo, rules)).collect()),
         addition_links: BTreeMap::new(),
         labels: [],
         scan_overview: None,
@@ -350,7 +373,8 @@ pub async fn list_artifacts(
         other => other?,
     };
     let base = format!("/projects/{}/repositories/{}/artifacts", project.name, encode_twice(&path.repo));
-    let views = listing.map(|a| artifact_view(&a, &path.repo, project.project_id, with_tags));
+    let rules = q.immutability(&state, &project.name).await?;
+    let views = listing.map(|a| artifact_view(&a, &path.repo, project.project_id, with_tags, rules.as_ref()));
     Ok(paging.respond(&base, &q.rest(), views))
 }
 
@@ -370,7 +394,8 @@ pub async fn get_artifact(
     let project = path.require(&state, &caller, (Res::Artifact, Act::Read)).await?;
     let artifact = state.registry.artifact(&path.repo, &path.reference()?).await?;
     let with_tags = q.with_tag.as_deref().is_none_or(query_bool);
-    Ok(Json(artifact_view(&artifact, &path.repo, project.project_id, with_tags)).into_response())
+    let rules = q.immutability(&state, &project.name).await?;
+    Ok(Json(artifact_view(&artifact, &path.repo, project.project_id, with_tags, rules.as_ref())).into_response())
 }
 
 pub async fn delete_artifact(State(state): State<Arc<AppState>>, caller: Caller, path: RepoPath) -> ApiResult {
@@ -422,7 +447,8 @@ pub async fn list_tags(
     let listing = state.registry.tags_of(&path.repo, &digest, &paging.0, terms.get("name")).await?;
     let base =
         format!("/projects/{}/repositories/{}/artifacts/{reference}/tags", project.name, encode_twice(&path.repo));
-    Ok(paging.respond(&base, &q.rest(), listing.map(|t| tag_view(&t, &path.repo))))
+    let rules = q.immutability(&state, &project.name).await?;
+    Ok(paging.respond(&base, &q.rest(), listing.map(|t| tag_view(&t, &path.repo, rules.as_ref()))))
 }
 
 pub async fn create_tag(

@@ -32,6 +32,8 @@ pub enum OciCode {
     /// A bad `n` in a listing (distribution's code for it).
     PaginationInvalid,
     TooManyRequests,
+    /// Harbor's code for a refusal by policy: an immutable tag (412).
+    Precondition,
     /// A backend is unreachable; retrying may help (503).
     Unavailable,
     /// A bug or a broken backend (500).
@@ -58,6 +60,7 @@ impl OciCode {
             Self::Unsupported | Self::NotFound => "UNSUPPORTED",
             Self::TooManyRequests => "TOOMANYREQUESTS",
             Self::PaginationInvalid => "PAGINATION_NUMBER_INVALID",
+            Self::Precondition => "PRECONDITION",
             Self::Unavailable | Self::Internal => "UNKNOWN",
         }
     }
@@ -82,6 +85,7 @@ impl OciCode {
             Self::NotFound => "no such endpoint",
             Self::TooManyRequests => "too many requests",
             Self::PaginationInvalid => "invalid number of results requested",
+            Self::Precondition => "the request is refused by a policy of the repository",
             Self::Unavailable => "the registry's storage is unavailable, try again",
             Self::Internal => "internal error",
         }
@@ -107,6 +111,7 @@ impl OciCode {
             Self::Denied => StatusCode::FORBIDDEN,
             Self::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Self::Precondition => StatusCode::PRECONDITION_FAILED,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -117,6 +122,9 @@ impl OciCode {
 #[derive(Debug, Clone)]
 pub struct OciError {
     pub code: OciCode,
+    /// Replaces the code's message (clients show the message, not the
+    /// detail: Harbor's policy refusals say why in it).
+    pub message: Option<String>,
     pub detail: Option<serde_json::Value>,
     /// Extra response headers (the `WWW-Authenticate` challenge, the
     /// upload's `Range` and `Location` after a 416).
@@ -125,7 +133,7 @@ pub struct OciError {
 
 impl OciError {
     pub fn new(code: OciCode) -> Self {
-        Self { code, detail: None, headers: Vec::new() }
+        Self { code, message: None, detail: None, headers: Vec::new() }
     }
 
     pub fn detail(mut self, detail: impl Into<serde_json::Value>) -> Self {
@@ -153,7 +161,7 @@ struct Body<'a> {
 #[derive(Serialize)]
 struct Entry<'a> {
     code: &'static str,
-    message: &'static str,
+    message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a serde_json::Value>,
 }
@@ -161,7 +169,11 @@ struct Entry<'a> {
 impl IntoResponse for OciError {
     fn into_response(self) -> Response {
         let body = Body {
-            errors: [Entry { code: self.code.as_str(), message: self.code.message(), detail: self.detail.as_ref() }],
+            errors: [Entry {
+                code: self.code.as_str(),
+                message: self.message.as_deref().unwrap_or(self.code.message()),
+                detail: self.detail.as_ref(),
+            }],
         };
         let json = serde_json::to_vec(&body).unwrap_or_default();
         let mut resp =
@@ -200,6 +212,10 @@ impl From<ServiceError> for OciError {
                 OciCode::Denied
             }
             ServiceError::Invalid(_) => OciCode::NameInvalid,
+            ServiceError::Immutable(why) => {
+                let why = why.clone();
+                return OciError { message: Some(why.clone()), ..OciError::new(OciCode::Precondition) }.detail(why);
+            }
             ServiceError::NotFound(_) => OciCode::NameUnknown,
             ServiceError::Backend(p) if p.is(crate::port::ErrorKind::Unavailable) => OciCode::Unavailable,
             ServiceError::Backend(_) => OciCode::Internal,

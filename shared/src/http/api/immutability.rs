@@ -1,0 +1,91 @@
+//! `/projects/{p}/immutabletagrules`: Harbor's tag immutability rules over
+//! [`crate::service::immutability`]. A project has at most 15, so a
+//! listing pages through them in memory.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+
+use super::projects::{Target, project_for};
+use super::{ApiError, ApiResult, Body, Caller, PREFIX, Paging, created};
+use crate::http::state::AppState;
+use crate::rbac::{Act, Res};
+use crate::service::immutability::ImmutableRule;
+use crate::service::paging::Listing;
+use crate::service::projects::ProjectRef;
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    page: Option<String>,
+    page_size: Option<String>,
+}
+
+fn rule_id(path: &[(String, String)]) -> Result<i64, ApiError> {
+    path.iter()
+        .find(|(k, _)| k == "immutable_rule_id")
+        .and_then(|(_, v)| v.parse().ok())
+        .ok_or_else(|| ApiError::bad_request("immutable_rule_id must be a number"))
+}
+
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Target(r): Target,
+    Query(q): Query<ListQuery>,
+) -> ApiResult {
+    let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref(), None)?;
+    let (project, _) = project_for(&state, &caller, &r, (Res::ImmutableTag, Act::List)).await?;
+    let rules = state.registry.immutable_rules(&ProjectRef::Name(project.name.clone())).await?;
+    let total = rules.len();
+    let start = usize::try_from(paging.0.page.saturating_sub(1)).unwrap_or(usize::MAX).saturating_mul(paging.0.size);
+    let items: Vec<ImmutableRule> = rules.into_iter().skip(start).take(paging.0.size).collect();
+    let next = (start + items.len() < total).then(String::new);
+    let listing = Listing { items, total: total as u64, next };
+    Ok(paging.respond(&format!("/projects/{}/immutabletagrules", project.project_id), &[], listing))
+}
+
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Target(r): Target,
+    Body(rule): Body<ImmutableRule>,
+) -> ApiResult {
+    let (project, _) = project_for(&state, &caller, &r, (Res::ImmutableTag, Act::Create)).await?;
+    let id = caller.registry(&state).create_immutable_rule(&ProjectRef::Name(project.name.clone()), rule).await?;
+    created(&format!("{PREFIX}/projects/{}/immutabletagrules/{id}", project.project_id))
+}
+
+/// `PUT …/{id}`: replaces a rule (enabling or disabling it too); the body's
+/// `id`, when given, must be the path's.
+pub async fn update(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Target(r): Target,
+    Path(path): Path<Vec<(String, String)>>,
+    Body(rule): Body<ImmutableRule>,
+) -> ApiResult {
+    let id = rule_id(&path)?;
+    if rule.id != 0 && rule.id != id {
+        return Err(ApiError::bad_request(
+            "the immutable_rule_id doesn't match the id in the payload body of ImmutableRule",
+        ));
+    }
+    let (project, _) = project_for(&state, &caller, &r, (Res::ImmutableTag, Act::Update)).await?;
+    caller.registry(&state).update_immutable_rule(&ProjectRef::Name(project.name), id, rule).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Target(r): Target,
+    Path(path): Path<Vec<(String, String)>>,
+) -> ApiResult {
+    let id = rule_id(&path)?;
+    let (project, _) = project_for(&state, &caller, &r, (Res::ImmutableTag, Act::Delete)).await?;
+    caller.registry(&state).delete_immutable_rule(&ProjectRef::Name(project.name), id).await?;
+    Ok(StatusCode::OK.into_response())
+}
