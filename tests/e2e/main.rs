@@ -21,6 +21,7 @@ mod ldap;
 mod oci_conformance;
 mod oidc;
 mod permissions;
+mod quotas;
 mod replicas;
 mod startup;
 mod tokens;

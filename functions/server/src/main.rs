@@ -92,6 +92,13 @@ enum AdminAction {
         #[arg(long)]
         sysadmin: bool,
     },
+    /// Recompute projects' storage usage from what their repositories
+    /// reference, correct what differs and print the drift (all projects,
+    /// or one). Safe while the registry serves.
+    QuotaSync {
+        #[arg(long)]
+        project: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -207,14 +214,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let ctx = AppContext::open(config).await?;
             ctx.bootstrap().await?;
             let registry = ctx.registry();
-            let mut password = String::new();
-            std::io::stdin().read_line(&mut password)?;
-            let password = password.trim_end_matches(['\r', '\n']);
+            let read_password = || -> anyhow::Result<String> {
+                let mut password = String::new();
+                std::io::stdin().read_line(&mut password)?;
+                Ok(password.trim_end_matches(['\r', '\n']).to_owned())
+            };
             match action {
                 AdminAction::Password { username } => {
                     let user =
                         registry.user_by_name(&username).await?.ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
-                    registry.set_password(user.user_id, password).await?;
+                    registry.set_password(user.user_id, &read_password()?).await?;
                     println!("password of {username} changed");
                 }
                 AdminAction::CreateUser { username, email, realname, sysadmin } => {
@@ -223,7 +232,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         username,
                         email,
                         comment: String::new(),
-                        password: Some(password.to_owned()),
+                        password: Some(read_password()?),
                     };
                     let prefix = registry.settings().await?.robot_prefix().to_owned();
                     let user = registry.create_user(new, berth::service::users::Source::Db, &prefix).await?;
@@ -231,6 +240,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         registry.set_sysadmin(user.user_id, true).await?;
                     }
                     println!("created user {} (id {})", user.username, user.user_id);
+                }
+                AdminAction::QuotaSync { project } => {
+                    let projects = match project {
+                        Some(p) => vec![p],
+                        None => registry.project_names().await?,
+                    };
+                    for p in projects {
+                        let r = registry.sync_quota(&p).await?;
+                        println!(
+                            "{}: usage {} -> {} bytes (drift {}), {} entries corrected, {} changed during the sync",
+                            r.project,
+                            r.used_before,
+                            r.used_after,
+                            r.drift(),
+                            r.entries_corrected,
+                            r.entries_skipped
+                        );
+                    }
                 }
             }
         }

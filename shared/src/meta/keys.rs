@@ -47,6 +47,8 @@
 //! audit record of a project     AUDP#<project>#<0..3>    <time ms, 13 digits>#<event id>
 //! webhook policy                P#<project>              WH#<policy id, 16 digits>
 //! immutability rules            P#<project>              IMMUTABLE
+//! project storage usage         P#<project>              QUOTA
+//! blob referenced by a project  P#<project>              PB#<digest>
 //! schedule                      SCHEDULES                <vendor type>#<vendor id>
 //! fired schedule slot (TTL)     SLOT#<type>#<vendor id>  <slot time ms>
 //! job execution                 X#<execution id>         META
@@ -327,6 +329,18 @@ pub fn schedule_slot(vendor_type: &str, vendor_id: i64, slot_ms: i64) -> Key {
     (format!("SLOT#{vendor_type}#{vendor_id}"), format!("{slot_ms:013}"))
 }
 
+/// A project's storage usage (its limit is the project's `storage_limit`).
+pub fn quota(project: &str) -> Key {
+    (format!("P#{project}"), "QUOTA".to_owned())
+}
+
+/// A blob the project's repositories reference, with how many times.
+pub fn project_blob(project: &str, digest: &Digest) -> Key {
+    (format!("P#{project}"), format!("{PROJECT_BLOB_PREFIX}{digest}"))
+}
+
+pub const PROJECT_BLOB_PREFIX: &str = "PB#";
+
 /// A project's tag immutability rules (all of them, in one item).
 pub fn immutable_rules(project: &str) -> Key {
     (format!("P#{project}"), "IMMUTABLE".to_owned())
@@ -535,8 +549,10 @@ pub fn artifact_tag(repo: &RepoName, digest: &Digest, tag: &str) -> Key {
     (repo_partition(repo), format!("{}{tag}", artifact_tags_prefix(digest)))
 }
 
+pub const BLOB_LINK_PREFIX: &str = "L#";
+
 pub fn blob_link(repo: &RepoName, digest: &Digest) -> Key {
-    (repo_partition(repo), format!("L#{digest}"))
+    (repo_partition(repo), format!("{BLOB_LINK_PREFIX}{digest}"))
 }
 
 /// The sort-key prefix of every referrer of `subject`.

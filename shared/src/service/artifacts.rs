@@ -261,7 +261,23 @@ impl Registry {
                 }
             }
         }
-        // What is left: blob links, and whatever a failed delete left.
+        // Blob links, each with its reference in the project's usage.
+        loop {
+            let query = Query::table(&partition, keys::BLOB_LINK_PREFIX).limit(100).keys_only();
+            let page = self.meta.query(query).await?;
+            if page.items.is_empty() {
+                break;
+            }
+            for entry in page.items {
+                let digest = entry
+                    .sk
+                    .strip_prefix(keys::BLOB_LINK_PREFIX)
+                    .and_then(|d| d.parse::<Digest>().ok())
+                    .ok_or_else(|| corrupt("blob link"))?;
+                self.unlink_blob(repo, &digest).await?;
+            }
+        }
+        // What is left: whatever a failed delete left.
         loop {
             let page = self.meta.query(Query::table(&partition, "").limit(25).keys_only()).await?;
             if page.items.is_empty() {

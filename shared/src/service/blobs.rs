@@ -8,11 +8,14 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::blob::{ByteRange, ErrorKind, ObjectRead, keys as blob_keys};
-use crate::meta::{Condition, keys, now_unix};
+use crate::meta::{Condition, Write, keys, now_unix};
 use crate::oci::{Digest, RepoName};
 
 use super::record::{from_item, to_item};
 use super::{Registry, ServiceError, ServiceResult};
+
+/// Tries of a link change that races others (each retry reads again).
+const LINK_ATTEMPTS: usize = 8;
 
 /// A blob whose bytes are stored (once per digest).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,13 +78,33 @@ impl Registry {
         }
     }
 
-    /// Removes the repository's link to a blob; the bytes stay for other
-    /// repositories and GC decides when they go.
+    /// Removes the repository's link to a blob (and, with its last
+    /// reference in the project, its bytes from the project's usage); the
+    /// bytes stay for other repositories and GC decides when they go.
     pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> ServiceResult<()> {
-        let (pk, sk) = keys::blob_link(repo, digest);
-        self.meta.delete(&pk, &sk, Condition::Exists).await.map_err(|e| {
-            if e.is(ErrorKind::ConditionFailed) { ServiceError::BlobUnknown(digest.clone()) } else { e.into() }
-        })
+        if !self.unlink_blob(repo, digest).await? {
+            return Err(ServiceError::BlobUnknown(digest.clone()));
+        }
+        Ok(())
+    }
+
+    /// Removes a link with its reference in the project's quota; false
+    /// when there was no link.
+    pub(super) async fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> ServiceResult<bool> {
+        for _ in 0..LINK_ATTEMPTS {
+            let (pk, sk) = keys::blob_link(repo, digest);
+            if self.meta.get(&pk, &sk).await?.is_none() {
+                return Ok(false);
+            }
+            let mut change = self.remove_ref(repo.project(), digest).await?;
+            change.writes.insert(0, Write::Delete { pk, sk, cond: Condition::Exists });
+            match self.meta.transact(change.writes).await {
+                Ok(()) => return Ok(true),
+                Err(e) if e.is(ErrorKind::ConditionFailed) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::Conflict(format!("the link of {digest} kept changing; try again")))
     }
 
     /// Links a blob that `from` may read into `repo` (a cross-repository
@@ -103,7 +126,9 @@ impl Registry {
     }
 
     /// Records that the blob's bytes exist (once per digest) and lets `repo`
-    /// read them. The object must already be in the store.
+    /// read them, counting them in the project's usage when they are new
+    /// to it: `QuotaExceeded` when that would pass its limit. The object
+    /// must already be in the store.
     pub(super) async fn link_blob(&self, repo: &RepoName, info: &BlobInfo) -> ServiceResult<()> {
         let now = now_unix();
         let (pk, sk) = keys::blob(&info.digest);
@@ -113,9 +138,28 @@ impl Registry {
         {
             return Err(e.into());
         }
-        let (pk, sk) = keys::blob_link(repo, &info.digest);
-        let link = to_item(pk, sk, &LinkRecord { size: info.size, linked_at: now }, "blob link")?;
-        self.meta.put(link, Condition::Always).await?;
-        Ok(())
+        for _ in 0..LINK_ATTEMPTS {
+            let (pk, sk) = keys::blob_link(repo, &info.digest);
+            if self.meta.get(&pk, &sk).await?.is_some() {
+                // Linked already: counted already.
+                return Ok(());
+            }
+            let link = to_item(pk, sk, &LinkRecord { size: info.size, linked_at: now }, "blob link")?;
+            let mut change = self.add_ref(repo.project(), &info.digest, info.size).await?;
+            change.writes.insert(0, Write::Put { item: link, cond: Condition::NotExists });
+            match self.meta.transact(std::mem::take(&mut change.writes)).await {
+                Ok(()) => {
+                    self.warn_if_near(repo, &info.digest, &change).await;
+                    return Ok(());
+                }
+                Err(e) if e.is(ErrorKind::ConditionFailed) => {
+                    if let Some(refusal) = self.explain_refusal(repo, &info.digest, &change).await? {
+                        return Err(refusal);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::Conflict(format!("the link of {} kept changing; try again", info.digest)))
     }
 }

@@ -53,6 +53,10 @@ pub enum ServiceError {
     /// (Harbor's 412 `PRECONDITION` on every path, `/v2` included).
     #[error("{0}")]
     Immutable(String),
+    /// The change would take a project over its storage limit (Harbor's
+    /// 403 `DENIED` with its quota message).
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// A backend failed: `Unavailable` (retry may help) or `Internal`.
     #[error(transparent)]
     Backend(PortError),

@@ -324,6 +324,7 @@ impl Registry {
                 old_tag.as_ref().map(|t| t.digest.parse::<Digest>()).transpose().map_err(|_| corrupt("tag"))?;
             let gains_tag = tag.is_some() && old_digest.as_ref() != Some(&digest);
             let mut writes = Vec::new();
+            let mut quota = None;
             if exists {
                 if tag.is_none() {
                     // Stored already, and no tag to move.
@@ -345,6 +346,10 @@ impl Registry {
             } else {
                 let created = ArtifactRecord { tag_count: i64::from(gains_tag), ..record.clone() };
                 writes.push(Write::Put { item: artifact_item(repo, &digest, &created)?, cond: Condition::NotExists });
+                // The manifest's own bytes count in the project's usage.
+                let mut change = self.add_ref(repo.project(), &digest, bytes.len() as u64).await?;
+                writes.append(&mut change.writes);
+                quota = Some(change);
                 let (npk, nsk) = keys::artifact_pushed(repo, now, &digest);
                 writes.push(Write::Put { item: Item::new(npk, nsk), cond: Condition::Always });
                 writes.push(count_write(Counted::Artifacts(repo), &digest.to_string(), 1));
@@ -362,10 +367,21 @@ impl Registry {
                 writes.push(self.referrer_write(repo, &subject.digest, &digest, &manifest, bytes.len())?);
             }
             match self.commit_with_events(writes, vec![event.clone()]).await {
-                Ok(()) => return Ok(PutOutcome { digest, subject: manifest.subject.map(|s| s.digest) }),
-                // A concurrent push or delete moved the tag or the artifact:
-                // read again and redo.
-                Err(e) if e.is(ErrorKind::ConditionFailed) => continue,
+                Ok(()) => {
+                    if let Some(change) = &quota {
+                        self.warn_if_near(repo, &digest, change).await;
+                    }
+                    return Ok(PutOutcome { digest, subject: manifest.subject.map(|s| s.digest) });
+                }
+                // Over quota; or a concurrent push or delete moved the tag
+                // or the artifact: read again and redo.
+                Err(e) if e.is(ErrorKind::ConditionFailed) => {
+                    if let Some(change) = &quota
+                        && let Some(refusal) = self.explain_refusal(repo, &digest, change).await?
+                    {
+                        return Err(refusal);
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -563,6 +579,7 @@ impl Registry {
                 let (npk, nsk) = keys::artifact_pushed(repo, artifact.pushed_at, digest);
                 writes.push(Write::Delete { pk: npk, sk: nsk, cond: Condition::Always });
                 writes.push(count_write(Counted::Artifacts(repo), &digest.to_string(), -1));
+                writes.append(&mut self.remove_ref(repo.project(), digest).await?.writes);
                 if let Some(subject) = artifact.subject.as_deref().and_then(|s| s.parse::<Digest>().ok()) {
                     let (rpk, rsk) = keys::referrer(repo, &subject, digest);
                     writes.push(Write::Delete { pk: rpk, sk: rsk, cond: Condition::Always });

@@ -30,6 +30,7 @@ pub mod paging;
 pub mod passwords;
 pub mod projects;
 pub mod pulls;
+pub mod quotas;
 pub mod record;
 pub mod reindex;
 pub mod revocation;

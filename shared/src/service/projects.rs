@@ -505,10 +505,11 @@ impl Registry {
     }
 
     /// Removes what a deleted project's policies left in its partition
-    /// (webhook policies, immutability rules), so a project made later
+    /// (webhook policies, immutability rules, its usage), so a project made later
     /// under the same name starts without them.
     async fn delete_project_policies(&self, project: &str) -> ServiceResult<()> {
         self.delete_immutable_rules_of(project).await?;
+        self.delete_quota_of(project).await?;
         self.delete_webhook_policies_of(project).await
     }
 

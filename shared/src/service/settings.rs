@@ -327,6 +327,9 @@ settings! {
     quota_per_project_enable: bool = true;
     /// Bytes of a new project's quota, -1 for unlimited.
     storage_per_project: i64 = -1;
+    /// The usage, in percent of a project's limit, that raises a
+    /// `QUOTA_WARNING` event when a push crosses it (berth's own setting).
+    quota_warning_percent: i64 = 85;
     audit_log_forward_endpoint: String = String::new();
     skip_audit_log_database: bool = false;
     pull_time_update_disable: bool = false;

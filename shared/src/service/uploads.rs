@@ -215,7 +215,13 @@ impl Registry {
             }
             return Err(e);
         }
-        self.link_blob(repo, &info).await?;
+        if let Err(e) = self.link_blob(repo, &info).await {
+            // Over quota: the upload is over (its bytes wait for GC).
+            if matches!(e, ServiceError::QuotaExceeded(_)) {
+                self.end_session(id, &s, staged_before.as_deref()).await;
+            }
+            return Err(e);
+        }
         self.end_session(id, &s, staged_before.as_deref()).await;
         Ok(info)
     }

@@ -20,6 +20,7 @@ mod ldap;
 mod members;
 mod oidc_ping;
 mod projects;
+mod quotas;
 mod repositories;
 mod robots;
 mod system;
@@ -151,6 +152,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/system/purgeaudit/{purge_id}", get(jobs::purge_get).put(jobs::purge_stop))
         .route("/system/purgeaudit/{purge_id}/log", get(jobs::purge_log))
         .route("/schedules", get(jobs::schedules))
+        .route("/quotas", get(quotas::list))
+        .route("/quotas/{id}", get(quotas::get).put(quotas::update))
         .route("/schedules/{job_type}/paused", get(jobservice::schedules_paused))
         .route("/jobservice/queues", get(jobservice::queues))
         .route("/jobservice/queues/{job_type}", axum::routing::put(jobservice::action))
@@ -255,7 +258,7 @@ impl From<ServiceError> for ApiError {
             | ServiceError::UploadUnknown
             | ServiceError::ManifestBlobUnknown(_) => StatusCode::NOT_FOUND,
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
-            ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ServiceError::Forbidden(_) | ServiceError::QuotaExceeded(_) => StatusCode::FORBIDDEN,
             ServiceError::PreconditionFailed(_) | ServiceError::Immutable(_) => StatusCode::PRECONDITION_FAILED,
             ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ServiceError::Backend(p) if p.is(crate::port::ErrorKind::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,

@@ -275,7 +275,7 @@ pub async fn delete(State(state): State<Arc<AppState>>, caller: Caller, Target(r
     Ok(StatusCode::OK.into_response())
 }
 
-/// Harbor's `ProjectSummary` (its quota until quotas land).
+/// Harbor's `ProjectSummary`.
 #[derive(Debug, Serialize)]
 struct Summary {
     repo_count: u64,
@@ -310,7 +310,10 @@ pub async fn summary(State(state): State<Arc<AppState>>, caller: Caller, Target(
         developer_count: with(Role::Developer),
         guest_count: with(Role::Guest),
         limited_guest_count: with(Role::LimitedGuest),
-        quota: Quota { hard: Storage { storage: project.storage_limit }, used: Storage { storage: 0 } },
+        quota: Quota {
+            hard: Storage { storage: project.storage_limit },
+            used: Storage { storage: state.registry.storage_used(&project.name).await? },
+        },
     })
     .into_response())
 }

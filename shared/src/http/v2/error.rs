@@ -212,6 +212,10 @@ impl From<ServiceError> for OciError {
                 OciCode::Denied
             }
             ServiceError::Invalid(_) => OciCode::NameInvalid,
+            ServiceError::QuotaExceeded(why) => {
+                let why = why.clone();
+                return OciError { message: Some(why.clone()), ..OciError::new(OciCode::Denied) }.detail(why);
+            }
             ServiceError::Immutable(why) => {
                 let why = why.clone();
                 return OciError { message: Some(why.clone()), ..OciError::new(OciCode::Precondition) }.detail(why);
