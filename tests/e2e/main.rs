@@ -23,6 +23,7 @@ mod oidc;
 mod permissions;
 mod quotas;
 mod replicas;
+mod retention;
 mod startup;
 mod tokens;
 mod upload_host;

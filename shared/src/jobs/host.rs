@@ -15,7 +15,10 @@ use crate::queue;
 
 /// Every job kind berth runs.
 pub fn all_jobs() -> Jobs {
-    Jobs::default().with(Arc::new(super::webhook::WebhookJob)).with(Arc::new(super::purge::PurgeAuditJob))
+    Jobs::default()
+        .with(Arc::new(super::webhook::WebhookJob))
+        .with(Arc::new(super::purge::PurgeAuditJob))
+        .with(Arc::new(super::retention::RetentionJob))
 }
 
 /// The worker of this process's context.

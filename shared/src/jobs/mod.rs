@@ -22,6 +22,7 @@ pub mod host;
 pub mod lambda;
 pub mod pool;
 pub mod purge;
+pub mod retention;
 pub mod schedule;
 pub mod webhook;
 pub mod worker;

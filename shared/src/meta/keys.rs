@@ -48,6 +48,7 @@
 //! webhook policy                P#<project>              WH#<policy id, 16 digits>
 //! immutability rules            P#<project>              IMMUTABLE
 //! project storage usage         P#<project>              QUOTA
+//! retention policy              RET#<policy id>          META
 //! blob referenced by a project  P#<project>              PB#<digest>
 //! schedule                      SCHEDULES                <vendor type>#<vendor id>
 //! fired schedule slot (TTL)     SLOT#<type>#<vendor id>  <slot time ms>
@@ -327,6 +328,11 @@ pub fn schedule(vendor_type: &str, vendor_id: i64) -> Key {
 /// The lease of one slot of a schedule.
 pub fn schedule_slot(vendor_type: &str, vendor_id: i64, slot_ms: i64) -> Key {
     (format!("SLOT#{vendor_type}#{vendor_id}"), format!("{slot_ms:013}"))
+}
+
+/// A retention policy (its project's metadata `retention_id` names it).
+pub fn retention(id: i64) -> Key {
+    (format!("RET#{id}"), "META".to_owned())
 }
 
 /// A project's storage usage (its limit is the project's `storage_limit`).

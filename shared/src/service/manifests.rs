@@ -85,6 +85,10 @@ pub(super) struct ArtifactRecord {
     pub size: u64,
     /// First push, Unix seconds.
     pub pushed_at: i64,
+    /// The same in milliseconds (0 in records stored before it was kept):
+    /// orders pushes made within one second.
+    #[serde(default)]
+    pub pushed_at_ms: i64,
     #[serde(default)]
     pub blobs: Vec<String>,
     #[serde(default)]
@@ -195,6 +199,7 @@ fn artifact_record(key: &Key, manifest: &Manifest, bytes: &Bytes, now: i64) -> A
         media_type: manifest.media_type.clone(),
         size: bytes.len() as u64,
         pushed_at: now,
+        pushed_at_ms: crate::events::now_ms().max(now * 1000),
         blobs: manifest.required_blobs().iter().map(|d| d.digest.to_string()).collect(),
         manifests: manifest.child_manifests().iter().map(|d| d.digest.to_string()).collect(),
         artifact_type: manifest.referrer_artifact_type().map(str::to_owned),

@@ -33,6 +33,7 @@ pub mod pulls;
 pub mod quotas;
 pub mod record;
 pub mod reindex;
+pub mod retention;
 pub mod revocation;
 pub mod robots;
 pub mod schedules;

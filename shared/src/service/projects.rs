@@ -501,16 +501,22 @@ impl Registry {
         }
         self.delete_project_members(&project).await?;
         self.delete_project_robots(&project).await?;
-        self.delete_project_policies(&project.name).await
+        self.delete_project_policies(&project).await
     }
 
     /// Removes what a deleted project's policies left in its partition
-    /// (webhook policies, immutability rules, its usage), so a project made later
+    /// (webhook policies, immutability rules, retention, its usage), so a project made later
     /// under the same name starts without them.
-    async fn delete_project_policies(&self, project: &str) -> ServiceResult<()> {
-        self.delete_immutable_rules_of(project).await?;
-        self.delete_quota_of(project).await?;
-        self.delete_webhook_policies_of(project).await
+    async fn delete_project_policies(&self, project: &Project) -> ServiceResult<()> {
+        if let Some(id) = project.metadata.get("retention_id").and_then(|v| v.parse::<i64>().ok()) {
+            match self.delete_retention(id).await {
+                Ok(()) | Err(ServiceError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.delete_immutable_rules_of(&project.name).await?;
+        self.delete_quota_of(&project.name).await?;
+        self.delete_webhook_policies_of(&project.name).await
     }
 
     /// Repositories of a project.

@@ -22,6 +22,7 @@ mod oidc_ping;
 mod projects;
 mod quotas;
 mod repositories;
+mod retention;
 mod robots;
 mod system;
 mod usergroups;
@@ -152,6 +153,13 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/system/purgeaudit/{purge_id}", get(jobs::purge_get).put(jobs::purge_stop))
         .route("/system/purgeaudit/{purge_id}/log", get(jobs::purge_log))
         .route("/schedules", get(jobs::schedules))
+        .route("/retentions/metadatas", get(retention::metadatas))
+        .route("/retentions", axum::routing::post(retention::create))
+        .route("/retentions/{id}", get(retention::get).put(retention::update).delete(retention::delete))
+        .route("/retentions/{id}/executions", get(retention::executions).post(retention::trigger))
+        .route("/retentions/{id}/executions/{eid}", axum::routing::patch(retention::operate))
+        .route("/retentions/{id}/executions/{eid}/tasks", get(retention::tasks))
+        .route("/retentions/{id}/executions/{eid}/tasks/{tid}", get(retention::task_log))
         .route("/quotas", get(quotas::list))
         .route("/quotas/{id}", get(quotas::get).put(quotas::update))
         .route("/schedules/{job_type}/paused", get(jobservice::schedules_paused))
