@@ -83,6 +83,20 @@ async fn migrate_data(registry: &Registry, meta: &dyn MetaStore, report: &mut Re
             done.users, done.groups, done.robots, done.projects, done.repositories, done.artifacts, done.tags
         ));
     }
+    if stored.is_some_and(|v| v < 3) {
+        let (mut projects, mut bytes) = (0, 0);
+        let names =
+            registry.project_names().await.map_err(|e| StartupError::new(format!("migrating to schema 3: {e}")))?;
+        for name in names {
+            let r = registry
+                .sync_quota(&name)
+                .await
+                .map_err(|e| StartupError::new(format!("migrating to schema 3 (the usage of {name}): {e}")))?;
+            projects += 1;
+            bytes += r.used_after;
+        }
+        report.steps.push(format!("schema 3: counted the storage of {projects} projects ({bytes} bytes)"));
+    }
     record_version(meta).await.map_err(|e| StartupError::new(format!("recording the schema version: {e}")))
 }
 

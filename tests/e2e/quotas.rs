@@ -216,3 +216,24 @@ async fn the_quota_sync_corrects_drift_from_the_references() {
     app.admin().delete("/api/v2.0/projects/drifted/repositories/b").send().await.expect(200);
     assert_eq!(used(&app, pid).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migrating_to_schema_3_counts_what_was_stored_before_quotas() {
+    let app = TestApp::local().await;
+    let pid = app.create_project("older", false).await;
+    assert_eq!(push(&app, "older/a", 1).await.0, 201);
+    assert_eq!(push(&app, "older/a", 2).await.0, 201);
+    let right = used(&app, pid).await;
+    // As a schema-2 store holds it: no entries, no usage.
+    let meta = &app.ctx().meta;
+    for e in meta.query_all(berth::meta::Query::table("P#older", "PB#")).await.unwrap() {
+        meta.delete(&e.pk, &e.sk, berth::meta::Condition::Always).await.unwrap();
+    }
+    meta.delete("P#older", "QUOTA", berth::meta::Condition::Always).await.unwrap();
+    let version = berth::meta::Item::new("SYS", "SCHEMA").with("version", 2);
+    meta.put(version, berth::meta::Condition::Always).await.unwrap();
+    assert_eq!(used(&app, pid).await, 0);
+    let report = app.ctx().migrate_local().await.unwrap();
+    assert!(report.steps.iter().any(|s| s.starts_with("schema 3: counted the storage of")), "{:?}", report.steps);
+    assert_eq!(used(&app, pid).await, right);
+}
