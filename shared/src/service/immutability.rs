@@ -14,14 +14,13 @@
 //! [`Immutability`] it loaded) before it writes; every refusal is
 //! [`ServiceError::Immutable`], Harbor's 412.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::executions::new_id;
 use super::projects::ProjectRef;
 use super::record::{from_item, to_item};
+use super::selectors::Rule;
+#[cfg(test)]
 use super::selectors::Selector;
 use super::{Registry, ServiceError, ServiceResult};
 use crate::meta::keys;
@@ -32,29 +31,12 @@ use crate::oci::RepoName;
 pub const MAX_RULES: usize = 15;
 
 /// Harbor's `ImmutableRule`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct ImmutableRule {
-    #[serde(default)]
-    pub id: i64,
-    #[serde(default)]
-    pub priority: i64,
-    #[serde(default)]
-    pub disabled: bool,
-    #[serde(default)]
-    pub action: String,
-    #[serde(default)]
-    pub template: String,
-    #[serde(default)]
-    pub params: serde_json::Map<String, Value>,
-    #[serde(default)]
-    pub tag_selectors: Vec<Selector>,
-    #[serde(default)]
-    pub scope_selectors: BTreeMap<String, Vec<Selector>>,
-}
+pub type ImmutableRule = Rule;
 
-impl ImmutableRule {
-    /// Checks a rule as given to the API, filling Harbor's defaults.
-    fn check(&mut self) -> ServiceResult<()> {
+impl Rule {
+    /// Checks a rule as given to the immutability API, filling Harbor's
+    /// defaults.
+    fn check_immutable(&mut self) -> ServiceResult<()> {
         if self.action.is_empty() {
             "immutable".clone_into(&mut self.action);
         }
@@ -64,26 +46,13 @@ impl ImmutableRule {
         if self.action != "immutable" {
             return Err(ServiceError::Invalid(format!("unsupported action {:?}", self.action)));
         }
-        let tag =
-            self.tag_selectors.first().ok_or_else(|| ServiceError::Invalid("a tag selector is required".into()))?;
-        tag.validate(true)?;
-        let repo = self
-            .scope_selectors
-            .get("repository")
-            .and_then(|s| s.first())
-            .ok_or_else(|| ServiceError::Invalid("a repository scope selector is required".into()))?;
-        repo.validate(false)
+        self.check_selectors()
     }
 
     /// Whether this rule, enabled, protects `tag` of `repository` (the
     /// name without the project).
     pub fn protects(&self, repository: &str, tag: &str) -> bool {
-        if self.disabled {
-            return false;
-        }
-        let repo_selected =
-            self.scope_selectors.get("repository").and_then(|s| s.first()).is_some_and(|s| s.selects(repository));
-        repo_selected && self.tag_selectors.first().is_some_and(|s| s.selects(tag))
+        self.scopes(repository) && self.tag_selector().is_some_and(|s| s.selects(tag))
     }
 
     /// What makes two rules the same rule (Harbor refuses a second one).
@@ -178,7 +147,7 @@ impl Registry {
     }
 
     pub async fn create_immutable_rule(&self, project: &ProjectRef, mut rule: ImmutableRule) -> ServiceResult<i64> {
-        rule.check()?;
+        rule.check_immutable()?;
         let project = self.project(project).await?;
         rule.id = new_id();
         self.change_rules(&project.name, |rules| {
@@ -201,7 +170,7 @@ impl Registry {
         id: i64,
         mut rule: ImmutableRule,
     ) -> ServiceResult<()> {
-        rule.check()?;
+        rule.check_immutable()?;
         rule.id = id;
         let project = self.project(project).await?;
         self.change_rules(&project.name, |rules| {
@@ -269,6 +238,8 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn rule(repo_decoration: &str, repo: &str, tag_decoration: &str, tag: &str) -> ImmutableRule {
@@ -303,13 +274,13 @@ mod tests {
     #[test]
     fn rules_are_checked() {
         let mut ok = rule("repoMatches", "**", "matches", "**");
-        ok.check().unwrap();
+        ok.check_immutable().unwrap();
         assert_eq!((ok.action.as_str(), ok.template.as_str()), ("immutable", "immutable_template"));
         let mut swapped = rule("matches", "**", "repoMatches", "**");
-        assert!(swapped.check().is_err());
+        assert!(swapped.check_immutable().is_err());
         let mut no_tag = ImmutableRule { tag_selectors: vec![], ..rule("repoMatches", "**", "matches", "**") };
-        assert!(no_tag.check().is_err());
+        assert!(no_tag.check_immutable().is_err());
         let mut bad = rule("repoMatches", "{a", "matches", "**");
-        assert!(bad.check().is_err());
+        assert!(bad.check_immutable().is_err());
     }
 }

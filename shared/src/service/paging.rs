@@ -65,6 +65,17 @@ pub struct Listing<T> {
 }
 
 impl<T> Listing<T> {
+    /// The page `req` asks for of a list held whole in memory (a short
+    /// one: a project's 15 rules, an execution's tasks), by page number.
+    pub fn of_all(all: Vec<T>, req: &PageRequest) -> Self {
+        let total = all.len();
+        let start = usize::try_from(req.page.saturating_sub(1)).unwrap_or(usize::MAX).saturating_mul(req.size);
+        let items: Vec<T> = all.into_iter().skip(start).take(req.size).collect();
+        // Pages are found by number: the cursor of the next one says nothing.
+        let next = (start.saturating_add(items.len()) < total).then(String::new);
+        Self { items, total: total as u64, next }
+    }
+
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Listing<U> {
         Listing { items: self.items.into_iter().map(f).collect(), total: self.total, next: self.next }
     }

@@ -15,7 +15,7 @@
 //! logging its decisions; a dry run decides and logs the same, deleting
 //! nothing. A schedule fires runs through the scheduler.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -24,7 +24,7 @@ use super::executions::new_id;
 use super::immutability::Immutability;
 use super::projects::ProjectRef;
 use super::record::{from_item, to_item};
-use super::selectors::Selector;
+use super::selectors::{Rule, Selector};
 use super::{Registry, ServiceError, ServiceResult};
 use crate::meta::{Condition, ErrorKind, Item, Write, keys};
 use crate::oci::RepoName;
@@ -42,25 +42,8 @@ pub const TEMPLATES: [(&str, Option<&str>); 5] = [
     ("always", None),
 ];
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct RetentionRule {
-    #[serde(default)]
-    pub id: i64,
-    #[serde(default)]
-    pub priority: i64,
-    #[serde(default)]
-    pub disabled: bool,
-    #[serde(default)]
-    pub action: String,
-    #[serde(default)]
-    pub template: String,
-    #[serde(default)]
-    pub params: serde_json::Map<String, Value>,
-    #[serde(default)]
-    pub tag_selectors: Vec<Selector>,
-    #[serde(default)]
-    pub scope_selectors: BTreeMap<String, Vec<Selector>>,
-}
+/// Harbor's `RetentionRule`.
+pub type RetentionRule = Rule;
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Trigger {
@@ -117,8 +100,9 @@ fn int_param(rule: &RetentionRule, name: &str) -> Option<i64> {
     }
 }
 
-impl RetentionRule {
-    fn check(&mut self) -> ServiceResult<()> {
+impl Rule {
+    /// Checks a rule as given to the retention API.
+    fn check_retention(&mut self) -> ServiceResult<()> {
         if self.action.is_empty() {
             "retain".clone_into(&mut self.action);
         }
@@ -133,22 +117,7 @@ impl RetentionRule {
         {
             return Err(ServiceError::Invalid(format!("rule template {} needs a number {p} ≥ 0", self.template)));
         }
-        let tag =
-            self.tag_selectors.first().ok_or_else(|| ServiceError::Invalid("a tag selector is required".into()))?;
-        tag.validate(true)?;
-        let repo = self
-            .scope_selectors
-            .get("repository")
-            .and_then(|s| s.first())
-            .ok_or_else(|| ServiceError::Invalid("a repository scope selector is required".into()))?;
-        repo.validate(false)
-    }
-
-    /// Whether this rule applies to `repository` (the name without the
-    /// project).
-    pub fn scopes(&self, repository: &str) -> bool {
-        !self.disabled
-            && self.scope_selectors.get("repository").and_then(|s| s.first()).is_some_and(|s| s.selects(repository))
+        self.check_selectors()
     }
 
     /// Whether the tag selector picks an artifact with `tags`.
@@ -244,7 +213,7 @@ impl RetentionPolicy {
             return Err(ServiceError::Invalid(format!("scope {:?} is not supported", self.scope.level)));
         }
         for (n, rule) in self.rules.iter_mut().enumerate() {
-            rule.check()?;
+            rule.check_retention()?;
             rule.id = i64::try_from(n).unwrap_or(0) + 1;
         }
         for (n, rule) in self.rules.iter().enumerate() {
@@ -459,6 +428,8 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn rule(template: &str, param: Option<i64>, repo: &str, tag: &str, extras: &str) -> RetentionRule {

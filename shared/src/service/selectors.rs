@@ -54,6 +54,56 @@ impl Selector {
     }
 }
 
+/// A rule of Harbor's tag policies (`ImmutableRule`, `RetentionRule`):
+/// which repositories (its first `repository` scope selector) and which
+/// tags (its first tag selector) it is about; what it does is its policy's
+/// (`action`, `template`, `params`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Rule {
+    #[serde(default)]
+    pub id: i64,
+    #[serde(default)]
+    pub priority: i64,
+    #[serde(default)]
+    pub disabled: bool,
+    #[serde(default)]
+    pub action: String,
+    #[serde(default)]
+    pub template: String,
+    #[serde(default)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub tag_selectors: Vec<Selector>,
+    #[serde(default)]
+    pub scope_selectors: std::collections::BTreeMap<String, Vec<Selector>>,
+}
+
+impl Rule {
+    pub fn tag_selector(&self) -> Option<&Selector> {
+        self.tag_selectors.first()
+    }
+
+    pub fn repository_selector(&self) -> Option<&Selector> {
+        self.scope_selectors.get("repository").and_then(|s| s.first())
+    }
+
+    /// Checks that the rule has a valid tag and repository selector.
+    pub fn check_selectors(&self) -> ServiceResult<()> {
+        self.tag_selector()
+            .ok_or_else(|| ServiceError::Invalid("a tag selector is required".into()))?
+            .validate(true)?;
+        self.repository_selector()
+            .ok_or_else(|| ServiceError::Invalid("a repository scope selector is required".into()))?
+            .validate(false)
+    }
+
+    /// Whether this rule, enabled, applies to `repository` (the name
+    /// without the project).
+    pub fn scopes(&self, repository: &str) -> bool {
+        !self.disabled && self.repository_selector().is_some_and(|s| s.selects(repository))
+    }
+}
+
 /// A pattern ready to match: its brace alternatives.
 fn compile(pattern: &str) -> ServiceResult<Vec<Vec<char>>> {
     let chars: Vec<char> = pattern.chars().collect();

@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 
 use super::projects::{Target, project_for};
-use super::{ApiError, ApiResult, Body, Caller, PREFIX, Paging, created};
+use super::{ApiError, ApiResult, Body, Caller, PREFIX, Paging, created, path_number};
 use crate::http::state::AppState;
 use crate::rbac::{Act, Res};
 use crate::service::immutability::ImmutableRule;
@@ -23,13 +23,6 @@ pub struct ListQuery {
     page_size: Option<String>,
 }
 
-fn rule_id(path: &[(String, String)]) -> Result<i64, ApiError> {
-    path.iter()
-        .find(|(k, _)| k == "immutable_rule_id")
-        .and_then(|(_, v)| v.parse().ok())
-        .ok_or_else(|| ApiError::bad_request("immutable_rule_id must be a number"))
-}
-
 pub async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -39,11 +32,7 @@ pub async fn list(
     let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref(), None)?;
     let (project, _) = project_for(&state, &caller, &r, (Res::ImmutableTag, Act::List)).await?;
     let rules = state.registry.immutable_rules(&ProjectRef::Name(project.name.clone())).await?;
-    let total = rules.len();
-    let start = usize::try_from(paging.0.page.saturating_sub(1)).unwrap_or(usize::MAX).saturating_mul(paging.0.size);
-    let items: Vec<ImmutableRule> = rules.into_iter().skip(start).take(paging.0.size).collect();
-    let next = (start + items.len() < total).then(String::new);
-    let listing = Listing { items, total: total as u64, next };
+    let listing = Listing::of_all(rules, &paging.0);
     Ok(paging.respond(&format!("/projects/{}/immutabletagrules", project.project_id), &[], listing))
 }
 
@@ -67,7 +56,7 @@ pub async fn update(
     Path(path): Path<Vec<(String, String)>>,
     Body(rule): Body<ImmutableRule>,
 ) -> ApiResult {
-    let id = rule_id(&path)?;
+    let id = path_number(&path, "immutable_rule_id")?;
     if rule.id != 0 && rule.id != id {
         return Err(ApiError::bad_request(
             "the immutable_rule_id doesn't match the id in the payload body of ImmutableRule",
@@ -84,7 +73,7 @@ pub async fn delete(
     Target(r): Target,
     Path(path): Path<Vec<(String, String)>>,
 ) -> ApiResult {
-    let id = rule_id(&path)?;
+    let id = path_number(&path, "immutable_rule_id")?;
     let (project, _) = project_for(&state, &caller, &r, (Res::ImmutableTag, Act::Delete)).await?;
     caller.registry(&state).delete_immutable_rule(&ProjectRef::Name(project.name), id).await?;
     Ok(StatusCode::OK.into_response())

@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{ApiError, ApiResult, Body, Caller, PREFIX, Paging, created};
+use super::{ApiError, ApiResult, Body, Caller, PREFIX, Paging, created, path_number};
 use crate::auth::On;
 use crate::http::state::AppState;
 use crate::jobs::Status;
@@ -151,13 +151,6 @@ async fn purge_history(state: &AppState, id: i64) -> ApiResult<ExecHistoryView> 
     Ok(history(&x, &params))
 }
 
-fn id_of(path: &[(String, String)], name: &str) -> Result<i64, ApiError> {
-    path.iter()
-        .find(|(k, _)| k == name)
-        .and_then(|(_, v)| v.parse().ok())
-        .ok_or_else(|| ApiError::bad_request(format!("{name} must be a number")))
-}
-
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     page: Option<String>,
@@ -186,7 +179,7 @@ pub async fn purge_get(
     Path(path): Path<Vec<(String, String)>>,
 ) -> ApiResult {
     caller.require((Res::PurgeAudit, Act::Read), On::Registry)?;
-    Ok(Json(purge_history(&state, id_of(&path, "purge_id")?).await?).into_response())
+    Ok(Json(purge_history(&state, path_number(&path, "purge_id")?).await?).into_response())
 }
 
 /// `PUT /system/purgeaudit/{id}`: stops a purge.
@@ -196,7 +189,7 @@ pub async fn purge_stop(
     Path(path): Path<Vec<(String, String)>>,
 ) -> ApiResult {
     caller.require((Res::PurgeAudit, Act::Update), On::Registry)?;
-    let id = id_of(&path, "purge_id")?;
+    let id = path_number(&path, "purge_id")?;
     purge_history(&state, id).await?;
     state.registry.stop_execution(id).await?;
     Ok(StatusCode::OK.into_response())
@@ -208,7 +201,7 @@ pub async fn purge_log(
     Path(path): Path<Vec<(String, String)>>,
 ) -> ApiResult {
     caller.require((Res::PurgeAudit, Act::Read), On::Registry)?;
-    let id = id_of(&path, "purge_id")?;
+    let id = path_number(&path, "purge_id")?;
     purge_history(&state, id).await?;
     let tasks = state.registry.tasks_of(id).await?;
     let mut log = String::new();

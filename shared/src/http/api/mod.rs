@@ -482,6 +482,14 @@ pub fn created(location: &str) -> ApiResult {
     Ok((StatusCode::CREATED, [(header::LOCATION, loc)]).into_response())
 }
 
+/// The number a path parameter holds (`Path<Vec<(String, String)>>`).
+pub fn path_number(path: &[(String, String)], name: &str) -> Result<i64, ApiError> {
+    path.iter()
+        .find(|(k, _)| k == name)
+        .and_then(|(_, v)| v.parse().ok())
+        .ok_or_else(|| ApiError::bad_request(format!("{name} must be a number")))
+}
+
 /// `201 Created` with a `Location` and a JSON body.
 pub fn created_with<T: Serialize>(location: &str, body: &T) -> ApiResult {
     let loc = HeaderValue::from_str(location).map_err(|_| ApiError::bad_request("bad name in location"))?;

@@ -115,11 +115,7 @@ pub async fn list(State(state): State<Arc<AppState>>, caller: Caller, Query(q): 
     }
     let key = |v: &QuotaView| if field == "hard.storage" { v.hard.storage } else { v.used.storage };
     all.sort_by(|a, b| if descending { key(b).cmp(&key(a)) } else { key(a).cmp(&key(b)) });
-    let total = all.len();
-    let start = usize::try_from(paging.0.page.saturating_sub(1)).unwrap_or(usize::MAX).saturating_mul(paging.0.size);
-    let items: Vec<QuotaView> = all.into_iter().skip(start).take(paging.0.size).collect();
-    let next = (start + items.len() < total).then(String::new);
-    Ok(paging.respond("/quotas", &rest, Listing { items, total: total as u64, next }))
+    Ok(paging.respond("/quotas", &rest, Listing::of_all(all, &paging.0)))
 }
 
 fn quota_id(id: &str) -> Result<i64, ApiError> {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::jobs::log_response;
-use super::{ApiError, ApiResult, Body, Caller, PREFIX, Paging, created};
+use super::{ApiError, ApiResult, Body, Caller, PREFIX, Paging, created, path_number};
 use crate::http::state::AppState;
 use crate::jobs::Status;
 use crate::jobs::retention::{RetentionJob, RetentionTask, plan_payload};
@@ -22,13 +22,6 @@ use crate::service::paging::Listing;
 use crate::service::projects::ProjectRef;
 use crate::service::record::rfc3339_ms;
 use crate::service::retention::{RETENTION, RetentionPolicy};
-
-fn num(path: &[(String, String)], name: &str) -> Result<i64, ApiError> {
-    path.iter()
-        .find(|(k, _)| k == name)
-        .and_then(|(_, v)| v.parse().ok())
-        .ok_or_else(|| ApiError::bad_request(format!("{name} must be a number")))
-}
 
 /// The policy `id` after checking `act` on retention in its project.
 async fn policy_for(state: &AppState, caller: &Caller, id: i64, act: Act) -> ApiResult<RetentionPolicy> {
@@ -89,7 +82,7 @@ pub async fn get(
     caller: Caller,
     Path(path): Path<Vec<(String, String)>>,
 ) -> ApiResult {
-    let policy = policy_for(&state, &caller, num(&path, "id")?, Act::Read).await?;
+    let policy = policy_for(&state, &caller, path_number(&path, "id")?, Act::Read).await?;
     Ok(Json(policy).into_response())
 }
 
@@ -99,7 +92,7 @@ pub async fn update(
     Path(path): Path<Vec<(String, String)>>,
     Body(policy): Body<RetentionPolicy>,
 ) -> ApiResult {
-    let id = num(&path, "id")?;
+    let id = path_number(&path, "id")?;
     policy_for(&state, &caller, id, Act::Update).await?;
     caller.registry(&state).update_retention(id, policy).await?;
     Ok(StatusCode::OK.into_response())
@@ -110,7 +103,7 @@ pub async fn delete(
     caller: Caller,
     Path(path): Path<Vec<(String, String)>>,
 ) -> ApiResult {
-    let id = num(&path, "id")?;
+    let id = path_number(&path, "id")?;
     policy_for(&state, &caller, id, Act::Delete).await?;
     caller.registry(&state).delete_retention(id).await?;
     Ok(StatusCode::OK.into_response())
@@ -130,7 +123,7 @@ pub async fn trigger(
     Path(path): Path<Vec<(String, String)>>,
     Body(body): Body<TriggerBody>,
 ) -> ApiResult {
-    let id = num(&path, "id")?;
+    let id = path_number(&path, "id")?;
     policy_for(&state, &caller, id, Act::Update).await?;
     let extra = serde_json::Map::from_iter([("dry_run".to_owned(), body.dry_run.into())]);
     let eid = caller
@@ -165,7 +158,7 @@ pub async fn executions(
     Path(path): Path<Vec<(String, String)>>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult {
-    let id = num(&path, "id")?;
+    let id = path_number(&path, "id")?;
     policy_for(&state, &caller, id, Act::List).await?;
     let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref(), q.cursor.as_deref())?;
     let listing = state.registry.list_executions(RETENTION, id, &paging.0).await?;
@@ -197,7 +190,7 @@ pub async fn operate(
     if body.action != "stop" {
         return Err(ApiError::bad_request("action should be 'stop'"));
     }
-    let (id, eid) = (num(&path, "id")?, num(&path, "eid")?);
+    let (id, eid) = (path_number(&path, "id")?, path_number(&path, "eid")?);
     policy_for(&state, &caller, id, Act::Update).await?;
     execution_of(&state, id, eid).await?;
     state.registry.stop_execution(eid).await?;
@@ -254,16 +247,12 @@ pub async fn tasks(
     Path(path): Path<Vec<(String, String)>>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult {
-    let (id, eid) = (num(&path, "id")?, num(&path, "eid")?);
+    let (id, eid) = (path_number(&path, "id")?, path_number(&path, "eid")?);
     policy_for(&state, &caller, id, Act::List).await?;
     execution_of(&state, id, eid).await?;
     let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref(), None)?;
     let all: Vec<TaskView> = state.registry.tasks_of(eid).await?.into_iter().filter_map(task_view).collect();
-    let total = all.len();
-    let start = usize::try_from(paging.0.page.saturating_sub(1)).unwrap_or(usize::MAX).saturating_mul(paging.0.size);
-    let items: Vec<TaskView> = all.into_iter().skip(start).take(paging.0.size).collect();
-    let next = (start + items.len() < total).then(String::new);
-    let listing = Listing { items, total: total as u64, next };
+    let listing = Listing::of_all(all, &paging.0);
     Ok(paging.respond(&format!("/retentions/{id}/executions/{eid}/tasks"), &[], listing))
 }
 
@@ -273,7 +262,7 @@ pub async fn task_log(
     caller: Caller,
     Path(path): Path<Vec<(String, String)>>,
 ) -> ApiResult {
-    let (id, eid, tid) = (num(&path, "id")?, num(&path, "eid")?, num(&path, "tid")?);
+    let (id, eid, tid) = (path_number(&path, "id")?, path_number(&path, "eid")?, path_number(&path, "tid")?);
     policy_for(&state, &caller, id, Act::Read).await?;
     execution_of(&state, id, eid).await?;
     log_response(&state, eid, tid).await

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::jobs::{ExecutionView, TaskView, log_response};
 use super::projects::{Target, project_for};
-use super::{ApiError, ApiResult, Body, Caller, PREFIX, Paging, created, parse_q};
+use super::{ApiError, ApiResult, Body, Caller, PREFIX, Paging, created, parse_q, path_number};
 use crate::events::WEBHOOK_EVENT_TYPES;
 use crate::http::state::AppState;
 use crate::rbac::{Act, Res};
@@ -100,13 +100,6 @@ async fn policy_for(
     Ok((project, policy))
 }
 
-fn ids(path: &[(String, String)], name: &str) -> Result<i64, ApiError> {
-    path.iter()
-        .find(|(k, _)| k == name)
-        .and_then(|(_, v)| v.parse().ok())
-        .ok_or_else(|| ApiError::bad_request(format!("{name} must be a number")))
-}
-
 pub async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -141,7 +134,7 @@ pub async fn get(
     Target(r): Target,
     Path(path): Path<Vec<(String, String)>>,
 ) -> ApiResult {
-    let (_, policy) = policy_for(&state, &caller, &r, ids(&path, "webhook_policy_id")?, Act::Read).await?;
+    let (_, policy) = policy_for(&state, &caller, &r, path_number(&path, "webhook_policy_id")?, Act::Read).await?;
     Ok(Json(policy_view(policy)).into_response())
 }
 
@@ -152,7 +145,8 @@ pub async fn update(
     Path(path): Path<Vec<(String, String)>>,
     Body(body): Body<PolicyBody>,
 ) -> ApiResult {
-    let (project, policy) = policy_for(&state, &caller, &r, ids(&path, "webhook_policy_id")?, Act::Update).await?;
+    let (project, policy) =
+        policy_for(&state, &caller, &r, path_number(&path, "webhook_policy_id")?, Act::Update).await?;
     state.registry.update_webhook_policy(&ProjectRef::Name(project.name), policy.id, body.into()).await?;
     Ok(StatusCode::OK.into_response())
 }
@@ -163,7 +157,8 @@ pub async fn delete(
     Target(r): Target,
     Path(path): Path<Vec<(String, String)>>,
 ) -> ApiResult {
-    let (project, policy) = policy_for(&state, &caller, &r, ids(&path, "webhook_policy_id")?, Act::Delete).await?;
+    let (project, policy) =
+        policy_for(&state, &caller, &r, path_number(&path, "webhook_policy_id")?, Act::Delete).await?;
     state.registry.delete_webhook_policy(&ProjectRef::Name(project.name), policy.id).await?;
     Ok(StatusCode::OK.into_response())
 }
@@ -177,7 +172,8 @@ pub async fn executions(
     Query(q): Query<ListQuery>,
 ) -> ApiResult {
     let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref(), q.cursor.as_deref())?;
-    let (project, policy) = policy_for(&state, &caller, &r, ids(&path, "webhook_policy_id")?, Act::Read).await?;
+    let (project, policy) =
+        policy_for(&state, &caller, &r, path_number(&path, "webhook_policy_id")?, Act::Read).await?;
     let listing = state.registry.list_executions(WEBHOOK, policy.id, &paging.0).await?;
     let p = format!("/projects/{}/webhook/policies/{}/executions", project.project_id, policy.id);
     Ok(paging.respond(&p, &[], listing.map(ExecutionView::from)))
@@ -185,8 +181,8 @@ pub async fn executions(
 
 /// The execution of `path` when it belongs to the policy.
 async fn execution_of(state: &AppState, caller: &Caller, r: &ProjectRef, path: &[(String, String)]) -> ApiResult<i64> {
-    let (_, policy) = policy_for(state, caller, r, ids(path, "webhook_policy_id")?, Act::Read).await?;
-    let id = ids(path, "execution_id")?;
+    let (_, policy) = policy_for(state, caller, r, path_number(path, "webhook_policy_id")?, Act::Read).await?;
+    let id = path_number(path, "execution_id")?;
     let x = state.registry.execution_record(id).await?;
     if x.vendor_type != WEBHOOK || x.vendor_id != policy.id {
         return Err(ServiceError::NotFound(format!("execution {id} not found")).into());
@@ -214,7 +210,7 @@ pub async fn task_log(
     Path(path): Path<Vec<(String, String)>>,
 ) -> ApiResult {
     let id = execution_of(&state, &caller, &r, &path).await?;
-    log_response(&state, id, ids(&path, "task_id")?).await
+    log_response(&state, id, path_number(&path, "task_id")?).await
 }
 
 /// `GET …/webhook/events`: what a policy may name.
