@@ -45,6 +45,18 @@ pub fn plan_payload(policy_id: i64, dry_run: bool) -> serde_json::Value {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RetentionJob;
 
+/// Whether the artifact still has exactly the tags it was decided on.
+async fn same_tags(
+    reg: &crate::service::Registry,
+    repo: &RepoName,
+    digest: &Digest,
+    decided: &[String],
+) -> Result<bool, JobError> {
+    let mut now = reg.artifact_tag_names(repo, digest).await?;
+    now.sort();
+    Ok(now == decided)
+}
+
 fn time(ms: i64) -> String {
     if ms > 0 { rfc3339_ms(ms) } else { String::new() }
 }
@@ -106,6 +118,9 @@ impl Job for RetentionJob {
                 }
                 let digest: Result<Digest, _> = c.digest.parse();
                 match digest {
+                    // Tagged or untagged since the decision: not what was
+                    // decided on; the next run decides again.
+                    Ok(d) if !same_tags(reg, &repo, &d, &c.tags).await? => mark = "CHANGED",
                     Ok(d) => match reg.delete_manifest(&repo, &Reference::Digest(d)).await {
                         Ok(()) | Err(ServiceError::ManifestUnknown(_)) => deleted.push(c.clone()),
                         Err(ServiceError::Immutable(_)) => mark = Verdict::Immutable.mark(),

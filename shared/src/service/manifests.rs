@@ -626,7 +626,7 @@ impl Registry {
     }
 
     /// Every tag on an artifact, by name.
-    pub(super) async fn artifact_tag_names(&self, repo: &RepoName, digest: &Digest) -> ServiceResult<Vec<String>> {
+    pub async fn artifact_tag_names(&self, repo: &RepoName, digest: &Digest) -> ServiceResult<Vec<String>> {
         let prefix = keys::artifact_tags_prefix(digest);
         let query = Query::table(keys::repo_partition(repo), prefix.as_str()).keys_only();
         let entries = self.meta.query_all(query).await?;
