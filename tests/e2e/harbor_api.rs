@@ -314,3 +314,49 @@ async fn harbor_python_client_spellings() {
     let body: Value = r.json();
     assert_eq!(body["errors"][0]["message"], "Only system admin can create project");
 }
+
+/// `/projects/{p}/metadatas`: one key at a time, Harbor's keys and values,
+/// `public` keeping the project's listings right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn project_metadata_api() {
+    let app = crate::support::app::TestApp::local().await;
+    let pid = app.create_project("meta", false).await;
+    let base = format!("/api/v2.0/projects/{pid}/metadatas");
+    let all: serde_json::Value = app.admin().get(&format!("{base}/")).send().await.expect(200).json();
+    assert_eq!(all, serde_json::json!({"public": "false"}));
+    app.admin().post(&format!("{base}/")).json(&serde_json::json!({"auto_scan": "T"})).send().await.expect(200);
+    app.admin().post(&base).json(&serde_json::json!({"severity": "HIGH"})).send().await.expect(200);
+    let one: serde_json::Value = app.admin().get(&format!("{base}/auto_scan")).send().await.expect(200).json();
+    assert_eq!(one, serde_json::json!({"auto_scan": "true"}));
+    let sev: serde_json::Value = app.admin().get(&format!("{base}/severity")).send().await.expect(200).json();
+    assert_eq!(sev, serde_json::json!({"severity": "high"}));
+    // Two pairs, an unknown key, a bad value, retention_id: refused.
+    let two = serde_json::json!({"auto_scan": "true", "prevent_vul": "true"});
+    app.admin().post(&base).json(&two).send().await.expect(400);
+    app.admin().post(&base).json(&serde_json::json!({"colour": "blue"})).send().await.expect(400);
+    app.admin().post(&base).json(&serde_json::json!({"prevent_vul": "maybe"})).send().await.expect(400);
+    app.admin().post(&base).json(&serde_json::json!({"retention_id": "7"})).send().await.expect(400);
+    // Public through the metadata API: the project is listed as public.
+    app.admin().put(&format!("{base}/public")).json(&serde_json::json!({"public": "true"})).send().await.expect(200);
+    let public: Vec<serde_json::Value> =
+        app.anonymous().get("/api/v2.0/projects?name=meta").send().await.expect(200).json();
+    assert_eq!(public.len(), 1);
+    app.admin().delete(&format!("{base}/public")).send().await.expect(200);
+    let public: Vec<serde_json::Value> =
+        app.anonymous().get("/api/v2.0/projects?name=meta").send().await.expect(200).json();
+    assert!(public.is_empty());
+    app.admin().delete(&format!("{base}/auto_scan")).send().await.expect(200);
+    app.admin().get(&format!("{base}/auto_scan")).send().await.expect(404);
+    // Who may (Harbor's matrix): a maintainer reads, does not write; a
+    // guest does neither.
+    app.create_user("m", "Passw0rd1").await;
+    app.add_member(pid, "m", 4).await;
+    app.create_user("g", "Passw0rd1").await;
+    app.add_member(pid, "g", 3).await;
+    let m = app.user("m", "Passw0rd1");
+    m.get(&format!("{base}/severity")).send().await.expect(200);
+    m.put(&format!("{base}/severity")).json(&serde_json::json!({"severity": "low"})).send().await.expect(403);
+    let g = app.user("g", "Passw0rd1");
+    g.get(&format!("{base}/severity")).send().await.expect(403);
+    g.put(&format!("{base}/severity")).json(&serde_json::json!({"severity": "low"})).send().await.expect(403);
+}

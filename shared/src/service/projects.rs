@@ -170,6 +170,33 @@ fn known_metadata(metadata: BTreeMap<String, String>) -> ServiceResult<BTreeMap<
     Ok(out)
 }
 
+/// One metadata pair as Harbor's metadata API takes it
+/// (`/projects/{p}/metadatas`): a known key, a boolean written as Go
+/// parses one (`1`, `t`, `TRUE` …) and stored as `true`/`false`, a
+/// severity in any case, a speed as a number; `retention_id` is not the
+/// API's to set.
+pub fn metadata_pair(key: &str, value: &str) -> ServiceResult<(String, String)> {
+    let invalid = || ServiceError::Invalid(format!("invalid value: {value}"));
+    let value = if BOOLEAN_METADATA.contains(&key) {
+        match value {
+            "1" | "t" | "T" | "TRUE" | "true" | "True" => "true".to_owned(),
+            "0" | "f" | "F" | "FALSE" | "false" | "False" => "false".to_owned(),
+            _ => return Err(invalid()),
+        }
+    } else if key == "severity" {
+        let v = value.to_ascii_lowercase();
+        if !SEVERITIES.contains(&v.as_str()) {
+            return Err(invalid());
+        }
+        v
+    } else if key == "proxy_speed_kb" {
+        value.trim().parse::<i32>().map_err(|_| invalid())?.to_string()
+    } else {
+        return Err(ServiceError::Invalid(format!("invalid key: {key}")));
+    };
+    Ok((key.to_owned(), value))
+}
+
 fn validate_storage_limit(limit: i64) -> ServiceResult<()> {
     if limit == -1 || limit > 0 {
         Ok(())
@@ -437,10 +464,7 @@ impl Registry {
         if let Some(limit) = storage_limit {
             validate_storage_limit(limit)?;
         }
-        loop {
-            let mut project = self.project(r).await?;
-            let stamp = project.update_time;
-            let before = project.clone();
+        self.change_project(r, |project| {
             project.metadata.extend(metadata.clone());
             if let Some(public) = public {
                 project.metadata.insert("public".to_owned(), public.to_string());
@@ -448,6 +472,28 @@ impl Registry {
             if let Some(limit) = storage_limit {
                 project.storage_limit = limit;
             }
+        })
+        .await
+    }
+
+    /// Removes one metadata key of a project (a project without `public`
+    /// is private).
+    pub async fn remove_project_metadata(&self, r: &ProjectRef, key: &str) -> ServiceResult<Project> {
+        self.change_project(r, |project| {
+            project.metadata.remove(key);
+        })
+        .await
+    }
+
+    /// Applies `change` to a project, atomically against concurrent
+    /// changes (re-applied on top of one that won), keeping its list
+    /// entries public or not with it; raises `UPDATE_PROJECT`.
+    pub(super) async fn change_project(&self, r: &ProjectRef, change: impl Fn(&mut Project)) -> ServiceResult<Project> {
+        loop {
+            let mut project = self.project(r).await?;
+            let stamp = project.update_time;
+            let before = project.clone();
+            change(&mut project);
             if project == before {
                 return Ok(project);
             }

@@ -26,7 +26,7 @@ use super::projects::ProjectRef;
 use super::record::{from_item, to_item};
 use super::selectors::{Rule, Selector};
 use super::{Registry, ServiceError, ServiceResult};
-use crate::meta::{Condition, ErrorKind, Item, Write, keys};
+use crate::meta::{Condition, ErrorKind, keys};
 use crate::oci::RepoName;
 
 /// The vendor type of retention executions and schedules.
@@ -395,33 +395,20 @@ impl Registry {
         Ok((names, last))
     }
 
-    /// Sets or removes one metadata key of a project, whatever its known
-    /// keys say (`retention_id` is berth's to write).
+    /// Sets or removes a project's `retention_id` (berth's to write: the
+    /// metadata API does not take it, as Harbor's does not).
     async fn set_project_metadata(&self, project: &str, key: &str, value: Option<&str>) -> ServiceResult<()> {
-        for _ in 0..8 {
-            let (pk, sk) = keys::project(project);
-            let item = self
-                .meta
-                .get(&pk, &sk)
-                .await?
-                .ok_or_else(|| ServiceError::NotFound(format!("project {project} not found")))?;
-            let stamp = item.i64(keys::attr::UPDATE_TIME).unwrap_or(0);
-            let mut attrs = item.attrs.clone();
-            let mut metadata = attrs.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
-            match value {
-                Some(v) => metadata.insert(key.to_owned(), Value::String(v.to_owned())),
-                None => metadata.remove(key),
-            };
-            attrs.insert("metadata".to_owned(), Value::Object(metadata));
-            let item = Item { pk, sk, attrs };
-            let cond = Condition::equals(keys::attr::UPDATE_TIME, stamp);
-            match self.meta.transact(vec![Write::Put { item, cond }]).await {
-                Ok(()) => return Ok(()),
-                Err(e) if e.is(ErrorKind::ConditionFailed) => {}
-                Err(e) => return Err(e.into()),
+        let r = ProjectRef::Name(project.to_owned());
+        self.change_project(&r, |p| match value {
+            Some(v) => {
+                p.metadata.insert(key.to_owned(), v.to_owned());
             }
-        }
-        Err(ServiceError::Conflict(format!("project {project} kept changing; try again")))
+            None => {
+                p.metadata.remove(key);
+            }
+        })
+        .await
+        .map(drop)
     }
 }
 

@@ -19,6 +19,7 @@ mod jobservice;
 mod ldap;
 mod members;
 mod oidc_ping;
+mod project_metadata;
 mod projects;
 mod quotas;
 mod repositories;
@@ -117,6 +118,12 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/auditlog-exts/events", get(audit::event_types))
         .route("/projects/{project_name_or_id}/logs", get(audit::list_project))
         .route("/projects/{project_name_or_id}/auditlog-exts", get(audit::list_project_ext))
+        .route("/projects/{project_name_or_id}/metadatas", get(project_metadata::list).post(project_metadata::add))
+        .route("/projects/{project_name_or_id}/metadatas/", get(project_metadata::list).post(project_metadata::add))
+        .route(
+            "/projects/{project_name_or_id}/metadatas/{meta_name}",
+            get(project_metadata::get).put(project_metadata::update).delete(project_metadata::delete),
+        )
         .route(
             "/projects/{project_name_or_id}/immutabletagrules",
             get(immutability::list).post(immutability::create),
