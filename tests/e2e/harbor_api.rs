@@ -360,3 +360,33 @@ async fn project_metadata_api() {
     g.get(&format!("{base}/severity")).send().await.expect(403);
     g.put(&format!("{base}/severity")).json(&serde_json::json!({"severity": "low"})).send().await.expect(403);
 }
+
+/// Read-only mode: every change is refused with Harbor's 403 `DENIED`
+/// (the API and `/v2` alike); reads, pulls and turning it off are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn read_only_mode_refuses_every_change() {
+    let app = crate::support::app::TestApp::local().await;
+    app.create_project("ro", false).await;
+    app.push_image("ro/app", "v1").await;
+    let config = "/api/v2.0/configurations";
+    app.admin().put(config).json(&serde_json::json!({"read_only": true})).send().await.expect(200);
+    let refused = app
+        .admin()
+        .post("/api/v2.0/projects")
+        .json(&serde_json::json!({"project_name": "other"}))
+        .send()
+        .await
+        .expect(403);
+    let err: serde_json::Value = refused.json();
+    assert_eq!(err["errors"][0]["code"], "DENIED");
+    assert_eq!(err["errors"][0]["message"], "The system is in read only mode. Any modification is prohibited.");
+    app.admin().post("/v2/ro/app/blobs/uploads/").send().await.expect(403);
+    app.admin().delete("/v2/ro/app/manifests/v1").send().await.expect(403);
+    app.admin().delete("/api/v2.0/projects/ro/repositories/app").send().await.expect(403);
+    // Reads and pulls go on.
+    app.admin().get("/v2/ro/app/manifests/v1").send().await.expect(200);
+    app.admin().get("/api/v2.0/projects/ro/repositories").send().await.expect(200);
+    // Turning it off is allowed.
+    app.admin().put(config).json(&serde_json::json!({"read_only": false})).send().await.expect(200);
+    app.admin().post("/api/v2.0/projects").json(&serde_json::json!({"project_name": "other"})).send().await.expect(201);
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::{any, get};
@@ -32,6 +32,7 @@ pub fn router(ctx: Arc<AppContext>) -> Router {
         .route("/api/version", get(super::api::version))
         .nest(super::api::PREFIX, super::api::routes().layer(from_fn_with_state(state.clone(), portal::sessions)))
         .merge(portal::routes().layer(from_fn_with_state(state.clone(), portal::sessions)))
+        .layer(from_fn_with_state(state.clone(), read_only))
         .with_state(state)
         .layer(
             tower::ServiceBuilder::new()
@@ -42,6 +43,35 @@ pub fn router(ctx: Arc<AppContext>) -> Router {
                 }))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
         )
+}
+
+/// Harbor's read-only mode (the `read_only` setting): a request that could
+/// change anything is refused with 403 `DENIED`, except those that turn
+/// the mode off or sign in. Reads and pulls go on. (Background jobs are
+/// not requests: a scheduled run still runs, as in Harbor.)
+async fn read_only(
+    State(state): State<Arc<AppState>>,
+    req: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let (method, path) = (req.method(), req.uri().path());
+    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let exempt = (method == Method::PUT && path == "/api/v2.0/configurations")
+        || (method == Method::POST
+            && matches!(path, "/c/login" | "/c/userExists" | "/c/oidc/onboard" | "/service/token"));
+    if safe || exempt {
+        return next.run(req).await;
+    }
+    match state.registry.settings().await {
+        Ok(settings) if settings.read_only => {
+            let body = r#"{"errors":[{"code":"DENIED","message":"The system is in read only mode. Any modification is prohibited."}]}"#;
+            (StatusCode::FORBIDDEN, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body)
+                .into_response()
+        }
+        // Unreadable settings: the request's own handler meets the same
+        // backend and answers for it.
+        _ => next.run(req).await,
+    }
 }
 
 /// `GET /health`: the process is up and its context was built (every
