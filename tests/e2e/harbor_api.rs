@@ -390,3 +390,27 @@ async fn read_only_mode_refuses_every_change() {
     app.admin().put(config).json(&serde_json::json!({"read_only": false})).send().await.expect(200);
     app.admin().post("/api/v2.0/projects").json(&serde_json::json!({"project_name": "other"})).send().await.expect(201);
 }
+
+/// `_deletable`, and `retention_id` being berth's to set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn project_deletable_and_retention_id() {
+    let app = crate::support::app::TestApp::local().await;
+    let pid = app.create_project("del", false).await;
+    let d: serde_json::Value =
+        app.admin().get(&format!("/api/v2.0/projects/{pid}/_deletable")).send().await.expect(200).json();
+    assert_eq!(d, serde_json::json!({"deletable": true}));
+    app.push_image("del/app", "v1").await;
+    let d: serde_json::Value = app.admin().get("/api/v2.0/projects/del/_deletable").send().await.expect(200).json();
+    assert_eq!(d["deletable"], false);
+    assert_eq!(d["message"], "the project contains repositories, can not be deleted");
+    let with_id = serde_json::json!({"project_name": "x", "metadata": {"retention_id": "5"}});
+    app.admin().post("/api/v2.0/projects").json(&with_id).send().await.expect(400);
+    let empty_id = serde_json::json!({"project_name": "x", "metadata": {"retention_id": ""}});
+    app.admin().post("/api/v2.0/projects").json(&empty_id).send().await.expect(201);
+    // An update sending it back changes nothing.
+    let back = serde_json::json!({"metadata": {"retention_id": "99", "public": "true"}});
+    app.admin().put(&format!("/api/v2.0/projects/{pid}")).json(&back).send().await.expect(200);
+    let p: serde_json::Value = app.admin().get(&format!("/api/v2.0/projects/{pid}")).send().await.expect(200).json();
+    assert!(p["metadata"].get("retention_id").is_none(), "{p}");
+    assert_eq!(p["metadata"]["public"], "true");
+}

@@ -153,6 +153,11 @@ pub fn validate_project_name(name: &str) -> ServiceResult<()> {
 fn known_metadata(metadata: BTreeMap<String, String>) -> ServiceResult<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for (k, v) in metadata {
+        if k == "retention_id" {
+            // berth sets it with the project's retention policy; a client
+            // sending the project's metadata back does not move it.
+            continue;
+        }
         if !METADATA_KEYS.contains(&k.as_str()) {
             tracing::debug!(key = %k, "unknown project metadata ignored");
             continue;
@@ -251,6 +256,12 @@ impl Registry {
     /// Only an administrator chooses the quota: others get the default.
     pub async fn create_project(&self, new: NewProject, owner: &Owner) -> ServiceResult<Project> {
         validate_project_name(&new.name)?;
+        if new.metadata.get("retention_id").is_some_and(|v| !v.is_empty()) {
+            return Err(ServiceError::Invalid(
+                "the retention_id in the request's payload when creating a project should be omitted, alternatively passing an empty string"
+                    .to_owned(),
+            ));
+        }
         let settings = self.settings().await?;
         if settings.project_creation_restriction == ProjectCreation::AdminOnly && !owner.sysadmin {
             return Err(ServiceError::Forbidden("Only system admin can create project".to_owned()));

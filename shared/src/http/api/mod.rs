@@ -67,6 +67,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/projects", get(projects::list).post(projects::create).head(projects::exists))
         .route("/projects/{project_name_or_id}", get(projects::get).put(projects::update).delete(projects::delete))
         .route("/projects/{project_name_or_id}/summary", get(projects::summary))
+        .route("/projects/{project_name_or_id}/_deletable", get(projects::deletable))
         .route("/projects/{project_name_or_id}/members", get(members::list).post(members::create))
         .route(
             "/projects/{project_name_or_id}/members/{mid}",

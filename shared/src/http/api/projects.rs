@@ -298,6 +298,21 @@ struct Storage {
     storage: i64,
 }
 
+/// `GET /projects/{p}/_deletable`: whether a delete would go through (a
+/// project holding repositories is not), asked by whoever may delete it.
+pub async fn deletable(State(state): State<Arc<AppState>>, caller: Caller, Target(r): Target) -> ApiResult {
+    let (project, _) = project_for(&state, &caller, &r, (Res::Project, Act::Delete)).await?;
+    #[derive(Serialize)]
+    struct Deletable {
+        deletable: bool,
+        #[serde(skip_serializing_if = "str::is_empty")]
+        message: &'static str,
+    }
+    let empty = state.registry.repository_count(&project.name).await? == 0;
+    let message = if empty { "" } else { "the project contains repositories, can not be deleted" };
+    Ok(Json(Deletable { deletable: empty, message }).into_response())
+}
+
 pub async fn summary(State(state): State<Arc<AppState>>, caller: Caller, Target(r): Target) -> ApiResult {
     let (project, _) = project_for(&state, &caller, &r, (Res::Project, Act::Read)).await?;
     let repo_count = state.registry.repository_count(&project.name).await?;
