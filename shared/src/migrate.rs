@@ -95,7 +95,13 @@ async fn migrate_data(registry: &Registry, meta: &dyn MetaStore, report: &mut Re
             projects += 1;
             bytes += r.used_after;
         }
-        report.steps.push(format!("schema 3: counted the storage of {projects} projects ({bytes} bytes)"));
+        let stored = registry
+            .recount_stored_bytes()
+            .await
+            .map_err(|e| StartupError::new(format!("migrating to schema 3 (the bytes stored): {e}")))?;
+        report.steps.push(format!(
+            "schema 3: counted the storage of {projects} projects ({bytes} bytes) and {stored} bytes stored"
+        ));
     }
     record_version(meta).await.map_err(|e| StartupError::new(format!("recording the schema version: {e}")))
 }

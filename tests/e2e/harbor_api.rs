@@ -414,3 +414,34 @@ async fn project_deletable_and_retention_id() {
     assert!(p["metadata"].get("retention_id").is_none(), "{p}");
     assert_eq!(p["metadata"]["public"], "true");
 }
+
+/// `/statistics`: counts by visibility, the bytes stored for administrators.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn statistics_count_what_the_caller_sees() {
+    let app = crate::support::app::TestApp::local().await;
+    let open = app.create_project("open", true).await;
+    let shut = app.create_project("shut", false).await;
+    let _ = (open, shut);
+    app.push_image("open/a", "v1").await;
+    app.push_image("open/b", "v1").await;
+    app.push_image("shut/c", "v1").await;
+    let s: serde_json::Value = app.admin().get("/api/v2.0/statistics").send().await.expect(200).json();
+    // `library` is berth's default public project.
+    assert_eq!(s["public_project_count"], 2);
+    assert_eq!(s["public_repo_count"], 2);
+    assert_eq!(s["private_project_count"], 1);
+    assert_eq!(s["private_repo_count"], 1);
+    assert_eq!(s["total_project_count"], 3);
+    assert_eq!(s["total_repo_count"], 3);
+    // Each image: a shared config and a layer of its own.
+    let stored = s["total_storage_consumption"].as_u64().unwrap();
+    assert!(stored > 0, "{s}");
+    app.create_user("u", "Passw0rd1").await;
+    let u: serde_json::Value = app.user("u", "Passw0rd1").get("/api/v2.0/statistics").send().await.expect(200).json();
+    assert_eq!((u["private_project_count"].as_u64(), u["total_project_count"].as_u64()), (Some(0), Some(2)));
+    assert_eq!(u["total_storage_consumption"], 0);
+    app.anonymous().get("/api/v2.0/statistics").send().await.expect(401);
+    // A store counted before the figure was kept: the migration recounts it.
+    let again = app.ctx().registry().recount_stored_bytes().await.unwrap();
+    assert_eq!(again, stored);
+}

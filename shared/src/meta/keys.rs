@@ -229,6 +229,9 @@ pub enum Counted<'a> {
     /// The webhook policies of a project, by name.
     WebhookPolicies(&'a str),
     Schedules,
+    /// Not a list: the bytes of every blob stored once (its shards sum
+    /// sizes, not entries).
+    StoredBytes,
 }
 
 /// How many items a list counter spreads over, so that concurrent writers
@@ -252,6 +255,7 @@ pub fn counter(list: Counted<'_>) -> String {
         Counted::Executions(kind, vendor) => format!("N#executions#{kind}#{vendor}"),
         Counted::WebhookPolicies(project) => format!("N#webhooks#{project}"),
         Counted::Schedules => "N#schedules".to_owned(),
+        Counted::StoredBytes => "N#stored-bytes".to_owned(),
         Counted::Artifacts(repo) => format!("N#artifacts#{repo}"),
     }
 }

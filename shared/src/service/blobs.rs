@@ -133,7 +133,12 @@ impl Registry {
         let now = now_unix();
         let (pk, sk) = keys::blob(&info.digest);
         let blob = to_item(pk, sk, &BlobRecord { size: info.size, created_at: now }, "blob")?;
-        if let Err(e) = self.meta.put(blob, Condition::NotExists).await
+        // A new blob adds its bytes to what the registry stores.
+        let (cpk, csk) = keys::counter_shard(keys::Counted::StoredBytes, &info.digest.to_string());
+        let size = i64::try_from(info.size).unwrap_or(i64::MAX);
+        let stored =
+            Write::Add { pk: cpk, sk: csk, attr: keys::attr::COUNT.to_owned(), delta: size, cond: Condition::Always };
+        if let Err(e) = self.meta.transact(vec![Write::Put { item: blob, cond: Condition::NotExists }, stored]).await
             && !e.is(ErrorKind::ConditionFailed)
         {
             return Err(e.into());

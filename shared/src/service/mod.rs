@@ -40,6 +40,7 @@ pub mod schedules;
 pub mod selectors;
 pub mod sessions;
 pub mod settings;
+pub mod statistics;
 pub mod uploads;
 pub mod users;
 pub mod webhooks;

@@ -332,3 +332,20 @@ pub async fn summary(State(state): State<Arc<AppState>>, caller: Caller, Target(
     })
     .into_response())
 }
+
+/// `GET /statistics`: project and repository counts (and, for
+/// administrators, the bytes stored) as the caller may see them.
+pub async fn statistics(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult {
+    caller.require_signed_in()?;
+    let stats = match scope_of(&state, &caller).await? {
+        ProjectScope::All if caller.is_sysadmin() => state.registry.statistics(None).await?,
+        ProjectScope::All => {
+            // A robot that reads every project: the counts, no storage.
+            let mut s = state.registry.statistics(None).await?;
+            s.total_storage_consumption = 0;
+            s
+        }
+        ProjectScope::PublicAnd(mine) => state.registry.statistics(Some(&mine)).await?,
+    };
+    Ok(Json(stats).into_response())
+}
