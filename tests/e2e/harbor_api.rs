@@ -445,3 +445,30 @@ async fn statistics_count_what_the_caller_sees() {
     let again = app.ctx().registry().recount_stored_bytes().await.unwrap();
     assert_eq!(again, stored);
 }
+
+/// `/search`: projects and repositories by name, as the caller may see them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn search_finds_what_the_caller_may_see() {
+    let app = crate::support::app::TestApp::local().await;
+    app.create_project("findme-open", true).await;
+    app.create_project("findme-shut", false).await;
+    app.push_image("findme-open/tool", "v1").await;
+    app.push_image("findme-shut/tool", "v1").await;
+    app.push_image("library/other", "v1").await;
+    let found: serde_json::Value = app.admin().get("/api/v2.0/search?q=findme").send().await.expect(200).json();
+    let names = |v: &serde_json::Value, key: &str, field: &str| -> Vec<String> {
+        let mut n: Vec<String> =
+            v[key].as_array().unwrap().iter().map(|p| p[field].as_str().unwrap().to_owned()).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&found, "project", "name"), ["findme-open", "findme-shut"]);
+    assert_eq!(names(&found, "repository", "repository_name"), ["findme-open/tool", "findme-shut/tool"]);
+    let tool: serde_json::Value = app.admin().get("/api/v2.0/search?q=tool").send().await.expect(200).json();
+    assert_eq!(tool["repository"][0]["artifact_count"], 1);
+    // Anonymous callers see the public ones only.
+    let anon: serde_json::Value = app.anonymous().get("/api/v2.0/search?q=findme").send().await.expect(200).json();
+    assert_eq!(names(&anon, "project", "name"), ["findme-open"]);
+    assert_eq!(names(&anon, "repository", "repository_name"), ["findme-open/tool"]);
+    assert_eq!(anon["repository"][0]["project_public"], true);
+}

@@ -349,3 +349,25 @@ pub async fn statistics(State(state): State<Arc<AppState>>, caller: Caller) -> A
     };
     Ok(Json(stats).into_response())
 }
+
+#[derive(Debug, Deserialize)]
+pub struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// `GET /search?q=`: the projects and repositories whose names hold `q`
+/// that the caller may see (the first 100 of each).
+pub async fn search(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<SearchQuery>) -> ApiResult {
+    let scope = scope_of(&state, &caller).await?;
+    let filter = ProjectFilter { name: Some(Match::Fuzzy(q.q.clone())), ..ProjectFilter::default() };
+    let req = crate::service::paging::PageRequest::first(super::repositories::SEARCH_LIMIT);
+    let mut projects = Vec::new();
+    for p in state.registry.list_projects(&scope, &filter, &req).await?.items {
+        let access = caller.access(&state, &p).await?;
+        let count = state.registry.repository_count(&p.name).await?;
+        projects.push(project_view(p, count, &caller, &access));
+    }
+    let repositories = super::repositories::search_repositories(&state, &caller, &q.q).await?;
+    Ok(Json(serde_json::json!({ "project": projects, "repository": repositories })).into_response())
+}

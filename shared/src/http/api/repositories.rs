@@ -297,26 +297,32 @@ pub async fn list(
     Ok(paging.respond(&path, &q.rest(), listing.map(|r| repository_view(r, project.project_id))))
 }
 
+/// The projects whose repositories the caller may list: `None` for all,
+/// else its own projects where it may and the public ones.
+async fn listable_projects(state: &AppState, caller: &Caller) -> ApiResult<Option<std::collections::BTreeSet<String>>> {
+    let ProjectScope::PublicAnd(mine) = super::projects::scope_of(state, caller).await? else { return Ok(None) };
+    let mut allowed = std::collections::BTreeSet::new();
+    for name in mine {
+        let project = state.registry.project(&ProjectRef::Name(name.clone())).await?;
+        if caller.require_in(state, &project, (Res::Repository, Act::List)).await.is_ok() {
+            allowed.insert(name);
+        }
+    }
+    if caller.require((Res::Repository, Act::List), On::Project(&public_access())).is_ok() {
+        allowed.extend(state.registry.public_project_names().await?);
+    }
+    Ok(Some(allowed))
+}
+
 /// `GET /repositories`: the repositories of every project the caller may
 /// list repositories of.
 pub async fn list_all(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<ListQuery>) -> ApiResult {
     let paging = q.paging("name", false)?;
     let terms = parse_q(q.q.as_deref())?;
-    let listing = match super::projects::scope_of(&state, &caller).await? {
-        ProjectScope::All => state.registry.list_all_repositories(None, terms.get("name"), &paging.0).await?,
-        ProjectScope::PublicAnd(mine) => {
-            // The caller's own projects, and the public ones, where it may
-            // list repositories.
-            let mut allowed = std::collections::BTreeSet::new();
-            for name in mine {
-                let project = state.registry.project(&ProjectRef::Name(name.clone())).await?;
-                if caller.require_in(&state, &project, (Res::Repository, Act::List)).await.is_ok() {
-                    allowed.insert(name);
-                }
-            }
-            let public_ok = caller.require((Res::Repository, Act::List), On::Project(&public_access())).is_ok();
-            let public = if public_ok { state.registry.public_project_names().await? } else { Default::default() };
-            let visible = move |p: &str| allowed.contains(p) || public.contains(p);
+    let listing = match listable_projects(&state, &caller).await? {
+        None => state.registry.list_all_repositories(None, terms.get("name"), &paging.0).await?,
+        Some(allowed) => {
+            let visible = move |p: &str| allowed.contains(p);
             state.registry.list_all_repositories(Some(&visible), terms.get("name"), &paging.0).await?
         }
     };
@@ -327,6 +333,47 @@ pub async fn list_all(State(state): State<Arc<AppState>>, caller: Caller, Query(
     }
     Ok(paging.respond("/repositories", &q.rest(), Listing { items, total: listing.total, next: listing.next }))
 }
+
+/// Harbor's `SearchRepository`.
+#[derive(Debug, Serialize)]
+struct SearchRepository {
+    project_id: i64,
+    project_name: String,
+    project_public: bool,
+    repository_name: String,
+    pull_count: u64,
+    artifact_count: u64,
+}
+
+/// The repositories of `/search`: those whose name holds `q` in projects
+/// the caller may list, the first [`SEARCH_LIMIT`].
+pub(super) async fn search_repositories(state: &AppState, caller: &Caller, q: &str) -> ApiResult<Vec<impl Serialize>> {
+    let name = crate::service::paging::Match::Fuzzy(q.to_owned());
+    let req = crate::service::paging::PageRequest::first(SEARCH_LIMIT);
+    let listing = match listable_projects(state, caller).await? {
+        None => state.registry.list_all_repositories(None, Some(&name), &req).await?,
+        Some(allowed) => {
+            let visible = move |p: &str| allowed.contains(p);
+            state.registry.list_all_repositories(Some(&visible), Some(&name), &req).await?
+        }
+    };
+    let mut out = Vec::with_capacity(listing.items.len());
+    for r in listing.items {
+        let project = state.registry.project(&ProjectRef::Name(r.name.project().to_owned())).await?;
+        out.push(SearchRepository {
+            project_id: project.project_id,
+            project_public: project.public(),
+            project_name: project.name,
+            repository_name: r.name.to_string(),
+            pull_count: r.pull_count,
+            artifact_count: r.artifact_count,
+        });
+    }
+    Ok(out)
+}
+
+/// How many projects and repositories `/search` answers with at most.
+pub(super) const SEARCH_LIMIT: usize = 100;
 
 /// What anyone may do in a public project.
 fn public_access() -> crate::auth::ProjectAccess {
