@@ -472,3 +472,24 @@ async fn search_finds_what_the_caller_may_see() {
     assert_eq!(names(&anon, "repository", "repository_name"), ["findme-open/tool"]);
     assert_eq!(anon["repository"][0]["project_public"], true);
 }
+
+/// `/permissions`: the grantable robot permissions, for admins only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn permissions_list_what_robots_may_be_granted() {
+    let app = crate::support::app::TestApp::local().await;
+    let all: serde_json::Value = app.admin().get("/api/v2.0/permissions").send().await.expect(200).json();
+    let has = |v: &serde_json::Value, scope: &str, res: &str, act: &str| {
+        v[scope].as_array().is_some_and(|l| l.iter().any(|p| p["resource"] == res && p["action"] == act))
+    };
+    assert!(has(&all, "project", "repository", "push"), "{all}");
+    assert!(has(&all, "system", "project", "create"), "{all}");
+    let pid = app.create_project("perm", false).await;
+    app.create_user("padmin", "Passw0rd1").await;
+    app.add_member(pid, "padmin", 1).await;
+    let mine: serde_json::Value =
+        app.user("padmin", "Passw0rd1").get("/api/v2.0/permissions").send().await.expect(200).json();
+    assert!(has(&mine, "project", "repository", "pull") && mine.get("system").is_none(), "{mine}");
+    app.create_user("nobody", "Passw0rd1").await;
+    app.user("nobody", "Passw0rd1").get("/api/v2.0/permissions").send().await.expect(403);
+    app.anonymous().get("/api/v2.0/permissions").send().await.expect(401);
+}

@@ -169,6 +169,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/retentions/{id}/executions/{eid}/tasks", get(retention::tasks))
         .route("/retentions/{id}/executions/{eid}/tasks/{tid}", get(retention::task_log))
         .route("/statistics", get(projects::statistics))
+        .route("/permissions", get(robots::permissions))
         .route("/search", get(projects::search))
         .route("/quotas", get(quotas::list))
         .route("/quotas/{id}", get(quotas::get).put(quotas::update))

@@ -273,3 +273,33 @@ pub async fn delete(State(state): State<Arc<AppState>>, caller: Caller, Id(id): 
     caller.registry(&state).delete_robot(id).await?;
     Ok(StatusCode::OK.into_response())
 }
+
+/// `GET /permissions`: what a robot may be granted — project permissions
+/// for project administrators, and system ones too for system
+/// administrators (Harbor's catalogue for its robot pages).
+pub async fn permissions(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult {
+    caller.require_signed_in()?;
+    let sysadmin = caller.is_sysadmin();
+    let mut project_admin = false;
+    if !sysadmin && let Some(user) = caller.user() {
+        for (name, _) in state.registry.member_projects(user.id, &user.groups).await? {
+            let project = state.registry.project(&ProjectRef::Name(name)).await?;
+            if caller.access(&state, &project).await?.roles.contains(&crate::rbac::Role::ProjectAdmin) {
+                project_admin = true;
+                break;
+            }
+        }
+    }
+    if !sysadmin && !project_admin {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "only admins(system and project) can access permissions"));
+    }
+    let list = |perms: &[crate::rbac::Perm]| -> Vec<serde_json::Value> {
+        perms.iter().map(|(r, a)| serde_json::json!({"resource": r.as_str(), "action": a.as_str()})).collect()
+    };
+    let mut body = serde_json::Map::new();
+    if sysadmin {
+        body.insert("system".to_owned(), list(crate::rbac::ROBOT_SYSTEM_GRANTABLE).into());
+    }
+    body.insert("project".to_owned(), list(crate::rbac::ROBOT_PROJECT_GRANTABLE).into());
+    Ok(Json(body).into_response())
+}
