@@ -103,6 +103,13 @@ async fn migrate_data(registry: &Registry, meta: &dyn MetaStore, report: &mut Re
             "schema 3: counted the storage of {projects} projects ({bytes} bytes) and {stored} bytes stored"
         ));
     }
+    if stored.is_some_and(|v| v < 4) {
+        let (blobs, links) = registry
+            .count_blob_links()
+            .await
+            .map_err(|e| StartupError::new(format!("migrating to schema 4 (link counts): {e}")))?;
+        report.steps.push(format!("schema 4: counted {links} links of {blobs} blobs"));
+    }
     record_version(meta).await.map_err(|e| StartupError::new(format!("recording the schema version: {e}")))
 }
 

@@ -13,6 +13,7 @@ mod deploy_static;
 mod direct_upload;
 mod events;
 mod faults;
+mod gc;
 mod harbor_api;
 mod identity;
 mod immutability;

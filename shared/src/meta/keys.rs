@@ -40,6 +40,7 @@
 //! blob link (repo may read)     R#<repository>           L#<digest>
 //! referrer                      R#<repository>           F#<subject digest>#<digest>
 //! blob                          B#<digest>               META
+//! blob with no link (GC)        GCC#<shard 0..15>        <digest>
 //! upload session                U#<upload id>            META
 //! message not yet queued       OUT#<shard 0..3>         <time ms, 13 digits>#<message id>
 //! pull batch applied (TTL)      PULLS#<batch id>         DONE
@@ -332,6 +333,18 @@ pub fn schedule(vendor_type: &str, vendor_id: i64) -> Key {
 /// The lease of one slot of a schedule.
 pub fn schedule_slot(vendor_type: &str, vendor_id: i64, slot_ms: i64) -> Key {
     (format!("SLOT#{vendor_type}#{vendor_id}"), format!("{slot_ms:013}"))
+}
+
+/// How many partitions garbage candidates spread over (GC sweeps one a task).
+pub const GC_SHARDS: u8 = 16;
+
+pub fn gc_candidate_partition(shard: u8) -> String {
+    format!("GCC#{shard}")
+}
+
+/// A blob no repository links: a garbage candidate.
+pub fn gc_candidate(digest: &Digest) -> Key {
+    (gc_candidate_partition(shard_of(&digest.to_string(), GC_SHARDS)), digest.to_string())
 }
 
 /// A retention policy (its project's metadata `retention_id` names it).

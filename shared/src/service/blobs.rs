@@ -17,12 +17,23 @@ use super::{Registry, ServiceError, ServiceResult};
 /// Tries of a link change that races others (each retry reads again).
 const LINK_ATTEMPTS: usize = 8;
 
-/// A blob whose bytes are stored (once per digest).
+/// A blob whose bytes are stored (once per digest), with how many
+/// repositories link it (`links`; absent on a blob recorded before links
+/// were counted and not counted since: garbage collection never takes such
+/// a blob) and whether garbage collection is deleting it (`deleting`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct BlobRecord {
-    size: u64,
-    created_at: i64,
+pub(super) struct BlobRecord {
+    pub size: u64,
+    pub created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<i64>,
+    #[serde(default)]
+    pub deleting: i64,
 }
+
+/// The attributes of a blob record the code writes on their own.
+pub(super) const LINKS: &str = "links";
+pub(super) const DELETING: &str = "deleting";
 
 /// A repository's link to a blob: the repository may read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,8 +99,9 @@ impl Registry {
         Ok(())
     }
 
-    /// Removes a link with its reference in the project's quota; false
-    /// when there was no link.
+    /// Removes a link with its reference in the project's quota and the
+    /// blob's link count (its last link makes it a garbage candidate);
+    /// false when there was no link.
     pub(super) async fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> ServiceResult<bool> {
         for _ in 0..LINK_ATTEMPTS {
             let (pk, sk) = keys::blob_link(repo, digest);
@@ -98,6 +110,22 @@ impl Registry {
             }
             let mut change = self.remove_ref(repo.project(), digest).await?;
             change.writes.insert(0, Write::Delete { pk, sk, cond: Condition::Exists });
+            if let Some(blob) = self.blob_record(digest).await?
+                && let Some(links) = blob.links
+            {
+                let (bpk, bsk) = keys::blob(digest);
+                let delta = Write::Add {
+                    pk: bpk,
+                    sk: bsk,
+                    attr: LINKS.to_owned(),
+                    delta: -1,
+                    cond: Condition::equals(LINKS, links),
+                };
+                change.writes.push(delta);
+                if links <= 1 {
+                    change.writes.push(candidate_write(digest, blob.size));
+                }
+            }
             match self.meta.transact(change.writes).await {
                 Ok(()) => return Ok(true),
                 Err(e) if e.is(ErrorKind::ConditionFailed) => {}
@@ -105,6 +133,11 @@ impl Registry {
             }
         }
         Err(ServiceError::Conflict(format!("the link of {digest} kept changing; try again")))
+    }
+
+    pub(super) async fn blob_record(&self, digest: &Digest) -> ServiceResult<Option<BlobRecord>> {
+        let (pk, sk) = keys::blob(digest);
+        self.meta.get(&pk, &sk).await?.map(|i| from_item(i, "blob")).transpose()
     }
 
     /// Links a blob that `from` may read into `repo` (a cross-repository
@@ -132,13 +165,21 @@ impl Registry {
     pub(super) async fn link_blob(&self, repo: &RepoName, info: &BlobInfo) -> ServiceResult<()> {
         let now = now_unix();
         let (pk, sk) = keys::blob(&info.digest);
-        let blob = to_item(pk, sk, &BlobRecord { size: info.size, created_at: now }, "blob")?;
-        // A new blob adds its bytes to what the registry stores.
+        let record = BlobRecord { size: info.size, created_at: now, links: Some(0), deleting: 0 };
+        let blob = to_item(pk, sk, &record, "blob")?;
+        // A new blob adds its bytes to what the registry stores, and is a
+        // garbage candidate until a repository links it (an upload whose
+        // link is refused leaves bytes for GC).
         let (cpk, csk) = keys::counter_shard(keys::Counted::StoredBytes, &info.digest.to_string());
         let size = i64::try_from(info.size).unwrap_or(i64::MAX);
         let stored =
             Write::Add { pk: cpk, sk: csk, attr: keys::attr::COUNT.to_owned(), delta: size, cond: Condition::Always };
-        if let Err(e) = self.meta.transact(vec![Write::Put { item: blob, cond: Condition::NotExists }, stored]).await
+        let created = vec![
+            Write::Put { item: blob, cond: Condition::NotExists },
+            stored,
+            candidate_write(&info.digest, info.size),
+        ];
+        if let Err(e) = self.meta.transact(created).await
             && !e.is(ErrorKind::ConditionFailed)
         {
             return Err(e.into());
@@ -149,9 +190,28 @@ impl Registry {
                 // Linked already: counted already.
                 return Ok(());
             }
+            let blob = self.blob_record(&info.digest).await?;
+            let Some(blob) = blob.filter(|b| b.deleting == 0) else {
+                // GC is deleting it (or just did): its bytes may be gone,
+                // so the client uploads them again.
+                return Err(ServiceError::Backend(crate::port::PortError::msg(
+                    crate::port::ErrorKind::Unavailable,
+                    format!("blob {} is being garbage collected; upload it again", info.digest),
+                )));
+            };
             let link = to_item(pk, sk, &LinkRecord { size: info.size, linked_at: now }, "blob link")?;
             let mut change = self.add_ref(repo.project(), &info.digest, info.size).await?;
             change.writes.insert(0, Write::Put { item: link, cond: Condition::NotExists });
+            if let Some(links) = blob.links {
+                let (bpk, bsk) = keys::blob(&info.digest);
+                // Refused once GC claims it (`deleting`).
+                let cond = Condition::at_most(DELETING, 0);
+                change.writes.push(Write::Add { pk: bpk, sk: bsk, attr: LINKS.to_owned(), delta: 1, cond });
+                if links <= 0 {
+                    let (gpk, gsk) = keys::gc_candidate(&info.digest);
+                    change.writes.push(Write::Delete { pk: gpk, sk: gsk, cond: Condition::Always });
+                }
+            }
             match self.meta.transact(std::mem::take(&mut change.writes)).await {
                 Ok(()) => {
                     self.warn_if_near(repo, &info.digest, &change).await;
@@ -167,4 +227,14 @@ impl Registry {
         }
         Err(ServiceError::Conflict(format!("the link of {} kept changing; try again", info.digest)))
     }
+}
+
+/// The entry that makes a blob with no link a garbage candidate (since
+/// now; GC takes it once the protection window has passed).
+fn candidate_write(digest: &Digest, size: u64) -> Write {
+    let (pk, sk) = keys::gc_candidate(digest);
+    let item = crate::meta::Item::new(pk, sk)
+        .with("since", crate::events::now_ms())
+        .with("size", i64::try_from(size).unwrap_or(i64::MAX));
+    Write::Put { item, cond: Condition::Always }
 }

@@ -49,6 +49,8 @@ pub const MAX_PAGE: usize = 10_000;
 pub const MAX_REFERRERS: usize = 1_000;
 /// How often a write that lost a race against another is tried again.
 const ATTEMPTS: usize = 8;
+/// When a manifest PUT last referenced a link or an artifact (Unix ms).
+pub(super) const TOUCHED_AT: &str = "touched_at";
 /// Tags removed per transaction when an artifact is deleted (two writes
 /// each, plus the artifact's count).
 const TAGS_PER_BATCH: usize = 10;
@@ -428,14 +430,37 @@ impl Registry {
             .map(|d| (keys::blob_link(repo, &d.digest), &d.digest))
             .chain(children.iter().map(|d| (keys::artifact(repo, &d.digest), &d.digest)))
             .collect();
-        let lookups = checks.into_iter().map(|((pk, sk), digest)| async move {
-            match self.meta.get(&pk, &sk).await {
-                Ok(Some(_)) => Ok(()),
-                Ok(None) => Err(ServiceError::ManifestBlobUnknown(digest.clone())),
+        // Each reference is touched, not just read: garbage collection
+        // leaves alone a link or artifact touched within its protection
+        // window, so what this manifest is about to reference cannot go
+        // between this check and its commit. A chunk per transaction.
+        let touched_at = crate::events::now_ms();
+        let checks: Vec<(Key, &Digest)> = checks.into_iter().collect();
+        let chunks = checks.chunks(crate::meta::MAX_TRANSACTION_WRITES).map(|chunk| async move {
+            let writes = chunk
+                .iter()
+                .map(|((pk, sk), _)| Write::Set {
+                    pk: pk.clone(),
+                    sk: sk.clone(),
+                    attrs: crate::meta::Attrs::from_iter([(TOUCHED_AT.to_owned(), touched_at.into())]),
+                    cond: Condition::Exists,
+                })
+                .collect();
+            match self.meta.transact(writes).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.is(ErrorKind::ConditionFailed) => {
+                    // Which one is missing.
+                    for ((pk, sk), digest) in chunk {
+                        if self.meta.get(pk, sk).await?.is_none() {
+                            return Err(ServiceError::ManifestBlobUnknown((*digest).clone()));
+                        }
+                    }
+                    Err(raced("a referenced blob"))
+                }
                 Err(e) => Err(e.into()),
             }
         });
-        futures::future::try_join_all(lookups).await?;
+        futures::future::try_join_all(chunks).await?;
         Ok(())
     }
 

@@ -20,6 +20,7 @@ pub mod audit;
 pub mod blobs;
 pub mod error;
 pub mod executions;
+pub mod gc;
 pub mod groups;
 pub mod immutability;
 pub mod jobqueues;

@@ -171,7 +171,9 @@ impl Registry {
         refuse_direct(&s)?;
         check_start(&s, start)?;
         let staged_before = s.staging.clone();
-        let known = self.meta.get(&keys::blob(digest).0, &keys::blob(digest).1).await?.is_some();
+        // Stored already (and not being garbage collected): the bytes need
+        // not be written again.
+        let known = self.blob_record(digest).await?.is_some_and(|b| b.deleting == 0);
         let sha256 = digest.algorithm() == DigestAlgorithm::Sha256;
         let blob_key = blob_keys::blob(digest);
         let data_key = blob_keys::upload_data(id);
