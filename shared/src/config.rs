@@ -29,6 +29,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
+    pub gc: GcConfig,
 }
 
 impl Default for Config {
@@ -43,6 +44,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             auth: AuthConfig::default(),
             log: LogConfig::default(),
+            gc: GcConfig::default(),
         }
     }
 }
@@ -144,6 +146,21 @@ pub struct QueueConfig {
 impl Default for QueueConfig {
     fn default() -> Self {
         Self { max_attempts: 5 }
+    }
+}
+
+/// Garbage collection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcConfig {
+    /// No blob, link or artifact younger than this is collected
+    /// (`BERTH_GC_TIME_WINDOW_SECS`): what a push is about to reference.
+    pub time_window_secs: u64,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        Self { time_window_secs: 7200 }
     }
 }
 

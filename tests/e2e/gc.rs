@@ -140,3 +140,213 @@ async fn schema_4_counts_the_links_of_an_older_store() {
     assert_eq!(links(&app, &shared).await, Some(3));
     assert_eq!(links(&app, &digest_of(CONFIG)).await, Some(3));
 }
+
+fn layer(name: &str) -> Vec<u8> {
+    format!("the layer {name} {}", "x".repeat(2000)).into_bytes()
+}
+
+/// Pushes the config and `layers` as image `tag` of `repo`.
+async fn push_image(app: &TestApp, repo: &str, tag: &str, layers: &[Vec<u8>]) -> (u16, String) {
+    let mut builder = image_manifest(&digest_of(CONFIG), CONFIG.len() as u64);
+    for blob in std::iter::once(CONFIG.to_vec()).chain(layers.iter().cloned()) {
+        let r = app
+            .admin()
+            .post(&format!("/v2/{repo}/blobs/uploads/?digest={}", digest_of(&blob)))
+            .body(blob.clone())
+            .send()
+            .await;
+        if r.code() != 201 {
+            return (r.code(), String::new());
+        }
+    }
+    for l in layers {
+        builder = builder.layer(&digest_of(l), l.len() as u64);
+    }
+    let manifest = builder.bytes();
+    let r = app
+        .admin()
+        .put(&format!("/v2/{repo}/manifests/{tag}"))
+        .header("content-type", berth::oci::media::OCI_MANIFEST)
+        .body(manifest.clone())
+        .send()
+        .await;
+    (r.code(), digest_of(&manifest))
+}
+
+async fn stored(app: &TestApp, bytes: &[u8]) -> bool {
+    let digest: berth::oci::Digest = digest_of(bytes).parse().unwrap();
+    app.ctx().blobs.head(&berth::blob::keys::blob(&digest)).await.is_ok()
+}
+
+/// Runs a collection through the API and waits for it: its history entry.
+async fn collect(app: &TestApp, delete_untagged: bool, dry_run: bool) -> (i64, Value) {
+    let body = serde_json::json!({"schedule": {"type": "Manual"},
+        "parameters": {"delete_untagged": delete_untagged, "dry_run": dry_run, "workers": 1}});
+    let id = app.admin().post("/api/v2.0/system/gc/schedule").json(&body).send().await.expect(201).location_id();
+    let done = super::events::eventually(std::time::Duration::from_secs(30), || async {
+        let h: Value = app.admin().get(&format!("/api/v2.0/system/gc/{id}")).send().await.expect(200).json();
+        (h["job_status"] == "Success").then_some(h)
+    })
+    .await
+    .expect("the collection did not succeed");
+    (id, done)
+}
+
+/// Lets a new manual collection start (one a minute).
+async fn forget_runs(app: &TestApp) {
+    let xs = app.ctx().meta.query_all(berth::meta::Query::table("XS#GARBAGE_COLLECTION#0", "")).await.unwrap();
+    for x in xs {
+        app.ctx().meta.delete(&x.pk, &x.sk, berth::meta::Condition::Always).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_collection_frees_what_nothing_references_and_its_dry_run_says_so_first() {
+    let app = crate::support::app::TestAppBuilder::default()
+        .config(|c| {
+            c.queue.max_attempts = 3;
+            c.gc.time_window_secs = 0;
+        })
+        .local()
+        .await;
+    let _workers = app.run_workers();
+    app.create_project("p", false).await;
+    let (la, lb, lk, lu) = (layer("a"), layer("b"), layer("k"), layer("u"));
+    let (code, a) = push_image(&app, "p/a", "v1", std::slice::from_ref(&la)).await;
+    assert_eq!(code, 201);
+    assert_eq!(push_image(&app, "p/b", "v1", std::slice::from_ref(&lb)).await.0, 201);
+    assert_eq!(push_image(&app, "p/keep", "v1", std::slice::from_ref(&lk)).await.0, 201);
+    let (_, u) = push_image(&app, "p/a", "u", std::slice::from_ref(&lu)).await;
+    app.admin().delete("/api/v2.0/projects/p/repositories/b").send().await.expect(200);
+    app.admin().delete(&format!("/api/v2.0/projects/p/repositories/a/artifacts/{u}/tags/u")).send().await.expect(200);
+
+    // The dry run: b's layer (no link left) and u's (its untagged artifact
+    // would go, and with it the only reference to its layer).
+    let (dry, h) = collect(&app, true, true).await;
+    let params: Value = serde_json::from_str(h["job_parameters"].as_str().unwrap()).unwrap();
+    assert_eq!((params["purged_blobs"].as_u64(), params["purged_manifests"].as_u64()), (Some(2), Some(1)), "{params}");
+    assert_eq!(params["dry_run"], true);
+    assert!(stored(&app, &lb).await && stored(&app, &lu).await, "a dry run deletes nothing");
+    app.admin().get(&format!("/v2/p/a/manifests/{u}")).send().await.expect(200);
+    let log = app.admin().get(&format!("/api/v2.0/system/gc/{dry}/log")).send().await.expect(200).text();
+    assert!(log.contains("2 blobs and 1 manifests eligible for deletion") && log.contains("workers: 1"), "{log}");
+
+    // The real run frees the same.
+    forget_runs(&app).await;
+    let (_, h) = collect(&app, true, false).await;
+    let real: Value = serde_json::from_str(h["job_parameters"].as_str().unwrap()).unwrap();
+    for k in ["purged_blobs", "purged_manifests", "freed_space"] {
+        assert_eq!(real[k], params[k], "{k}: {real} vs {params}");
+    }
+    assert!(!stored(&app, &lb).await && !stored(&app, &lu).await);
+    app.admin().get(&format!("/v2/p/a/manifests/{u}")).send().await.expect(404);
+    // What is referenced stays, bit-exact.
+    for (repo, l) in [("p/a", &la), ("p/keep", &lk)] {
+        app.admin().get(&format!("/v2/{repo}/manifests/v1")).send().await.expect(200);
+        let got = app.admin().get(&format!("/v2/{repo}/blobs/{}", digest_of(l))).send().await.expect(200);
+        assert_eq!(got.text().as_bytes(), l.as_slice());
+        let config = app.admin().get(&format!("/v2/{repo}/blobs/{}", digest_of(CONFIG))).send().await.expect(200);
+        assert_eq!(config.text().as_bytes(), CONFIG);
+    }
+    app.admin().get(&format!("/v2/p/a/manifests/{a}")).send().await.expect(200);
+    // One manual run a minute.
+    let again = serde_json::json!({"schedule": {"type": "Manual"}, "parameters": {"workers": 1}});
+    app.admin().post("/api/v2.0/system/gc/schedule").json(&again).send().await.expect(409);
+    let history: Vec<Value> = app.admin().get("/api/v2.0/system/gc").send().await.expect(200).json();
+    assert_eq!(history[0]["job_name"], "GARBAGE_COLLECTION");
+    assert_eq!(history[0]["job_kind"], "MANUAL");
+
+    // A schedule, listed with the others.
+    let weekly = serde_json::json!({"schedule": {"type": "Custom", "cron": "0 0 0 * * 0"},
+        "parameters": {"delete_untagged": true, "workers": 2}});
+    app.admin().post("/api/v2.0/system/gc/schedule").json(&weekly).send().await.expect(201);
+    let got: Value = app.admin().get("/api/v2.0/system/gc/schedule").send().await.expect(200).json();
+    assert_eq!(got["schedule"]["cron"], "0 0 0 * * 0");
+    let schedules: Vec<Value> = app.admin().get("/api/v2.0/schedules").send().await.expect(200).json();
+    assert!(schedules.iter().any(|s| s["vendor_type"] == "GARBAGE_COLLECTION"));
+    let bad = serde_json::json!({"schedule": {"type": "Manual"}, "parameters": {"workers": 9}});
+    app.admin().post("/api/v2.0/system/gc/schedule").json(&bad).send().await.expect(400);
+    app.create_user("plain", "Passw0rd1").await;
+    app.user("plain", "Passw0rd1").get("/api/v2.0/system/gc").send().await.expect(403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nothing_younger_than_the_window_is_collected() {
+    let app = TestApp::local().await;
+    app.create_project("young", false).await;
+    let l = layer("young");
+    assert_eq!(push_image(&app, "young/a", "v1", std::slice::from_ref(&l)).await.0, 201);
+    app.admin().delete("/api/v2.0/projects/young/repositories/a").send().await.expect(200);
+    let p = berth::service::gc::GcParams { delete_untagged: true, dry_run: false, workers: 1, window_secs: 7200 };
+    let registry = app.ctx().registry();
+    let mut log = Vec::new();
+    for shard in 0..16 {
+        let (t, _) = registry.gc_sweep(shard, None, &p, 1, 500, &mut log).await.unwrap();
+        assert_eq!(t.purged_blobs, 0);
+    }
+    assert!(stored(&app, &l).await);
+}
+
+/// Pushes, deletes and collections at once, round after round (with a one
+/// second window): afterwards every manifest that stayed pulls whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn collections_racing_pushes_and_deletes_never_take_a_referenced_blob() {
+    let app = TestApp::local().await;
+    app.create_project("race", false).await;
+    let base = layer("base");
+    let registry = app.ctx().registry();
+    let p = berth::service::gc::GcParams { delete_untagged: true, dry_run: false, workers: 1, window_secs: 1 };
+    let rounds = 30;
+    for i in 0..rounds {
+        let layers = [base.clone(), layer(&format!("own-{i}"))];
+        let repo = format!("race/r{i}");
+        let push = push_image(&app, &repo, "v1", &layers);
+        let delete = async {
+            if i >= 2 {
+                app.admin().delete(&format!("/api/v2.0/projects/race/repositories/r{}", i - 2)).send().await;
+            }
+        };
+        let gc = async {
+            let mut log = Vec::new();
+            for n in 0..rounds {
+                if let Ok(repo) = berth::oci::RepoName::parse(&format!("race/r{n}")) {
+                    let _ = registry.gc_repository(&repo, &p, 1, &mut log).await;
+                }
+            }
+            for shard in 0..16 {
+                let _ = registry.gc_sweep(shard, None, &p, 1, 500, &mut log).await;
+            }
+        };
+        let ((code, _), (), ()) = tokio::join!(push, delete, gc);
+        assert!(matches!(code, 201 | 503), "round {i}: {code}");
+        if i % 5 == 4 {
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        }
+    }
+    // What the deleted repositories alone held is gone by now.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mut log = Vec::new();
+    for shard in 0..16 {
+        registry.gc_sweep(shard, None, &p, 1, 500, &mut log).await.unwrap();
+    }
+    assert!(!stored(&app, &layer("own-0")).await, "r0's own layer was not collected: {log:?}");
+    assert!(stored(&app, &base).await);
+    // Every manifest that stayed: its blobs are all there, whole.
+    let mut kept = 0;
+    for i in 0..rounds {
+        let r = app.admin().get(&format!("/v2/race/r{i}/manifests/v1")).send().await;
+        if r.code() != 200 {
+            continue;
+        }
+        kept += 1;
+        let m: Value = r.json();
+        let mut digests = vec![m["config"]["digest"].as_str().unwrap().to_owned()];
+        digests.extend(m["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap().to_owned()));
+        for d in digests {
+            let b = app.admin().get(&format!("/v2/race/r{i}/blobs/{d}")).send().await;
+            assert_eq!(b.code(), 200, "round {i}: {d} gone");
+            assert_eq!(digest_of(b.text().as_bytes()), d, "round {i}: {d} changed");
+        }
+    }
+    assert!(kept >= 2, "{kept}");
+}

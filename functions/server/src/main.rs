@@ -99,6 +99,15 @@ enum AdminAction {
         #[arg(long)]
         project: Option<String>,
     },
+    /// Collect garbage now, in this process: untagged artifacts (with
+    /// --delete-untagged), links nothing references and blobs nothing
+    /// links, older than gc.time_window_secs. Safe while the registry serves.
+    Gc {
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        delete_untagged: bool,
+    },
 }
 
 #[derive(Args)]
@@ -240,6 +249,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         registry.set_sysadmin(user.user_id, true).await?;
                     }
                     println!("created user {} (id {})", user.username, user.user_id);
+                }
+                AdminAction::Gc { dry_run, delete_untagged } => {
+                    let window_secs = i64::try_from(ctx.config.gc.time_window_secs).unwrap_or(i64::MAX);
+                    let p = berth::service::gc::GcParams { delete_untagged, dry_run, workers: 1, window_secs };
+                    let total = registry.collect_garbage(&p, |line| println!("{line}")).await?;
+                    println!(
+                        "{} blobs and {} manifests eligible for deletion, {} bytes{}",
+                        total.purged_blobs,
+                        total.purged_manifests,
+                        total.freed_space,
+                        if dry_run { " (dry run: nothing deleted)" } else { " freed" }
+                    );
                 }
                 AdminAction::QuotaSync { project } => {
                     let projects = match project {

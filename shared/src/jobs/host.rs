@@ -19,6 +19,7 @@ pub fn all_jobs() -> Jobs {
         .with(Arc::new(super::webhook::WebhookJob))
         .with(Arc::new(super::purge::PurgeAuditJob))
         .with(Arc::new(super::retention::RetentionJob))
+        .with(Arc::new(super::gc::GcJob))
 }
 
 /// The worker of this process's context.

@@ -103,13 +103,25 @@ impl Registry {
     /// blob's link count (its last link makes it a garbage candidate);
     /// false when there was no link.
     pub(super) async fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> ServiceResult<bool> {
+        self.unlink_blob_if(repo, digest, Condition::Exists).await
+    }
+
+    /// [`Self::unlink_blob`] only while the link meets `cond` (garbage
+    /// collection: not touched since it was read); false when it does not.
+    pub(super) async fn unlink_blob_if(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        cond: Condition,
+    ) -> ServiceResult<bool> {
         for _ in 0..LINK_ATTEMPTS {
             let (pk, sk) = keys::blob_link(repo, digest);
-            if self.meta.get(&pk, &sk).await?.is_none() {
+            let Some(link) = self.meta.get(&pk, &sk).await? else { return Ok(false) };
+            if !cond.holds(Some(&link)) {
                 return Ok(false);
             }
             let mut change = self.remove_ref(repo.project(), digest).await?;
-            change.writes.insert(0, Write::Delete { pk, sk, cond: Condition::Exists });
+            change.writes.insert(0, Write::Delete { pk, sk, cond: cond.clone() });
             if let Some(blob) = self.blob_record(digest).await?
                 && let Some(links) = blob.links
             {

@@ -24,7 +24,7 @@ use crate::service::executions::{Execution, TaskRecord};
 use crate::service::record::rfc3339_ms;
 
 /// The vendor id of system jobs (they have no policy).
-const SYSTEM_VENDOR: i64 = 0;
+pub(super) const SYSTEM_VENDOR: i64 = 0;
 
 fn time_or_empty(ms: i64) -> String {
     if ms > 0 { rfc3339_ms(ms) } else { String::new() }
@@ -115,7 +115,7 @@ pub async fn log_response(state: &AppState, execution: i64, task: i64) -> ApiRes
 
 /// Harbor's `ExecHistory` (the purge and GC history).
 #[derive(Debug, Serialize)]
-struct ExecHistoryView {
+pub(super) struct ExecHistoryView {
     id: i64,
     job_name: &'static str,
     job_kind: String,
@@ -129,9 +129,14 @@ struct ExecHistoryView {
 }
 
 fn history(x: &Execution, params: &Value) -> ExecHistoryView {
+    history_of(PURGE_AUDIT_LOG, x, params)
+}
+
+/// A system job's execution as Harbor's `ExecHistory`.
+pub(super) fn history_of(job_name: &'static str, x: &Execution, params: &Value) -> ExecHistoryView {
     ExecHistoryView {
         id: x.record.id,
-        job_name: PURGE_AUDIT_LOG,
+        job_name,
         job_kind: x.record.trigger.clone(),
         job_parameters: params.to_string(),
         job_status: x.status.name(),
@@ -153,9 +158,9 @@ async fn purge_history(state: &AppState, id: i64) -> ApiResult<ExecHistoryView> 
 
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
-    page: Option<String>,
-    page_size: Option<String>,
-    cursor: Option<String>,
+    pub(super) page: Option<String>,
+    pub(super) page_size: Option<String>,
+    pub(super) cursor: Option<String>,
 }
 
 /// `GET /system/purgeaudit`: the purge history, newest first.
@@ -214,9 +219,9 @@ pub async fn purge_log(
 #[derive(Debug, Deserialize)]
 pub struct ScheduleBody {
     #[serde(default)]
-    schedule: Option<ScheduleObj>,
+    pub(super) schedule: Option<ScheduleObj>,
     #[serde(default)]
-    parameters: Option<Value>,
+    pub(super) parameters: Option<Value>,
 }
 
 fn purge_params(body: &ScheduleBody) -> Result<Value, ApiError> {
@@ -261,8 +266,12 @@ pub async fn purge_schedule_set(
 
 /// Harbor answers a schedule's `POST` with 201 and its `PUT` with 200.
 fn schedule_set(method: &axum::http::Method) -> axum::response::Response {
+    schedule_set_at(method, "/system/purgeaudit/schedule")
+}
+
+pub(super) fn schedule_set_at(method: &axum::http::Method, path: &str) -> axum::response::Response {
     if method == axum::http::Method::POST {
-        (StatusCode::CREATED, [(header::LOCATION, format!("{PREFIX}/system/purgeaudit/schedule"))]).into_response()
+        (StatusCode::CREATED, [(header::LOCATION, format!("{PREFIX}{path}"))]).into_response()
     } else {
         StatusCode::OK.into_response()
     }
@@ -271,13 +280,19 @@ fn schedule_set(method: &axum::http::Method) -> axum::response::Response {
 /// `GET /system/purgeaudit/schedule`.
 pub async fn purge_schedule_get(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult {
     caller.require((Res::PurgeAudit, Act::Read), On::Registry)?;
-    let Some(s) = state.registry.schedule(PURGE_AUDIT_LOG, SYSTEM_VENDOR).await? else {
+    schedule_view(&state, PURGE_AUDIT_LOG).await
+}
+
+/// A system job's schedule as Harbor's `ExecHistory` with its `schedule`
+/// (`{}` when none is set).
+pub(super) async fn schedule_view(state: &AppState, job_name: &'static str) -> ApiResult {
+    let Some(s) = state.registry.schedule(job_name, SYSTEM_VENDOR).await? else {
         return Ok(Json(serde_json::json!({})).into_response());
     };
     let next = parse(&s.cron).ok().and_then(|c| next_after(&c, crate::events::now_ms())).map(rfc3339_ms);
     let view = ExecHistoryView {
         id: s.id,
-        job_name: PURGE_AUDIT_LOG,
+        job_name,
         job_kind: "SCHEDULE".to_owned(),
         job_parameters: s.params.to_string(),
         job_status: "",

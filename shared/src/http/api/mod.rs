@@ -13,6 +13,7 @@
 
 mod audit;
 mod configurations;
+mod gc;
 mod immutability;
 mod jobs;
 mod jobservice;
@@ -160,6 +161,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route("/system/purgeaudit/{purge_id}", get(jobs::purge_get).put(jobs::purge_stop))
         .route("/system/purgeaudit/{purge_id}/log", get(jobs::purge_log))
+        .route("/system/gc", get(gc::list))
+        .route("/system/gc/schedule", get(gc::schedule_get).post(gc::schedule_set).put(gc::schedule_set))
+        .route("/system/gc/{gc_id}", get(gc::get).put(gc::stop))
+        .route("/system/gc/{gc_id}/log", get(gc::log))
         .route("/schedules", get(jobs::schedules))
         .route("/retentions/metadatas", get(retention::metadatas))
         .route("/retentions", axum::routing::post(retention::create))
