@@ -192,14 +192,6 @@ async fn collect(app: &TestApp, delete_untagged: bool, dry_run: bool) -> (i64, V
     (id, done)
 }
 
-/// Lets a new manual collection start (one a minute).
-async fn forget_runs(app: &TestApp) {
-    let xs = app.ctx().meta.query_all(berth::meta::Query::table("XS#GARBAGE_COLLECTION#0", "")).await.unwrap();
-    for x in xs {
-        app.ctx().meta.delete(&x.pk, &x.sk, berth::meta::Condition::Always).await.unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_collection_frees_what_nothing_references_and_its_dry_run_says_so_first() {
     let app = crate::support::app::TestAppBuilder::default()
@@ -232,7 +224,6 @@ async fn a_collection_frees_what_nothing_references_and_its_dry_run_says_so_firs
     assert!(log.contains("2 blobs and 1 manifests eligible for deletion") && log.contains("workers: 1"), "{log}");
 
     // The real run frees the same.
-    forget_runs(&app).await;
     let (_, h) = collect(&app, true, false).await;
     let real: Value = serde_json::from_str(h["job_parameters"].as_str().unwrap()).unwrap();
     for k in ["purged_blobs", "purged_manifests", "freed_space"] {
@@ -249,9 +240,14 @@ async fn a_collection_frees_what_nothing_references_and_its_dry_run_says_so_firs
         assert_eq!(config.text().as_bytes(), CONFIG);
     }
     app.admin().get(&format!("/v2/p/a/manifests/{a}")).send().await.expect(200);
-    // One manual run a minute.
+    // One run at a time: while one waits (its queue paused), another is refused.
+    let jq = "/api/v2.0/jobservice/queues/GARBAGE_COLLECTION";
+    app.admin().put(jq).json(&serde_json::json!({"action": "pause"})).send().await.expect(200);
     let again = serde_json::json!({"schedule": {"type": "Manual"}, "parameters": {"workers": 1}});
+    let waiting = app.admin().post("/api/v2.0/system/gc/schedule").json(&again).send().await.expect(201).location_id();
     app.admin().post("/api/v2.0/system/gc/schedule").json(&again).send().await.expect(409);
+    app.admin().put(&format!("/api/v2.0/system/gc/{waiting}")).send().await.expect(200);
+    app.admin().put(jq).json(&serde_json::json!({"action": "resume"})).send().await.expect(200);
     let history: Vec<Value> = app.admin().get("/api/v2.0/system/gc").send().await.expect(200).json();
     assert_eq!(history[0]["job_name"], "GARBAGE_COLLECTION");
     assert_eq!(history[0]["job_kind"], "MANUAL");

@@ -152,7 +152,8 @@ impl Registry {
         if p.delete_untagged {
             let children: BTreeSet<&String> = refs.values().flat_map(|(_, c)| c.iter()).collect();
             for (digest, record, touched) in &artifacts {
-                let old = record.pushed_at.saturating_mul(1000).max(record.pushed_at_ms).max(*touched) < cutoff;
+                let pushed = record.pushed_at.saturating_add(1).saturating_mul(1000).max(record.pushed_at_ms);
+                let old = pushed.max(*touched) < cutoff;
                 if record.tag_count != 0 || children.contains(digest) || !old {
                     continue;
                 }
@@ -184,7 +185,8 @@ impl Registry {
                 continue;
             }
             let touched = link.i64(TOUCHED_AT).unwrap_or(0);
-            let linked = link.i64("linked_at").unwrap_or(0).saturating_mul(1000);
+            // Linked in that second: its end, so the window is never short.
+            let linked = link.i64("linked_at").unwrap_or(0).saturating_add(1).saturating_mul(1000);
             if linked.max(touched) >= cutoff {
                 continue;
             }
