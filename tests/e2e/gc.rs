@@ -91,14 +91,7 @@ async fn counted(app: &TestApp) {
     // An upload whose link a full quota refuses leaves a candidate.
     let pid: Vec<Value> = app.admin().get("/api/v2.0/projects?name=g").send().await.expect(200).json();
     let pid = pid[0]["project_id"].as_i64().unwrap();
-    let used: Vec<Value> = app
-        .admin()
-        .get(&format!("/api/v2.0/quotas?reference=project&reference_id={pid}"))
-        .send()
-        .await
-        .expect(200)
-        .json();
-    let limit = used[0]["used"]["storage"].as_i64().unwrap();
+    let limit = super::quotas::used(app, pid).await;
     app.admin()
         .put(&format!("/api/v2.0/quotas/{pid}"))
         .json(&serde_json::json!({"hard": {"storage": limit}}))

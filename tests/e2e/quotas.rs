@@ -28,7 +28,7 @@ fn image(n: usize) -> (Vec<u8>, Vec<u8>) {
     (layer, manifest)
 }
 
-async fn used(app: &TestApp, pid: i64) -> i64 {
+pub(crate) async fn used(app: &TestApp, pid: i64) -> i64 {
     let q: Vec<Value> = app
         .admin()
         .get(&format!("/api/v2.0/quotas?reference=project&reference_id={pid}"))

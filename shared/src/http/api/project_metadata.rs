@@ -32,6 +32,13 @@ fn one_pair(body: &BTreeMap<String, String>) -> Result<(String, String), ApiErro
     }
 }
 
+/// Sets one checked pair on a project, as the caller.
+async fn set(state: &AppState, caller: &Caller, project: String, (k, v): (String, String)) -> ApiResult {
+    let r = ProjectRef::Name(project);
+    caller.registry(state).update_project(&r, None, BTreeMap::from([(k, v)]), None, false).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
 pub async fn list(State(state): State<Arc<AppState>>, caller: Caller, Target(r): Target) -> ApiResult {
     let (project, _) = project_for(&state, &caller, &r, (Res::Metadata, Act::List)).await?;
     Ok(Json(project.metadata).into_response())
@@ -44,10 +51,7 @@ pub async fn add(
     Body(body): Body<BTreeMap<String, String>>,
 ) -> ApiResult {
     let (project, _) = project_for(&state, &caller, &r, (Res::Metadata, Act::Create)).await?;
-    let (k, v) = one_pair(&body)?;
-    let r = ProjectRef::Name(project.name);
-    caller.registry(&state).update_project(&r, None, BTreeMap::from([(k, v)]), None, false).await?;
-    Ok(StatusCode::OK.into_response())
+    set(&state, &caller, project.name, one_pair(&body)?).await
 }
 
 pub async fn get(
@@ -77,10 +81,7 @@ pub async fn update(
     let name = meta_name(&path)?;
     let (project, _) = project_for(&state, &caller, &r, (Res::Metadata, Act::Update)).await?;
     let value = body.get(&name).cloned().unwrap_or_default();
-    let (k, v) = metadata_pair(&name, &value)?;
-    let r = ProjectRef::Name(project.name);
-    caller.registry(&state).update_project(&r, None, BTreeMap::from([(k, v)]), None, false).await?;
-    Ok(StatusCode::OK.into_response())
+    set(&state, &caller, project.name, metadata_pair(&name, &value)?).await
 }
 
 pub async fn delete(
