@@ -40,6 +40,9 @@ pub(super) const DELETING: &str = "deleting";
 struct LinkRecord {
     size: u64,
     linked_at: i64,
+    /// The same in milliseconds (0 in links made before it was kept).
+    #[serde(default)]
+    linked_at_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,7 +214,8 @@ impl Registry {
                     format!("blob {} is being garbage collected; upload it again", info.digest),
                 )));
             };
-            let link = to_item(pk, sk, &LinkRecord { size: info.size, linked_at: now }, "blob link")?;
+            let record = LinkRecord { size: info.size, linked_at: now, linked_at_ms: crate::events::now_ms() };
+            let link = to_item(pk, sk, &record, "blob link")?;
             let mut change = self.add_ref(repo.project(), &info.digest, info.size).await?;
             change.writes.insert(0, Write::Put { item: link, cond: Condition::NotExists });
             if let Some(links) = blob.links {

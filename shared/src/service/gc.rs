@@ -152,7 +152,10 @@ impl Registry {
         if p.delete_untagged {
             let children: BTreeSet<&String> = refs.values().flat_map(|(_, c)| c.iter()).collect();
             for (digest, record, touched) in &artifacts {
-                let pushed = record.pushed_at.saturating_add(1).saturating_mul(1000).max(record.pushed_at_ms);
+                let pushed = match record.pushed_at_ms {
+                    0 => record.pushed_at.saturating_add(1).saturating_mul(1000),
+                    ms => ms,
+                };
                 let old = pushed.max(*touched) < cutoff;
                 if record.tag_count != 0 || children.contains(digest) || !old {
                     continue;
@@ -185,8 +188,12 @@ impl Registry {
                 continue;
             }
             let touched = link.i64(TOUCHED_AT).unwrap_or(0);
-            // Linked in that second: its end, so the window is never short.
-            let linked = link.i64("linked_at").unwrap_or(0).saturating_add(1).saturating_mul(1000);
+            // A link made before milliseconds were kept counts from the end
+            // of its second, so the window is never short.
+            let linked = match link.i64("linked_at_ms").unwrap_or(0) {
+                0 => link.i64("linked_at").unwrap_or(0).saturating_add(1).saturating_mul(1000),
+                ms => ms,
+            };
             if linked.max(touched) >= cutoff {
                 continue;
             }
