@@ -301,7 +301,7 @@ impl Registry {
             Reference::Tag(_) => Digest::sha256_of(&bytes),
         };
         self.require_project(repo).await?;
-        self.check_references(repo, &manifest).await?;
+        let refs = self.check_references(repo, &manifest).await?;
         let now = now_unix();
         let record = artifact_record(&keys::artifact(repo, &digest), &manifest, &bytes, now);
         if record.body.is_none() {
@@ -335,6 +335,7 @@ impl Registry {
             if exists {
                 if tag.is_none() {
                     // Stored already, and no tag to move.
+                    self.touch_references(&refs).await?;
                     if let Some(subject) = &manifest.subject {
                         let Write::Put { item, cond } =
                             self.referrer_write(repo, &subject.digest, &digest, &manifest, bytes.len())?
@@ -373,6 +374,14 @@ impl Registry {
             if let Some(subject) = &manifest.subject {
                 writes.push(self.referrer_write(repo, &subject.digest, &digest, &manifest, bytes.len())?);
             }
+            // The touches join the manifest's transaction when they fit (one
+            // durable commit per push), else go first in their own.
+            let folded = writes.len() + refs.len() < crate::meta::MAX_TRANSACTION_WRITES;
+            if folded {
+                writes.extend(Self::touches(&refs));
+            } else {
+                self.touch_references(&refs).await?;
+            }
             match self.commit_with_events(writes, vec![event.clone()]).await {
                 Ok(()) => {
                     if let Some(change) = &quota {
@@ -383,6 +392,9 @@ impl Registry {
                 // Over quota; or a concurrent push or delete moved the tag
                 // or the artifact: read again and redo.
                 Err(e) if e.is(ErrorKind::ConditionFailed) => {
+                    if folded && let Some(gone) = self.missing_reference(&refs).await? {
+                        return Err(ServiceError::ManifestBlobUnknown(gone));
+                    }
                     if let Some(change) = &quota
                         && let Some(refusal) = self.explain_refusal(repo, &digest, change).await?
                     {
@@ -420,48 +432,69 @@ impl Registry {
         Ok(Write::Put { item, cond: Condition::Always })
     }
 
-    async fn check_references(&self, repo: &RepoName, manifest: &Manifest) -> ServiceResult<()> {
+    /// Checks that every blob a manifest names is linked in the repository
+    /// and every child manifest stored there (`ManifestBlobUnknown`): one
+    /// read each, distinct ones once (images repeat layers, and a 4 MiB
+    /// manifest can name one blob 20,000 times). Returns them, to touch.
+    async fn check_references(&self, repo: &RepoName, manifest: &Manifest) -> ServiceResult<Vec<(Key, Digest)>> {
         let blobs = manifest.required_blobs();
         let children = manifest.child_manifests();
-        // Each distinct reference is looked up once: images repeat layers
-        // (the empty one), and a 4 MiB manifest can name one blob 20,000 times.
-        let checks: BTreeMap<Key, &Digest> = blobs
+        let checks: BTreeMap<Key, Digest> = blobs
             .iter()
-            .map(|d| (keys::blob_link(repo, &d.digest), &d.digest))
-            .chain(children.iter().map(|d| (keys::artifact(repo, &d.digest), &d.digest)))
+            .map(|d| (keys::blob_link(repo, &d.digest), d.digest.clone()))
+            .chain(children.iter().map(|d| (keys::artifact(repo, &d.digest), d.digest.clone())))
             .collect();
-        // Each reference is touched, not just read: garbage collection
-        // leaves alone a link or artifact touched within its protection
-        // window, so what this manifest is about to reference cannot go
-        // between this check and its commit. A chunk per transaction.
+        let lookups = checks.iter().map(|((pk, sk), digest)| async move {
+            match self.meta.get(pk, sk).await {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => Err(ServiceError::ManifestBlobUnknown(digest.clone())),
+                Err(e) => Err(e.into()),
+            }
+        });
+        futures::future::try_join_all(lookups).await?;
+        Ok(checks.into_iter().collect())
+    }
+
+    /// The writes that touch references: garbage collection leaves alone
+    /// a link or artifact touched within its protection window, so what a
+    /// manifest references cannot go between its check and its commit.
+    fn touches(refs: &[(Key, Digest)]) -> Vec<Write> {
         let touched_at = crate::events::now_ms();
-        let checks: Vec<(Key, &Digest)> = checks.into_iter().collect();
-        let chunks = checks.chunks(crate::meta::MAX_TRANSACTION_WRITES).map(|chunk| async move {
-            let writes = chunk
-                .iter()
-                .map(|((pk, sk), _)| Write::Set {
-                    pk: pk.clone(),
-                    sk: sk.clone(),
-                    attrs: crate::meta::Attrs::from_iter([(TOUCHED_AT.to_owned(), touched_at.into())]),
-                    cond: Condition::Exists,
-                })
-                .collect();
-            match self.meta.transact(writes).await {
+        refs.iter()
+            .map(|((pk, sk), _)| Write::Set {
+                pk: pk.clone(),
+                sk: sk.clone(),
+                attrs: crate::meta::Attrs::from_iter([(TOUCHED_AT.to_owned(), touched_at.into())]),
+                cond: Condition::Exists,
+            })
+            .collect()
+    }
+
+    /// Touches references in transactions of their own (when too many to
+    /// join the manifest's).
+    async fn touch_references(&self, refs: &[(Key, Digest)]) -> ServiceResult<()> {
+        let chunks = refs.chunks(crate::meta::MAX_TRANSACTION_WRITES).map(|chunk| async move {
+            match self.meta.transact(Self::touches(chunk)).await {
                 Ok(()) => Ok(()),
-                Err(e) if e.is(ErrorKind::ConditionFailed) => {
-                    // Which one is missing.
-                    for ((pk, sk), digest) in chunk {
-                        if self.meta.get(pk, sk).await?.is_none() {
-                            return Err(ServiceError::ManifestBlobUnknown((*digest).clone()));
-                        }
-                    }
-                    Err(raced("a referenced blob"))
-                }
+                Err(e) if e.is(ErrorKind::ConditionFailed) => match self.missing_reference(chunk).await? {
+                    Some(d) => Err(ServiceError::ManifestBlobUnknown(d)),
+                    None => Err(raced("a referenced blob")),
+                },
                 Err(e) => Err(e.into()),
             }
         });
         futures::future::try_join_all(chunks).await?;
         Ok(())
+    }
+
+    /// A reference that is gone, if one is.
+    async fn missing_reference(&self, refs: &[(Key, Digest)]) -> ServiceResult<Option<Digest>> {
+        for ((pk, sk), digest) in refs {
+            if self.meta.get(pk, sk).await?.is_none() {
+                return Ok(Some(digest.clone()));
+            }
+        }
+        Ok(None)
     }
 
     /// Records the repository (and its catalog entry, each counted) on its
