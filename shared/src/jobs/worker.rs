@@ -421,4 +421,62 @@ mod tests {
         assert_eq!(hits.load(Ordering::SeqCst), before);
         assert_eq!(reg.execution(x).await.unwrap().status, Status::Stopped);
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn retention_and_gc_tasks_delivered_twice_have_one_effect() {
+        use crate::jobs::gc::{GcJob, start_payload};
+        use crate::jobs::retention::{RetentionJob, plan_payload};
+        use crate::oci::{RepoName, Tag};
+        use crate::service::projects::{NewProject, Owner};
+        let (_dir, reg, queue) = crate::testkit::local_registry_and_queue().await;
+        let worker = Worker::new(reg.clone(), queue.clone(), super::super::host::all_jobs(), 3);
+        let owner = Owner { id: 1, name: "admin".into(), sysadmin: true };
+        let project =
+            reg.create_project(NewProject { name: "p".into(), ..NewProject::default() }, &owner).await.unwrap();
+        let repo = RepoName::parse("p/app").unwrap();
+        for t in ["v1", "v2", "v3"] {
+            crate::testkit::push_small_image(&reg, &repo, &Tag::parse(t).unwrap()).await;
+        }
+
+        // Retention keeping none (the one image, tagged thrice): the planning
+        // task queues one repository task however often it comes; that one
+        // deletes once.
+        let policy: crate::service::retention::RetentionPolicy = serde_json::from_value(serde_json::json!({
+            "rules": [{"template": "latestPushedK", "params": {"latestPushedK": 0},
+                "scope_selectors": {"repository": [{"kind": "doublestar", "decoration": "repoMatches", "pattern": "**"}]},
+                "tag_selectors": [{"kind": "doublestar", "decoration": "matches", "pattern": "**"}]}],
+            "scope": {"level": "project", "ref": project.project_id}}))
+        .unwrap();
+        let id = reg.create_retention(policy).await.unwrap();
+        let x = reg
+            .start_execution(&RetentionJob, id, "MANUAL", serde_json::Map::new(), vec![plan_payload(id, false)])
+            .await
+            .unwrap();
+        let plan = only_message(&reg, queue.as_ref(), queue::JOBS).await;
+        assert_eq!(worker.handle(queue::JOBS, &plan).await, Handled::Done);
+        assert_eq!(worker.handle(queue::JOBS, &plan).await, Handled::Done);
+        assert_eq!(reg.tasks_of(x).await.unwrap().len(), 2, "one planning task, one repository task");
+        let per_repo = only_message(&reg, queue.as_ref(), queue::JOBS).await;
+        assert_eq!(worker.handle(queue::JOBS, &per_repo).await, Handled::Done);
+        assert_eq!(worker.handle(queue::JOBS, &per_repo).await, Handled::Done);
+        let tasks = reg.tasks_of(x).await.unwrap();
+        assert!(tasks.iter().all(|t| t.status == Status::Success && t.run_count == 1), "{tasks:?}");
+        let log = reg.task_log(x, tasks[1].id).await.unwrap();
+        assert_eq!(log.matches("| DEL").count(), 1, "{log}");
+        assert!(reg.retention_candidates(&repo).await.unwrap().is_empty());
+
+        // GC: its first task queues the 16 sweep tasks once.
+        let params =
+            crate::service::gc::GcParams { delete_untagged: false, dry_run: false, workers: 1, window_secs: 0 };
+        let x = reg
+            .start_execution(&GcJob, 0, "MANUAL", serde_json::Map::new(), vec![start_payload(params)])
+            .await
+            .unwrap();
+        let first = only_message(&reg, queue.as_ref(), queue::JOBS).await;
+        assert_eq!(worker.handle(queue::JOBS, &first).await, Handled::Done);
+        assert_eq!(worker.handle(queue::JOBS, &first).await, Handled::Done);
+        let tasks = reg.tasks_of(x).await.unwrap();
+        assert_eq!(tasks.len(), 17);
+        assert_eq!((tasks[0].status, tasks[0].run_count), (Status::Success, 1));
+    }
 }
