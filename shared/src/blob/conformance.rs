@@ -71,7 +71,12 @@ pub async fn assert_empty(store: &dyn BlobStore, prefix: &str) {
 pub async fn put_get_head_delete(store: &dyn BlobStore, p: &str) {
     let key = format!("{p}a/object");
     assert_eq!(store.put_bytes(&key, Bytes::from_static(b"hello world")).await.unwrap(), 11);
-    assert_eq!(store.head(&key).await.unwrap().size, 11);
+    let head = store.head(&key).await.unwrap();
+    assert_eq!(head.size, 11);
+    // Its write time, as GC's protection window reads it (clocks of the
+    // store and of berth may differ by seconds, not by minutes).
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    assert!((head.modified_ms - now).abs() < 120_000, "modified {} vs now {now}", head.modified_ms);
     let read = store.get(&key, None).await.unwrap();
     assert_eq!((read.size, read.start, read.len), (11, 0, 11));
     assert_eq!(store.get_bytes(&key).await.unwrap(), Bytes::from_static(b"hello world"));
@@ -349,6 +354,10 @@ pub async fn list_pagination(store: &dyn BlobStore, p: &str) {
     assert_eq!(sub, (10..20).map(|i| format!("{p}k/{i:03}")).collect::<Vec<_>>());
     let obj = &store.list(&format!("{p}k/005"), None, 1).await.unwrap().objects[0];
     assert_eq!(obj.size, format!("{p}k/005").len() as u64);
+    // A listing and a head agree on the write time (a head may say it in
+    // whole seconds).
+    let head = store.head(&obj.key).await.unwrap();
+    assert!(obj.modified_ms > 0 && (obj.modified_ms - head.modified_ms).abs() < 1000, "{obj:?} vs {head:?}");
     assert!(store.list(&format!("{p}nothing"), None, 5).await.unwrap().objects.is_empty());
     for k in &keys {
         store.delete(k).await.unwrap();

@@ -232,7 +232,7 @@ impl BlobStore for FsBlobStore {
         if !meta.is_file() {
             return Err(PortError::msg(ErrorKind::NotFound, format_args!("object {key}")));
         }
-        Ok(ObjectMeta { key: key.to_owned(), size: meta.len() })
+        Ok(ObjectMeta { key: key.to_owned(), size: meta.len(), modified_ms: super::unix_ms(meta.modified()) })
     }
 
     async fn delete(&self, key: &str) -> PortResult<()> {
@@ -499,8 +499,8 @@ fn walk(
                 *more = true;
                 return Ok(());
             }
-            let size = std::fs::metadata(&path)?.len();
-            out.push(ObjectMeta { key, size });
+            let meta = std::fs::metadata(&path)?;
+            out.push(ObjectMeta { key, size: meta.len(), modified_ms: super::unix_ms(meta.modified()) });
         }
     }
     Ok(())

@@ -42,6 +42,15 @@ pub struct ByteRange {
 pub struct ObjectMeta {
     pub key: String,
     pub size: u64,
+    /// When the object was last written, in Unix milliseconds.
+    pub modified_ms: i64,
+}
+
+/// Unix milliseconds of a file time (0 when before the epoch or unknown).
+pub fn unix_ms(t: std::io::Result<std::time::SystemTime>) -> i64 {
+    t.ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// An object being read: the bytes of the requested range, and where they lie.

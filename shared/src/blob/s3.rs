@@ -259,6 +259,11 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Unix milliseconds of S3's Last-Modified (0 when missing).
+fn millis(t: Option<&aws_sdk_s3::primitives::DateTime>) -> i64 {
+    t.and_then(|t| t.to_millis().ok()).unwrap_or(0)
+}
+
 #[async_trait]
 impl BlobStore for S3BlobStore {
     async fn put(&self, key: &str, body: ByteStream) -> PortResult<u64> {
@@ -367,7 +372,7 @@ impl BlobStore for S3BlobStore {
             .await
             .map_err(|e| s3_error(format_args!("head object {key}"), e))?;
         let size = length(out.content_length(), || format!("head object {key}"))?;
-        Ok(ObjectMeta { key: key.to_owned(), size })
+        Ok(ObjectMeta { key: key.to_owned(), size, modified_ms: millis(out.last_modified()) })
     }
 
     async fn delete(&self, key: &str) -> PortResult<()> {
@@ -399,7 +404,7 @@ impl BlobStore for S3BlobStore {
         for obj in out.contents() {
             let key = obj.key().unwrap_or_default().to_owned();
             let size = length(obj.size(), || format!("list objects under {prefix:?}: {key}"))?;
-            page.objects.push(ObjectMeta { key, size });
+            page.objects.push(ObjectMeta { key, size, modified_ms: millis(obj.last_modified()) });
         }
         if out.is_truncated() == Some(true) {
             page.next = page.objects.last().map(|o| o.key.clone());

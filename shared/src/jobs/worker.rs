@@ -465,7 +465,9 @@ mod tests {
         assert_eq!(log.matches("| DEL").count(), 1, "{log}");
         assert!(reg.retention_candidates(&repo).await.unwrap().is_empty());
 
-        // GC: its first task queues the 16 sweep tasks once.
+        // GC: its plan queues the one mark task once; that task queues the
+        // parts after the marking once (16 sweeps, 16 orphan shards,
+        // uploads, expired items).
         let params =
             crate::service::gc::GcParams { delete_untagged: false, dry_run: false, workers: 1, window_secs: 0 };
         let x = reg
@@ -475,8 +477,12 @@ mod tests {
         let first = only_message(&reg, queue.as_ref(), queue::JOBS).await;
         assert_eq!(worker.handle(queue::JOBS, &first).await, Handled::Done);
         assert_eq!(worker.handle(queue::JOBS, &first).await, Handled::Done);
+        assert_eq!(reg.tasks_of(x).await.unwrap().len(), 2, "the plan and one mark task");
+        let mark = only_message(&reg, queue.as_ref(), queue::JOBS).await;
+        assert_eq!(worker.handle(queue::JOBS, &mark).await, Handled::Done);
+        assert_eq!(worker.handle(queue::JOBS, &mark).await, Handled::Done);
         let tasks = reg.tasks_of(x).await.unwrap();
-        assert_eq!(tasks.len(), 17);
-        assert_eq!((tasks[0].status, tasks[0].run_count), (Status::Success, 1));
+        assert_eq!(tasks.len(), 2 + 34);
+        assert!(tasks[..2].iter().all(|t| t.status == Status::Success && t.run_count == 1), "{tasks:?}");
     }
 }

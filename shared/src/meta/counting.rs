@@ -116,6 +116,11 @@ impl MetaStore for CountingMetaStore {
         bump(&self.counters.transactions);
         self.inner.transact(writes).await
     }
+
+    async fn expired(&self, after: Option<String>, limit: usize) -> PortResult<Page> {
+        bump(&self.counters.queries);
+        self.inner.expired(after, limit).await
+    }
 }
 
 #[cfg(test)]

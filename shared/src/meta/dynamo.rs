@@ -414,6 +414,30 @@ impl MetaStore for DynamoMetaStore {
         Ok(Page { items, next })
     }
 
+    async fn expired(&self, after: Option<String>, limit: usize) -> PortResult<Page> {
+        if !(1..=1000).contains(&limit) {
+            return Err(PortError::msg(ErrorKind::InvalidInput, format_args!("limit {limit} is not within 1..=1000")));
+        }
+        let start = after.as_deref().map(decode_scan_cursor).transpose()?;
+        let now = now_unix();
+        // Limit bounds the items examined, before the filter, as the port asks.
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("#ttl <= :now")
+            .expression_attribute_names("#ttl", TTL_ATTR)
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .limit(i32::try_from(limit).unwrap_or(1000))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| translate("scan", e).err)?;
+        let items = out.items.unwrap_or_default().into_iter().map(item_from_map).collect::<PortResult<Vec<_>>>()?;
+        let next = out.last_evaluated_key.as_ref().map(encode_cursor).transpose()?;
+        Ok(Page { items, next })
+    }
+
     async fn transact(&self, writes: Vec<Write>) -> PortResult<()> {
         validate_transaction(&writes)?;
         let items = writes.iter().map(|w| transact_item(&self.table, w)).collect::<PortResult<Vec<_>>>()?;
@@ -678,6 +702,17 @@ fn decode_cursor(cursor: &str, query: &Query) -> PortResult<HashMap<String, Attr
         || !expected.iter().all(|k| json.contains_key(*k))
         || json.get(partition) != Some(&query.pk)
     {
+        return Err(invalid());
+    }
+    Ok(json.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect())
+}
+
+/// Decodes the cursor of a table walk ([`MetaStore::expired`]).
+fn decode_scan_cursor(cursor: &str) -> PortResult<HashMap<String, AttributeValue>> {
+    let invalid = || PortError::msg(ErrorKind::InvalidInput, format_args!("invalid scan cursor {cursor:?}"));
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    let json: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    if json.len() != 2 || !json.contains_key(PK) || !json.contains_key(SK) {
         return Err(invalid());
     }
     Ok(json.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect())

@@ -41,6 +41,8 @@
 //! referrer                      R#<repository>           F#<subject digest>#<digest>
 //! blob                          B#<digest>               META
 //! blob with no link (GC)        GCC#<shard 0..15>        <digest>
+//! a collection's marking (TTL)  GCB#<execution>          COUNT | PLANNED | PLAN#<page> | DONE#<page> | PARTS
+//! a dry run's link tally        GCX#<execution>          <digest>
 //! upload session                U#<upload id>            META
 //! message not yet queued       OUT#<shard 0..3>         <time ms, 13 digits>#<message id>
 //! pull batch applied (TTL)      PULLS#<batch id>         DONE
@@ -337,6 +339,12 @@ pub fn schedule_slot(vendor_type: &str, vendor_id: i64, slot_ms: i64) -> Key {
 
 /// How many partitions garbage candidates spread over (GC sweeps one a task).
 pub const GC_SHARDS: u8 = 16;
+
+/// The bookkeeping of one collection's marking (which pages were planned
+/// and marked, and whether the parts after it were started).
+pub fn gc_run(execution: i64) -> String {
+    format!("GCB#{execution}")
+}
 
 pub fn gc_candidate_partition(shard: u8) -> String {
     format!("GCC#{shard}")

@@ -299,6 +299,16 @@ pub trait MetaStore: Debug + Send + Sync + 'static {
     /// when any condition fails (`ConditionFailed`, naming the write's index).
     async fn transact(&self, writes: Vec<Write>) -> PortResult<()>;
 
+    /// A walk over the whole table for the items that have expired but are
+    /// still stored (reads never return them; DynamoDB removes them within
+    /// days, the embedded store never): examines at most `limit` items
+    /// (1..=1000) from where the cursor `after` left off and returns the
+    /// expired ones among them with their attributes; `next` is `None` once
+    /// the table is done. A page may hold no item and still have a `next`.
+    /// Garbage collection deletes them with `Condition::at_most` on the
+    /// expiry, so an item renewed meanwhile stays.
+    async fn expired(&self, after: Option<String>, limit: usize) -> PortResult<Page>;
+
     /// Reads a whole partition (every page). For small partitions only.
     async fn query_all(&self, query: Query) -> PortResult<Vec<Item>> {
         let mut out = Vec::new();

@@ -57,8 +57,15 @@ fn one() -> u32 {
 pub struct GcTally {
     pub purged_blobs: u64,
     pub purged_manifests: u64,
+    /// Bytes of blobs, orphan objects and upload leftovers removed.
     pub freed_space: u64,
     pub unlinked: u64,
+    /// Objects of abandoned upload sessions removed.
+    #[serde(default)]
+    pub upload_objects: u64,
+    /// Expired table items removed.
+    #[serde(default)]
+    pub expired_items: u64,
 }
 
 impl GcTally {
@@ -67,6 +74,8 @@ impl GcTally {
         self.purged_manifests += other.purged_manifests;
         self.freed_space += other.freed_space;
         self.unlinked += other.unlinked;
+        self.upload_objects += other.upload_objects;
+        self.expired_items += other.expired_items;
     }
 }
 
@@ -313,6 +322,188 @@ impl Registry {
     }
 }
 
+/// The object-store prefixes one orphan shard lists: the blobs whose hex
+/// digest starts with the shard's hex digit, of either algorithm.
+fn orphan_prefixes(shard: u8) -> [String; 2] {
+    let c = char::from_digit(u32::from(shard % keys::GC_SHARDS), 16).unwrap_or('0');
+    [format!("{}sha256/{c}", crate::blob::keys::BLOBS_PREFIX), format!("{}sha512/{c}", crate::blob::keys::BLOBS_PREFIX)]
+}
+
+impl Registry {
+    /// One orphan shard's page: objects under `blobs/` that no blob record
+    /// owns (a crash between writing a blob and recording it), older than
+    /// the window. Each is claimed first with a record marked `deleting`
+    /// and a candidate entry (so a crash midway is finished by the
+    /// candidate sweep, and an upload of the same digest meanwhile is told
+    /// to upload again), then checked once more, then deleted.
+    pub async fn gc_orphans(
+        &self,
+        shard: u8,
+        after: Option<String>,
+        p: &GcParams,
+        limit: usize,
+        log: &mut Vec<String>,
+    ) -> ServiceResult<(GcTally, Option<String>)> {
+        let cutoff = now_ms() - p.window_secs.saturating_mul(1000);
+        let prefixes = orphan_prefixes(shard);
+        let at = after.as_deref().map_or(0, |a| usize::from(a.starts_with(&prefixes[1])));
+        let page = self.blobs.list(&prefixes[at], after.as_deref(), limit).await?;
+        let next = page.next.clone().or_else(|| (at == 0).then(|| prefixes[1].clone()));
+        let mut tally = GcTally::default();
+        for object in page.objects {
+            if object.modified_ms >= cutoff {
+                continue;
+            }
+            let Some(digest) = digest_of_key(&object.key) else { continue };
+            if self.blob_record(&digest).await?.is_some() {
+                continue;
+            }
+            if !p.dry_run && !self.collect_orphan(&digest, &object.key, object.size, cutoff).await? {
+                continue;
+            }
+            log.push(format!("orphan object {} ({} bytes) deleted", object.key, object.size));
+            tally.purged_blobs += 1;
+            tally.freed_space += object.size;
+        }
+        Ok((tally, next))
+    }
+
+    async fn collect_orphan(&self, digest: &Digest, key: &str, size: u64, cutoff: i64) -> ServiceResult<bool> {
+        let (pk, sk) = keys::blob(digest);
+        let claim = crate::meta::Item::new(&pk, &sk)
+            .with("size", i64::try_from(size).unwrap_or(i64::MAX))
+            .with("created_at", crate::meta::now_unix())
+            .with(LINKS, 0)
+            .with(DELETING, 1);
+        let (gpk, gsk) = keys::gc_candidate(digest);
+        let candidate =
+            crate::meta::Item::new(&gpk, &gsk).with("since", 0).with("size", i64::try_from(size).unwrap_or(0));
+        let writes = vec![
+            Write::Put { item: claim, cond: Condition::NotExists },
+            Write::Put { item: candidate, cond: Condition::Always },
+        ];
+        match self.meta.transact(writes).await {
+            Ok(()) => {}
+            // Recorded meanwhile: an upload finished it.
+            Err(e) if e.is(ErrorKind::ConditionFailed) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+        // Written again before the claim (an upload about to record it):
+        // let it be.
+        // Gone already (the candidate sweep took it): nothing to count.
+        let take = match self.blobs.head(key).await {
+            Ok(meta) => meta.modified_ms < cutoff,
+            Err(e) if e.is(crate::blob::ErrorKind::NotFound) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if take {
+            match self.blobs.delete(key).await {
+                Err(e) if !e.is(crate::blob::ErrorKind::NotFound) => return Err(e.into()),
+                _ => {}
+            }
+        }
+        let release = vec![
+            Write::Delete { pk, sk, cond: Condition::equals(DELETING, 1) },
+            Write::Delete { pk: gpk, sk: gsk, cond: Condition::Always },
+        ];
+        self.meta.transact(release).await?;
+        Ok(take)
+    }
+
+    /// A page of the objects of upload sessions (`uploads/`): those older
+    /// than the window whose session is gone (ended, or expired) are
+    /// removed. A live session's objects stay, however old.
+    pub async fn gc_uploads(
+        &self,
+        after: Option<String>,
+        p: &GcParams,
+        limit: usize,
+        log: &mut Vec<String>,
+    ) -> ServiceResult<(GcTally, Option<String>)> {
+        let cutoff = now_ms() - p.window_secs.saturating_mul(1000);
+        let page = self.blobs.list(crate::blob::keys::UPLOADS_PREFIX, after.as_deref(), limit).await?;
+        let mut alive: BTreeMap<String, bool> = BTreeMap::new();
+        let mut tally = GcTally::default();
+        for object in page.objects {
+            if object.modified_ms >= cutoff {
+                continue;
+            }
+            let rest = &object.key[crate::blob::keys::UPLOADS_PREFIX.len()..];
+            let Some((id, _)) = rest.split_once('/') else { continue };
+            let live = match alive.get(id) {
+                Some(live) => *live,
+                None => {
+                    let (pk, sk) = keys::upload(id);
+                    let live = self.meta.get(&pk, &sk).await?.is_some();
+                    alive.insert(id.to_owned(), live);
+                    live
+                }
+            };
+            if live {
+                continue;
+            }
+            if !p.dry_run {
+                match self.blobs.delete(&object.key).await {
+                    Err(e) if !e.is(crate::blob::ErrorKind::NotFound) => return Err(e.into()),
+                    _ => {}
+                }
+            }
+            log.push(format!("abandoned upload object {} ({} bytes) deleted", object.key, object.size));
+            tally.upload_objects += 1;
+            tally.freed_space += object.size;
+        }
+        Ok((tally, page.next))
+    }
+
+    /// A page of the table walk for expired items: each is removed (unless
+    /// renewed meanwhile), and an expired upload session's multipart upload
+    /// is aborted first (its other objects go with `gc_uploads`).
+    pub async fn gc_expired(
+        &self,
+        after: Option<String>,
+        p: &GcParams,
+        limit: usize,
+        log: &mut Vec<String>,
+    ) -> ServiceResult<(GcTally, Option<String>)> {
+        let page = self.meta.expired(after, limit).await?;
+        let mut tally = GcTally::default();
+        for item in page.items {
+            let Some(expiry) = item.i64(crate::meta::TTL_ATTR) else { continue };
+            if !p.dry_run {
+                if let Some(id) = item.pk.strip_prefix("U#")
+                    && let Some(multipart) = item.attrs.get("multipart").and_then(|m| m.as_str())
+                {
+                    let data = crate::blob::keys::upload_data(id);
+                    if let Err(e) = self.blobs.abort_multipart(&data, multipart).await
+                        && !e.is(crate::blob::ErrorKind::NotFound)
+                    {
+                        return Err(e.into());
+                    }
+                }
+                match self.meta.delete(&item.pk, &item.sk, Condition::at_most(crate::meta::TTL_ATTR, expiry)).await {
+                    Ok(()) => {}
+                    Err(e) if e.is(ErrorKind::ConditionFailed) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            tally.expired_items += 1;
+        }
+        if tally.expired_items > 0 {
+            log.push(format!("{} expired items removed", tally.expired_items));
+        }
+        Ok((tally, page.next))
+    }
+}
+
+/// The digest of a blob object's key (`blobs/<alg>/<2 hex>/<hex>`).
+fn digest_of_key(key: &str) -> Option<Digest> {
+    let rest = key.strip_prefix(crate::blob::keys::BLOBS_PREFIX)?;
+    let (alg, rest) = rest.split_once('/')?;
+    let (_, hex) = rest.split_once('/')?;
+    let digest: Digest = format!("{alg}:{hex}").parse().ok()?;
+    (crate::blob::keys::blob(&digest) == key).then_some(digest)
+}
+
 impl Registry {
     /// A whole collection in this process (`berth admin gc`): every
     /// repository, then every candidate shard; each log line to `out`.
@@ -334,11 +525,11 @@ impl Registry {
             }
             last = page.names.last().cloned();
         }
-        for shard in 0..keys::GC_SHARDS {
+        for part in GcPart::after_marking() {
             let mut after = None;
             loop {
                 let mut log = Vec::new();
-                let (t, next) = self.gc_sweep(shard, after, p, run, 500, &mut log).await?;
+                let (t, next) = self.gc_part(part, after, p, run, &mut log).await?;
                 total.add(&t);
                 log.iter().for_each(|l| out(l));
                 match next {
@@ -348,6 +539,129 @@ impl Registry {
             }
         }
         Ok(total)
+    }
+
+    /// A page of one part of a collection that follows the marking.
+    pub async fn gc_part(
+        &self,
+        part: GcPart,
+        after: Option<String>,
+        p: &GcParams,
+        execution: i64,
+        log: &mut Vec<String>,
+    ) -> ServiceResult<(GcTally, Option<String>)> {
+        match part {
+            GcPart::Sweep(shard) => self.gc_sweep(shard, after, p, execution, 500, log).await,
+            GcPart::Orphans(shard) => self.gc_orphans(shard, after, p, 1000, log).await,
+            GcPart::Uploads => self.gc_uploads(after, p, 1000, log).await,
+            GcPart::Expired => self.gc_expired(after, p, 1000, log).await,
+        }
+    }
+}
+
+/// How long a collection's bookkeeping is kept.
+const RUN_TTL_SECS: i64 = 7 * 24 * 3600;
+
+impl Registry {
+    /// Records that the marking's plan covered a page (`page`, the catalog
+    /// position it started at) with `marks` mark tasks, and, with `last`,
+    /// that the plan is complete. Once per page, however often it is
+    /// called. True when the marking is over by this call: the caller
+    /// starts the parts after it.
+    pub async fn gc_planned(&self, execution: i64, page: &str, marks: u64, last: bool) -> ServiceResult<bool> {
+        let pk = keys::gc_run(execution);
+        let expires = crate::meta::now_unix() + RUN_TTL_SECS;
+        let marker = crate::meta::Item::new(&pk, format!("PLAN#{page}")).with(crate::meta::TTL_ATTR, expires);
+        let mut writes = vec![
+            Write::Put { item: marker, cond: Condition::NotExists },
+            Write::Add {
+                pk: pk.clone(),
+                sk: "COUNT".to_owned(),
+                attr: "pending".to_owned(),
+                delta: i64::try_from(marks).unwrap_or(i64::MAX),
+                cond: Condition::Always,
+            },
+        ];
+        if last {
+            let planned = crate::meta::Item::new(&pk, "PLANNED").with(crate::meta::TTL_ATTR, expires);
+            writes.push(Write::Put { item: planned, cond: Condition::Always });
+        }
+        self.record_once(writes).await?;
+        self.gc_marking_over(execution).await
+    }
+
+    /// Records that the page `page` was marked (once, however many tasks
+    /// mark it). True when the marking is over by this call.
+    pub async fn gc_marked(&self, execution: i64, page: &str) -> ServiceResult<bool> {
+        let pk = keys::gc_run(execution);
+        let expires = crate::meta::now_unix() + RUN_TTL_SECS;
+        let marker = crate::meta::Item::new(&pk, format!("DONE#{page}")).with(crate::meta::TTL_ATTR, expires);
+        let writes = vec![
+            Write::Put { item: marker, cond: Condition::NotExists },
+            Write::Add {
+                pk: pk.clone(),
+                sk: "COUNT".to_owned(),
+                attr: "pending".to_owned(),
+                delta: -1,
+                cond: Condition::Always,
+            },
+        ];
+        self.record_once(writes).await?;
+        self.gc_marking_over(execution).await
+    }
+
+    /// Applies writes guarded by a create-only marker (first write); a
+    /// marker that exists means they were applied before.
+    async fn record_once(&self, writes: Vec<Write>) -> ServiceResult<()> {
+        match self.meta.transact(writes).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is(ErrorKind::ConditionFailed) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// True for exactly one caller once the plan is complete and every
+    /// planned page is marked.
+    async fn gc_marking_over(&self, execution: i64) -> ServiceResult<bool> {
+        let pk = keys::gc_run(execution);
+        if self.meta.get(&pk, "PLANNED").await?.is_none() {
+            return Ok(false);
+        }
+        let pending = self.meta.get(&pk, "COUNT").await?.and_then(|c| c.i64("pending")).unwrap_or(0);
+        if pending > 0 {
+            return Ok(false);
+        }
+        let expires = crate::meta::now_unix() + RUN_TTL_SECS;
+        let started = crate::meta::Item::new(&pk, "PARTS").with(crate::meta::TTL_ATTR, expires);
+        match self.meta.put(started, Condition::NotExists).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.is(ErrorKind::ConditionFailed) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The parts of a collection that run once every repository is marked,
+/// each a chain of pages, all in parallel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "part", content = "shard")]
+pub enum GcPart {
+    /// Candidates of one shard.
+    Sweep(u8),
+    /// Blob objects no record owns, of one shard.
+    Orphans(u8),
+    /// Objects of abandoned upload sessions.
+    Uploads,
+    /// Expired table items.
+    Expired,
+}
+
+impl GcPart {
+    pub fn after_marking() -> Vec<Self> {
+        let mut parts: Vec<Self> = (0..keys::GC_SHARDS).map(Self::Sweep).collect();
+        parts.extend((0..keys::GC_SHARDS).map(Self::Orphans));
+        parts.extend([Self::Uploads, Self::Expired]);
+        parts
     }
 }
 
@@ -359,5 +673,28 @@ impl GcTally {
             total.add(p);
         }
         total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    /// The marking is over once, when the plan is complete and every
+    /// planned page is marked, however often a task reports.
+    #[tokio::test]
+    async fn the_marking_ends_once_after_every_planned_page() {
+        let (_dir, reg) = crate::testkit::local_registry().await;
+        assert!(!reg.gc_planned(1, "", 2, false).await.unwrap());
+        assert!(!reg.gc_planned(1, "", 2, false).await.unwrap(), "a plan page counts once");
+        assert!(!reg.gc_marked(1, "a").await.unwrap());
+        assert!(!reg.gc_marked(1, "a").await.unwrap(), "a page marked twice counts once");
+        assert!(!reg.gc_marked(1, "b").await.unwrap(), "the plan is not complete");
+        assert!(!reg.gc_planned(1, "b", 1, true).await.unwrap(), "one page is still unmarked");
+        assert!(reg.gc_marked(1, "c").await.unwrap(), "the last page ends it");
+        assert!(!reg.gc_marked(1, "c").await.unwrap(), "and only once");
+        // An empty catalog: over at once.
+        assert!(reg.gc_planned(2, "", 0, true).await.unwrap());
+        assert!(!reg.gc_planned(2, "", 0, true).await.unwrap());
     }
 }

@@ -39,6 +39,8 @@ async fn parameters(state: &AppState, x: &Execution) -> ApiResult<Value> {
     Ok(json!({
         "delete_untagged": params.delete_untagged, "dry_run": params.dry_run, "workers": params.workers,
         "freed_space": total.freed_space, "purged_blobs": total.purged_blobs, "purged_manifests": total.purged_manifests,
+        // berth's own: what else a collection cleans.
+        "upload_objects": total.upload_objects, "expired_items": total.expired_items,
     }))
 }
 
@@ -105,9 +107,11 @@ pub async fn log(
     if x.status.is_final() {
         let n = |k: &str| params[k].as_u64().unwrap_or(0);
         out.push_str(&format!(
-            "{} blobs and {} manifests eligible for deletion\nThe GC job actual frees up {} MB space.\n",
+            "{} blobs and {} manifests eligible for deletion\n{} objects of abandoned uploads and {} expired items removed\nThe GC job actual frees up {} MB space.\n",
             n("purged_blobs"),
             n("purged_manifests"),
+            n("upload_objects"),
+            n("expired_items"),
             n("freed_space") / 1_000_000
         ));
     }
