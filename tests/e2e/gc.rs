@@ -150,7 +150,7 @@ async fn push_image(app: &TestApp, repo: &str, tag: &str, layers: &[Vec<u8>]) ->
             .send()
             .await;
         if r.code() != 201 {
-            return (r.code(), String::new());
+            return (r.code(), format!("blob upload: {}", r.text()));
         }
     }
     for l in layers {
@@ -164,6 +164,9 @@ async fn push_image(app: &TestApp, repo: &str, tag: &str, layers: &[Vec<u8>]) ->
         .body(manifest.clone())
         .send()
         .await;
+    if r.code() != 201 {
+        return (r.code(), format!("manifest: {}", r.text()));
+    }
     (r.code(), digest_of(&manifest))
 }
 
@@ -277,68 +280,187 @@ async fn nothing_younger_than_the_window_is_collected() {
     assert!(stored(&app, &l).await);
 }
 
-/// Pushes, deletes and collections at once, round after round (with a one
-/// second window): afterwards every manifest that stayed pulls whole.
+/// Pushes, deletes and collections at once, round after round, with a one
+/// second window: round `i` pushes an image (a shared base layer and a
+/// layer of its own) as tag `t<i>` of one of 40 repositories, deletes the
+/// image of round `i - 3` in four rounds of five, and collects the
+/// repositories it touched plus every part after the marking (candidates,
+/// orphans, uploads, expired items). Afterwards skopeo pulls every image
+/// that stayed, bit-exact; the blobs GC removed never include one a
+/// surviving image or the shared layers need; and a last collection
+/// removes the own layer of every deleted image.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn collections_racing_pushes_and_deletes_never_take_a_referenced_blob() {
-    let app = TestApp::local().await;
+    race(&TestApp::local().await, 1000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn collections_racing_pushes_and_deletes_never_take_a_referenced_blob_on_the_emulator() {
+    let Some(app) = TestApp::aws("gc-race").await else { return };
+    race(&app, 100).await;
+}
+
+const RACE_REPOS: usize = 40;
+
+fn race_repo(i: usize) -> String {
+    format!("race/r{}", i % RACE_REPOS)
+}
+
+/// The digests GC's log lines say it deleted.
+fn removed_in(log: &[String], removed: &mut std::collections::BTreeSet<String>) {
+    for line in log {
+        if let Some(rest) = line.strip_prefix("blob ")
+            && let Some((digest, _)) = rest.split_once(' ')
+        {
+            removed.insert(digest.to_owned());
+        } else if let Some(rest) = line.strip_prefix("orphan object blobs/")
+            && let Some((key, _)) = rest.split_once(' ')
+            && let Some((alg, hex)) = key.split_once('/').map(|(a, r)| (a, r.rsplit('/').next().unwrap_or("")))
+        {
+            removed.insert(format!("{alg}:{hex}"));
+        }
+    }
+}
+
+async fn race(app: &TestApp, rounds: usize) {
+    use berth::service::gc::GcPart;
+    use std::collections::{BTreeMap, BTreeSet};
     app.create_project("race", false).await;
     let base = layer("base");
     let registry = app.ctx().registry();
     let p = berth::service::gc::GcParams { delete_untagged: true, dry_run: false, workers: 1, window_secs: 1 };
-    let rounds = 30;
+    let mut removed = BTreeSet::new();
+    // Round -> the digest of its manifest, for the pushes that succeeded.
+    let mut pushed: BTreeMap<usize, String> = BTreeMap::new();
+    let mut deleted = BTreeSet::new();
+    // The walk for expired items (the whole table) only every tenth round:
+    // it concerns no blob.
+    let collect = |repos: Vec<String>, expired: bool| {
+        let registry = registry.clone();
+        let p = p.clone();
+        async move {
+            let mut log = Vec::new();
+            for name in repos {
+                let repo = berth::oci::RepoName::parse(&name).unwrap();
+                registry.gc_repository(&repo, &p, 1, &mut log).await.unwrap();
+            }
+            // The parts run at once, as on several workers.
+            let parts = GcPart::after_marking().into_iter().filter(|p| expired || *p != GcPart::Expired).map(|part| {
+                let registry = registry.clone();
+                let p = p.clone();
+                async move {
+                    let mut log = Vec::new();
+                    let mut after = None;
+                    loop {
+                        let (_, next) = registry.gc_part(part, after, &p, 1, &mut log).await.unwrap();
+                        match next {
+                            Some(n) => after = Some(n),
+                            None => return log,
+                        }
+                    }
+                }
+            });
+            log.extend(futures::future::join_all(parts).await.into_iter().flatten());
+            log
+        }
+    };
     for i in 0..rounds {
         let layers = [base.clone(), layer(&format!("own-{i}"))];
-        let repo = format!("race/r{i}");
-        let push = push_image(&app, &repo, "v1", &layers);
+        let repo = race_repo(i);
+        let tag = format!("t{i}");
+        let push = push_image(app, &repo, &tag, &layers);
+        let victim = (i >= 3 && i % 5 != 0).then(|| i - 3).and_then(|v| pushed.get(&v).map(|d| (v, d.clone())));
         let delete = async {
-            if i >= 2 {
-                app.admin().delete(&format!("/api/v2.0/projects/race/repositories/r{}", i - 2)).send().await;
-            }
+            let (v, digest) = victim.clone()?;
+            let r = app.admin().delete(&format!("/v2/{}/manifests/{digest}", race_repo(v))).send().await;
+            (r.code() == 202).then_some(v)
         };
-        let gc = async {
-            let mut log = Vec::new();
-            for n in 0..rounds {
-                if let Ok(repo) = berth::oci::RepoName::parse(&format!("race/r{n}")) {
-                    let _ = registry.gc_repository(&repo, &p, 1, &mut log).await;
-                }
-            }
-            for shard in 0..16 {
-                let _ = registry.gc_sweep(shard, None, &p, 1, 500, &mut log).await;
-            }
-        };
-        let ((code, _), (), ()) = tokio::join!(push, delete, gc);
-        assert!(matches!(code, 201 | 503), "round {i}: {code}");
-        if i % 5 == 4 {
-            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let gc = collect(vec![repo.clone(), race_repo(i + RACE_REPOS - 3)], i % 10 == 0);
+        let ((code, digest), gone, log) = tokio::join!(push, delete, gc);
+        assert!(matches!(code, 201 | 503), "round {i}: {code} {digest}");
+        if code == 201 {
+            pushed.insert(i, digest);
         }
+        deleted.extend(gone);
+        removed_in(&log, &mut removed);
     }
-    // What the deleted repositories alone held is gone by now.
+    // A last collection of everything, a window apart: what the deleted
+    // images alone held goes.
+    let all: Vec<String> = (0..RACE_REPOS).map(race_repo).collect();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let mut log = Vec::new();
-    for shard in 0..16 {
-        registry.gc_sweep(shard, None, &p, 1, 500, &mut log).await.unwrap();
+    removed_in(&collect(all.clone(), true).await, &mut removed);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    removed_in(&collect(all, true).await, &mut removed);
+
+    let survivors: Vec<usize> = pushed.keys().copied().filter(|i| !deleted.contains(i)).collect();
+    assert!(survivors.len() >= rounds / 5, "{} of {rounds} survived", survivors.len());
+    assert!(deleted.len() >= rounds / 2, "{} deleted", deleted.len());
+    let (base_d, config_d) = (digest_of(&base), digest_of(CONFIG));
+    assert!(!removed.contains(&base_d) && !removed.contains(&config_d), "a shared blob was collected");
+    for i in &survivors {
+        let own = digest_of(&layer(&format!("own-{i}")));
+        assert!(!removed.contains(&own), "round {i}: its layer {own} was collected while referenced");
     }
-    assert!(!stored(&app, &layer("own-0")).await, "r0's own layer was not collected: {log:?}");
-    assert!(stored(&app, &base).await);
-    // Every manifest that stayed: its blobs are all there, whole.
-    let mut kept = 0;
-    for i in 0..rounds {
-        let r = app.admin().get(&format!("/v2/race/r{i}/manifests/v1")).send().await;
-        if r.code() != 200 {
-            continue;
-        }
-        kept += 1;
-        let m: Value = r.json();
-        let mut digests = vec![m["config"]["digest"].as_str().unwrap().to_owned()];
-        digests.extend(m["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap().to_owned()));
-        for d in digests {
-            let b = app.admin().get(&format!("/v2/race/r{i}/blobs/{d}")).send().await;
-            assert_eq!(b.code(), 200, "round {i}: {d} gone");
-            assert_eq!(digest_of(b.text().as_bytes()), d, "round {i}: {d} changed");
+    for i in &deleted {
+        let own = layer(&format!("own-{i}"));
+        assert!(!stored(app, &own).await, "round {i}: its deleted image's layer stayed");
+        assert!(removed.contains(&digest_of(&own)));
+    }
+
+    // skopeo pulls every surviving image, and only those, bit-exact.
+    let expected = |r: usize| -> BTreeSet<String> {
+        survivors.iter().filter(|i| *i % RACE_REPOS == r).map(|i| format!("t{i}")).collect()
+    };
+    let mut holding = Vec::new();
+    for r in 0..RACE_REPOS {
+        if expected(r).is_empty() {
+            // skopeo refuses to sync a repository without tags.
+            let listed = app.admin().get(&format!("/v2/race/r{r}/tags/list")).send().await;
+            let tags = if listed.code() == 200 { listed.json::<Value>()["tags"].clone() } else { Value::Null };
+            assert!(tags.as_array().is_none_or(Vec::is_empty), "r{r}: {tags}");
+        } else {
+            holding.push(r);
         }
     }
-    assert!(kept >= 2, "{kept}");
+    let addr = app.serve().await;
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().to_owned();
+    tokio::task::spawn_blocking(move || {
+        crate::support::cli::require("skopeo", &["--version"]);
+        for r in holding {
+            crate::support::cli::ok(
+                std::process::Command::new("skopeo")
+                    .args(["sync", "--src", "docker", "--dest", "dir", "--src-tls-verify=false"])
+                    .args(["--src-creds", &format!("admin:{}", crate::support::app::ADMIN_PASSWORD)])
+                    .arg(format!("{addr}/race/r{r}"))
+                    .arg(dest.join(format!("r{r}"))),
+            );
+        }
+    })
+    .await
+    .unwrap();
+    let mut pulled = 0;
+    for r in 0..RACE_REPOS {
+        let dir = out.path().join(format!("r{r}"));
+        let tags: BTreeSet<String> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().into_string().ok()?.split_once(':').map(|(_, t)| t.to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(tags, expected(r), "r{r}: pulled tags");
+        for tag in tags {
+            let i: usize = tag[1..].parse().unwrap();
+            let image = dir.join(format!("r{r}:{tag}"));
+            for bytes in [CONFIG.to_vec(), base.clone(), layer(&format!("own-{i}"))] {
+                let hex = digest_of(&bytes)["sha256:".len()..].to_owned();
+                let got = std::fs::read(image.join(&hex)).unwrap_or_else(|e| panic!("{tag}: {hex}: {e}"));
+                assert_eq!(got, bytes, "{tag}: {hex} differs");
+            }
+            pulled += 1;
+        }
+    }
+    assert_eq!(pulled, survivors.len());
 }
 
 /// What no blob record owns goes too: an object a crash left under

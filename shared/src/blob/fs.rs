@@ -479,7 +479,11 @@ fn walk(
         if rel.is_empty() && name.starts_with('#') {
             continue;
         }
-        let is_dir = entry.file_type()?.is_dir();
+        let is_dir = match entry.file_type() {
+            Ok(t) => t.is_dir(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
         let sort_key = if is_dir { format!("{rel}{name}/") } else { format!("{rel}{name}") };
         children.push((sort_key, is_dir, entry.path()));
     }
@@ -499,7 +503,12 @@ fn walk(
                 *more = true;
                 return Ok(());
             }
-            let meta = std::fs::metadata(&path)?;
+            let meta = match std::fs::metadata(&path) {
+                Ok(m) => m,
+                // Deleted while listed: no longer there.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
             out.push(ObjectMeta { key, size: meta.len(), modified_ms: super::unix_ms(meta.modified()) });
         }
     }

@@ -202,8 +202,24 @@ impl Registry {
         for _ in 0..LINK_ATTEMPTS {
             let (pk, sk) = keys::blob_link(repo, &info.digest);
             if self.meta.get(&pk, &sk).await?.is_some() {
-                // Linked already: counted already.
-                return Ok(());
+                // Linked already (counted already): touched, so that garbage
+                // collection leaves it for a window, as it leaves a new link
+                // (the manifest that references it is about to come).
+                let touch = Write::Set {
+                    pk,
+                    sk,
+                    attrs: crate::meta::Attrs::from_iter([(
+                        super::manifests::TOUCHED_AT.to_owned(),
+                        crate::events::now_ms().into(),
+                    )]),
+                    cond: Condition::Exists,
+                };
+                match self.meta.transact(vec![touch]).await {
+                    Ok(()) => return Ok(()),
+                    // Unlinked meanwhile: link it again.
+                    Err(e) if e.is(ErrorKind::ConditionFailed) => continue,
+                    Err(e) => return Err(e.into()),
+                }
             }
             let blob = self.blob_record(&info.digest).await?;
             let Some(blob) = blob.filter(|b| b.deleting == 0) else {
