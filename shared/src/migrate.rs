@@ -110,6 +110,13 @@ async fn migrate_data(registry: &Registry, meta: &dyn MetaStore, report: &mut Re
             .map_err(|e| StartupError::new(format!("migrating to schema 4 (link counts): {e}")))?;
         report.steps.push(format!("schema 4: counted {links} links of {blobs} blobs"));
     }
+    if stored.is_some_and(|v| v < 5) {
+        let recorded = registry
+            .record_manifest_bodies()
+            .await
+            .map_err(|e| StartupError::new(format!("migrating to schema 5 (large manifests): {e}")))?;
+        report.steps.push(format!("schema 5: recorded the objects of {recorded} large manifests"));
+    }
     record_version(meta).await.map_err(|e| StartupError::new(format!("recording the schema version: {e}")))
 }
 

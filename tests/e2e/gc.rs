@@ -135,6 +135,36 @@ async fn schema_4_counts_the_links_of_an_older_store() {
     assert_eq!(links(&app, &digest_of(CONFIG)).await, Some(3));
 }
 
+/// A large manifest stored before schema 5 has no blob record: the
+/// migration records it, so that GC never takes its object for an orphan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_5_records_the_objects_of_large_manifests() {
+    let app = TestApp::local().await;
+    app.create_project("old", false).await;
+    let l = layer("big");
+    assert_eq!(push(&app, "old/a", &l).await, 201);
+    let big = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2,
+        "mediaType": berth::oci::media::OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest_of(CONFIG), "size": CONFIG.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest_of(&l), "size": l.len()}],
+        "annotations": {"padding": "p".repeat(300 * 1024)}}))
+    .unwrap();
+    let digest = app.put_manifest("old/a", "big", &big).await;
+    let meta = &app.ctx().meta;
+    assert!(meta.get(&format!("B#{digest}"), "META").await.unwrap().is_some(), "recorded when pushed");
+    // As a schema-4 store holds it: no record.
+    meta.delete(&format!("B#{digest}"), "META", berth::meta::Condition::Always).await.unwrap();
+    meta.put(berth::meta::Item::new("SYS", "SCHEMA").with("version", 4), berth::meta::Condition::Always).await.unwrap();
+    let report = app.ctx().migrate_local().await.unwrap();
+    assert!(
+        report.steps.iter().any(|s| s.starts_with("schema 5: recorded the objects of 1 large manifests")),
+        "{:?}",
+        report.steps
+    );
+    let record = meta.get(&format!("B#{digest}"), "META").await.unwrap().expect("recorded by the migration");
+    assert_eq!(record.i64("links"), None, "never a garbage candidate");
+}
+
 fn layer(name: &str) -> Vec<u8> {
     format!("the layer {name} {}", "x".repeat(2000)).into_bytes()
 }
@@ -501,6 +531,22 @@ async fn leftovers_collected(app: &TestApp) {
     assert_eq!(push_image(app, "p/keep", "v1", &[layer("keep")]).await.0, 201);
     let blobs = app.ctx().blobs.clone();
     let meta = app.ctx().meta.clone();
+    // A manifest too large for its table item lives in the blob store: it
+    // is no orphan.
+    let keep = layer("keep");
+    let big = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2,
+        "mediaType": berth::oci::media::OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest_of(CONFIG), "size": CONFIG.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest_of(&keep), "size": keep.len()}],
+        "annotations": {"padding": "p".repeat(300 * 1024)}}))
+    .unwrap();
+    app.admin()
+        .put("/v2/p/keep/manifests/big")
+        .header("content-type", berth::oci::media::OCI_MANIFEST)
+        .body(big.clone())
+        .send()
+        .await
+        .expect(201);
     // A blob object whose record a crash never wrote.
     let orphan = layer("orphan");
     let orphan_digest: berth::oci::Digest = digest_of(&orphan).parse().unwrap();
@@ -509,8 +555,8 @@ async fn leftovers_collected(app: &TestApp) {
     blobs.put_bytes("uploads/0123abcd/staging-0-00000000", vec![7u8; 100].into()).await.unwrap();
     // A session with a staged chunk and a part, then expired.
     let expired_at = start_upload(app).await;
-    let big = vec![3u8; 6 * 1024 * 1024];
-    app.admin().patch(&expired_at).body(big).send().await.expect(202);
+    let part = vec![3u8; 6 * 1024 * 1024];
+    app.admin().patch(&expired_at).body(part).send().await.expect(202);
     let expired_id = expired_at.trim_end_matches('/').rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
     let mut session = meta.get(&format!("U#{expired_id}"), "META").await.unwrap().expect("session");
     let multipart = session.attrs["multipart"].as_str().expect("a part was written").to_owned();
@@ -566,6 +612,8 @@ async fn leftovers_collected(app: &TestApp) {
     let sep = if live_at.contains('?') { '&' } else { '?' };
     app.admin().put(&format!("{live_at}{sep}digest={}", digest_of(&whole))).body(tail).send().await.expect(201);
     served_exactly(app, "p/keep", &whole).await;
+    let got = app.admin().get("/v2/p/keep/manifests/big").send().await.expect(200);
+    assert_eq!(got.body.as_ref(), big.as_slice(), "the large manifest is whole");
     assert_eq!(push_image(app, "p/again", "v1", std::slice::from_ref(&orphan)).await.0, 201);
     served_exactly(app, "p/again", &orphan).await;
 }

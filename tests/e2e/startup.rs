@@ -108,7 +108,7 @@ fn aws_backend_after_migrate() {
         let (out, _) = run(dir.path(), &["migrate", "--backend", "aws"], &env, Duration::from_secs(120));
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "migrate round {round}: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(stdout.contains("schema version 4"), "{stdout}");
+        assert!(stdout.contains("schema version 5"), "{stdout}");
     }
 
     let server = Server::start(dir.path(), &["--backend", "aws"], &env);

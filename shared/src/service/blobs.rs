@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::blob::{ByteRange, ErrorKind, ObjectRead, keys as blob_keys};
-use crate::meta::{Condition, Write, keys, now_unix};
+use crate::meta::{Condition, Query, Write, keys, now_unix};
 use crate::oci::{Digest, RepoName};
 
 use super::record::{from_item, to_item};
@@ -258,6 +258,66 @@ impl Registry {
             }
         }
         Err(ServiceError::Conflict(format!("the link of {} kept changing; try again", info.digest)))
+    }
+}
+
+impl Registry {
+    /// Records the object of a manifest too large for its table item, so
+    /// that garbage collection never takes it for an orphan: a record
+    /// without a link count, which collection leaves alone. Refused while a
+    /// collection is deleting an object at that address.
+    pub(super) async fn record_manifest_body(&self, digest: &Digest, size: u64) -> ServiceResult<()> {
+        let (pk, sk) = keys::blob(digest);
+        let record = BlobRecord { size, created_at: now_unix(), links: None, deleting: 0 };
+        match self.meta.put(to_item(pk, sk, &record, "blob")?, Condition::NotExists).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is(ErrorKind::ConditionFailed) => match self.blob_record(digest).await? {
+                Some(b) if b.deleting != 0 => Err(ServiceError::Backend(crate::port::PortError::msg(
+                    crate::port::ErrorKind::Unavailable,
+                    format!("{digest} is being garbage collected; push the manifest again"),
+                ))),
+                _ => Ok(()),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Schema 5's migration: records the objects of the large manifests
+    /// stored before they were recorded (see [`Self::record_manifest_body`]).
+    /// Returns how many it recorded.
+    pub async fn record_manifest_bodies(&self) -> ServiceResult<u64> {
+        let mut recorded = 0;
+        for project in self.project_names().await? {
+            let (pk, _) = keys::project(&project);
+            for entry in self.meta.query_all(Query::table(pk, keys::REPOSITORY_PREFIX).keys_only()).await? {
+                let Some(repo) = keys::repository_name(&entry.sk).and_then(|n| RepoName::parse(n).ok()) else {
+                    continue;
+                };
+                let mut query = Query::table(keys::repo_partition(&repo), keys::ARTIFACT_PREFIX);
+                loop {
+                    let page = self.meta.query(query.clone()).await?;
+                    for item in page.items {
+                        if item.attrs.contains_key("body") {
+                            continue;
+                        }
+                        let Some(digest) = item.sk.strip_prefix(keys::ARTIFACT_PREFIX).and_then(|d| d.parse().ok())
+                        else {
+                            continue;
+                        };
+                        let size = item.i64("size").and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
+                        if self.blob_record(&digest).await?.is_none() {
+                            self.record_manifest_body(&digest, size).await?;
+                            recorded += 1;
+                        }
+                    }
+                    match page.next {
+                        Some(next) => query.cursor = Some(next),
+                        None => break,
+                    }
+                }
+            }
+        }
+        Ok(recorded)
     }
 }
 

@@ -305,6 +305,7 @@ impl Registry {
         let now = now_unix();
         let record = artifact_record(&keys::artifact(repo, &digest), &manifest, &bytes, now);
         if record.body.is_none() {
+            self.record_manifest_body(&digest, bytes.len() as u64).await?;
             self.blobs.put_bytes(&blob_keys::blob(&digest), bytes.clone()).await?;
         }
         self.ensure_repository(repo).await?;
