@@ -214,8 +214,15 @@ async fn collect(app: &TestApp, delete_untagged: bool, dry_run: bool) -> (i64, V
         let h: Value = app.admin().get(&format!("/api/v2.0/system/gc/{id}")).send().await.expect(200).json();
         (h["job_status"] == "Success").then_some(h)
     })
-    .await
-    .expect("the collection did not succeed");
+    .await;
+    let Some(done) = done else {
+        let h: Value = app.admin().get(&format!("/api/v2.0/system/gc/{id}")).send().await.json();
+        let log = app.admin().get(&format!("/api/v2.0/system/gc/{id}/log")).send().await.text();
+        let tasks = app.ctx().registry().tasks_of(id).await.unwrap();
+        let tasks: Vec<String> =
+            tasks.iter().map(|t| format!("{} {:?} {} {}", t.id, t.status, t.run_count, t.status_message)).collect();
+        panic!("the collection did not succeed: {h}\n{log}\n{tasks:#?}");
+    };
     (id, done)
 }
 

@@ -86,9 +86,17 @@ pub struct Execution {
     pub end_time: i64,
 }
 
-/// A new Harbor-style integer id.
+/// A new Harbor-style integer id: the time in milliseconds times 1,000
+/// plus a random part, and always above the last one this process made, so
+/// that ids made at once (a task's follow-ups, a thousand in a
+/// millisecond) never collide here; another process colliding is caught by
+/// the create-only write of what it names.
 pub fn new_id() -> i64 {
-    now_ms().saturating_mul(1000).saturating_add(i64::from(rand::random::<u16>() % 1000))
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let fresh = now_ms().saturating_mul(1000).saturating_add(i64::from(rand::random::<u16>() % 1000));
+    let prev = LAST.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| Some(fresh.max(last + 1))).unwrap_or(0);
+    fresh.max(prev + 1)
 }
 
 fn task_item(t: &TaskRecord) -> ServiceResult<Item> {
@@ -193,8 +201,16 @@ impl Registry {
         payloads: &[Value],
     ) -> ServiceResult<()> {
         for chunk in payloads.chunks(TASKS_PER_TRANSACTION) {
-            let (writes, messages) = self.task_writes_of(job_kind, queue, execution, chunk)?;
-            self.commit_with_messages(writes, messages).await?;
+            let mut attempts = 0;
+            loop {
+                let (writes, messages) = self.task_writes_of(job_kind, queue, execution, chunk)?;
+                match self.commit_with_messages(writes, messages).await {
+                    Ok(()) => break,
+                    // Another process made one of these ids: new ones.
+                    Err(e) if e.is(ErrorKind::ConditionFailed) && attempts < 3 => attempts += 1,
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
         Ok(())
     }
@@ -447,5 +463,15 @@ fn summarize(record: ExecutionRecord, tasks: &[TaskRecord]) -> Execution {
 impl Registry {
     async fn transact(&self, writes: Vec<Write>) -> ServiceResult<()> {
         self.meta.transact(writes).await.map_err(Into::into)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A task's follow-ups are made in one go: their ids never collide.
+    #[test]
+    fn ids_made_at_once_are_distinct_and_rising() {
+        let ids: Vec<i64> = (0..5000).map(|_| super::new_id()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
     }
 }

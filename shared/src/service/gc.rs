@@ -23,6 +23,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::blobs::{DELETING, LINKS};
@@ -78,6 +79,9 @@ impl GcTally {
         self.expired_items += other.expired_items;
     }
 }
+
+/// Links unlinked, or candidates collected, at once by one task.
+const IN_FLIGHT: usize = 16;
 
 /// The dry-run tally of one execution: per blob, the links it would lose.
 fn dry_tally(execution: i64, digest: &str) -> (String, String) {
@@ -191,6 +195,7 @@ impl Registry {
         }
         let referenced: BTreeSet<&String> =
             refs.iter().filter(|(d, _)| !gone.contains(*d)).flat_map(|(_, (b, _))| b.iter()).collect();
+        let mut unreferenced = Vec::new();
         for link in self.meta.query_all(Query::table(&partition, keys::BLOB_LINK_PREFIX)).await? {
             let Some(digest) = link.sk.strip_prefix(keys::BLOB_LINK_PREFIX).map(str::to_owned) else { continue };
             if referenced.contains(&digest) {
@@ -207,14 +212,23 @@ impl Registry {
                 continue;
             }
             let Ok(d) = digest.parse::<Digest>() else { continue };
+            unreferenced.push((d, touched));
+        }
+        // Several at once: their commits are shared (locally) or overlap.
+        let unlinks = futures::stream::iter(unreferenced).map(|(d, touched)| async move {
             if p.dry_run {
-                let (pk, sk) = dry_tally(execution, &digest);
+                let (pk, sk) = dry_tally(execution, &d.to_string());
                 let count = Write::Add { pk, sk, attr: "removed".to_owned(), delta: 1, cond: Condition::Always };
                 self.meta.transact(vec![count]).await?;
-            } else if !self.unlink_blob_if(repo, &d, Condition::at_most(TOUCHED_AT, touched)).await? {
-                continue;
+                return Ok(true);
             }
-            tally.unlinked += 1;
+            self.unlink_blob_if(repo, &d, Condition::at_most(TOUCHED_AT, touched)).await
+        });
+        let done: Vec<ServiceResult<bool>> = unlinks.buffer_unordered(IN_FLIGHT).collect().await;
+        for unlinked in done {
+            if unlinked? {
+                tally.unlinked += 1;
+            }
         }
         log.push(format!(
             "{repo}: {} untagged artifacts, {} unreferenced links{}",
@@ -243,11 +257,11 @@ impl Registry {
         let page = self.meta.query(query).await?;
         let next = (page.items.len() == limit).then(|| page.items.last().map(|i| i.sk.clone())).flatten();
         let mut counted = BTreeSet::new();
-        for c in page.items {
+        let collected = futures::stream::iter(page.items).map(|c| async move {
             if c.i64("since").unwrap_or(i64::MAX) >= cutoff {
-                continue;
+                return Ok(None);
             }
-            let Ok(digest) = c.sk.parse::<Digest>() else { continue };
+            let Ok(digest) = c.sk.parse::<Digest>() else { return Ok(None) };
             let blob = self.blob_record(&digest).await?;
             let stale = match &blob {
                 None => true,
@@ -258,16 +272,24 @@ impl Registry {
                 if !p.dry_run {
                     self.meta.delete(&c.pk, &c.sk, Condition::Always).await?;
                 }
-                continue;
+                return Ok(None);
             }
-            let Some(blob) = blob else { continue };
-            counted.insert(c.sk.clone());
+            let Some(blob) = blob else { return Ok(None) };
             if !p.dry_run && !self.collect_blob(&digest, blob.size, &c).await? {
-                continue;
+                return Ok(Some((c.sk, None)));
             }
-            log.push(format!("blob {digest} ({} bytes) deleted", blob.size));
-            tally.purged_blobs += 1;
-            tally.freed_space += blob.size;
+            Ok(Some((c.sk, Some((digest, blob.size)))))
+        });
+        let done: Vec<ServiceResult<Option<(String, Option<(Digest, u64)>)>>> =
+            collected.buffer_unordered(IN_FLIGHT).collect().await;
+        for outcome in done {
+            let Some((sk, deleted)) = outcome? else { continue };
+            counted.insert(sk);
+            if let Some((digest, size)) = deleted {
+                log.push(format!("blob {digest} ({size} bytes) deleted"));
+                tally.purged_blobs += 1;
+                tally.freed_space += size;
+            }
         }
         if p.dry_run && shard == 0 && next.is_none() {
             // The blobs whose every link the repository part would remove.
