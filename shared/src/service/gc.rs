@@ -80,6 +80,10 @@ impl GcTally {
     }
 }
 
+/// A candidate the sweep counted: its entry's sort key, and the blob it
+/// deleted (digest and size), if it did.
+type Swept = Option<(String, Option<(Digest, u64)>)>;
+
 /// Links unlinked, or candidates collected, at once by one task.
 const IN_FLIGHT: usize = 16;
 
@@ -280,13 +284,13 @@ impl Registry {
             }
             Ok(Some((c.sk, Some((digest, blob.size)))))
         });
-        let done: Vec<ServiceResult<Option<(String, Option<(Digest, u64)>)>>> =
-            collected.buffer_unordered(IN_FLIGHT).collect().await;
+        let done: Vec<ServiceResult<Swept>> = collected.buffer_unordered(IN_FLIGHT).collect().await;
         for outcome in done {
             let Some((sk, deleted)) = outcome? else { continue };
             counted.insert(sk);
             if let Some((digest, size)) = deleted {
-                log.push(format!("blob {digest} ({size} bytes) deleted"));
+                let done = if p.dry_run { "would be deleted" } else { "deleted" };
+                log.push(format!("blob {digest} ({size} bytes) {done}"));
                 tally.purged_blobs += 1;
                 tally.freed_space += size;
             }
@@ -383,7 +387,8 @@ impl Registry {
             if !p.dry_run && !self.collect_orphan(&digest, &object.key, object.size, cutoff).await? {
                 continue;
             }
-            log.push(format!("orphan object {} ({} bytes) deleted", object.key, object.size));
+            let done = if p.dry_run { "would be deleted" } else { "deleted" };
+            log.push(format!("orphan object {} ({} bytes) {done}", object.key, object.size));
             tally.purged_blobs += 1;
             tally.freed_space += object.size;
         }
@@ -470,7 +475,8 @@ impl Registry {
                     _ => {}
                 }
             }
-            log.push(format!("abandoned upload object {} ({} bytes) deleted", object.key, object.size));
+            let done = if p.dry_run { "would be deleted" } else { "deleted" };
+            log.push(format!("abandoned upload object {} ({} bytes) {done}", object.key, object.size));
             tally.upload_objects += 1;
             tally.freed_space += object.size;
         }
