@@ -1,10 +1,19 @@
 //! The embedded database file (redb) that the local `MetaStore` and `Queue`
 //! share: one file, `<data dir>/berth.redb`, opened once per process.
 //!
-//! redb transactions are serializable and a commit is durable (fsync) before
-//! it returns, so anything acknowledged survives a crash. All access runs on
-//! the blocking thread pool, a bounded number of readers and one writer at
-//! a time.
+//! redb transactions are serializable and a write is acknowledged only once
+//! it is durable (fsync), so anything acknowledged survives a crash. All
+//! access runs on the blocking thread pool, a bounded number of readers and
+//! one writer at a time.
+//!
+//! Writes are committed in groups: the writer whose turn comes runs every
+//! write queued meanwhile, each in a transaction of its own (so each sees
+//! the ones before it and fails alone), committing all but the last
+//! without an fsync and the last with one, which makes them all durable
+//! (redb's `Durability::None`); only then does each caller get its answer.
+//! Concurrent writers thus share one fsync instead of waiting for one
+//! each. A reader may see a write of the group a moment before it is
+//! durable, never before it is committed.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -36,6 +45,75 @@ pub struct LocalDb {
     /// a thread).
     readers: Arc<tokio::sync::Semaphore>,
     writer: Arc<tokio::sync::Mutex<()>>,
+    /// Writes waiting for the next group.
+    queued: Arc<std::sync::Mutex<Vec<QueuedWrite>>>,
+}
+
+/// A write waiting for its group: `run` does its work in the transaction it
+/// is given (or takes the error of not getting one) and says whether to
+/// commit; its `Answer` then gets whether the commit became durable. A
+/// write whose caller gave up (`gone`) is skipped.
+struct QueuedWrite {
+    run: Box<dyn FnOnce(PortResult<&redb::WriteTransaction>) -> (bool, Answer) + Send>,
+    gone: Box<dyn Fn() -> bool + Send>,
+}
+
+type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// Runs a group of writes (see the module): all but the last commit without
+/// an fsync; the last commits with one (or, when it did not commit, an
+/// empty transaction does), and only then are the committed ones answered.
+fn commit_group(db: &redb::Database, writes: Vec<QueuedWrite>) {
+    let writes: Vec<QueuedWrite> = writes.into_iter().filter(|w| !(w.gone)()).collect();
+    let count = writes.len();
+    let mut held: Vec<Answer> = Vec::new();
+    let mut last_durable = true;
+    for (i, write) in writes.into_iter().enumerate() {
+        let last = i + 1 == count;
+        let mut txn = match db.begin_write() {
+            Ok(t) => t,
+            Err(e) => {
+                let (_, answer) = (write.run)(Err(db_error(e)));
+                answer(Ok(()));
+                continue;
+            }
+        };
+        if !last {
+            // Refused, this one is durable on its own: no harm.
+            let _ = txn.set_durability(redb::Durability::None);
+        }
+        // A panic drops the caller's channel: it gets an error.
+        let Ok((commit, answer)) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (write.run)(Ok(&txn))))
+        else {
+            let _ = txn.abort();
+            continue;
+        };
+        if !commit {
+            let _ = txn.abort();
+            answer(Ok(()));
+            continue;
+        }
+        match txn.commit() {
+            Ok(()) => {
+                held.push(answer);
+                last_durable = last;
+            }
+            Err(e) => answer(Err(format!("commit: {e}"))),
+        }
+    }
+    if held.is_empty() {
+        return;
+    }
+    // The last write failed or wrote nothing: an empty durable commit makes
+    // the others durable.
+    let durable = if last_durable {
+        Ok(())
+    } else {
+        db.begin_write().map_err(redb::Error::from).and_then(|t| Ok(t.commit()?)).map_err(|e| format!("commit: {e}"))
+    };
+    for answer in held {
+        answer(durable.clone());
+    }
 }
 
 impl std::fmt::Debug for LocalDb {
@@ -71,36 +149,61 @@ impl LocalDb {
             db: Arc::new(db),
             readers: Arc::new(tokio::sync::Semaphore::new((16 * cores).max(32))),
             writer: Arc::new(tokio::sync::Mutex::new(())),
+            queued: Arc::new(std::sync::Mutex::new(Vec::new())),
         })
     }
 
     /// Runs `f` in a write transaction on the blocking pool and commits when
-    /// it returns `Ok`; an `Err` aborts, writing nothing.
+    /// it returns `Ok` (durably, before this returns); an `Err` aborts,
+    /// writing nothing. Concurrent writes share commits (see the module).
     pub async fn write<T, F>(&self, f: F) -> PortResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&redb::WriteTransaction) -> PortResult<T> + Send + 'static,
     {
-        let db = self.db.clone();
-        // The turn goes with the blocking task: a caller that gives up does
-        // not let the next writer in before this one is really done.
-        let turn = self.writer.clone().lock_owned().await;
-        tokio::task::spawn_blocking(move || {
-            let _turn = turn;
-            let txn = db.begin_write().map_err(db_error)?;
-            match f(&txn) {
-                Ok(v) => {
-                    txn.commit().map_err(db_error)?;
-                    Ok(v)
-                }
-                Err(e) => {
-                    txn.abort().map_err(db_error)?;
-                    Err(e)
+        let (tx, rx) = tokio::sync::oneshot::channel::<PortResult<T>>();
+        let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
+        let send = {
+            let tx = tx.clone();
+            move |r: PortResult<T>| {
+                if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
+                    let _ = tx.send(r);
                 }
             }
-        })
-        .await
-        .map_err(|e| PortError::new(ErrorKind::Internal, e))?
+        };
+        let run = move |txn: PortResult<&redb::WriteTransaction>| -> (bool, Answer) {
+            match txn.and_then(f) {
+                Ok(v) => (
+                    true,
+                    Box::new(move |durable: Result<(), String>| {
+                        send(durable.map(|()| v).map_err(|m| PortError::msg(ErrorKind::Internal, m)));
+                    }),
+                ),
+                Err(e) => (false, Box::new(move |_| send(Err(e)))),
+            }
+        };
+        let gone = move || tx.lock().map_or(true, |t| t.as_ref().is_none_or(tokio::sync::oneshot::Sender::is_closed));
+        if let Ok(mut q) = self.queued.lock() {
+            q.push(QueuedWrite { run: Box::new(run), gone: Box::new(gone) });
+        }
+        // The writer whose turn comes runs every queued write, this one
+        // included unless an earlier turn took it already.
+        let turn = self.writer.clone().lock_owned().await;
+        let group = self.queued.lock().map(|mut q| std::mem::take(&mut *q)).unwrap_or_default();
+        if group.is_empty() {
+            drop(turn);
+        } else {
+            let db = self.db.clone();
+            // The turn goes with the blocking task: a caller that gives up
+            // does not let the next writer in before this group is done.
+            tokio::task::spawn_blocking(move || {
+                let _turn = turn;
+                commit_group(&db, group);
+            })
+            .await
+            .map_err(|e| PortError::new(ErrorKind::Internal, e))?;
+        }
+        rx.await.unwrap_or_else(|_| Err(PortError::msg(ErrorKind::Internal, "a write transaction panicked")))
     }
 
     /// Runs `f` in a read transaction (a consistent snapshot) on the
@@ -137,6 +240,49 @@ mod tests {
                     .count()
             })
             .unwrap_or(0)
+    }
+
+    /// Writes at once share commits but not fates: each sees the ones
+    /// before it, a failing one changes nothing, and every acknowledged one
+    /// is there after reopening. (No write here panics: a backtrace's
+    /// symbols would swell the process under the memory tests beside it.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn grouped_writes_each_commit_or_fail_alone() {
+        use redb::ReadableTable;
+        const COUNTER: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("counter");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.redb");
+        let db = LocalDb::open(&path).unwrap();
+        let writes = (0..300).map(|i| {
+            let db = db.clone();
+            async move {
+                db.write(move |txn| {
+                    let mut t = txn.open_table(COUNTER).map_err(db_error)?;
+                    let n = t.get("n").map_err(db_error)?.map_or(0, |v| v.value());
+                    t.insert("n", n + 1).map_err(db_error)?;
+                    match i % 10 {
+                        // Fails after writing: its increment must not stay.
+                        3 => Err(PortError::msg(ErrorKind::ConditionFailed, "refused")),
+                        7 => Err(PortError::msg(ErrorKind::Internal, "broken")),
+                        _ => Ok(n + 1),
+                    }
+                })
+                .await
+            }
+        });
+        let results = futures::future::join_all(writes).await;
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 240);
+        assert_eq!(results.iter().filter(|r| r.as_ref().is_err_and(|e| e.is(ErrorKind::ConditionFailed))).count(), 30);
+        let mut seen: Vec<u64> = results.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (1..=240).collect::<Vec<u64>>(), "each saw the ones before it");
+        drop(db);
+        let db = LocalDb::open(&path).unwrap();
+        let n = db
+            .read(|txn| Ok(txn.open_table(COUNTER).map_err(db_error)?.get("n").map_err(db_error)?.map(|v| v.value())))
+            .await
+            .unwrap();
+        assert_eq!(n, Some(240));
     }
 
     /// Thousands of transactions at once take turns: no more than the
