@@ -205,6 +205,14 @@ async fn stored(app: &TestApp, bytes: &[u8]) -> bool {
     app.ctx().blobs.head(&berth::blob::keys::blob(&digest)).await.is_ok()
 }
 
+/// An app whose collections take everything unreferenced at once.
+fn zero_window() -> crate::support::app::TestAppBuilder {
+    crate::support::app::TestAppBuilder::default().config(|c| {
+        c.queue.max_attempts = 3;
+        c.gc.time_window_secs = 0;
+    })
+}
+
 /// Runs a collection through the API and waits for it: its history entry.
 async fn collect(app: &TestApp, delete_untagged: bool, dry_run: bool) -> (i64, Value) {
     let body = serde_json::json!({"schedule": {"type": "Manual"},
@@ -228,13 +236,7 @@ async fn collect(app: &TestApp, delete_untagged: bool, dry_run: bool) -> (i64, V
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_collection_frees_what_nothing_references_and_its_dry_run_says_so_first() {
-    let app = crate::support::app::TestAppBuilder::default()
-        .config(|c| {
-            c.queue.max_attempts = 3;
-            c.gc.time_window_secs = 0;
-        })
-        .local()
-        .await;
+    let app = zero_window().local().await;
     let _workers = app.run_workers();
     app.create_project("p", false).await;
     let (la, lb, lk, lu) = (layer("a"), layer("b"), layer("k"), layer("u"));
@@ -507,26 +509,13 @@ async fn race(app: &TestApp, rounds: usize) {
 /// counts the same and touches nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_collection_removes_orphans_abandoned_uploads_and_expired_items() {
-    let app = crate::support::app::TestAppBuilder::default()
-        .config(|c| {
-            c.queue.max_attempts = 3;
-            c.gc.time_window_secs = 0;
-        })
-        .local()
-        .await;
+    let app = zero_window().local().await;
     leftovers_collected(&app).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_collection_removes_orphans_abandoned_uploads_and_expired_items_on_the_emulator() {
-    let Some(app) = crate::support::app::TestAppBuilder::default()
-        .config(|c| {
-            c.queue.max_attempts = 3;
-            c.gc.time_window_secs = 0;
-        })
-        .aws("gc-leftovers")
-        .await
-    else {
+    let Some(app) = zero_window().aws("gc-leftovers").await else {
         return;
     };
     leftovers_collected(&app).await;
