@@ -54,10 +54,11 @@ pub struct LocalDb {
 /// commit; its `Answer` then gets whether the commit became durable. A
 /// write whose caller gave up (`gone`) is skipped.
 struct QueuedWrite {
-    run: Box<dyn FnOnce(PortResult<&redb::WriteTransaction>) -> (bool, Answer) + Send>,
+    run: RunWrite,
     gone: Box<dyn Fn() -> bool + Send>,
 }
 
+type RunWrite = Box<dyn FnOnce(PortResult<&redb::WriteTransaction>) -> (bool, Answer) + Send>;
 type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 /// Runs a group of writes (see the module): all but the last commit without
