@@ -484,5 +484,16 @@ mod tests {
         let tasks = reg.tasks_of(x).await.unwrap();
         assert_eq!(tasks.len(), 2 + 34);
         assert!(tasks[..2].iter().all(|t| t.status == Status::Success && t.run_count == 1), "{tasks:?}");
+        // A part delivered twice runs once and queues no second page.
+        reg.events().flush().await;
+        let parts = queue.receive(queue::JOBS, 10, Duration::from_secs(60), Duration::ZERO).await.unwrap();
+        assert!(!parts.is_empty());
+        assert_eq!(worker.handle(queue::JOBS, &parts[0]).await, Handled::Done);
+        assert_eq!(worker.handle(queue::JOBS, &parts[0]).await, Handled::Done);
+        let tasks = reg.tasks_of(x).await.unwrap();
+        assert_eq!(tasks.len(), 2 + 34, "one page each: no follow-up");
+        let ran: Vec<_> = tasks.iter().filter(|t| t.status == Status::Success).collect();
+        assert_eq!(ran.len(), 3, "{tasks:?}");
+        assert!(ran.iter().all(|t| t.run_count == 1), "{tasks:?}");
     }
 }
