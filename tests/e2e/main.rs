@@ -18,6 +18,7 @@ mod harbor_api;
 mod identity;
 mod immutability;
 mod jobservice;
+mod labels;
 mod ldap;
 mod oci_conformance;
 mod oidc;

@@ -8,6 +8,7 @@
 //! id counters                   SYS                      COUNTERS
 //! token signing key             SYS                      TOKEN_KEY
 //! system settings               SYS                      CONFIG
+//! system CVE allowlist          SYS                      CVE_ALLOWLIST
 //! account epoch                 SYS                      ACCOUNTS
 //! list counter (sharded)        N#<list>                 <shard 0..3>
 //! user                          USR#<name>               META
@@ -39,6 +40,7 @@
 //! tag of an artifact            R#<repository>           D#<digest>#<tag>
 //! blob link (repo may read)     R#<repository>           L#<digest>
 //! referrer                      R#<repository>           F#<subject digest>#<digest>
+//! label on an artifact          R#<repository>           LB#<digest>#<label id, 12 digits>
 //! blob                          B#<digest>               META
 //! blob with no link (GC)        GCC#<shard 0..15>        <digest>
 //! a collection's marking (TTL)  GCB#<execution>          COUNT | PLANNED | PLAN#<page> | DONE#<page> | PARTS
@@ -64,6 +66,10 @@
 //! job queue paused              JQS                      <job type>
 //! worker pool (TTL)             POOLS                    <pool id>
 //! event handled (TTL)           EVT#<event id>#<consumer> DONE
+//! label                         LBL#<id>                 META
+//! label name (unique per scope) LBLN#<project id, 0: global>#<name> META
+//! label list entry              LABELS#g | LABELS#p#<project id> <id, 12 digits>
+//! artifact carrying a label     LBLU#<label id>          <repository>@<digest>
 //! ```
 //! A repository's tags, manifests, links and referrers share one partition,
 //! so each listing is one query by sort-key prefix. Lists the API pages
@@ -153,6 +159,47 @@ pub fn group_entry(id: i64) -> Key {
     (GROUPS.to_owned(), format!("{id:012}"))
 }
 
+pub fn label(id: i64) -> Key {
+    (format!("LBL#{id}"), "META".to_owned())
+}
+
+/// Reserves a label's name in its scope (`project_id` 0: global).
+pub fn label_name(project_id: i64, name: &str) -> Key {
+    (format!("LBLN#{project_id}#{name}"), "META".to_owned())
+}
+
+/// The partition listing the global labels, or a project's.
+pub fn label_list(project_id: Option<i64>) -> String {
+    match project_id {
+        None => "LABELS#g".to_owned(),
+        Some(id) => format!("LABELS#p#{id}"),
+    }
+}
+
+pub fn label_entry(project_id: Option<i64>, id: i64) -> Key {
+    (label_list(project_id), format!("{id:012}"))
+}
+
+/// The prefix of an artifact's label links in its repository's partition.
+pub fn artifact_labels_prefix(digest: &Digest) -> String {
+    format!("LB#{digest}#")
+}
+
+/// A label on an artifact.
+pub fn artifact_label(repo: &RepoName, digest: &Digest, label_id: i64) -> Key {
+    (repo_partition(repo), format!("{}{label_id:012}", artifact_labels_prefix(digest)))
+}
+
+/// The partition of the artifacts a label is on (so deleting the label
+/// finds them).
+pub fn label_uses(label_id: i64) -> String {
+    format!("LBLU#{label_id}")
+}
+
+pub fn label_use(label_id: i64, repo: &RepoName, digest: &Digest) -> Key {
+    (label_uses(label_id), format!("{repo}@{digest}"))
+}
+
 /// A robot account, by its name without the configurable prefix.
 pub fn robot(name: &str) -> Key {
     (format!("ROB#{name}"), "META".to_owned())
@@ -202,6 +249,11 @@ pub fn settings() -> (&'static str, &'static str) {
     ("SYS", "CONFIG")
 }
 
+/// The system's CVE allowlist.
+pub fn system_cve_allowlist() -> (&'static str, &'static str) {
+    ("SYS", "CVE_ALLOWLIST")
+}
+
 /// The counter every account change adds to, so that replicas forget the
 /// credentials they remember.
 pub fn account_epoch() -> (&'static str, &'static str) {
@@ -232,6 +284,8 @@ pub enum Counted<'a> {
     /// The webhook policies of a project, by name.
     WebhookPolicies(&'a str),
     Schedules,
+    /// The global labels (`None`) or a project's, by project id.
+    Labels(Option<i64>),
     /// Not a list: the bytes of every blob stored once (its shards sum
     /// sizes, not entries).
     StoredBytes,
@@ -258,6 +312,8 @@ pub fn counter(list: Counted<'_>) -> String {
         Counted::Executions(kind, vendor) => format!("N#executions#{kind}#{vendor}"),
         Counted::WebhookPolicies(project) => format!("N#webhooks#{project}"),
         Counted::Schedules => "N#schedules".to_owned(),
+        Counted::Labels(None) => "N#labels#g".to_owned(),
+        Counted::Labels(Some(id)) => format!("N#labels#p#{id}"),
         Counted::StoredBytes => "N#stored-bytes".to_owned(),
         Counted::Artifacts(repo) => format!("N#artifacts#{repo}"),
     }

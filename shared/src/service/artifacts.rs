@@ -73,6 +73,8 @@ pub struct ArtifactInfo {
     pub tags: Vec<TagInfo>,
     /// How many tags it has.
     pub tag_count: u64,
+    /// Which push of the digest this is (ms): what its labels are of.
+    pub push_stamp: i64,
 }
 
 /// The filters of an artifact listing, from Harbor's `q`: a `digest` or a
@@ -83,17 +85,21 @@ pub struct ArtifactFilter {
     pub digest: Option<Match>,
     pub tags: Option<Match>,
     pub kind: Option<Match>,
+    /// Label ids (Harbor's `labels=(1 2)`: all of them).
+    pub labels: Option<Match>,
 }
 
 impl ArtifactFilter {
     fn is_empty(&self) -> bool {
-        self.digest.is_none() && self.tags.is_none() && self.kind.is_none()
+        self.digest.is_none() && self.tags.is_none() && self.kind.is_none() && self.labels.is_none()
     }
 
-    fn keeps(&self, a: &ArtifactInfo) -> bool {
+    fn keeps(&self, a: &ArtifactInfo, label_ids: &[i64]) -> bool {
+        let ids: Vec<String> = label_ids.iter().map(i64::to_string).collect();
         self.digest.as_ref().is_none_or(|m| m.matches(&a.digest.to_string()))
-            && self.tags.as_ref().is_none_or(|m| a.tags.iter().any(|t| m.matches(&t.name)))
+            && self.tags.as_ref().is_none_or(|m| m.matches_any_of(a.tags.iter().map(|t| t.name.as_str())))
             && self.kind.as_ref().is_none_or(|m| m.matches(a.kind()))
+            && self.labels.as_ref().is_none_or(|m| m.matches_any_of(ids.iter().map(String::as_str)))
     }
 }
 
@@ -322,6 +328,7 @@ impl Registry {
             push_time: record.pushed_at,
             pull_time: record.pull_time,
             tag_count: u64::try_from(record.tag_count).unwrap_or(0),
+            push_stamp: super::labels::stamp_of(&record),
             digest,
             manifest,
             tags,
@@ -375,7 +382,8 @@ impl Registry {
         if let Some(reference) = exact {
             let found = match reference {
                 Some(r) => match self.artifact(repo, &r).await {
-                    Ok(a) => Some(a).filter(|a| filter.keeps(a)),
+                    Ok(a) if self.filter_keeps(repo, filter, &a).await? => Some(a),
+                    Ok(_) => None,
                     Err(ServiceError::ManifestUnknown(_)) => None,
                     Err(e) => return Err(e),
                 },
@@ -399,7 +407,7 @@ impl Registry {
         loop {
             let page = self.meta.query(query.clone()).await?;
             for a in self.artifacts_of(repo, &page.items).await? {
-                if filter.keeps(&a) {
+                if self.filter_keeps(repo, filter, &a).await? {
                     if total >= skip && items.len() < req.size {
                         items.push(a);
                     }
@@ -412,6 +420,16 @@ impl Registry {
             }
         }
         Ok(Listing { items, total, next: None })
+    }
+
+    /// Whether an artifact passes a filter (reading its labels when the
+    /// filter tests them).
+    async fn filter_keeps(&self, repo: &RepoName, filter: &ArtifactFilter, a: &ArtifactInfo) -> ServiceResult<bool> {
+        let ids = match filter.labels {
+            Some(_) => self.artifact_label_ids(repo, &a.digest, a.push_stamp).await?,
+            None => Vec::new(),
+        };
+        Ok(filter.keeps(a, &ids))
     }
 
     /// The artifacts of push-order entries, in their order (one deleted

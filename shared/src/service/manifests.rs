@@ -670,7 +670,7 @@ impl Registry {
                 Vec::new()
             };
             match self.commit_with_events(writes, events).await {
-                Ok(()) if last => return Ok(()),
+                Ok(()) if last => return self.sweep_artifact_labels(repo, digest).await,
                 Ok(()) => {}
                 // A tag moved meanwhile: read again.
                 Err(e) if e.is(ErrorKind::ConditionFailed) => {

@@ -18,12 +18,14 @@
 pub mod artifacts;
 pub mod audit;
 pub mod blobs;
+pub mod cve_allowlist;
 pub mod error;
 pub mod executions;
 pub mod gc;
 pub mod groups;
 pub mod immutability;
 pub mod jobqueues;
+pub mod labels;
 pub mod manifests;
 pub mod members;
 pub mod oidc;

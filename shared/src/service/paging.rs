@@ -89,7 +89,13 @@ pub enum Match {
     Exact(String),
     Fuzzy(String),
     AnyOf(Vec<String>),
-    Range { min: Option<String>, max: Option<String> },
+    /// Every one of the values (Harbor's `k=(v1 v2)`): of a field with one
+    /// value, only when they are all that value.
+    AllOf(Vec<String>),
+    Range {
+        min: Option<String>,
+        max: Option<String>,
+    },
 }
 
 impl Match {
@@ -98,6 +104,7 @@ impl Match {
             Self::Exact(v) => value == v,
             Self::Fuzzy(v) => value.to_lowercase().contains(&v.to_lowercase()),
             Self::AnyOf(vs) => vs.iter().any(|v| v == value),
+            Self::AllOf(vs) => vs.iter().all(|v| v == value),
             Self::Range { min, max } => {
                 let num = |s: &str| s.parse::<i64>().ok();
                 let within = |bound: &str, below: bool| match (num(value), num(bound)) {
@@ -118,6 +125,15 @@ impl Match {
                 };
                 min.as_deref().is_none_or(|m| within(m, true)) && max.as_deref().is_none_or(|m| within(m, false))
             }
+        }
+    }
+
+    /// Whether a field holding several `values` passes: an exact value or
+    /// each of an `AllOf` among them, any of an `AnyOf`.
+    pub fn matches_any_of<'a>(&self, mut values: impl Iterator<Item = &'a str> + Clone) -> bool {
+        match self {
+            Self::AllOf(vs) => vs.iter().all(|v| values.clone().any(|x| x == v)),
+            _ => values.any(|x| self.matches(x)),
         }
     }
 

@@ -67,6 +67,9 @@ pub struct Project {
     pub storage_limit: i64,
     pub creation_time: i64,
     pub update_time: i64,
+    /// The project's own CVE allowlist (used unless `reuse_sys_cve_allowlist`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cve_allowlist: Option<super::cve_allowlist::CveAllowlist>,
 }
 
 impl Project {
@@ -82,6 +85,7 @@ pub struct NewProject {
     pub public: Option<bool>,
     pub metadata: BTreeMap<String, String>,
     pub storage_limit: Option<i64>,
+    pub cve_allowlist: Option<super::cve_allowlist::CveAllowlist>,
 }
 
 /// Who creates a project: it becomes its owner and first ProjectAdmin
@@ -290,6 +294,11 @@ impl Registry {
             storage_limit,
             creation_time: now,
             update_time: now,
+            cve_allowlist: new.cve_allowlist.clone().map(|l| super::cve_allowlist::CveAllowlist {
+                creation_time: now,
+                update_time: now,
+                ..l
+            }),
         };
         let (ipk, isk) = keys::project_id(id);
         let admin = super::members::Member {
@@ -487,6 +496,27 @@ impl Registry {
         .await
     }
 
+    /// Replaces a project's own CVE allowlist.
+    pub async fn set_project_cve_allowlist(
+        &self,
+        r: &ProjectRef,
+        list: super::cve_allowlist::CveAllowlist,
+    ) -> ServiceResult<Project> {
+        let now = now_unix();
+        self.change_project(r, |project| {
+            let created = project.cve_allowlist.as_ref().map_or(now, |l| l.creation_time);
+            let next = super::cve_allowlist::CveAllowlist { creation_time: created, update_time: now, ..list.clone() };
+            let same = project
+                .cve_allowlist
+                .as_ref()
+                .is_some_and(|l| l.items == next.items && l.expires_at == next.expires_at);
+            if !same {
+                project.cve_allowlist = Some(next);
+            }
+        })
+        .await
+    }
+
     /// Removes one metadata key of a project (a project without `public`
     /// is private).
     pub async fn remove_project_metadata(&self, r: &ProjectRef, key: &str) -> ServiceResult<Project> {
@@ -558,6 +588,7 @@ impl Registry {
         }
         self.delete_project_members(&project).await?;
         self.delete_project_robots(&project).await?;
+        self.delete_project_labels(project.project_id).await?;
         self.delete_project_policies(&project).await
     }
 

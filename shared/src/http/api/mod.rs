@@ -13,10 +13,12 @@
 
 mod audit;
 mod configurations;
+mod cve_allowlist;
 mod gc;
 mod immutability;
 mod jobs;
 mod jobservice;
+mod labels;
 mod ldap;
 mod members;
 mod oidc_ping;
@@ -88,6 +90,17 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}",
             get(repositories::get_artifact).delete(repositories::delete_artifact),
         )
+        .route(
+            "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/labels",
+            post(labels::add_to_artifact),
+        )
+        .route(
+            "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/labels/{label_id}",
+            axum::routing::delete(labels::remove_from_artifact),
+        )
+        .route("/system/CVEAllowlist", get(cve_allowlist::get).put(cve_allowlist::put))
+        .route("/labels", get(labels::list).post(labels::create))
+        .route("/labels/{label_id}", get(labels::get).put(labels::update).delete(labels::delete))
         .route(
             "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/tags",
             get(repositories::list_tags).post(repositories::create_tag),
@@ -431,9 +444,9 @@ pub fn parse_q(q: Option<&str>) -> Result<BTreeMap<String, Match>, ApiError> {
         } else if let Some(inner) = v.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
             Match::AnyOf(words(inner))
         } else if let Some(inner) = v.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
-            match words(inner).as_slice() {
-                [one] => Match::Exact(one.clone()),
-                _ => return Err(ApiError::bad_request(format!("{k}: only one value can be required of all"))),
+            match words(inner) {
+                w if w.len() == 1 => Match::Exact(w[0].clone()),
+                w => Match::AllOf(w),
             }
         } else if let Some(inner) = v.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
             let (min, max) = inner

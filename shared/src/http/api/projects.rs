@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
+use super::cve_allowlist::{self, AllowlistBody, AllowlistView};
 use super::{ApiError, ApiResult, Body, Caller, PREFIX, Paging, created, parse_q, query_bool, rfc3339};
 use crate::auth::{On, ProjectAccess, Subject};
 use crate::http::state::AppState;
@@ -41,6 +42,8 @@ pub struct CreateBody {
     storage_limit: Option<i64>,
     #[serde(default)]
     registry_id: Option<i64>,
+    #[serde(default)]
+    cve_allowlist: Option<AllowlistBody>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,16 +54,8 @@ pub struct UpdateBody {
     metadata: Option<BTreeMap<String, String>>,
     #[serde(default)]
     storage_limit: Option<i64>,
-}
-
-/// Harbor's `CVEAllowlist` of a project (no items until scanning lands).
-#[derive(Debug, Serialize)]
-struct CveAllowlist {
-    id: i64,
-    project_id: i64,
-    items: [(); 0],
-    creation_time: String,
-    update_time: String,
+    #[serde(default)]
+    cve_allowlist: Option<AllowlistBody>,
 }
 
 /// Harbor's `Project`, as the caller sees it.
@@ -79,7 +74,7 @@ pub struct ProjectView {
     current_user_role_ids: Vec<i64>,
     repo_count: u64,
     metadata: BTreeMap<String, String>,
-    cve_allowlist: CveAllowlist,
+    cve_allowlist: AllowlistView,
 }
 
 fn project_view(p: Project, repo_count: u64, caller: &Caller, access: &ProjectAccess) -> ProjectView {
@@ -99,13 +94,7 @@ fn project_view(p: Project, repo_count: u64, caller: &Caller, access: &ProjectAc
         current_user_role_ids: roles,
         repo_count,
         metadata: p.metadata,
-        cve_allowlist: CveAllowlist {
-            id: p.project_id,
-            project_id: p.project_id,
-            items: [],
-            creation_time: rfc3339(p.creation_time),
-            update_time: rfc3339(p.update_time),
-        },
+        cve_allowlist: cve_allowlist::view(p.cve_allowlist.as_ref(), p.project_id, p.creation_time, p.update_time),
     }
 }
 
@@ -235,6 +224,7 @@ pub async fn create(
         public: body.public,
         metadata: body.metadata.unwrap_or_default(),
         storage_limit: body.storage_limit,
+        cve_allowlist: body.cve_allowlist.map(AllowlistBody::into_list).transpose()?,
     };
     // A robot's projects belong to the administrator, as in Harbor.
     let owner = match &caller.0 {
@@ -265,7 +255,12 @@ pub async fn update(
 ) -> ApiResult {
     project_for(&state, &caller, &r, (Res::Project, Act::Update)).await?;
     let metadata = body.metadata.unwrap_or_default();
-    caller.registry(&state).update_project(&r, body.public, metadata, body.storage_limit, caller.is_sysadmin()).await?;
+    let allowlist = body.cve_allowlist.map(AllowlistBody::into_list).transpose()?;
+    let registry = caller.registry(&state);
+    registry.update_project(&r, body.public, metadata, body.storage_limit, caller.is_sysadmin()).await?;
+    if let Some(list) = allowlist {
+        registry.set_project_cve_allowlist(&r, list).await?;
+    }
     Ok(StatusCode::OK.into_response())
 }
 

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
+use super::labels::LabelView;
 use super::{ApiError, ApiResult, Body, Caller, PREFIX, Paging, parse_q, query_bool, rfc3339};
 use crate::auth::On;
 use crate::http::state::AppState;
@@ -54,13 +55,17 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RepoPath {
 }
 
 impl RepoPath {
-    fn reference(&self) -> ApiResult<Reference> {
+    pub(super) fn repo(&self) -> &RepoName {
+        &self.repo
+    }
+
+    pub(super) fn reference(&self) -> ApiResult<Reference> {
         let raw = self.reference.as_deref().unwrap_or_default();
         raw.parse::<Reference>().map_err(|_| ApiError::bad_request(format!("invalid reference {raw:?}")))
     }
 
     /// The project, after checking `perm` in it.
-    async fn require(&self, state: &AppState, caller: &Caller, perm: (Res, Act)) -> ApiResult<Project> {
+    pub(super) async fn require(&self, state: &AppState, caller: &Caller, perm: (Res, Act)) -> ApiResult<Project> {
         let project = state.registry.project(&ProjectRef::Name(self.project.clone())).await?;
         caller.require_in(state, &project, perm).await?;
         Ok(project)
@@ -75,6 +80,7 @@ pub struct ListQuery {
     sort: Option<String>,
     q: Option<String>,
     with_tag: Option<String>,
+    with_label: Option<String>,
     with_immutable_status: Option<String>,
 }
 
@@ -100,11 +106,28 @@ impl ListQuery {
         }
     }
 
+    /// Each artifact's labels when `with_label` asks for them (Harbor
+    /// shows none otherwise).
+    async fn labels(
+        &self,
+        state: &AppState,
+        repo: &RepoName,
+        items: &[ArtifactInfo],
+    ) -> ApiResult<Vec<Vec<LabelView>>> {
+        if !self.with_label.as_deref().is_some_and(query_bool) {
+            return Ok(items.iter().map(|_| Vec::new()).collect());
+        }
+        let reads = items.iter().map(|a| state.registry.artifact_labels(repo, &a.digest, a.push_stamp));
+        let found = futures::future::try_join_all(reads).await?;
+        Ok(found.into_iter().map(|ls| ls.into_iter().map(LabelView::from).collect()).collect())
+    }
+
     fn rest(&self) -> Vec<(&str, &str)> {
         [
             ("q", &self.q),
             ("sort", &self.sort),
             ("with_tag", &self.with_tag),
+            ("with_label", &self.with_label),
             ("with_immutable_status", &self.with_immutable_status),
         ]
         .into_iter()
@@ -225,7 +248,7 @@ struct ArtifactView {
     references: Vec<ReferenceView>,
     tags: Option<Vec<TagView>>,
     addition_links: BTreeMap<String, String>,
-    labels: [(); 0],
+    labels: Vec<LabelView>,
     scan_overview: Option<()>,
     accessories: Option<()>,
 }
@@ -236,6 +259,7 @@ fn artifact_view(
     project_id: i64,
     with_tags: bool,
     rules: Option<&Immutability>,
+    labels: Vec<LabelView>,
 ) -> ArtifactView {
     let id = stable_id(&format!("{repo}@{}", a.digest));
     let references = a
@@ -275,7 +299,7 @@ fn artifact_view(
         references,
         tags: with_tags.then(|| a.tags.iter().map(|t| tag_view(t, repo, rules)).collect()),
         addition_links: BTreeMap::new(),
-        labels: [],
+        labels,
         scan_overview: None,
         accessories: None,
     }
@@ -413,15 +437,22 @@ pub async fn list_artifacts(
     let project = path.require(&state, &caller, (Res::Artifact, Act::List)).await?;
     let with_tags = q.with_tag.as_deref().is_none_or(query_bool);
     let mut terms = parse_q(q.q.as_deref())?;
-    let filter =
-        ArtifactFilter { digest: terms.remove("digest"), tags: terms.remove("tags"), kind: terms.remove("type") };
+    let filter = ArtifactFilter {
+        digest: terms.remove("digest"),
+        tags: terms.remove("tags"),
+        kind: terms.remove("type"),
+        labels: terms.remove("labels").or_else(|| terms.remove("label_id")),
+    };
     let listing = match state.registry.list_artifacts(&path.repo, &filter, &paging.0).await {
         Err(crate::service::ServiceError::NotFound(_)) => Listing { items: Vec::new(), total: 0, next: None },
         other => other?,
     };
     let base = format!("/projects/{}/repositories/{}/artifacts", project.name, encode_twice(&path.repo));
     let rules = q.immutability(&state, &project.name).await?;
-    let views = listing.map(|a| artifact_view(&a, &path.repo, project.project_id, with_tags, rules.as_ref()));
+    let mut labels = q.labels(&state, &path.repo, &listing.items).await?.into_iter();
+    let views = listing.map(|a| {
+        artifact_view(&a, &path.repo, project.project_id, with_tags, rules.as_ref(), labels.next().unwrap_or_default())
+    });
     Ok(paging.respond(&base, &q.rest(), views))
 }
 
@@ -442,7 +473,9 @@ pub async fn get_artifact(
     let artifact = state.registry.artifact(&path.repo, &path.reference()?).await?;
     let with_tags = q.with_tag.as_deref().is_none_or(query_bool);
     let rules = q.immutability(&state, &project.name).await?;
-    Ok(Json(artifact_view(&artifact, &path.repo, project.project_id, with_tags, rules.as_ref())).into_response())
+    let labels = q.labels(&state, &path.repo, std::slice::from_ref(&artifact)).await?.pop().unwrap_or_default();
+    let view = artifact_view(&artifact, &path.repo, project.project_id, with_tags, rules.as_ref(), labels);
+    Ok(Json(view).into_response())
 }
 
 pub async fn delete_artifact(State(state): State<Arc<AppState>>, caller: Caller, path: RepoPath) -> ApiResult {
