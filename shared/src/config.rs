@@ -30,6 +30,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub log: LogConfig,
     pub gc: GcConfig,
+    pub metric: MetricConfig,
 }
 
 impl Default for Config {
@@ -45,6 +46,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             log: LogConfig::default(),
             gc: GcConfig::default(),
+            metric: MetricConfig::default(),
         }
     }
 }
@@ -161,6 +163,23 @@ pub struct GcConfig {
 impl Default for GcConfig {
     fn default() -> Self {
         Self { time_window_secs: 7200 }
+    }
+}
+
+/// Prometheus metrics, as Harbor's `metric` settings: served on their own
+/// port of the listen address (`BERTH_METRIC_ENABLED`, `BERTH_METRIC_PORT`,
+/// `BERTH_METRIC_PATH`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricConfig {
+    pub enabled: bool,
+    pub port: u16,
+    pub path: String,
+}
+
+impl Default for MetricConfig {
+    fn default() -> Self {
+        Self { enabled: false, port: 9090, path: "/metrics".to_owned() }
     }
 }
 
@@ -322,6 +341,12 @@ impl Config {
         }
         if !self.aws.table.is_empty() && !valid_name(&self.aws.table, 3, 255, "_.-") {
             return bad("aws.table", "not a valid DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)");
+        }
+        if !self.metric.path.starts_with('/') || self.metric.path.len() < 2 {
+            return bad("metric.path", "a path such as /metrics");
+        }
+        if self.metric.enabled && self.metric.port == self.server.listen.port() {
+            return bad("metric.port", "must differ from the port of server.listen");
         }
         if !valid_name(&self.aws.queue_prefix, 0, 60, "_-") {
             return bad("aws.queue_prefix", "SQS names take only A-Z a-z 0-9 _ - (at most 60 here)");

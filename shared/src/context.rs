@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::metrics::ports::{TimedBlobStore, TimedMetaStore, TimedQueue};
 use crate::auth::token::TokenKeys;
 use crate::blob::BlobStore;
 use crate::blob::fs::FsBlobStore;
@@ -50,6 +51,9 @@ impl AppContext {
         let ctx = match config.backend {
             Backend::Local => {
                 let (blobs, meta, queue) = open_local(&config).await?;
+                let blobs = TimedBlobStore::wrap(blobs, "filesystem");
+                let meta = TimedMetaStore::wrap(meta, "localdb");
+                let queue = TimedQueue::wrap(queue, "localqueue");
                 let token_keys = token_keys(&config, meta.as_ref()).await?;
                 crate::migrate::apply_local(&config, &blobs, &meta, &queue).await?;
                 let events = Arc::new(EventBus::new(meta.clone(), queue.clone()));
@@ -66,9 +70,11 @@ impl AppContext {
                 q.map_err(startup("SQS queues"))?;
                 crate::migrate::check_version(&meta).await?;
                 let token_keys = token_keys(&config, &meta).await?;
-                let (meta, queue): (Arc<dyn MetaStore>, Arc<dyn Queue>) = (Arc::new(meta), Arc::new(queue));
+                let meta = TimedMetaStore::wrap(Arc::new(meta), "dynamodb");
+                let queue = TimedQueue::wrap(Arc::new(queue), "sqs");
+                let blobs = TimedBlobStore::wrap(Arc::new(blobs), "s3aws");
                 let events = Arc::new(EventBus::new(meta.clone(), queue.clone()));
-                Self::assemble(config, Arc::new(blobs), meta, queue, token_keys, events)
+                Self::assemble(config, blobs, meta, queue, token_keys, events)
             }
         };
         Ok(Arc::new(ctx))

@@ -15,6 +15,7 @@ pub mod http;
 pub mod jobs;
 pub mod localdb;
 pub mod meta;
+pub mod metrics;
 pub mod migrate;
 pub mod oci;
 pub mod port;

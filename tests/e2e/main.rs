@@ -20,6 +20,7 @@ mod immutability;
 mod jobservice;
 mod labels;
 mod ldap;
+mod metrics;
 mod oci_conformance;
 mod oidc;
 mod permissions;

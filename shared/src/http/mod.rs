@@ -6,6 +6,7 @@
 //! errors to the protocol's error body; they hold no registry rules.
 
 pub mod api;
+pub mod metrics;
 mod portal;
 mod router;
 pub mod serve;

@@ -33,6 +33,7 @@ pub fn router(ctx: Arc<AppContext>) -> Router {
         .nest(super::api::PREFIX, super::api::routes().layer(from_fn_with_state(state.clone(), portal::sessions)))
         .merge(portal::routes().layer(from_fn_with_state(state.clone(), portal::sessions)))
         .layer(from_fn_with_state(state.clone(), read_only))
+        .layer(axum::middleware::from_fn(super::metrics::observe))
         .with_state(state)
         .layer(
             tower::ServiceBuilder::new()

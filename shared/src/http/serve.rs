@@ -14,11 +14,32 @@ pub async fn serve(ctx: Arc<AppContext>, addr: SocketAddr) -> Result<(), Startup
         .map_err(|e| StartupError::new(format!("cannot listen on {addr}: {e}")))?;
     let local = listener.local_addr().unwrap_or(addr);
     tracing::info!(address = %local, backend = ?ctx.config.backend, role = ?ctx.config.server.role, "berth listening");
+    if ctx.config.metric.enabled {
+        serve_metrics(&ctx, addr).await?;
+    }
     let app = super::router(ctx).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| StartupError::new(format!("server failed: {e}")))
+}
+
+/// Serves the metrics on `metric.port` of the listen address, in the
+/// background until a shutdown signal.
+async fn serve_metrics(ctx: &AppContext, addr: SocketAddr) -> Result<(), StartupError> {
+    let m = &ctx.config.metric;
+    let at = SocketAddr::new(addr.ip(), m.port);
+    let listener = tokio::net::TcpListener::bind(at)
+        .await
+        .map_err(|e| StartupError::new(format!("cannot listen on {at} for metrics (metric.port): {e}")))?;
+    tracing::info!(address = %at, path = %m.path, "metrics listening");
+    let app = super::metrics::router(ctx.registry(), &m.path);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await {
+            tracing::error!(error = %e, "metrics server failed");
+        }
+    });
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

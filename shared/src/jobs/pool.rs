@@ -57,10 +57,18 @@ impl Drop for Running<'_> {
     }
 }
 
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let node = format!("{}:{}", self.host, self.pid);
+        let workers = self.concurrency.to_string();
+        let _ = crate::metrics::metrics().jobservice_info.remove_label_values(&[&node, &self.id, &workers]);
+    }
+}
+
 impl Pool {
     /// A pool running up to `concurrency` tasks at once.
     pub fn new(concurrency: u32) -> Arc<Self> {
-        Arc::new(Self {
+        let pool = Arc::new(Self {
             id: format!("{:024x}", rand::random::<u128>() >> 32),
             pid: std::process::id(),
             host: host_name(),
@@ -69,7 +77,10 @@ impl Pool {
             running: Mutex::new(BTreeMap::new()),
             changed: AtomicBool::new(true),
             last_beat: AtomicI64::new(0),
-        })
+        });
+        let node = format!("{}:{}", pool.host, pool.pid);
+        crate::metrics::metrics().jobservice_info.with_label_values(&[&node, &pool.id, &concurrency.to_string()]).set(1);
+        pool
     }
 
     pub fn id(&self) -> &str {

@@ -156,8 +156,15 @@ impl Worker {
         let Some(task) = claimed else { return Ok(Handled::Retry(Duration::from_secs(10))) };
         let mut ctx = TaskContext::new(reg.clone(), task.execution_id, task.id, task.payload.clone(), task.run_count);
         let running = self.pool.running(job_id(task.execution_id, task.id), job.kind());
+        let started = std::time::Instant::now();
         let outcome = job.run(&mut ctx).await;
         drop(running);
+        let status = match &outcome {
+            Ok(()) => "Success",
+            Err(JobError::Retry(_)) if task.run_count < self.max_attempts => "Retry",
+            Err(_) => "Error",
+        };
+        crate::metrics::metrics().task_done(job.kind(), status, started.elapsed());
         reg.append_task_log(task.execution_id, task.id, &ctx.logs).await?;
         let stopped = reg.stop_requested(task.execution_id, task.id).await.unwrap_or(false);
         let extra = std::mem::take(&mut ctx.extra);

@@ -22,6 +22,28 @@ pub struct Statistics {
     pub total_storage_consumption: u64,
 }
 
+/// One project's figures for the metrics exporter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProjectFigures {
+    pub name: String,
+    pub public: bool,
+    pub repositories: u64,
+    pub artifacts: u64,
+    pub members: u64,
+    /// Pulls of its repositories.
+    pub pulls: u64,
+    pub quota_used: i64,
+    /// Bytes; -1: unlimited.
+    pub quota_limit: i64,
+}
+
+/// What the metrics exporter shows of the registry's contents.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExporterFigures {
+    pub projects: Vec<ProjectFigures>,
+    pub schedules: u64,
+}
+
 impl Registry {
     /// The figures the caller may see: everything for an administrator
     /// (`member_of` none), else the public projects and the private ones in
@@ -51,6 +73,40 @@ impl Registry {
             }
         }
         Ok(s)
+    }
+
+    /// Every project's figures: a read of the project, its counters and
+    /// usage, and one read per repository (its pulls). The exporter caches
+    /// the result between scrapes.
+    pub async fn exporter_figures(&self) -> ServiceResult<ExporterFigures> {
+        let mut projects = Vec::new();
+        for name in self.project_names().await? {
+            let project = match self.project(&super::projects::ProjectRef::Name(name)).await {
+                Ok(p) => p,
+                // Deleted since the listing.
+                Err(super::ServiceError::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            let mut f = ProjectFigures {
+                public: project.public(),
+                repositories: self.count(Counted::Repositories(&project.name)).await?,
+                members: self.count(Counted::Members(project.project_id)).await?,
+                quota_used: self.storage_used(&project.name).await?,
+                quota_limit: project.storage_limit,
+                ..ProjectFigures::default()
+            };
+            let (pk, _) = keys::project(&project.name);
+            let repos = self.meta.query_all(Query::table(pk, keys::REPOSITORY_PREFIX)).await?;
+            for item in repos {
+                f.pulls += item.i64(keys::attr::PULL_COUNT).and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+                if let Some(repo) = keys::repository_name(&item.sk).and_then(|n| RepoName::parse(n).ok()) {
+                    f.artifacts += self.count(Counted::Artifacts(&repo)).await?;
+                }
+            }
+            f.name = project.name;
+            projects.push(f);
+        }
+        Ok(ExporterFigures { projects, schedules: self.count(Counted::Schedules).await? })
     }
 
     /// Recounts the bytes stored from the blobs the repositories link

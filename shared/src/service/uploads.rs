@@ -348,6 +348,7 @@ impl Registry {
         }
         s.offset += reader.received;
         s.hash = save_hash(&reader.hasher);
+        crate::metrics::metrics().upload_bytes.inc_by(reader.received);
         Ok(written)
     }
 
