@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use crate::metrics::ports::{TimedBlobStore, TimedMetaStore, TimedQueue};
 use crate::auth::token::TokenKeys;
 use crate::blob::BlobStore;
 use crate::blob::fs::FsBlobStore;
@@ -14,6 +13,7 @@ use crate::localdb::LocalDb;
 use crate::meta::MetaStore;
 use crate::meta::dynamo::DynamoMetaStore;
 use crate::meta::local::LocalMetaStore;
+use crate::metrics::ports::{TimedBlobStore, TimedMetaStore, TimedQueue};
 use crate::port::PortError;
 use crate::queue::Queue;
 use crate::queue::local::LocalQueue;

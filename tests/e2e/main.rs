@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod accessories;
 mod auth_faults;
 mod clients;
 mod container;

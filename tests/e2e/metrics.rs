@@ -55,7 +55,8 @@ fn harbor_metrics_are_scraped_by_prometheus() {
     // A blob pushed to priv1/app: uploaded bytes and registry requests.
     let blob = b"metrics blob".to_vec();
     let digest = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&blob)));
-    let res = admin(c.post(server.url(&format!("/v2/priv1/app/blobs/uploads/?digest={digest}")))).body(blob).send().unwrap();
+    let res =
+        admin(c.post(server.url(&format!("/v2/priv1/app/blobs/uploads/?digest={digest}")))).body(blob).send().unwrap();
     assert_eq!(res.status().as_u16(), 201);
     admin(c.get(server.url("/api/v2.0/projects"))).send().unwrap();
 
@@ -107,7 +108,8 @@ fn harbor_metrics_are_scraped_by_prometheus() {
     ];
     for line in said.lines().filter(|l| !l.trim().is_empty()) {
         let name = line.split_whitespace().next().unwrap_or("");
-        let harbor_gauge = harbors.contains(&name) && line.ends_with("non-counter metrics should not have \"_total\" suffix");
+        let harbor_gauge =
+            harbors.contains(&name) && line.ends_with("non-counter metrics should not have \"_total\" suffix");
         assert!(harbor_gauge, "promtool: {line}\n{said}");
     }
     assert!(said.contains("harbor_project_total"), "promtool ran its lint: {said}");

@@ -79,7 +79,10 @@ impl Pool {
             last_beat: AtomicI64::new(0),
         });
         let node = format!("{}:{}", pool.host, pool.pid);
-        crate::metrics::metrics().jobservice_info.with_label_values(&[&node, &pool.id, &concurrency.to_string()]).set(1);
+        crate::metrics::metrics()
+            .jobservice_info
+            .with_label_values(&[&node, &pool.id, &concurrency.to_string()])
+            .set(1);
         pool
     }
 

@@ -40,6 +40,8 @@
 //! tag of an artifact            R#<repository>           D#<digest>#<tag>
 //! blob link (repo may read)     R#<repository>           L#<digest>
 //! referrer                      R#<repository>           F#<subject digest>#<digest>
+//! cosign tag-scheme signature   R#<repository>           AC#<subject digest>#<digest>
+//! index → child reference       R#<repository>           PA#<child digest>#<index digest>
 //! label on an artifact          R#<repository>           LB#<digest>#<label id, 12 digits>
 //! blob                          B#<digest>               META
 //! blob with no link (GC)        GCC#<shard 0..15>        <digest>
@@ -111,6 +113,11 @@ pub mod attr {
     /// it goes to.
     pub const BODY: &str = "body";
     pub const QUEUE: &str = "queue";
+    /// An artifact's push-order entry marks an artifact Harbor's listings
+    /// hide: an index's child, or an accessory (signature, SBOM, referrer).
+    pub const HIDDEN: &str = "hidden";
+    /// How many indexes of its repository reference an artifact.
+    pub const PARENTS: &str = "parents";
     /// An artifact's last pull (Unix seconds) and a repository's pulls.
     pub const PULL_TIME: &str = "pull_time";
     pub const PULL_COUNT: &str = "pull_count";
@@ -276,6 +283,9 @@ pub enum Counted<'a> {
     Repositories(&'a str),
     Catalog,
     Artifacts(&'a RepoName),
+    /// The artifacts of a repository its listings hide (see
+    /// [`attr::HIDDEN`]).
+    HiddenArtifacts(&'a RepoName),
     /// The audit log, and one project's part of it (by name).
     Audit,
     ProjectAudit(&'a str),
@@ -316,6 +326,7 @@ pub fn counter(list: Counted<'_>) -> String {
         Counted::Labels(Some(id)) => format!("N#labels#p#{id}"),
         Counted::StoredBytes => "N#stored-bytes".to_owned(),
         Counted::Artifacts(repo) => format!("N#artifacts#{repo}"),
+        Counted::HiddenArtifacts(repo) => format!("N#hidden#{repo}"),
     }
 }
 
@@ -649,6 +660,24 @@ pub fn referrers_prefix(subject: &Digest) -> String {
 
 pub fn referrer(repo: &RepoName, subject: &Digest, digest: &Digest) -> Key {
     (repo_partition(repo), format!("{}{digest}", referrers_prefix(subject)))
+}
+
+/// The prefix of the cosign signatures tagged `sha256-<subject>.sig`.
+pub fn tag_accessories_prefix(subject: &Digest) -> String {
+    format!("AC#{subject}#")
+}
+
+pub fn tag_accessory(repo: &RepoName, subject: &Digest, digest: &Digest) -> Key {
+    (repo_partition(repo), format!("{}{digest}", tag_accessories_prefix(subject)))
+}
+
+/// The prefix of the indexes that reference `child`.
+pub fn parents_prefix(child: &Digest) -> String {
+    format!("PA#{child}#")
+}
+
+pub fn parent_link(repo: &RepoName, child: &Digest, parent: &Digest) -> Key {
+    (repo_partition(repo), format!("{}{parent}", parents_prefix(child)))
 }
 
 pub fn blob(digest: &Digest) -> Key {

@@ -71,8 +71,7 @@ pub fn encode(snapshot: Option<&Snapshot>) -> String {
     info.with_label_values(&[s.auth_mode.as_str(), version, &s.self_registration.to_string()]).set(1);
 
     let total = gauge(&r, "harbor_project_total", "Projects, public and private.", &["public"]);
-    let repos =
-        gauge(&r, "harbor_project_repo_total", "Repositories of each project.", &["project_name", "public"]);
+    let repos = gauge(&r, "harbor_project_repo_total", "Repositories of each project.", &["project_name", "public"]);
     let artifacts =
         gauge(&r, "harbor_project_artifact_total", "Artifacts of each project.", &["project_name", "public"]);
     let members = gauge(&r, "harbor_project_member_total", "Members of each project.", &["project_name"]);

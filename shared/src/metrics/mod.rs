@@ -23,8 +23,7 @@ use std::sync::OnceLock;
 use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 /// Seconds: 1 ms to about 30 s.
-const LATENCY_BUCKETS: &[f64] =
-    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 /// Bytes: 256 B to 1 GiB.
 const SIZE_BUCKETS: &[f64] =
     &[256.0, 4096.0, 65536.0, 1_048_576.0, 16_777_216.0, 134_217_728.0, 536_870_912.0, 1_073_741_824.0];

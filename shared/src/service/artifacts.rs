@@ -75,6 +75,10 @@ pub struct ArtifactInfo {
     pub tag_count: u64,
     /// Which push of the digest this is (ms): what its labels are of.
     pub push_stamp: i64,
+    /// An index's child or an accessory: left out of listings.
+    pub hidden: bool,
+    /// How many indexes of the repository reference it.
+    pub parents: i64,
 }
 
 /// The filters of an artifact listing, from Harbor's `q`: a `digest` or a
@@ -87,6 +91,8 @@ pub struct ArtifactFilter {
     pub kind: Option<Match>,
     /// Label ids (Harbor's `labels=(1 2)`: all of them).
     pub labels: Option<Match>,
+    /// Index children and accessories too (Harbor's `base=*`).
+    pub all: bool,
 }
 
 impl ArtifactFilter {
@@ -96,7 +102,8 @@ impl ArtifactFilter {
 
     fn keeps(&self, a: &ArtifactInfo, label_ids: &[i64]) -> bool {
         let ids: Vec<String> = label_ids.iter().map(i64::to_string).collect();
-        self.digest.as_ref().is_none_or(|m| m.matches(&a.digest.to_string()))
+        (self.all || !a.hidden)
+            && self.digest.as_ref().is_none_or(|m| m.matches(&a.digest.to_string()))
             && self.tags.as_ref().is_none_or(|m| m.matches_any_of(a.tags.iter().map(|t| t.name.as_str())))
             && self.kind.as_ref().is_none_or(|m| m.matches(a.kind()))
             && self.labels.as_ref().is_none_or(|m| m.matches_any_of(ids.iter().map(String::as_str)))
@@ -138,6 +145,11 @@ impl ArtifactInfo {
     }
 }
 
+/// Whether a push-order entry is of an artifact listings hide.
+fn hidden_entry(e: &Item) -> bool {
+    e.attrs.get(keys::attr::HIDDEN).and_then(serde_json::Value::as_bool) == Some(true)
+}
+
 fn not_found(repo: &RepoName) -> ServiceError {
     ServiceError::NotFound(format!("repository {repo} not found"))
 }
@@ -145,7 +157,7 @@ fn not_found(repo: &RepoName) -> ServiceError {
 impl Registry {
     async fn repository_info(&self, record: RepositoryRecord) -> ServiceResult<RepositoryInfo> {
         let name = RepoName::parse(&record.name).map_err(|_| corrupt("repository"))?;
-        let artifact_count = self.count(Counted::Artifacts(&name)).await?;
+        let artifact_count = self.listed_artifacts(&name).await?;
         Ok(RepositoryInfo {
             id: stable_id(name.as_str()),
             description: record.description,
@@ -329,6 +341,8 @@ impl Registry {
             pull_time: record.pull_time,
             tag_count: u64::try_from(record.tag_count).unwrap_or(0),
             push_stamp: super::labels::stamp_of(&record),
+            hidden: super::references::is_hidden(&record),
+            parents: record.parents,
             digest,
             manifest,
             tags,
@@ -393,11 +407,19 @@ impl Registry {
             return Ok(Listing { total: items.len() as u64, items, next: None });
         }
         // Newest first unless the request is descending by push time.
-        let query = Query::table(keys::repo_partition(repo), keys::PUSHED_PREFIX).keys_only();
-        if filter.is_empty() {
-            let (entries, next, total) = self.page_of(query, Counted::Artifacts(repo), req, false, |_| true).await?;
+        let query = Query::table(keys::repo_partition(repo), keys::PUSHED_PREFIX);
+        if filter.is_empty() && filter.all {
+            let (entries, next, total) =
+                self.page_of(query.keys_only(), Counted::Artifacts(repo), req, false, |_| true).await?;
             let items = self.artifacts_of(repo, &entries).await?;
             return Ok(Listing { items, total, next });
+        }
+        if filter.is_empty() {
+            // The entries say which are hidden: the page costs what it skips.
+            let (entries, next, _) =
+                walk(self.meta.as_ref(), vec![Source::query(query)], req, false, |e| !hidden_entry(e)).await?;
+            let items = self.artifacts_of(repo, &entries).await?;
+            return Ok(Listing { items, total: self.listed_artifacts(repo).await?, next });
         }
         // A test of what only the artifact knows: walk them all, reading
         // each, keeping the page and counting the rest.
@@ -406,7 +428,8 @@ impl Registry {
         let mut query = Query { reverse: req.descending, ..query }.limit(100);
         loop {
             let page = self.meta.query(query.clone()).await?;
-            for a in self.artifacts_of(repo, &page.items).await? {
+            let entries: Vec<Item> = page.items.into_iter().filter(|e| filter.all || !hidden_entry(e)).collect();
+            for a in self.artifacts_of(repo, &entries).await? {
                 if self.filter_keeps(repo, filter, &a).await? {
                     if total >= skip && items.len() < req.size {
                         items.push(a);
@@ -420,6 +443,13 @@ impl Registry {
             }
         }
         Ok(Listing { items, total, next: None })
+    }
+
+    /// How many artifacts a repository's listing shows: all but index
+    /// children and accessories.
+    pub async fn listed_artifacts(&self, repo: &RepoName) -> ServiceResult<u64> {
+        let all = self.count(Counted::Artifacts(repo)).await?;
+        Ok(all.saturating_sub(self.count(Counted::HiddenArtifacts(repo)).await?))
     }
 
     /// Whether an artifact passes a filter (reading its labels when the
@@ -456,11 +486,43 @@ impl Registry {
         self.artifact_of(repo, digest, record).await
     }
 
-    /// Deletes the artifact a tag or digest names, with all its tags
-    /// (Harbor's artifact delete; `/v2` deletes only the tag).
+    /// Deletes the artifact a tag or digest names as Harbor does: with all
+    /// its tags, its accessories, and the children of an index that no
+    /// other index references and no tag names. A child of an index is not
+    /// deleted alone (`PreconditionFailed`). (`/v2` deletes only what it
+    /// names.)
     pub async fn delete_artifact(&self, repo: &RepoName, reference: &Reference) -> ServiceResult<()> {
         let digest = self.resolve(repo, reference).await?;
-        self.delete_manifest(repo, &Reference::Digest(digest)).await
+        let record = self
+            .artifact_record(repo, &digest)
+            .await?
+            .ok_or_else(|| ServiceError::ManifestUnknown(digest.to_string()))?;
+        if record.parents > 0 {
+            return Err(ServiceError::PreconditionFailed(format!(
+                "the artifact {digest} is referenced by an index of {repo}: delete the index instead"
+            )));
+        }
+        self.delete_deeply(repo, &digest).await
+    }
+
+    async fn delete_deeply(&self, repo: &RepoName, digest: &Digest) -> ServiceResult<()> {
+        let Some(record) = self.artifact_record(repo, digest).await? else { return Ok(()) };
+        let children = self.children_of(digest, &record).await?;
+        let accessories = self.accessories(repo, digest).await?;
+        match self.delete_manifest(repo, &Reference::Digest(digest.clone())).await {
+            Ok(()) | Err(ServiceError::ManifestUnknown(_)) => {}
+            Err(e) => return Err(e),
+        }
+        for a in accessories {
+            Box::pin(self.delete_deeply(repo, &a.digest)).await?;
+        }
+        for child in children {
+            let orphan = self.artifact_record(repo, &child).await?.is_some_and(|r| r.parents == 0 && r.tag_count == 0);
+            if orphan {
+                Box::pin(self.delete_deeply(repo, &child)).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Adds a tag to an artifact; `Conflict` when the repository has the

@@ -168,7 +168,12 @@ impl Registry {
         let mut gone: BTreeSet<String> = BTreeSet::new();
         if p.delete_untagged {
             let children: BTreeSet<&String> = refs.values().flat_map(|(_, c)| c.iter()).collect();
+            let present: BTreeSet<&String> = artifacts.iter().map(|(d, _, _)| d).collect();
             for (digest, record, touched) in &artifacts {
+                // An accessory goes with its subject, not as untagged.
+                if record.accessory_of.as_ref().is_some_and(|s| present.contains(s)) {
+                    continue;
+                }
                 let pushed = match record.pushed_at_ms {
                     0 => record.pushed_at.saturating_add(1).saturating_mul(1000),
                     ms => ms,

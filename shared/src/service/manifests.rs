@@ -37,6 +37,7 @@ use crate::oci::{Descriptor, Digest, Manifest, Reference, RepoName, Tag};
 use super::immutability::TagChange;
 use super::paging::count_write;
 use super::record::{corrupt, from_item, to_item};
+use super::references;
 use super::{Registry, ServiceError, ServiceResult};
 
 /// Manifests up to this size are kept inline in the table (base64 must fit
@@ -113,6 +114,14 @@ pub(super) struct ArtifactRecord {
     /// statistics consumer.
     #[serde(default)]
     pub pull_time: i64,
+    /// How many indexes of the repository reference it (kept whole, so
+    /// that conditions can name it).
+    #[serde(default)]
+    pub parents: i64,
+    /// The artifact it is an accessory of (its subject, or what a cosign
+    /// signature tagged `sha256-<digest>.sig` signs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accessory_of: Option<String>,
 }
 
 /// A repository as stored in its project's partition.
@@ -211,6 +220,8 @@ fn artifact_record(key: &Key, manifest: &Manifest, bytes: &Bytes, now: i64) -> A
         in_body: false,
         tag_count: 0,
         pull_time: 0,
+        parents: 0,
+        accessory_of: None,
     };
     let fits_as_item =
         |r: &ArtifactRecord| to_item(key.0.clone(), key.1.clone(), r, "artifact").is_ok_and(|i| fits(&i));
@@ -316,6 +327,7 @@ impl Registry {
         let event = Event::artifact(EventKind::PushArtifact, self.actor(), repo.as_str(), &digest.to_string())
             .with_tag(tag.map(|t| t.as_str()))
             .with_manifest(&record.media_type, record.size);
+        let children: Vec<Digest> = manifest.child_manifests().iter().map(|c| c.digest.clone()).collect();
         for _ in 0..ATTEMPTS {
             let (apk, ask) = keys::artifact(repo, &digest);
             let exists = self.meta.get(&apk, &ask).await?.is_some();
@@ -345,6 +357,8 @@ impl Registry {
                         };
                         self.meta.put(item, cond).await?;
                     }
+                    // What a push seen before left undone.
+                    self.adopt_children(repo, &digest, &children).await?;
                     return Ok(PutOutcome { digest, subject: manifest.subject.map(|s| s.digest) });
                 }
                 if gains_tag {
@@ -353,14 +367,28 @@ impl Registry {
                     writes.push(Write::Check { pk: apk, sk: ask, cond: Condition::Exists });
                 }
             } else {
-                let created = ArtifactRecord { tag_count: i64::from(gains_tag), ..record.clone() };
+                let by_tag_scheme = tag.and_then(|t| references::tag_scheme_subject(t, &manifest));
+                let accessory_of = manifest.subject.as_ref().map(|s| s.digest.clone()).or(by_tag_scheme.clone());
+                let created = ArtifactRecord {
+                    tag_count: i64::from(gains_tag),
+                    accessory_of: accessory_of.as_ref().map(Digest::to_string),
+                    ..record.clone()
+                };
                 writes.push(Write::Put { item: artifact_item(repo, &digest, &created)?, cond: Condition::NotExists });
+                if let Some(subject) = &by_tag_scheme {
+                    writes.push(Self::tag_accessory_write(repo, subject, &digest, &created)?);
+                }
                 // The manifest's own bytes count in the project's usage.
                 let mut change = self.add_ref(repo.project(), &digest, bytes.len() as u64).await?;
                 writes.append(&mut change.writes);
                 quota = Some(change);
                 let (npk, nsk) = keys::artifact_pushed(repo, now, &digest);
-                writes.push(Write::Put { item: Item::new(npk, nsk), cond: Condition::Always });
+                let mut entry = Item::new(npk, nsk);
+                if accessory_of.is_some() {
+                    entry = entry.with(keys::attr::HIDDEN, true);
+                    writes.push(count_write(Counted::HiddenArtifacts(repo), &digest.to_string(), 1));
+                }
+                writes.push(Write::Put { item: entry, cond: Condition::Always });
                 writes.push(count_write(Counted::Artifacts(repo), &digest.to_string(), 1));
             }
             if let Some(t) = tag {
@@ -388,6 +416,7 @@ impl Registry {
                     if let Some(change) = &quota {
                         self.warn_if_near(repo, &digest, change).await;
                     }
+                    self.adopt_children(repo, &digest, &children).await?;
                     return Ok(PutOutcome { digest, subject: manifest.subject.map(|s| s.digest) });
                 }
                 // Over quota; or a concurrent push or delete moved the tag
@@ -643,6 +672,13 @@ impl Registry {
                 let (npk, nsk) = keys::artifact_pushed(repo, artifact.pushed_at, digest);
                 writes.push(Write::Delete { pk: npk, sk: nsk, cond: Condition::Always });
                 writes.push(count_write(Counted::Artifacts(repo), &digest.to_string(), -1));
+                if references::is_hidden(&artifact) {
+                    writes.push(count_write(Counted::HiddenArtifacts(repo), &digest.to_string(), -1));
+                }
+                if let Some(subject) = artifact.accessory_of.as_deref().and_then(|s| s.parse::<Digest>().ok()) {
+                    let (cpk, csk) = keys::tag_accessory(repo, &subject, digest);
+                    writes.push(Write::Delete { pk: cpk, sk: csk, cond: Condition::Always });
+                }
                 writes.append(&mut self.remove_ref(repo.project(), digest).await?.writes);
                 if let Some(subject) = artifact.subject.as_deref().and_then(|s| s.parse::<Digest>().ok()) {
                     let (rpk, rsk) = keys::referrer(repo, &subject, digest);
@@ -669,8 +705,13 @@ impl Registry {
             } else {
                 Vec::new()
             };
+            let children = if last { self.children_of(digest, &artifact).await? } else { Vec::new() };
             match self.commit_with_events(writes, events).await {
-                Ok(()) if last => return self.sweep_artifact_labels(repo, digest).await,
+                Ok(()) if last => {
+                    self.release_children(repo, digest, &children).await?;
+                    self.forget_parents(repo, digest).await?;
+                    return self.sweep_artifact_labels(repo, digest).await;
+                }
                 Ok(()) => {}
                 // A tag moved meanwhile: read again.
                 Err(e) if e.is(ErrorKind::ConditionFailed) => {
@@ -682,6 +723,32 @@ impl Registry {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// The child manifests an artifact record's manifest names.
+    pub(super) async fn children_of(&self, digest: &Digest, record: &ArtifactRecord) -> ServiceResult<Vec<Digest>> {
+        if !record.in_body {
+            return record.manifests.iter().map(|d| d.parse().map_err(|_| corrupt("artifact"))).collect();
+        }
+        let body = match &record.body {
+            Some(b64) => Bytes::from(B64.decode(b64).map_err(|_| corrupt("manifest body"))?),
+            None => self.blobs.get_bytes(&blob_keys::blob(digest)).await?,
+        };
+        let manifest = Manifest::parse(Some(&record.media_type), &body).map_err(|_| corrupt("stored manifest"))?;
+        Ok(manifest.child_manifests().iter().map(|c| c.digest.clone()).collect())
+    }
+
+    /// Removes the links of the indexes that referenced a deleted artifact
+    /// (so a later push of the digest starts unreferenced).
+    async fn forget_parents(&self, repo: &RepoName, digest: &Digest) -> ServiceResult<()> {
+        let prefix = keys::parents_prefix(digest);
+        let links = self.meta.query_all(Query::table(keys::repo_partition(repo), prefix.as_str()).keys_only()).await?;
+        for chunk in links.chunks(25) {
+            let writes =
+                chunk.iter().map(|l| Write::Delete { pk: l.pk.clone(), sk: l.sk.clone(), cond: Condition::Always });
+            self.meta.transact(writes.collect()).await?;
+        }
+        Ok(())
     }
 
     /// Every tag on an artifact, by name.

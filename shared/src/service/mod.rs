@@ -35,6 +35,7 @@ pub mod projects;
 pub mod pulls;
 pub mod quotas;
 pub mod record;
+pub mod references;
 pub mod reindex;
 pub mod retention;
 pub mod revocation;

@@ -91,6 +91,10 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(repositories::get_artifact).delete(repositories::delete_artifact),
         )
         .route(
+            "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/accessories",
+            get(repositories::list_accessories),
+        )
+        .route(
             "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/labels",
             post(labels::add_to_artifact),
         )

@@ -21,7 +21,9 @@ use crate::rbac::{Act, Res};
 use crate::service::artifacts::{ArtifactFilter, ArtifactInfo, RepositoryInfo, TagInfo, stable_id};
 use crate::service::immutability::Immutability;
 use crate::service::paging::Listing;
+use crate::service::paging::Match;
 use crate::service::projects::{Project, ProjectRef, ProjectScope};
+use crate::service::references::Accessory;
 
 /// Harbor's time for "never" (pull times: berth does not record pulls yet).
 const NEVER: &str = "0001-01-01T00:00:00.000Z";
@@ -81,6 +83,7 @@ pub struct ListQuery {
     q: Option<String>,
     with_tag: Option<String>,
     with_label: Option<String>,
+    with_accessory: Option<String>,
     with_immutable_status: Option<String>,
 }
 
@@ -122,12 +125,34 @@ impl ListQuery {
         Ok(found.into_iter().map(|ls| ls.into_iter().map(LabelView::from).collect()).collect())
     }
 
+    /// Each artifact's accessories when `with_accessory` asks for them
+    /// (`null` for none, as Harbor shows it).
+    async fn accessories(
+        &self,
+        state: &AppState,
+        repo: &RepoName,
+        items: &[ArtifactInfo],
+    ) -> ApiResult<Vec<Option<Vec<AccessoryView>>>> {
+        if !self.with_accessory.as_deref().is_some_and(query_bool) {
+            return Ok(items.iter().map(|_| None).collect());
+        }
+        let reads = items.iter().map(|a| state.registry.accessories(repo, &a.digest));
+        let found = futures::future::try_join_all(reads).await?;
+        Ok(found
+            .into_iter()
+            .map(|list| {
+                Some(list.iter().map(|a| accessory_view(a, repo)).collect::<Vec<_>>()).filter(|v| !v.is_empty())
+            })
+            .collect())
+    }
+
     fn rest(&self) -> Vec<(&str, &str)> {
         [
             ("q", &self.q),
             ("sort", &self.sort),
             ("with_tag", &self.with_tag),
             ("with_label", &self.with_label),
+            ("with_accessory", &self.with_accessory),
             ("with_immutable_status", &self.with_immutable_status),
         ]
         .into_iter()
@@ -250,7 +275,39 @@ struct ArtifactView {
     addition_links: BTreeMap<String, String>,
     labels: Vec<LabelView>,
     scan_overview: Option<()>,
-    accessories: Option<()>,
+    accessories: Option<Vec<AccessoryView>>,
+}
+
+/// Harbor's `Accessory`.
+#[derive(Debug, Serialize)]
+struct AccessoryView {
+    id: i64,
+    artifact_id: i64,
+    subject_artifact_id: i64,
+    subject_artifact_digest: String,
+    subject_artifact_repo: String,
+    size: u64,
+    digest: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    icon: String,
+    creation_time: String,
+}
+
+fn accessory_view(a: &Accessory, repo: &RepoName) -> AccessoryView {
+    let artifact_id = stable_id(&format!("{repo}@{}", a.digest));
+    AccessoryView {
+        id: artifact_id,
+        artifact_id,
+        subject_artifact_id: stable_id(&format!("{repo}@{}", a.subject)),
+        subject_artifact_digest: a.subject.to_string(),
+        subject_artifact_repo: repo.to_string(),
+        size: a.size,
+        digest: a.digest.to_string(),
+        kind: a.kind,
+        icon: String::new(),
+        creation_time: rfc3339(a.push_time),
+    }
 }
 
 fn artifact_view(
@@ -260,6 +317,7 @@ fn artifact_view(
     with_tags: bool,
     rules: Option<&Immutability>,
     labels: Vec<LabelView>,
+    accessories: Option<Vec<AccessoryView>>,
 ) -> ArtifactView {
     let id = stable_id(&format!("{repo}@{}", a.digest));
     let references = a
@@ -301,7 +359,7 @@ fn artifact_view(
         addition_links: BTreeMap::new(),
         labels,
         scan_overview: None,
-        accessories: None,
+        accessories,
     }
 }
 
@@ -442,6 +500,15 @@ pub async fn list_artifacts(
         tags: terms.remove("tags"),
         kind: terms.remove("type"),
         labels: terms.remove("labels").or_else(|| terms.remove("label_id")),
+        all: match terms.remove("base") {
+            None => false,
+            Some(Match::Exact(v)) if v == "*" => true,
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "the value of \"base\" query can only be exact match value with \"*\"",
+                ));
+            }
+        },
     };
     let listing = match state.registry.list_artifacts(&path.repo, &filter, &paging.0).await {
         Err(crate::service::ServiceError::NotFound(_)) => Listing { items: Vec::new(), total: 0, next: None },
@@ -450,8 +517,10 @@ pub async fn list_artifacts(
     let base = format!("/projects/{}/repositories/{}/artifacts", project.name, encode_twice(&path.repo));
     let rules = q.immutability(&state, &project.name).await?;
     let mut labels = q.labels(&state, &path.repo, &listing.items).await?.into_iter();
+    let mut accessories = q.accessories(&state, &path.repo, &listing.items).await?.into_iter();
     let views = listing.map(|a| {
-        artifact_view(&a, &path.repo, project.project_id, with_tags, rules.as_ref(), labels.next().unwrap_or_default())
+        let (l, acc) = (labels.next().unwrap_or_default(), accessories.next().flatten());
+        artifact_view(&a, &path.repo, project.project_id, with_tags, rules.as_ref(), l, acc)
     });
     Ok(paging.respond(&base, &q.rest(), views))
 }
@@ -473,8 +542,10 @@ pub async fn get_artifact(
     let artifact = state.registry.artifact(&path.repo, &path.reference()?).await?;
     let with_tags = q.with_tag.as_deref().is_none_or(query_bool);
     let rules = q.immutability(&state, &project.name).await?;
-    let labels = q.labels(&state, &path.repo, std::slice::from_ref(&artifact)).await?.pop().unwrap_or_default();
-    let view = artifact_view(&artifact, &path.repo, project.project_id, with_tags, rules.as_ref(), labels);
+    let one = std::slice::from_ref(&artifact);
+    let labels = q.labels(&state, &path.repo, one).await?.pop().unwrap_or_default();
+    let accessories = q.accessories(&state, &path.repo, one).await?.pop().flatten();
+    let view = artifact_view(&artifact, &path.repo, project.project_id, with_tags, rules.as_ref(), labels, accessories);
     Ok(Json(view).into_response())
 }
 
@@ -510,6 +581,37 @@ pub async fn copy_artifact(
     let location =
         format!("{PREFIX}/projects/{}/repositories/{}/artifacts/{reference}", path.project, encode_twice(&path.repo));
     super::created(&location)
+}
+
+/// `GET …/artifacts/{reference}/accessories`: an artifact's signatures,
+/// SBOMs and other referrers, by digest; `q` may test `digest` and `type`.
+pub async fn list_accessories(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    path: RepoPath,
+    Query(q): Query<ListQuery>,
+) -> ApiResult {
+    let paging = q.paging("digest", false)?;
+    let project = path.require(&state, &caller, (Res::Accessory, Act::List)).await?;
+    let reference = path.reference()?;
+    let digest = state.registry.resolve(&path.repo, &reference).await?;
+    state.registry.artifact(&path.repo, &Reference::Digest(digest.clone())).await?;
+    let terms = parse_q(q.q.as_deref())?;
+    let all: Vec<Accessory> = state
+        .registry
+        .accessories(&path.repo, &digest)
+        .await?
+        .into_iter()
+        .filter(|a| terms.get("digest").is_none_or(|m| m.matches(&a.digest.to_string())))
+        .filter(|a| terms.get("type").is_none_or(|m| m.matches(a.kind)))
+        .collect();
+    let listing = Listing::of_all(all, &paging.0);
+    let base = format!(
+        "/projects/{}/repositories/{}/artifacts/{reference}/accessories",
+        project.name,
+        encode_twice(&path.repo)
+    );
+    Ok(paging.respond(&base, &q.rest(), listing.map(|a| accessory_view(&a, &path.repo))))
 }
 
 pub async fn list_tags(
