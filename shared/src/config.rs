@@ -86,6 +86,10 @@ pub struct ServerConfig {
     pub max_manifest_bytes: usize,
     /// How long a presigned blob URL stays valid, in seconds.
     pub presign_ttl_secs: u64,
+    /// The CA certificate (PEM) that clients need to trust the registry's
+    /// TLS, served at `/api/v2.0/systeminfo/getcert`
+    /// (`BERTH_SERVER_CA_CERT`).
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +101,7 @@ impl Default for ServerConfig {
             external_url: None,
             max_manifest_bytes: 4 * 1024 * 1024,
             presign_ttl_secs: 1200,
+            ca_cert: None,
         }
     }
 }

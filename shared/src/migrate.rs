@@ -117,6 +117,13 @@ async fn migrate_data(registry: &Registry, meta: &dyn MetaStore, report: &mut Re
             .map_err(|e| StartupError::new(format!("migrating to schema 5 (large manifests): {e}")))?;
         report.steps.push(format!("schema 5: recorded the objects of {recorded} large manifests"));
     }
+    if stored.is_some_and(|v| v < 6) {
+        let indexed = registry
+            .index_project_artifacts()
+            .await
+            .map_err(|e| StartupError::new(format!("migrating to schema 6 (project artifact lists): {e}")))?;
+        report.steps.push(format!("schema 6: listed {indexed} artifacts in their projects"));
+    }
     record_version(meta).await.map_err(|e| StartupError::new(format!("recording the schema version: {e}")))
 }
 

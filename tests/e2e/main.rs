@@ -7,6 +7,7 @@
 mod support;
 
 mod accessories;
+mod additions;
 mod auth_faults;
 mod clients;
 mod container;

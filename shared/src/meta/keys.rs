@@ -30,6 +30,7 @@
 //! project member                P#<project>              M#u#<user id> | M#g#<group id>
 //!   (gsi1: MEMBER#u#<user id> | MEMBER#g#<group id> → <project>)
 //! project list entry            PROJECTS                 <project>
+//! artifact of a project by push P#<project>              PN#<push time, 12 digits>#<repository>@<digest>
 //! public project list entry     PROJECTS#PUBLIC          <project>
 //! project id → name             PID#<id>                 META
 //! repository                    P#<project>              R#<repository>
@@ -286,6 +287,9 @@ pub enum Counted<'a> {
     /// The artifacts of a repository its listings hide (see
     /// [`attr::HIDDEN`]).
     HiddenArtifacts(&'a RepoName),
+    /// A project's artifacts, and those of them its listings hide.
+    ProjectArtifacts(&'a str),
+    ProjectHiddenArtifacts(&'a str),
     /// The audit log, and one project's part of it (by name).
     Audit,
     ProjectAudit(&'a str),
@@ -327,6 +331,8 @@ pub fn counter(list: Counted<'_>) -> String {
         Counted::StoredBytes => "N#stored-bytes".to_owned(),
         Counted::Artifacts(repo) => format!("N#artifacts#{repo}"),
         Counted::HiddenArtifacts(repo) => format!("N#hidden#{repo}"),
+        Counted::ProjectArtifacts(project) => format!("N#project-artifacts#{project}"),
+        Counted::ProjectHiddenArtifacts(project) => format!("N#project-hidden#{project}"),
     }
 }
 
@@ -630,6 +636,21 @@ pub const PUSHED_PREFIX: &str = "N#";
 /// An artifact's entry in the order of first push (Unix seconds).
 pub fn artifact_pushed(repo: &RepoName, pushed_at: i64, digest: &Digest) -> Key {
     (repo_partition(repo), format!("{PUSHED_PREFIX}{:012}#{digest}", pushed_at.max(0)))
+}
+
+pub const PROJECT_PUSHED_PREFIX: &str = "PN#";
+
+/// An artifact's entry in its project's order of first push.
+pub fn project_artifact(repo: &RepoName, pushed_at: i64, digest: &Digest) -> Key {
+    (project(repo.project()).0, format!("{PROJECT_PUSHED_PREFIX}{:012}#{repo}@{digest}", pushed_at.max(0)))
+}
+
+/// The repository and digest of a [`project_artifact`] sort key.
+pub fn project_artifact_of(sk: &str) -> Option<(RepoName, Digest)> {
+    let rest = sk.strip_prefix(PROJECT_PUSHED_PREFIX)?;
+    let (_, named) = rest.split_once('#')?;
+    let (repo, digest) = named.rsplit_once('@')?;
+    Some((RepoName::parse(repo).ok()?, digest.parse().ok()?))
 }
 
 /// The digest of an [`artifact_pushed`] sort key.

@@ -79,6 +79,8 @@ pub struct ArtifactInfo {
     pub hidden: bool,
     /// How many indexes of the repository reference it.
     pub parents: i64,
+    /// Harbor's `extra_attrs` (see the artifact record's).
+    pub extra_attrs: Option<serde_json::Value>,
 }
 
 /// The filters of an artifact listing, from Harbor's `q`: a `digest` or a
@@ -122,6 +124,7 @@ impl ArtifactInfo {
             crate::oci::media::OCI_CONFIG | crate::oci::media::DOCKER_CONFIG => "IMAGE",
             "application/vnd.cncf.helm.config.v1+json" => "CHART",
             "application/vnd.cnab.manifest.v1" => "CNAB",
+            "application/vnd.wasm.config.v0+json" | "application/vnd.wasm.config.v1+json" => "WASM",
             "application/vnd.cncf.model.config.v1+json" => "CNAI",
             t if t.starts_with("application/vnd.dev.cosign") || t.starts_with("application/vnd.cncf.notary") => {
                 "SIGNATURE"
@@ -343,6 +346,7 @@ impl Registry {
             push_stamp: super::labels::stamp_of(&record),
             hidden: super::references::is_hidden(&record),
             parents: record.parents,
+            extra_attrs: record.extra_attrs.clone(),
             digest,
             manifest,
             tags,
@@ -408,18 +412,48 @@ impl Registry {
         }
         // Newest first unless the request is descending by push time.
         let query = Query::table(keys::repo_partition(repo), keys::PUSHED_PREFIX);
+        let counts = (Counted::Artifacts(repo), Counted::HiddenArtifacts(repo));
+        let target = |e: &Item| keys::pushed_digest(&e.sk).map(|d| (repo.clone(), d));
+        let listing = self.pushed_listing(query, counts, filter, req, target).await?;
+        Ok(listing.map(|(_, a)| a))
+    }
+
+    /// A page of a project's artifacts across its repositories, newest
+    /// first push first, with the repository of each.
+    pub async fn list_project_artifacts(
+        &self,
+        project: &str,
+        filter: &ArtifactFilter,
+        req: &PageRequest,
+    ) -> ServiceResult<Listing<(RepoName, ArtifactInfo)>> {
+        let query = Query::table(keys::project(project).0, keys::PROJECT_PUSHED_PREFIX);
+        let counts = (Counted::ProjectArtifacts(project), Counted::ProjectHiddenArtifacts(project));
+        self.pushed_listing(query, counts, filter, req, |e| keys::project_artifact_of(&e.sk)).await
+    }
+
+    /// A page of a push-order list (`query`, counted in `counts.0`, its
+    /// hidden entries in `counts.1`), each entry read as the artifact
+    /// `target` names.
+    async fn pushed_listing(
+        &self,
+        query: Query,
+        counts: (Counted<'_>, Counted<'_>),
+        filter: &ArtifactFilter,
+        req: &PageRequest,
+        target: impl Fn(&Item) -> Option<(RepoName, Digest)> + Sync,
+    ) -> ServiceResult<Listing<(RepoName, ArtifactInfo)>> {
         if filter.is_empty() && filter.all {
-            let (entries, next, total) =
-                self.page_of(query.keys_only(), Counted::Artifacts(repo), req, false, |_| true).await?;
-            let items = self.artifacts_of(repo, &entries).await?;
+            let (entries, next, total) = self.page_of(query.keys_only(), counts.0, req, false, |_| true).await?;
+            let items = self.artifacts_at(&entries, &target).await?;
             return Ok(Listing { items, total, next });
         }
         if filter.is_empty() {
             // The entries say which are hidden: the page costs what it skips.
             let (entries, next, _) =
                 walk(self.meta.as_ref(), vec![Source::query(query)], req, false, |e| !hidden_entry(e)).await?;
-            let items = self.artifacts_of(repo, &entries).await?;
-            return Ok(Listing { items, total: self.listed_artifacts(repo).await?, next });
+            let items = self.artifacts_at(&entries, &target).await?;
+            let total = self.count(counts.0).await?.saturating_sub(self.count(counts.1).await?);
+            return Ok(Listing { items, total, next });
         }
         // A test of what only the artifact knows: walk them all, reading
         // each, keeping the page and counting the rest.
@@ -429,10 +463,10 @@ impl Registry {
         loop {
             let page = self.meta.query(query.clone()).await?;
             let entries: Vec<Item> = page.items.into_iter().filter(|e| filter.all || !hidden_entry(e)).collect();
-            for a in self.artifacts_of(repo, &entries).await? {
-                if self.filter_keeps(repo, filter, &a).await? {
+            for (repo, a) in self.artifacts_at(&entries, &target).await? {
+                if self.filter_keeps(&repo, filter, &a).await? {
                     if total >= skip && items.len() < req.size {
-                        items.push(a);
+                        items.push((repo, a));
                     }
                     total += 1;
                 }
@@ -443,6 +477,24 @@ impl Registry {
             }
         }
         Ok(Listing { items, total, next: None })
+    }
+
+    /// The artifacts push-order entries name, in their order (one deleted
+    /// since is left out).
+    async fn artifacts_at(
+        &self,
+        entries: &[Item],
+        target: &(impl Fn(&Item) -> Option<(RepoName, Digest)> + Sync),
+    ) -> ServiceResult<Vec<(RepoName, ArtifactInfo)>> {
+        let reads = entries.iter().map(|e| async move {
+            let (repo, digest) = target(e).ok_or_else(|| corrupt("artifact entry"))?;
+            match self.artifact_record(&repo, &digest).await? {
+                Some(record) => self.artifact_of(&repo, digest, record).await.map(|a| Some((repo, a))),
+                None => Ok(None),
+            }
+        });
+        let found = futures::future::try_join_all(reads).await?;
+        Ok(found.into_iter().flatten().collect())
     }
 
     /// How many artifacts a repository's listing shows: all but index
@@ -460,20 +512,6 @@ impl Registry {
             None => Vec::new(),
         };
         Ok(filter.keeps(a, &ids))
-    }
-
-    /// The artifacts of push-order entries, in their order (one deleted
-    /// since is left out).
-    async fn artifacts_of(&self, repo: &RepoName, entries: &[Item]) -> ServiceResult<Vec<ArtifactInfo>> {
-        let reads = entries.iter().map(|e| async move {
-            let digest = keys::pushed_digest(&e.sk).ok_or_else(|| corrupt("artifact entry"))?;
-            match self.artifact_record(repo, &digest).await? {
-                Some(record) => self.artifact_of(repo, digest, record).await.map(Some),
-                None => Ok(None),
-            }
-        });
-        let found = futures::future::try_join_all(reads).await?;
-        Ok(found.into_iter().flatten().collect())
     }
 
     /// One artifact by tag or digest; `ManifestUnknown` when missing.

@@ -122,6 +122,11 @@ pub(super) struct ArtifactRecord {
     /// signature tagged `sha256-<digest>.sig` signs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accessory_of: Option<String>,
+    /// What Harbor shows as `extra_attrs`: an image's platform, author,
+    /// creation and run configuration, or a chart's metadata, read from the
+    /// config at push.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_attrs: Option<serde_json::Value>,
 }
 
 /// A repository as stored in its project's partition.
@@ -222,6 +227,7 @@ fn artifact_record(key: &Key, manifest: &Manifest, bytes: &Bytes, now: i64) -> A
         pull_time: 0,
         parents: 0,
         accessory_of: None,
+        extra_attrs: None,
     };
     let fits_as_item =
         |r: &ArtifactRecord| to_item(key.0.clone(), key.1.clone(), r, "artifact").is_ok_and(|i| fits(&i));
@@ -314,7 +320,14 @@ impl Registry {
         self.require_project(repo).await?;
         let refs = self.check_references(repo, &manifest).await?;
         let now = now_unix();
-        let record = artifact_record(&keys::artifact(repo, &digest), &manifest, &bytes, now);
+        let mut record = artifact_record(&keys::artifact(repo, &digest), &manifest, &bytes, now);
+        if let Some(extra) = self.extra_attrs_of(&manifest).await {
+            let with = ArtifactRecord { extra_attrs: Some(extra), ..record.clone() };
+            let (pk, sk) = keys::artifact(repo, &digest);
+            if to_item(pk, sk, &with, "artifact").is_ok_and(|i| fits(&i)) {
+                record = with;
+            }
+        }
         if record.body.is_none() {
             self.record_manifest_body(&digest, bytes.len() as u64).await?;
             self.blobs.put_bytes(&blob_keys::blob(&digest), bytes.clone()).await?;
@@ -382,14 +395,7 @@ impl Registry {
                 let mut change = self.add_ref(repo.project(), &digest, bytes.len() as u64).await?;
                 writes.append(&mut change.writes);
                 quota = Some(change);
-                let (npk, nsk) = keys::artifact_pushed(repo, now, &digest);
-                let mut entry = Item::new(npk, nsk);
-                if accessory_of.is_some() {
-                    entry = entry.with(keys::attr::HIDDEN, true);
-                    writes.push(count_write(Counted::HiddenArtifacts(repo), &digest.to_string(), 1));
-                }
-                writes.push(Write::Put { item: entry, cond: Condition::Always });
-                writes.push(count_write(Counted::Artifacts(repo), &digest.to_string(), 1));
+                writes.extend(references::listing_writes(repo, now, &digest, accessory_of.is_some(), 1));
             }
             if let Some(t) = tag {
                 writes.extend(tag_writes(
@@ -669,12 +675,8 @@ impl Registry {
             let mut writes = Vec::new();
             if last {
                 writes.push(Write::Delete { pk: apk.clone(), sk: ask.clone(), cond: guard });
-                let (npk, nsk) = keys::artifact_pushed(repo, artifact.pushed_at, digest);
-                writes.push(Write::Delete { pk: npk, sk: nsk, cond: Condition::Always });
-                writes.push(count_write(Counted::Artifacts(repo), &digest.to_string(), -1));
-                if references::is_hidden(&artifact) {
-                    writes.push(count_write(Counted::HiddenArtifacts(repo), &digest.to_string(), -1));
-                }
+                let hidden = references::is_hidden(&artifact);
+                writes.extend(references::listing_writes(repo, artifact.pushed_at, digest, hidden, -1));
                 if let Some(subject) = artifact.accessory_of.as_deref().and_then(|s| s.parse::<Digest>().ok()) {
                     let (cpk, csk) = keys::tag_accessory(repo, &subject, digest);
                     writes.push(Write::Delete { pk: cpk, sk: csk, cond: Condition::Always });
@@ -723,6 +725,46 @@ impl Registry {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// The `extra_attrs` of a manifest's artifact, from its config: an
+    /// image's architecture, os, author, created and run configuration, a
+    /// chart's metadata. `None` for other artifacts, a config too large to
+    /// keep or one that cannot be read (the push goes on without them).
+    async fn extra_attrs_of(&self, manifest: &Manifest) -> Option<serde_json::Value> {
+        const MAX_CONFIG: u64 = 1024 * 1024;
+        const MAX_KEPT: usize = 16 * 1024;
+        let config = manifest.config.as_ref().filter(|c| c.size <= MAX_CONFIG)?;
+        let image =
+            matches!(config.media_type.as_str(), crate::oci::media::OCI_CONFIG | crate::oci::media::DOCKER_CONFIG);
+        let chart = config.media_type == "application/vnd.cncf.helm.config.v1+json";
+        if !image && !chart {
+            return None;
+        }
+        let bytes = match self.blobs.get_bytes(&blob_keys::blob(&config.digest)).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(config = %config.digest, error = %e, "config unreadable: artifact kept without extra_attrs");
+                return None;
+            }
+        };
+        let serde_json::Value::Object(parsed) = serde_json::from_slice::<serde_json::Value>(&bytes).ok()? else {
+            return None;
+        };
+        let mut extra = if chart {
+            parsed
+        } else {
+            ["architecture", "os", "author", "created", "config"]
+                .into_iter()
+                .filter_map(|k| parsed.get(k).map(|v| (k.to_owned(), v.clone())))
+                .collect()
+        };
+        let size =
+            |m: &serde_json::Map<String, serde_json::Value>| serde_json::to_vec(m).map_or(usize::MAX, |v| v.len());
+        if size(&extra) > MAX_KEPT {
+            extra.remove("config");
+        }
+        (size(&extra) <= MAX_KEPT).then_some(serde_json::Value::Object(extra))
     }
 
     /// The child manifests an artifact record's manifest names.

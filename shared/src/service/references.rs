@@ -91,19 +91,47 @@ fn parents_are(old: i64, has_attr: bool) -> Condition {
     }
 }
 
-/// The write that hides or shows an artifact in the listings, with its
-/// count.
+/// The writes that list a new artifact (`delta` 1) or unlist a deleted
+/// one (-1): its entries in the push order of its repository and of its
+/// project, with their counts (and the hidden counts, when `hidden`).
+pub(super) fn listing_writes(repo: &RepoName, pushed_at: i64, digest: &Digest, hidden: bool, delta: i64) -> Vec<Write> {
+    let in_repo = digest.to_string();
+    let in_project = format!("{repo}@{digest}");
+    let mut writes = Vec::with_capacity(6);
+    for (pk, sk) in [keys::artifact_pushed(repo, pushed_at, digest), keys::project_artifact(repo, pushed_at, digest)] {
+        writes.push(if delta > 0 {
+            let mut entry = Item::new(pk, sk);
+            if hidden {
+                entry = entry.with(keys::attr::HIDDEN, true);
+            }
+            Write::Put { item: entry, cond: Condition::Always }
+        } else {
+            Write::Delete { pk, sk, cond: Condition::Always }
+        });
+    }
+    writes.push(count_write(Counted::Artifacts(repo), &in_repo, delta));
+    writes.push(count_write(Counted::ProjectArtifacts(repo.project()), &in_project, delta));
+    if hidden {
+        writes.push(count_write(Counted::HiddenArtifacts(repo), &in_repo, delta));
+        writes.push(count_write(Counted::ProjectHiddenArtifacts(repo.project()), &in_project, delta));
+    }
+    writes
+}
+
+/// The writes that hide or show an artifact in the listings, with the
+/// counts.
 fn visibility_writes(repo: &RepoName, digest: &Digest, record: &ArtifactRecord, hidden: bool) -> Vec<Write> {
-    let (pk, sk) = keys::artifact_pushed(repo, record.pushed_at, digest);
-    vec![
-        Write::Set {
-            pk,
-            sk,
-            attrs: Attrs::from_iter([(keys::attr::HIDDEN.to_owned(), hidden.into())]),
-            cond: Condition::Exists,
-        },
-        count_write(Counted::HiddenArtifacts(repo), &digest.to_string(), if hidden { 1 } else { -1 }),
-    ]
+    let delta = if hidden { 1 } else { -1 };
+    let mut writes = Vec::with_capacity(4);
+    for (pk, sk) in
+        [keys::artifact_pushed(repo, record.pushed_at, digest), keys::project_artifact(repo, record.pushed_at, digest)]
+    {
+        let attrs = Attrs::from_iter([(keys::attr::HIDDEN.to_owned(), hidden.into())]);
+        writes.push(Write::Set { pk, sk, attrs, cond: Condition::Exists });
+    }
+    writes.push(count_write(Counted::HiddenArtifacts(repo), &digest.to_string(), delta));
+    writes.push(count_write(Counted::ProjectHiddenArtifacts(repo.project()), &format!("{repo}@{digest}"), delta));
+    writes
 }
 
 impl Registry {
@@ -247,6 +275,56 @@ impl Registry {
         }
         out.sort_by(|a, b| a.digest.to_string().cmp(&b.digest.to_string()));
         Ok(out)
+    }
+
+    /// Schema 6: lists every stored artifact in its project's push order
+    /// (with its counts). Safe to run again: an entry made is skipped.
+    pub async fn index_project_artifacts(&self) -> ServiceResult<u64> {
+        let mut indexed = 0;
+        for project in self.project_names().await? {
+            let (pk, _) = keys::project(&project);
+            for entry in self.meta.query_all(Query::table(pk, keys::REPOSITORY_PREFIX).keys_only()).await? {
+                let Some(repo) = keys::repository_name(&entry.sk).and_then(|n| RepoName::parse(n).ok()) else {
+                    continue;
+                };
+                let mut query = Query::table(keys::repo_partition(&repo), keys::ARTIFACT_PREFIX);
+                loop {
+                    let page = self.meta.query(query.clone()).await?;
+                    for item in page.items {
+                        let Some(digest) =
+                            item.sk.strip_prefix(keys::ARTIFACT_PREFIX).and_then(|d| d.parse::<Digest>().ok())
+                        else {
+                            continue;
+                        };
+                        let record: ArtifactRecord = from_item(item, "artifact")?;
+                        let hidden = is_hidden(&record);
+                        let (ppk, psk) = keys::project_artifact(&repo, record.pushed_at, &digest);
+                        let mut made = Item::new(ppk, psk);
+                        if hidden {
+                            made = made.with(keys::attr::HIDDEN, true);
+                        }
+                        let in_project = format!("{repo}@{digest}");
+                        let mut writes = vec![
+                            Write::Put { item: made, cond: Condition::NotExists },
+                            count_write(Counted::ProjectArtifacts(&project), &in_project, 1),
+                        ];
+                        if hidden {
+                            writes.push(count_write(Counted::ProjectHiddenArtifacts(&project), &in_project, 1));
+                        }
+                        match self.meta.transact(writes).await {
+                            Ok(()) => indexed += 1,
+                            Err(e) if e.is(ErrorKind::ConditionFailed) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    match page.next {
+                        Some(next) => query.cursor = Some(next),
+                        None => break,
+                    }
+                }
+            }
+        }
+        Ok(indexed)
     }
 
     /// The indexes of the repository that reference `child`.

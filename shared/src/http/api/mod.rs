@@ -15,6 +15,7 @@ mod audit;
 mod configurations;
 mod cve_allowlist;
 mod gc;
+mod icons;
 mod immutability;
 mod jobs;
 mod jobservice;
@@ -67,6 +68,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ping", get(system::ping))
         .route("/health", get(system::health))
         .route("/systeminfo", get(system::systeminfo))
+        .route("/systeminfo/volumes", get(system::volumes))
+        .route("/systeminfo/getcert", get(system::getcert))
         .route("/projects", get(projects::list).post(projects::create).head(projects::exists))
         .route("/projects/{project_name_or_id}", get(projects::get).put(projects::update).delete(projects::delete))
         .route("/projects/{project_name_or_id}/summary", get(projects::summary))
@@ -77,6 +80,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(members::get).put(members::update).delete(members::delete),
         )
         .route("/repositories", get(repositories::list_all))
+        .route("/projects/{project_name_or_id}/artifacts", get(repositories::list_project_artifacts))
         .route("/projects/{project_name_or_id}/repositories", get(repositories::list))
         .route(
             "/projects/{project_name_or_id}/repositories/{repository_name}",
@@ -101,6 +105,15 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(
             "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/labels/{label_id}",
             axum::routing::delete(labels::remove_from_artifact),
+        )
+        .route("/icons/{digest}", get(icons::get))
+        .route(
+            "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/additions/vulnerabilities",
+            get(repositories::vulnerabilities),
+        )
+        .route(
+            "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/additions/{addition}",
+            get(repositories::addition),
         )
         .route("/system/CVEAllowlist", get(cve_allowlist::get).put(cve_allowlist::put))
         .route("/labels", get(labels::list).post(labels::create))

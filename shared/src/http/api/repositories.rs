@@ -13,6 +13,7 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
 use super::labels::LabelView;
+use super::projects::Target;
 use super::{ApiError, ApiResult, Body, Caller, PREFIX, Paging, parse_q, query_bool, rfc3339};
 use crate::auth::On;
 use crate::http::state::AppState;
@@ -34,6 +35,7 @@ pub struct RepoPath {
     repo: RepoName,
     reference: Option<String>,
     tag: Option<String>,
+    addition: Option<String>,
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RepoPath {
@@ -52,7 +54,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RepoPath {
             .map_err(|_| ApiError::bad_request("repository name is not UTF-8"))?;
         let repo = RepoName::parse(&format!("{project}/{relative}"))
             .map_err(|e| ApiError::bad_request(format!("invalid repository name {relative:?}: {e}")))?;
-        Ok(Self { project, repo, reference: get("reference"), tag: get("tag_name") })
+        Ok(Self { project, repo, reference: get("reference"), tag: get("tag_name"), addition: get("addition") })
     }
 }
 
@@ -111,16 +113,11 @@ impl ListQuery {
 
     /// Each artifact's labels when `with_label` asks for them (Harbor
     /// shows none otherwise).
-    async fn labels(
-        &self,
-        state: &AppState,
-        repo: &RepoName,
-        items: &[ArtifactInfo],
-    ) -> ApiResult<Vec<Vec<LabelView>>> {
+    async fn labels(&self, state: &AppState, items: &[(&RepoName, &ArtifactInfo)]) -> ApiResult<Vec<Vec<LabelView>>> {
         if !self.with_label.as_deref().is_some_and(query_bool) {
             return Ok(items.iter().map(|_| Vec::new()).collect());
         }
-        let reads = items.iter().map(|a| state.registry.artifact_labels(repo, &a.digest, a.push_stamp));
+        let reads = items.iter().map(|(repo, a)| state.registry.artifact_labels(repo, &a.digest, a.push_stamp));
         let found = futures::future::try_join_all(reads).await?;
         Ok(found.into_iter().map(|ls| ls.into_iter().map(LabelView::from).collect()).collect())
     }
@@ -130,18 +127,60 @@ impl ListQuery {
     async fn accessories(
         &self,
         state: &AppState,
-        repo: &RepoName,
-        items: &[ArtifactInfo],
+        items: &[(&RepoName, &ArtifactInfo)],
     ) -> ApiResult<Vec<Option<Vec<AccessoryView>>>> {
         if !self.with_accessory.as_deref().is_some_and(query_bool) {
             return Ok(items.iter().map(|_| None).collect());
         }
-        let reads = items.iter().map(|a| state.registry.accessories(repo, &a.digest));
+        let reads = items.iter().map(|(repo, a)| state.registry.accessories(repo, &a.digest));
         let found = futures::future::try_join_all(reads).await?;
         Ok(found
             .into_iter()
-            .map(|list| {
+            .zip(items)
+            .map(|(list, (repo, _))| {
                 Some(list.iter().map(|a| accessory_view(a, repo)).collect::<Vec<_>>()).filter(|v| !v.is_empty())
+            })
+            .collect())
+    }
+
+    /// The artifact filter of `q` (`digest`, `tags`, `type`, `labels`,
+    /// `base`).
+    fn artifact_filter(&self) -> ApiResult<ArtifactFilter> {
+        let mut terms = parse_q(self.q.as_deref())?;
+        Ok(ArtifactFilter {
+            digest: terms.remove("digest"),
+            tags: terms.remove("tags"),
+            kind: terms.remove("type"),
+            labels: terms.remove("labels").or_else(|| terms.remove("label_id")),
+            all: match terms.remove("base") {
+                None => false,
+                Some(Match::Exact(v)) if v == "*" => true,
+                Some(_) => {
+                    return Err(ApiError::bad_request(
+                        "the value of \"base\" query can only be exact match value with \"*\"",
+                    ));
+                }
+            },
+        })
+    }
+
+    /// The views of a page of artifacts, with what the flags ask for.
+    async fn artifact_views(
+        &self,
+        state: &AppState,
+        project: &Project,
+        items: Vec<(RepoName, ArtifactInfo)>,
+    ) -> ApiResult<Vec<ArtifactView>> {
+        let with_tags = self.with_tag.as_deref().is_none_or(query_bool);
+        let rules = self.immutability(state, &project.name).await?;
+        let refs: Vec<(&RepoName, &ArtifactInfo)> = items.iter().map(|(r, a)| (r, a)).collect();
+        let mut labels = self.labels(state, &refs).await?.into_iter();
+        let mut accessories = self.accessories(state, &refs).await?.into_iter();
+        Ok(items
+            .iter()
+            .map(|(repo, a)| {
+                let (l, acc) = (labels.next().unwrap_or_default(), accessories.next().flatten());
+                artifact_view(a, repo, project.project_id, with_tags, rules.as_ref(), l, acc)
             })
             .collect())
     }
@@ -265,10 +304,10 @@ struct ArtifactView {
     repository_name: String,
     digest: String,
     size: u64,
-    icon: &'static str,
+    icon: String,
     push_time: String,
     pull_time: String,
-    extra_attrs: BTreeMap<String, String>,
+    extra_attrs: serde_json::Value,
     annotations: BTreeMap<String, String>,
     references: Vec<ReferenceView>,
     tags: Option<Vec<TagView>>,
@@ -305,7 +344,13 @@ fn accessory_view(a: &Accessory, repo: &RepoName) -> AccessoryView {
         size: a.size,
         digest: a.digest.to_string(),
         kind: a.kind,
-        icon: String::new(),
+        icon: super::icons::icon_of(if a.kind == crate::service::references::HARBOR_SBOM {
+            "SBOM"
+        } else if a.kind.starts_with("signature.") {
+            "SIGNATURE"
+        } else {
+            "UNKNOWN"
+        }),
         creation_time: rfc3339(a.push_time),
     }
 }
@@ -349,10 +394,10 @@ fn artifact_view(
         repository_name: repo.to_string(),
         digest: a.digest.to_string(),
         size: a.size,
-        icon: "",
+        icon: super::icons::icon_of(a.kind()),
         push_time: rfc3339(a.push_time),
         pull_time: if a.pull_time > 0 { rfc3339(a.pull_time) } else { NEVER.to_owned() },
-        extra_attrs: BTreeMap::new(),
+        extra_attrs: a.extra_attrs.clone().unwrap_or_else(|| serde_json::json!({})),
         annotations: a.manifest.annotations.clone(),
         references,
         tags: with_tags.then(|| a.tags.iter().map(|t| tag_view(t, repo, rules)).collect()),
@@ -493,36 +538,47 @@ pub async fn list_artifacts(
 ) -> ApiResult {
     let paging = q.paging("push_time", true)?;
     let project = path.require(&state, &caller, (Res::Artifact, Act::List)).await?;
-    let with_tags = q.with_tag.as_deref().is_none_or(query_bool);
-    let mut terms = parse_q(q.q.as_deref())?;
-    let filter = ArtifactFilter {
-        digest: terms.remove("digest"),
-        tags: terms.remove("tags"),
-        kind: terms.remove("type"),
-        labels: terms.remove("labels").or_else(|| terms.remove("label_id")),
-        all: match terms.remove("base") {
-            None => false,
-            Some(Match::Exact(v)) if v == "*" => true,
-            Some(_) => {
-                return Err(ApiError::bad_request(
-                    "the value of \"base\" query can only be exact match value with \"*\"",
-                ));
-            }
-        },
-    };
+    let filter = q.artifact_filter()?;
     let listing = match state.registry.list_artifacts(&path.repo, &filter, &paging.0).await {
         Err(crate::service::ServiceError::NotFound(_)) => Listing { items: Vec::new(), total: 0, next: None },
         other => other?,
     };
     let base = format!("/projects/{}/repositories/{}/artifacts", project.name, encode_twice(&path.repo));
-    let rules = q.immutability(&state, &project.name).await?;
-    let mut labels = q.labels(&state, &path.repo, &listing.items).await?.into_iter();
-    let mut accessories = q.accessories(&state, &path.repo, &listing.items).await?.into_iter();
-    let views = listing.map(|a| {
-        let (l, acc) = (labels.next().unwrap_or_default(), accessories.next().flatten());
-        artifact_view(&a, &path.repo, project.project_id, with_tags, rules.as_ref(), l, acc)
-    });
-    Ok(paging.respond(&base, &q.rest(), views))
+    let Listing { items, total, next } = listing;
+    let items = items.into_iter().map(|a| (path.repo.clone(), a)).collect();
+    let views = q.artifact_views(&state, &project, items).await?;
+    Ok(paging.respond(&base, &q.rest(), Listing { items: views, total, next }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ProjectArtifactsQuery {
+    #[serde(flatten)]
+    list: ListQuery,
+    latest_in_repository: Option<String>,
+}
+
+/// `GET /projects/{project_name_or_id}/artifacts`: the project's artifacts
+/// across its repositories, newest first push first, paged from the
+/// project's own push-order list.
+pub async fn list_project_artifacts(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Target(r): Target,
+    Query(pq): Query<ProjectArtifactsQuery>,
+) -> ApiResult {
+    let q = pq.list;
+    let paging = q.paging("push_time", true)?;
+    let project = state.registry.project(&r).await?;
+    caller.require_in(&state, &project, (Res::Artifact, Act::List)).await?;
+    if pq.latest_in_repository.as_deref().is_some_and(query_bool) {
+        return Err(ApiError::bad_request("latest_in_repository is not supported yet"));
+    }
+    let filter = q.artifact_filter()?;
+    let Listing { items, total, next } =
+        state.registry.list_project_artifacts(&project.name, &filter, &paging.0).await?;
+    let views = q.artifact_views(&state, &project, items).await?;
+    let base = format!("/projects/{}/artifacts", project.name);
+    Ok(paging.respond(&base, &q.rest(), Listing { items: views, total, next }))
 }
 
 /// The repository part after the project, encoded twice as Harbor links
@@ -540,12 +596,7 @@ pub async fn get_artifact(
 ) -> ApiResult {
     let project = path.require(&state, &caller, (Res::Artifact, Act::Read)).await?;
     let artifact = state.registry.artifact(&path.repo, &path.reference()?).await?;
-    let with_tags = q.with_tag.as_deref().is_none_or(query_bool);
-    let rules = q.immutability(&state, &project.name).await?;
-    let one = std::slice::from_ref(&artifact);
-    let labels = q.labels(&state, &path.repo, one).await?.pop().unwrap_or_default();
-    let accessories = q.accessories(&state, &path.repo, one).await?.pop().flatten();
-    let view = artifact_view(&artifact, &path.repo, project.project_id, with_tags, rules.as_ref(), labels, accessories);
+    let view = q.artifact_views(&state, &project, vec![(path.repo.clone(), artifact)]).await?.pop();
     Ok(Json(view).into_response())
 }
 
@@ -612,6 +663,23 @@ pub async fn list_accessories(
         encode_twice(&path.repo)
     );
     Ok(paging.respond(&base, &q.rest(), listing.map(|a| accessory_view(&a, &path.repo))))
+}
+
+/// `GET …/additions/vulnerabilities`: the artifact's vulnerability reports
+/// by report type — none (`{}`) while no scanner has reported on it.
+pub async fn vulnerabilities(State(state): State<Arc<AppState>>, caller: Caller, path: RepoPath) -> ApiResult {
+    path.require(&state, &caller, (Res::ArtifactAddition, Act::Read)).await?;
+    state.registry.artifact(&path.repo, &path.reference()?).await?;
+    Ok(Json(serde_json::json!({})).into_response())
+}
+
+/// `GET …/additions/{addition}`: an image's `build_history`, a chart's
+/// `values.yaml`, `readme.md` and `dependencies`.
+pub async fn addition(State(state): State<Arc<AppState>>, caller: Caller, path: RepoPath) -> ApiResult {
+    path.require(&state, &caller, (Res::ArtifactAddition, Act::Read)).await?;
+    let name = path.addition.clone().unwrap_or_default();
+    let addition = state.registry.addition(&path.repo, &path.reference()?, &name).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, addition.content_type)], addition.body).into_response())
 }
 
 pub async fn list_tags(
