@@ -17,6 +17,9 @@ from harborapi import HarborAsyncClient
 from harborapi.exceptions import Conflict, NotFound, Unauthorized
 from harborapi.models import (
     Access,
+    CVEAllowlist,
+    CVEAllowlistItem,
+    Label,
     Configurations,
     Repository,
     Tag,
@@ -145,6 +148,7 @@ async def artifacts(client: HarborAsyncClient, url: str, user: str, password: st
     await client.delete_artifact_tag(project, "app/sub", digest, "v2")
     assert [t.name for t in await client.get_artifact_tags(project, "app/sub", digest)] == ["v1"]
     print("artifacts", len(arts))
+    await catalogue(client, url, (user, password), project, digest)
 
     await client.copy_artifact(project, "copy", f"{project}/app/sub:v1")
     copied = await client.get_artifact(project, "copy", "v1")
@@ -159,6 +163,107 @@ async def artifacts(client: HarborAsyncClient, url: str, user: str, password: st
     await client.delete_repository(project, "app/sub")
     assert await client.get_repositories(project) == []
     print("repositories deleted")
+
+
+async def catalogue(client: HarborAsyncClient, url: str, auth: tuple, project: str, digest: str) -> None:
+    """Labels, accessories, additions, icons, the project-wide artifact
+    list, CVE allowlists and the system's volumes, on the image of
+    `artifacts`."""
+    p = await client.get_project(project)
+    location = await client.create_label(Label(name=f"{project}-env", color="#00AA00", scope="g"))
+    gid = int(location.rsplit("/", 1)[1])
+    location = await client.create_label(
+        Label(name=f"{project}-team", scope="p", project_id=p.project_id, description="the team"))
+    pid = int(location.rsplit("/", 1)[1])
+    assert (await client.get_label(gid)).name == f"{project}-env"
+    await client.update_label(pid, Label(name=f"{project}-squad", description="renamed"))
+    assert (await client.get_label(pid)).name == f"{project}-squad"
+    globals_ = await client.get_labels(scope="g", name=f"{project}-env")
+    assert [x.id for x in globals_] == [gid], globals_
+    mine = await client.get_labels(scope="p", project_id=p.project_id)
+    assert [x.id for x in mine] == [pid], mine
+    await client.add_artifact_label(project, "app/sub", "v1", Label(id=gid))
+    await client.add_artifact_label(project, "app/sub", "v1", Label(id=pid))
+    try:
+        await client.add_artifact_label(project, "app/sub", "v1", Label(id=gid))
+        raise AssertionError("a label put on twice must conflict")
+    except Conflict:
+        pass
+    art = await client.get_artifact(project, "app/sub", "v1", with_label=True)
+    assert sorted(x.id for x in art.labels) == sorted([gid, pid]), art.labels
+    await client.delete_artifact_label(project, "app/sub", "v1", pid)
+    art = await client.get_artifact(project, "app/sub", "v1", with_label=True)
+    assert [x.id for x in art.labels] == [gid], art.labels
+    await client.delete_label(pid)
+    print("labels", gid)
+
+    # A signature made through subject: an accessory, left out of lists.
+    sig = push_referrer(url, auth, f"{project}/app/sub", digest)
+    arts = await client.get_artifacts(project, "app/sub")
+    assert [a.digest for a in arts] == [digest], arts
+    accessories = await client.get_artifact_accessories(project, "app/sub", "v1")
+    assert [(a.digest, a.type, a.subject_artifact_digest) for a in accessories] == [
+        (sig, "signature.notation", digest)], accessories
+    art = await client.get_artifact(project, "app/sub", "v1", with_accessory=True)
+    assert [a.digest for a in art.accessories] == [sig], art.accessories
+    print("accessories", len(accessories))
+
+    history = await client.get_artifact_build_history(project, "app/sub", "v1")
+    assert history == [], history
+    try:
+        await client.get_artifact_vulnerabilities(project, "app/sub", "v1")
+        raise AssertionError("no scanner has reported yet")
+    except NotFound:
+        pass
+    icon = await client.get_icon(art.icon)
+    assert icon.content_type == "image/svg+xml" and icon.content, icon
+    across = await client.get_project_artifacts(project, with_tag=True)
+    assert [(a.repository_name, a.digest) for a in across] == [(f"{project}/app/sub", digest)], across
+    print("additions", art.icon)
+
+    await client.update_cve_allowlist(CVEAllowlist(items=[CVEAllowlistItem(cve_id="CVE-2024-0001")], expires_at=None))
+    allowlist = await client.get_cve_allowlist()
+    assert [i.cve_id for i in allowlist.items] == ["CVE-2024-0001"], allowlist
+    await client.update_cve_allowlist(CVEAllowlist(items=[]))
+    assert (await client.get_cve_allowlist()).items == []
+    volumes = await client.get_system_volume_info()
+    if (await client.get_system_info()).registry_storage_provider_name == "filesystem":
+        assert volumes.storage and volumes.storage[0].total > 0, volumes
+    else:
+        assert volumes.storage == [], volumes  # blobs in S3: no local disk
+    # harborapi hands the file over whatever the status: here Harbor's 404 body.
+    cert = bytes(await client.get_system_certificate())
+    assert b"no CA certificate is configured" in cert, cert
+    await client.delete_label(gid)
+    print("system", len(volumes.storage))
+
+
+def push_referrer(url: str, auth: tuple, repo: str, subject: str) -> str:
+    """Pushes a Notation-type signature of `subject` through the OCI
+    subject field; its digest."""
+    empty = b"{}"
+    payload = b'{"signature":"berth test"}'
+    with httpx.Client(base_url=url, auth=auth) as http:
+        for blob in (empty, payload):
+            d = "sha256:" + hashlib.sha256(blob).hexdigest()
+            r = http.post(f"/v2/{repo}/blobs/uploads/", params={"digest": d}, content=blob,
+                          headers={"content-type": "application/octet-stream"})
+            assert r.status_code == 201, r.text
+        manifest = json.dumps({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": "application/vnd.cncf.notary.signature",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                       "digest": "sha256:" + hashlib.sha256(empty).hexdigest(), "size": 2},
+            "layers": [{"mediaType": "application/jose+json",
+                        "digest": "sha256:" + hashlib.sha256(payload).hexdigest(), "size": len(payload)}],
+            "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject, "size": 1},
+        }).encode()
+        d = "sha256:" + hashlib.sha256(manifest).hexdigest()
+        r = http.put(f"/v2/{repo}/manifests/{d}", content=manifest,
+                     headers={"content-type": "application/vnd.oci.image.manifest.v1+json"})
+        assert r.status_code == 201, r.text
+        return d
 
 
 async def accounts(client: HarborAsyncClient, project: str, project_id: int) -> None:
