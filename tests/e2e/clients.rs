@@ -65,6 +65,18 @@ fn podman_aws() {
 }
 
 #[test]
+fn skopeo_multi_arch_local() {
+    skopeo_multi_arch(&Registry::local());
+}
+
+#[test]
+fn skopeo_multi_arch_aws() {
+    if let Some(registry) = Registry::aws("skopeo_multi_arch_aws") {
+        skopeo_multi_arch(&registry);
+    }
+}
+
+#[test]
 fn oras_local() {
     oras_referrers(&Registry::local());
 }
@@ -430,6 +442,86 @@ fn oras_referrers(registry: &Registry) {
     assert_eq!(index["manifests"], serde_json::json!([]));
     let resp = registry.get(&format!("/v2/{repo}/referrers/{referrer}"), None);
     assert_eq!(resp.json::<Value>().unwrap()["manifests"], serde_json::json!([]));
+
+    // Harbor's view: the referrer is the artifact's accessory, not an
+    // artifact of the list.
+    let api = format!("/api/v2.0/projects/library/repositories/{}/artifacts", repo.trim_start_matches("library/"));
+    let listed: Value = registry.get(&api, None).json().unwrap();
+    let digests: Vec<&str> = listed.as_array().unwrap().iter().map(|a| a["digest"].as_str().unwrap()).collect();
+    assert_eq!(digests, [artifact.as_str()], "{listed}");
+    let accessories: Value = registry.get(&format!("{api}/{artifact}/accessories"), None).json().unwrap();
+    assert_eq!(accessories[0]["digest"], referrer.as_str(), "{accessories}");
+    assert_eq!(accessories[0]["type"], "subject.accessory");
+}
+
+// -------------------------------------------------------- multi-arch index
+
+/// skopeo pushes a two-platform index (`copy --all`) built from umoci
+/// images: Harbor's list shows the index alone, with its children as its
+/// references; deleting the index through the API takes the children.
+fn skopeo_multi_arch(registry: &Registry) {
+    require("skopeo", &["--version"]);
+    require("umoci", &["--version"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("multi");
+    ok(Command::new("umoci").args(["init", "--layout"]).arg(&layout));
+    let mut children = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let image = format!("{}:{arch}", layout.display());
+        ok(Command::new("umoci").args(["new", "--image", &image]));
+        let files = tmp.path().join(arch);
+        std::fs::create_dir_all(&files).unwrap();
+        std::fs::write(files.join("arch"), arch).unwrap();
+        ok(Command::new("umoci").args(["insert", "--image", &image]).arg(&files).arg("/"));
+        ok(Command::new("umoci").args(["config", "--image", &image, "--architecture", arch, "--os", "linux"]));
+        let img = OciImage::read(&layout, arch);
+        children.push((img.manifest_digest.clone(), img.manifest_bytes.len(), arch));
+    }
+    // The index, as a blob of the layout tagged `multi`.
+    let manifests: Vec<Value> = children
+        .iter()
+        .map(|(d, size, arch)| {
+            serde_json::json!({"mediaType": OCI_MANIFEST, "digest": d, "size": size,
+            "platform": {"architecture": arch, "os": "linux"}})
+        })
+        .collect();
+    let index =
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}))
+            .unwrap();
+    let index_digest = sha256_digest(&index);
+    std::fs::write(blob_path(&layout.join("blobs/sha256"), &index_digest), &index).unwrap();
+    let top = layout.join("index.json");
+    let mut top_doc: Value = serde_json::from_slice(&std::fs::read(&top).unwrap()).unwrap();
+    top_doc["manifests"].as_array_mut().unwrap().push(serde_json::json!({"mediaType": OCI_INDEX,
+        "digest": index_digest, "size": index.len(), "annotations": {"org.opencontainers.image.ref.name": "multi"}}));
+    std::fs::write(&top, serde_json::to_vec(&top_doc).unwrap()).unwrap();
+
+    let repo = berth::testkit::unique("library/multi-");
+    let dest = format!("docker://{}/{repo}:multi", registry.host());
+    ok(Command::new("skopeo")
+        .args(["--insecure-policy", "copy", "--all", "--dest-creds", CREDS, "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:multi", layout.display()))
+        .arg(&dest));
+    let api = format!("/api/v2.0/projects/library/repositories/{}/artifacts", repo.trim_start_matches("library/"));
+    let listed: Value = registry.get(&api, None).json().unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["digest"], index_digest.as_str());
+    let refs: Vec<&str> =
+        listed[0]["references"].as_array().unwrap().iter().map(|r| r["child_digest"].as_str().unwrap()).collect();
+    let want: Vec<&str> = children.iter().map(|(d, _, _)| d.as_str()).collect();
+    assert_eq!(refs, want);
+    assert_eq!(listed[0]["references"][1]["platform"]["architecture"], "arm64");
+    let all: Value = registry.get(&format!("{api}?q=base%3D*"), None).json().unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 3, "{all}");
+    // A child alone is not deleted (412); the index takes both.
+    let client = reqwest::blocking::Client::new();
+    let delete =
+        |path: String| client.delete(registry.server.url(&path)).basic_auth(USER, Some(PASSWORD)).send().unwrap();
+    assert_eq!(delete(format!("{api}/{}", children[0].0)).status().as_u16(), 412);
+    assert_eq!(delete(format!("{api}/multi")).status().as_u16(), 200);
+    for (d, _, _) in &children {
+        assert_eq!(registry.get(&format!("/v2/{repo}/manifests/{d}"), Some(OCI_MANIFEST)).status().as_u16(), 404);
+    }
 }
 
 /// The Python that has oras-py: `BERTH_TEST_ORAS_PYTHON`, else the venv

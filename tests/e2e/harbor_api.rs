@@ -497,3 +497,14 @@ async fn permissions_list_what_robots_may_be_granted() {
     app.user("nobody", "Passw0rd1").get("/api/v2.0/permissions").send().await.expect(403);
     app.anonymous().get("/api/v2.0/permissions").send().await.expect(401);
 }
+
+/// `/internalconfig` answers administrators only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn internalconfig_is_for_administrators() {
+    let app = crate::support::app::TestApp::local().await;
+    let all: Value = app.admin().get("/api/v2.0/internalconfig").send().await.expect(200).json();
+    assert!(all.get("auth_mode").is_some(), "{all}");
+    app.create_user("plain", "Passw0rd1").await;
+    app.user("plain", "Passw0rd1").get("/api/v2.0/internalconfig").send().await.expect(403);
+    app.anonymous().get("/api/v2.0/internalconfig").send().await.expect(401);
+}

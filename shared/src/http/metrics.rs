@@ -32,7 +32,7 @@ pub async fn observe(req: Request, next: Next) -> Response {
     let m = metrics();
     if path == "/v2" || path.starts_with("/v2/") {
         let handler = registry_handler(path);
-        let size = content_length(req.headers());
+        let size = body_size(req.headers(), req.body());
         let inflight = m.registry_inflight.with_label_values(&[handler]);
         inflight.inc();
         let res = next.run(req).await;
@@ -43,7 +43,7 @@ pub async fn observe(req: Request, next: Next) -> Response {
         if let Some(n) = size {
             m.registry_request_size.with_label_values(&[&method, handler]).observe(n);
         }
-        if let Some(n) = content_length(res.headers()) {
+        if let Some(n) = body_size(res.headers(), res.body()) {
             m.registry_response_size.with_label_values(&[&method, handler]).observe(n);
         }
         return res;
@@ -58,8 +58,13 @@ pub async fn observe(req: Request, next: Next) -> Response {
     res
 }
 
-fn content_length(headers: &axum::http::HeaderMap) -> Option<f64> {
-    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse::<u64>().ok().map(|n| n as f64)
+/// A body's size when known before it is read: its `Content-Length`, or
+/// what the body says of itself (0 for none); `None` for a stream of
+/// unknown length.
+fn body_size(headers: &axum::http::HeaderMap, body: &axum::body::Body) -> Option<f64> {
+    use axum::body::HttpBody as _;
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    declared.or_else(|| body.size_hint().exact()).map(|n| n as f64)
 }
 
 struct ScrapeState {

@@ -206,10 +206,21 @@ pub fn component_of(name: &str) -> &'static str {
     }
 }
 
+/// The `handler` labels of `/v2` ([`registry_handler`]).
+pub const REGISTRY_HANDLERS: [&str; 8] =
+    ["base", "catalog", "blob_upload", "blob", "manifest", "tags", "referrers", "other"];
+
 /// The process's metrics.
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
-    METRICS.get_or_init(Metrics::new)
+    METRICS.get_or_init(|| {
+        let m = Metrics::new();
+        // Requests in flight are a state: 0 is a reading, shown from the start.
+        for handler in REGISTRY_HANDLERS {
+            m.registry_inflight.with_label_values(&[handler]).set(0);
+        }
+        m
+    })
 }
 
 /// The `handler` label of a `/v2` path, as Distribution names its routes.
@@ -263,6 +274,7 @@ mod tests {
         let registry = m.encode(Some("registry"));
         assert!(registry.contains("registry_http_requests_total{code=\"200\",handler=\"manifest\",method=\"GET\"}"));
         assert!(!registry.contains("harbor_core_http_request_total"));
+        assert!(registry.contains("registry_http_in_flight_requests{handler=\"blob_upload\"}"), "shown from the start");
         let all = m.encode(None);
         assert!(all.contains("harbor_core_http_request_total") && all.contains("registry_http_requests_total"));
     }

@@ -28,6 +28,14 @@ pub async fn get(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResul
     Ok(Json(Value::Object(state.registry.settings().await?.public_view())).into_response())
 }
 
+/// `GET /internalconfig`: Harbor's components read the whole
+/// configuration here with an internal credential; berth's workers read
+/// the table themselves, so it answers administrators only, with the same
+/// settings.
+pub async fn internal(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult {
+    get(State(state), caller).await
+}
+
 pub async fn update(
     State(state): State<Arc<AppState>>,
     caller: Caller,

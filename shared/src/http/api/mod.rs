@@ -141,6 +141,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/robots", get(robots::list).post(robots::create))
         .route("/robots/{robot_id}", get(robots::get).put(robots::update).patch(robots::refresh).delete(robots::delete))
         .route("/configurations", get(configurations::get).put(configurations::update))
+        .route("/internalconfig", get(configurations::internal))
         .route("/ldap/ping", axum::routing::post(ldap::ping))
         .route("/ldap/users/search", get(ldap::search_users))
         .route("/ldap/users/import", axum::routing::post(ldap::import_users))
