@@ -442,6 +442,23 @@ async fn tags(t: Target, count: usize, concurrency: usize) -> Result<()> {
 }
 
 impl Registry {
+    /// The id of the global label `name`, made when missing.
+    async fn label(&self, name: &str) -> Result<i64> {
+        let mut url = self.api("labels");
+        url.query_pairs_mut().append_pair("scope", "g").append_pair("name", name);
+        let found: serde_json::Value = self.http.get(url).send().await?.json().await?;
+        if let Some(id) =
+            found.as_array().and_then(|l| l.iter().find(|x| x["name"] == name)).and_then(|x| x["id"].as_i64())
+        {
+            return Ok(id);
+        }
+        let resp =
+            self.http.post(self.api("labels")).json(&serde_json::json!({"name": name, "scope": "g"})).send().await?;
+        expect(resp.status(), StatusCode::CREATED, "POST label")?;
+        let location = resp.headers().get(LOCATION).context("no Location")?.to_str()?;
+        Ok(location.rsplit('/').next().unwrap_or_default().parse()?)
+    }
+
     fn api(&self, path: &str) -> Url {
         self.base.join(&format!("/api/v2.0/{path}")).expect("url")
     }
@@ -510,9 +527,12 @@ async fn artifacts(t: Target, total: usize, concurrency: usize) -> Result<()> {
     let (config_len, layer_len) = (config.len(), layer.len());
     let config_digest = reg.push_bytes(config).await.context("pushing the config blob")?;
     let layer_digest = reg.push_bytes(layer).await.context("pushing the layer blob")?;
+    let empty_digest = reg.push_bytes(Bytes::from_static(b"{}")).await.context("pushing the empty config")?;
+    let label = reg.label("bench").await?;
     let started = Instant::now();
     in_parallel(have..total.max(have), concurrency, |i| {
         let reg = reg.clone();
+        let (empty_digest, listing) = (empty_digest.clone(), listing.clone());
         let manifest = serde_json::json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -521,14 +541,43 @@ async fn artifacts(t: Target, total: usize, concurrency: usize) -> Result<()> {
             "annotations": {"org.example.bench.n": i.to_string()},
         });
         async move {
+            // Each artifact carries a label and an accessory (an SBOM-like
+            // referrer through `subject`), so the listing's page shows them.
+            let bytes = serde_json::to_vec(&manifest)?;
+            let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
             let resp = reg
                 .http
                 .put(reg.url(&format!("manifests/a{i:05}")))
                 .header(CONTENT_TYPE, "application/vnd.oci.image.manifest.v1+json")
-                .body(serde_json::to_vec(&manifest)?)
+                .body(bytes.clone())
                 .send()
                 .await?;
-            expect(resp.status(), StatusCode::CREATED, &format!("PUT manifest a{i:05}"))
+            expect(resp.status(), StatusCode::CREATED, &format!("PUT manifest a{i:05}"))?;
+            let accessory = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "artifactType": "application/vnd.example.bench.sbom",
+                "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty_digest, "size": 2},
+                "layers": [{"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty_digest, "size": 2}],
+                "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": bytes.len()},
+            });
+            let accessory = serde_json::to_vec(&accessory)?;
+            let accessory_digest = format!("sha256:{}", hex::encode(Sha256::digest(&accessory)));
+            let resp = reg
+                .http
+                .put(reg.url(&format!("manifests/{accessory_digest}")))
+                .header(CONTENT_TYPE, "application/vnd.oci.image.manifest.v1+json")
+                .body(accessory)
+                .send()
+                .await?;
+            expect(resp.status(), StatusCode::CREATED, &format!("PUT the accessory of a{i:05}"))?;
+            let resp = reg
+                .http
+                .post(reg.api(&format!("{listing}/{digest}/labels")))
+                .json(&serde_json::json!({"id": label}))
+                .send()
+                .await?;
+            expect(resp.status(), StatusCode::OK, &format!("label a{i:05}"))
         }
     })
     .await?;

@@ -10,9 +10,9 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::jobs::{
-    ExecHistoryView, ListQuery, SYSTEM_VENDOR, ScheduleBody, history_of, schedule_set_at, schedule_view,
+    ExecHistoryView, ListQuery, SYSTEM_VENDOR, ScheduleBody, history_of, run_started, schedule_set_at, schedule_view,
 };
-use super::{ApiError, ApiResult, Body, Caller, PREFIX, Paging, created, path_number};
+use super::{ApiError, ApiResult, Body, Caller, PREFIX, Paging, path_number};
 use crate::auth::On;
 use crate::http::state::AppState;
 use crate::jobs::Status;
@@ -154,7 +154,7 @@ pub async fn schedule_set(
                 .registry(&state)
                 .start_execution(&GcJob, SYSTEM_VENDOR, "MANUAL", serde_json::Map::new(), vec![start_payload(params)])
                 .await?;
-            created(&format!("{PREFIX}/system/gc/{id}"))
+            run_started(&method, &format!("{PREFIX}/system/gc/{id}"))
         }
         Plan::Never => {
             state.registry.set_schedule(GARBAGE_COLLECTION, SYSTEM_VENDOR, None, start_payload(params)).await?;

@@ -54,15 +54,21 @@ pub async fn update(
     caller: Caller,
     Target(r): Target,
     Path(path): Path<Vec<(String, String)>>,
-    Body(rule): Body<ImmutableRule>,
+    Body(rule): Body<Option<ImmutableRule>>,
 ) -> ApiResult {
     let id = path_number(&path, "immutable_rule_id")?;
+    let (project, _) = project_for(&state, &caller, &r, (Res::ImmutableTag, Act::Update)).await?;
+    // A rule that is not there is 404 whatever the body, as in Harbor.
+    let rules = state.registry.immutable_rules(&ProjectRef::Name(project.name.clone())).await?;
+    if !rules.iter().any(|x| x.id == id) {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("immutable rule {id} not found")));
+    }
+    let rule = rule.ok_or_else(|| ApiError::bad_request("the rule is required"))?;
     if rule.id != 0 && rule.id != id {
         return Err(ApiError::bad_request(
             "the immutable_rule_id doesn't match the id in the payload body of ImmutableRule",
         ));
     }
-    let (project, _) = project_for(&state, &caller, &r, (Res::ImmutableTag, Act::Update)).await?;
     caller.registry(&state).update_immutable_rule(&ProjectRef::Name(project.name), id, rule).await?;
     Ok(StatusCode::OK.into_response())
 }

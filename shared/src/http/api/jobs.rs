@@ -251,7 +251,7 @@ pub async fn purge_schedule_set(
                 .registry(&state)
                 .start_execution(&PurgeAuditJob, SYSTEM_VENDOR, "MANUAL", serde_json::Map::new(), vec![params])
                 .await?;
-            created(&format!("{PREFIX}/system/purgeaudit/{id}"))
+            run_started(&method, &format!("{PREFIX}/system/purgeaudit/{id}"))
         }
         Plan::Never => {
             state.registry.set_schedule(PURGE_AUDIT_LOG, SYSTEM_VENDOR, None, params).await?;
@@ -262,6 +262,12 @@ pub async fn purge_schedule_set(
             Ok(schedule_set(&method))
         }
     }
+}
+
+/// A run started by a `Manual` schedule: a `POST` answers 201 with the
+/// run's `Location`, a `PUT` (an update of the schedule) 200, as Harbor.
+pub(super) fn run_started(method: &axum::http::Method, location: &str) -> ApiResult {
+    if method == axum::http::Method::POST { created(location) } else { Ok(StatusCode::OK.into_response()) }
 }
 
 /// Harbor answers a schedule's `POST` with 201 and its `PUT` with 200.

@@ -124,6 +124,11 @@ pub async fn trigger(
     Body(body): Body<TriggerBody>,
 ) -> ApiResult {
     let id = path_number(&path, "id")?;
+    // Harbor's contract has no 404 here: a policy that is not there is a
+    // bad request.
+    if let Err(ServiceError::NotFound(message)) = state.registry.retention(id).await {
+        return Err(ApiError::bad_request(message));
+    }
     policy_for(&state, &caller, id, Act::Update).await?;
     let extra = serde_json::Map::from_iter([("dry_run".to_owned(), body.dry_run.into())]);
     let eid = caller
