@@ -23,6 +23,7 @@ mod labels;
 mod ldap;
 mod members;
 mod oidc_ping;
+pub mod openapi;
 mod project_metadata;
 mod projects;
 mod quotas;
@@ -44,7 +45,6 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::Serialize;
@@ -64,161 +64,154 @@ pub const PREFIX: &str = "/api/v2.0";
 
 /// The `/api/v2.0` routes.
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/ping", get(system::ping))
-        .route("/health", get(system::health))
-        .route("/systeminfo", get(system::systeminfo))
-        .route("/systeminfo/volumes", get(system::volumes))
-        .route("/systeminfo/getcert", get(system::getcert))
-        .route("/projects", get(projects::list).post(projects::create).head(projects::exists))
-        .route("/projects/{project_name_or_id}", get(projects::get).put(projects::update).delete(projects::delete))
-        .route("/projects/{project_name_or_id}/summary", get(projects::summary))
-        .route("/projects/{project_name_or_id}/_deletable", get(projects::deletable))
-        .route("/projects/{project_name_or_id}/members", get(members::list).post(members::create))
-        .route(
-            "/projects/{project_name_or_id}/members/{mid}",
-            get(members::get).put(members::update).delete(members::delete),
-        )
-        .route("/repositories", get(repositories::list_all))
-        .route("/projects/{project_name_or_id}/artifacts", get(repositories::list_project_artifacts))
-        .route("/projects/{project_name_or_id}/repositories", get(repositories::list))
-        .route(
-            "/projects/{project_name_or_id}/repositories/{repository_name}",
-            get(repositories::get).put(repositories::update).delete(repositories::delete),
-        )
-        .route(
-            "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts",
-            get(repositories::list_artifacts).post(repositories::copy_artifact),
-        )
-        .route(
-            "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}",
-            get(repositories::get_artifact).delete(repositories::delete_artifact),
-        )
-        .route(
-            "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/accessories",
-            get(repositories::list_accessories),
-        )
-        .route(
-            "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/labels",
-            post(labels::add_to_artifact),
-        )
-        .route(
-            "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/labels/{label_id}",
-            axum::routing::delete(labels::remove_from_artifact),
-        )
-        .route("/icons/{digest}", get(icons::get))
-        .route(
-            "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/additions/vulnerabilities",
-            get(repositories::vulnerabilities),
-        )
-        .route(
-            "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/additions/{addition}",
-            get(repositories::addition),
-        )
-        .route("/system/CVEAllowlist", get(cve_allowlist::get).put(cve_allowlist::put))
-        .route("/labels", get(labels::list).post(labels::create))
-        .route("/labels/{label_id}", get(labels::get).put(labels::update).delete(labels::delete))
-        .route(
-            "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/tags",
-            get(repositories::list_tags).post(repositories::create_tag),
-        )
-        .route(
-            "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/tags/{tag_name}",
-            axum::routing::delete(repositories::delete_tag),
-        )
-        .route("/users", get(users::list).post(users::create))
-        .route("/users/current", get(users::current))
-        .route("/users/current/permissions", get(users::permissions))
-        .route("/users/search", get(users::search))
-        .route("/users/{user_id}", get(users::get).put(users::update).delete(users::delete))
-        .route("/users/{user_id}/sysadmin", put(users::set_sysadmin))
-        .route("/users/{user_id}/password", put(users::set_password))
-        .route("/users/{user_id}/cli_secret", put(users::set_cli_secret))
-        .route("/system/oidc/ping", post(oidc_ping::ping))
-        .route("/usergroups", get(usergroups::list).post(usergroups::create))
-        .route("/usergroups/search", get(usergroups::search))
-        .route("/usergroups/{group_id}", get(usergroups::get).put(usergroups::update).delete(usergroups::delete))
-        .route("/robots", get(robots::list).post(robots::create))
-        .route("/robots/{robot_id}", get(robots::get).put(robots::update).patch(robots::refresh).delete(robots::delete))
-        .route("/configurations", get(configurations::get).put(configurations::update))
-        .route("/internalconfig", get(configurations::internal))
-        .route("/ldap/ping", axum::routing::post(ldap::ping))
-        .route("/ldap/users/search", get(ldap::search_users))
-        .route("/ldap/users/import", axum::routing::post(ldap::import_users))
-        .route("/ldap/groups/search", get(ldap::search_groups))
-        .route("/audit-logs", get(audit::list_all))
-        .route("/auditlog-exts", get(audit::list_all_ext))
-        .route("/auditlog-exts/events", get(audit::event_types))
-        .route("/projects/{project_name_or_id}/logs", get(audit::list_project))
-        .route("/projects/{project_name_or_id}/auditlog-exts", get(audit::list_project_ext))
-        .route("/projects/{project_name_or_id}/metadatas", get(project_metadata::list).post(project_metadata::add))
-        .route("/projects/{project_name_or_id}/metadatas/", get(project_metadata::list).post(project_metadata::add))
-        .route(
-            "/projects/{project_name_or_id}/metadatas/{meta_name}",
-            get(project_metadata::get).put(project_metadata::update).delete(project_metadata::delete),
-        )
-        .route(
-            "/projects/{project_name_or_id}/immutabletagrules",
-            get(immutability::list).post(immutability::create),
-        )
-        .route(
-            "/projects/{project_name_or_id}/immutabletagrules/{immutable_rule_id}",
-            axum::routing::put(immutability::update).delete(immutability::delete),
-        )
-        .route("/projects/{project_name_or_id}/webhook/policies", get(webhooks::list).post(webhooks::create))
-        .route(
-            "/projects/{project_name_or_id}/webhook/policies/{webhook_policy_id}",
-            get(webhooks::get).put(webhooks::update).delete(webhooks::delete),
-        )
-        .route(
-            "/projects/{project_name_or_id}/webhook/policies/{webhook_policy_id}/executions",
-            get(webhooks::executions),
-        )
-        .route(
-            "/projects/{project_name_or_id}/webhook/policies/{webhook_policy_id}/executions/{execution_id}/tasks",
-            get(webhooks::tasks),
-        )
-        .route(
-            "/projects/{project_name_or_id}/webhook/policies/{webhook_policy_id}/executions/{execution_id}/tasks/{task_id}/log",
-            get(webhooks::task_log),
-        )
-        .route("/projects/{project_name_or_id}/webhook/events", get(webhooks::event_types))
-        .route("/projects/{project_name_or_id}/webhook/lasttrigger", get(webhooks::last_trigger))
-        .route("/projects/{project_name_or_id}/webhook/jobs", get(webhooks::jobs))
-        .route("/system/purgeaudit", get(jobs::purge_list))
-        .route(
-            "/system/purgeaudit/schedule",
-            get(jobs::purge_schedule_get).post(jobs::purge_schedule_set).put(jobs::purge_schedule_set),
-        )
-        .route("/system/purgeaudit/{purge_id}", get(jobs::purge_get).put(jobs::purge_stop))
-        .route("/system/purgeaudit/{purge_id}/log", get(jobs::purge_log))
-        .route("/system/gc", get(gc::list))
-        .route("/system/gc/schedule", get(gc::schedule_get).post(gc::schedule_set).put(gc::schedule_set))
-        .route("/system/gc/{gc_id}", get(gc::get).put(gc::stop))
-        .route("/system/gc/{gc_id}/log", get(gc::log))
-        .route("/schedules", get(jobs::schedules))
-        .route("/retentions/metadatas", get(retention::metadatas))
-        .route("/retentions", axum::routing::post(retention::create))
-        .route("/retentions/{id}", get(retention::get).put(retention::update).delete(retention::delete))
-        .route("/retentions/{id}/executions", get(retention::executions).post(retention::trigger))
-        .route("/retentions/{id}/executions/{eid}", axum::routing::patch(retention::operate))
-        .route("/retentions/{id}/executions/{eid}/tasks", get(retention::tasks))
-        .route("/retentions/{id}/executions/{eid}/tasks/{tid}", get(retention::task_log))
-        .route("/statistics", get(projects::statistics))
-        .route("/permissions", get(robots::permissions))
-        .route("/search", get(projects::search))
-        .route("/quotas", get(quotas::list))
-        .route("/quotas/{id}", get(quotas::get).put(quotas::update))
-        .route("/schedules/{job_type}/paused", get(jobservice::schedules_paused))
-        .route("/jobservice/queues", get(jobservice::queues))
-        .route("/jobservice/queues/{job_type}", axum::routing::put(jobservice::action))
-        .route("/jobservice/pools", get(jobservice::pools))
-        .route("/jobservice/pools/{pool_id}/workers", get(jobservice::workers))
-        .route("/jobservice/jobs/{job_id}", axum::routing::put(jobservice::stop_job))
-        .route("/jobservice/jobs/{job_id}/log", get(jobservice::job_log))
+    table().into_parts().0.fallback(unknown_path).method_not_allowed_fallback(method_not_allowed)
+}
 
-        .fallback(unknown_path)
-        .method_not_allowed_fallback(method_not_allowed)
+/// Every operation of the API, once: the router and the OpenAPI document
+/// ([`openapi`]) are both made from it. Operation ids are Harbor's.
+fn table() -> openapi::Routes {
+    openapi::Routes::new()
+        .get("/ping", "getPing", "ping", 200, system::ping)
+        .get("/health", "getHealth", "health", 200, system::health)
+        .get("/systeminfo", "getSystemInfo", "systeminfo", 200, system::systeminfo)
+        .get("/systeminfo/volumes", "getVolumes", "systeminfo", 200, system::volumes)
+        .get("/systeminfo/getcert", "getCert", "systeminfo", 200, system::getcert)
+        .get("/projects", "listProjects", "project", 200, projects::list)
+        .post("/projects", "createProject", "project", 201, projects::create)
+        .head("/projects", "headProject", "project", 200, projects::exists)
+        .get("/projects/{project_name_or_id}", "getProject", "project", 200, projects::get)
+        .put("/projects/{project_name_or_id}", "updateProject", "project", 200, projects::update)
+        .delete("/projects/{project_name_or_id}", "deleteProject", "project", 200, projects::delete)
+        .get("/projects/{project_name_or_id}/summary", "getProjectSummary", "project", 200, projects::summary)
+        .get("/projects/{project_name_or_id}/_deletable", "getProjectDeletable", "project", 200, projects::deletable)
+        .get("/projects/{project_name_or_id}/members", "listProjectMembers", "member", 200, members::list)
+        .post("/projects/{project_name_or_id}/members", "createProjectMember", "member", 201, members::create)
+        .get("/projects/{project_name_or_id}/members/{mid}", "getProjectMember", "member", 200, members::get)
+        .put("/projects/{project_name_or_id}/members/{mid}", "updateProjectMember", "member", 200, members::update)
+        .delete("/projects/{project_name_or_id}/members/{mid}", "deleteProjectMember", "member", 200, members::delete)
+        .get("/repositories", "listAllRepositories", "repository", 200, repositories::list_all)
+        .get("/projects/{project_name_or_id}/artifacts", "listArtifactsOfProject", "project", 200, repositories::list_project_artifacts)
+        .get("/projects/{project_name_or_id}/repositories", "listRepositories", "repository", 200, repositories::list)
+        .get("/projects/{project_name_or_id}/repositories/{repository_name}", "getRepository", "repository", 200, repositories::get)
+        .put("/projects/{project_name_or_id}/repositories/{repository_name}", "updateRepository", "repository", 200, repositories::update)
+        .delete("/projects/{project_name_or_id}/repositories/{repository_name}", "deleteRepository", "repository", 200, repositories::delete)
+        .get("/projects/{project_name_or_id}/repositories/{repository_name}/artifacts", "listArtifacts", "artifact", 200, repositories::list_artifacts)
+        .post("/projects/{project_name_or_id}/repositories/{repository_name}/artifacts", "CopyArtifact", "artifact", 201, repositories::copy_artifact)
+        .get("/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}", "getArtifact", "artifact", 200, repositories::get_artifact)
+        .delete("/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}", "deleteArtifact", "artifact", 200, repositories::delete_artifact)
+        .get("/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/accessories", "listAccessories", "artifact", 200, repositories::list_accessories)
+        .post("/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/labels", "addLabel", "artifact", 200, labels::add_to_artifact)
+        .delete("/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/labels/{label_id}", "removeLabel", "artifact", 200, labels::remove_from_artifact)
+        .get("/icons/{digest}", "getIcon", "icon", 200, icons::get)
+        .get("/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/additions/vulnerabilities", "getVulnerabilitiesAddition", "artifact", 200, repositories::vulnerabilities)
+        .get("/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/additions/{addition}", "getAddition", "artifact", 200, repositories::addition)
+        .get("/system/CVEAllowlist", "getSystemCVEAllowlist", "SystemCVEAllowlist", 200, cve_allowlist::get)
+        .put("/system/CVEAllowlist", "putSystemCVEAllowlist", "SystemCVEAllowlist", 200, cve_allowlist::put)
+        .get("/labels", "ListLabels", "label", 200, labels::list)
+        .post("/labels", "CreateLabel", "label", 201, labels::create)
+        .get("/labels/{label_id}", "GetLabelByID", "label", 200, labels::get)
+        .put("/labels/{label_id}", "UpdateLabel", "label", 200, labels::update)
+        .delete("/labels/{label_id}", "DeleteLabel", "label", 200, labels::delete)
+        .get("/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/tags", "listTags", "artifact", 200, repositories::list_tags)
+        .post("/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/tags", "createTag", "artifact", 201, repositories::create_tag)
+        .delete("/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/tags/{tag_name}", "deleteTag", "artifact", 200, repositories::delete_tag)
+        .get("/users", "listUsers", "user", 200, users::list)
+        .post("/users", "createUser", "user", 201, users::create)
+        .get("/users/current", "getCurrentUserInfo", "user", 200, users::current)
+        .get("/users/current/permissions", "getCurrentUserPermissions", "user", 200, users::permissions)
+        .get("/users/search", "searchUsers", "user", 200, users::search)
+        .get("/users/{user_id}", "getUser", "user", 200, users::get)
+        .put("/users/{user_id}", "updateUserProfile", "user", 200, users::update)
+        .delete("/users/{user_id}", "deleteUser", "user", 200, users::delete)
+        .put("/users/{user_id}/sysadmin", "setUserSysAdmin", "user", 200, users::set_sysadmin)
+        .put("/users/{user_id}/password", "updateUserPassword", "user", 200, users::set_password)
+        .put("/users/{user_id}/cli_secret", "setCliSecret", "user", 200, users::set_cli_secret)
+        .post("/system/oidc/ping", "pingOIDC", "oidc", 200, oidc_ping::ping)
+        .get("/usergroups", "listUserGroups", "usergroup", 200, usergroups::list)
+        .post("/usergroups", "createUserGroup", "usergroup", 201, usergroups::create)
+        .get("/usergroups/search", "searchUserGroups", "usergroup", 200, usergroups::search)
+        .get("/usergroups/{group_id}", "getUserGroup", "usergroup", 200, usergroups::get)
+        .put("/usergroups/{group_id}", "updateUserGroup", "usergroup", 200, usergroups::update)
+        .delete("/usergroups/{group_id}", "deleteUserGroup", "usergroup", 200, usergroups::delete)
+        .get("/robots", "ListRobot", "robot", 200, robots::list)
+        .post("/robots", "CreateRobot", "robot", 201, robots::create)
+        .get("/robots/{robot_id}", "GetRobotByID", "robot", 200, robots::get)
+        .put("/robots/{robot_id}", "UpdateRobot", "robot", 200, robots::update)
+        .patch("/robots/{robot_id}", "RefreshSec", "robot", 200, robots::refresh)
+        .delete("/robots/{robot_id}", "DeleteRobot", "robot", 200, robots::delete)
+        .get("/configurations", "getConfigurations", "configure", 200, configurations::get)
+        .put("/configurations", "updateConfigurations", "configure", 200, configurations::update)
+        .get("/internalconfig", "getInternalconfig", "configure", 200, configurations::internal)
+        .post("/ldap/ping", "pingLdap", "Ldap", 200, ldap::ping)
+        .get("/ldap/users/search", "searchLdapUser", "Ldap", 200, ldap::search_users)
+        .post("/ldap/users/import", "importLdapUser", "Ldap", 200, ldap::import_users)
+        .get("/ldap/groups/search", "searchLdapGroup", "Ldap", 200, ldap::search_groups)
+        .get("/audit-logs", "listAuditLogs", "auditlog", 200, audit::list_all)
+        .get("/auditlog-exts", "listAuditLogExts", "auditlog", 200, audit::list_all_ext)
+        .get("/auditlog-exts/events", "listAuditLogEventTypes", "auditlog", 200, audit::event_types)
+        .get("/projects/{project_name_or_id}/logs", "getLogs", "project", 200, audit::list_project)
+        .get("/projects/{project_name_or_id}/auditlog-exts", "getLogExts", "project", 200, audit::list_project_ext)
+        .get("/projects/{project_name_or_id}/metadatas", "listProjectMetadatasWithoutSlash", "projectMetadata", 200, project_metadata::list)
+        .post("/projects/{project_name_or_id}/metadatas", "addProjectMetadatasWithoutSlash", "projectMetadata", 200, project_metadata::add)
+        .get("/projects/{project_name_or_id}/metadatas/", "listProjectMetadatas", "projectMetadata", 200, project_metadata::list)
+        .post("/projects/{project_name_or_id}/metadatas/", "addProjectMetadatas", "projectMetadata", 200, project_metadata::add)
+        .get("/projects/{project_name_or_id}/metadatas/{meta_name}", "getProjectMetadata", "projectMetadata", 200, project_metadata::get)
+        .put("/projects/{project_name_or_id}/metadatas/{meta_name}", "updateProjectMetadata", "projectMetadata", 200, project_metadata::update)
+        .delete("/projects/{project_name_or_id}/metadatas/{meta_name}", "deleteProjectMetadata", "projectMetadata", 200, project_metadata::delete)
+        .get("/projects/{project_name_or_id}/immutabletagrules", "ListImmuRules", "immutable", 200, immutability::list)
+        .post("/projects/{project_name_or_id}/immutabletagrules", "CreateImmuRule", "immutable", 201, immutability::create)
+        .put("/projects/{project_name_or_id}/immutabletagrules/{immutable_rule_id}", "UpdateImmuRule", "immutable", 200, immutability::update)
+        .delete("/projects/{project_name_or_id}/immutabletagrules/{immutable_rule_id}", "DeleteImmuRule", "immutable", 200, immutability::delete)
+        .get("/projects/{project_name_or_id}/webhook/policies", "ListWebhookPoliciesOfProject", "webhook", 200, webhooks::list)
+        .post("/projects/{project_name_or_id}/webhook/policies", "CreateWebhookPolicyOfProject", "webhook", 201, webhooks::create)
+        .get("/projects/{project_name_or_id}/webhook/policies/{webhook_policy_id}", "GetWebhookPolicyOfProject", "webhook", 200, webhooks::get)
+        .put("/projects/{project_name_or_id}/webhook/policies/{webhook_policy_id}", "UpdateWebhookPolicyOfProject", "webhook", 200, webhooks::update)
+        .delete("/projects/{project_name_or_id}/webhook/policies/{webhook_policy_id}", "DeleteWebhookPolicyOfProject", "webhook", 200, webhooks::delete)
+        .get("/projects/{project_name_or_id}/webhook/policies/{webhook_policy_id}/executions", "ListExecutionsOfWebhookPolicy", "webhook", 200, webhooks::executions)
+        .get("/projects/{project_name_or_id}/webhook/policies/{webhook_policy_id}/executions/{execution_id}/tasks", "ListTasksOfWebhookExecution", "webhook", 200, webhooks::tasks)
+        .get("/projects/{project_name_or_id}/webhook/policies/{webhook_policy_id}/executions/{execution_id}/tasks/{task_id}/log", "GetLogsOfWebhookTask", "webhook", 200, webhooks::task_log)
+        .get("/projects/{project_name_or_id}/webhook/events", "GetSupportedEventTypes", "webhook", 200, webhooks::event_types)
+        .get("/projects/{project_name_or_id}/webhook/lasttrigger", "LastTrigger", "webhook", 200, webhooks::last_trigger)
+        .get("/projects/{project_name_or_id}/webhook/jobs", "ListWebhookJobs", "webhookjob", 200, webhooks::jobs)
+        .get("/system/purgeaudit", "getPurgeHistory", "purge", 200, jobs::purge_list)
+        .get("/system/purgeaudit/schedule", "getPurgeSchedule", "purge", 200, jobs::purge_schedule_get)
+        .post("/system/purgeaudit/schedule", "createPurgeSchedule", "purge", 201, jobs::purge_schedule_set)
+        .put("/system/purgeaudit/schedule", "updatePurgeSchedule", "purge", 200, jobs::purge_schedule_set)
+        .get("/system/purgeaudit/{purge_id}", "getPurgeJob", "purge", 200, jobs::purge_get)
+        .put("/system/purgeaudit/{purge_id}", "stopPurge", "purge", 200, jobs::purge_stop)
+        .get("/system/purgeaudit/{purge_id}/log", "getPurgeJobLog", "purge", 200, jobs::purge_log)
+        .get("/system/gc", "getGCHistory", "gc", 200, gc::list)
+        .get("/system/gc/schedule", "getGCSchedule", "gc", 200, gc::schedule_get)
+        .post("/system/gc/schedule", "createGCSchedule", "gc", 201, gc::schedule_set)
+        .put("/system/gc/schedule", "updateGCSchedule", "gc", 200, gc::schedule_set)
+        .get("/system/gc/{gc_id}", "getGC", "gc", 200, gc::get)
+        .put("/system/gc/{gc_id}", "stopGC", "gc", 200, gc::stop)
+        .get("/system/gc/{gc_id}/log", "getGCLog", "gc", 200, gc::log)
+        .get("/schedules", "listSchedules", "schedule", 200, jobs::schedules)
+        .get("/retentions/metadatas", "getRentenitionMetadata", "Retention", 200, retention::metadatas)
+        .post("/retentions", "createRetention", "Retention", 201, retention::create)
+        .get("/retentions/{id}", "getRetention", "Retention", 200, retention::get)
+        .put("/retentions/{id}", "updateRetention", "Retention", 200, retention::update)
+        .delete("/retentions/{id}", "deleteRetention", "Retention", 200, retention::delete)
+        .get("/retentions/{id}/executions", "listRetentionExecutions", "Retention", 200, retention::executions)
+        .post("/retentions/{id}/executions", "triggerRetentionExecution", "Retention", 200, retention::trigger)
+        .patch("/retentions/{id}/executions/{eid}", "operateRetentionExecution", "Retention", 200, retention::operate)
+        .get("/retentions/{id}/executions/{eid}/tasks", "listRetentionTasks", "Retention", 200, retention::tasks)
+        .get("/retentions/{id}/executions/{eid}/tasks/{tid}", "getRetentionTaskLog", "Retention", 200, retention::task_log)
+        .get("/statistics", "getStatistic", "statistic", 200, projects::statistics)
+        .get("/permissions", "getPermissions", "permissions", 200, robots::permissions)
+        .get("/search", "search", "search", 200, projects::search)
+        .get("/quotas", "listQuotas", "quota", 200, quotas::list)
+        .get("/quotas/{id}", "getQuota", "quota", 200, quotas::get)
+        .put("/quotas/{id}", "updateQuota", "quota", 200, quotas::update)
+        .get("/schedules/{job_type}/paused", "getSchedulePaused", "schedule", 200, jobservice::schedules_paused)
+        .get("/jobservice/queues", "listJobQueues", "jobservice", 200, jobservice::queues)
+        .put("/jobservice/queues/{job_type}", "actionPendingJobs", "jobservice", 200, jobservice::action)
+        .get("/jobservice/pools", "getWorkerPools", "jobservice", 200, jobservice::pools)
+        .get("/jobservice/pools/{pool_id}/workers", "getWorkers", "jobservice", 200, jobservice::workers)
+        .put("/jobservice/jobs/{job_id}", "stopRunningJob", "jobservice", 200, jobservice::stop_job)
+        .get("/jobservice/jobs/{job_id}/log", "actionGetJobLog", "jobservice", 200, jobservice::job_log)
+        .get("/openapi.json", "getOpenApiDocument", "berth", 200, openapi::get)
 }
 
 /// Any path under `/api/v2.0` berth does not serve: Harbor's 404 body.

@@ -1,0 +1,201 @@
+//! The route table of `/api/v2.0` and the OpenAPI document made from it.
+//!
+//! Every route is declared once, through [`Routes`], with its method,
+//! path, operation id (Harbor's, where Harbor has the operation), tag and
+//! success status; the router and the document (`GET
+//! /api/v2.0/openapi.json`) are both built from that declaration, so no
+//! route is served undocumented and none is documented unserved.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::handler::Handler;
+use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
+use serde_json::{Map, Value, json};
+
+use crate::http::state::AppState;
+
+/// One operation of the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    pub method: &'static str,
+    /// Below `/api/v2.0`, with `{parameters}`.
+    pub path: &'static str,
+    pub id: &'static str,
+    pub tag: &'static str,
+    /// What a success answers.
+    pub status: u16,
+}
+
+/// A router under construction, and the operations it serves.
+pub(super) struct Routes {
+    router: Router<Arc<AppState>>,
+    ops: Vec<Operation>,
+}
+
+macro_rules! methods {
+    ($($name:ident => $method:literal),* $(,)?) => {
+        $(
+            /// Serves `handler` for this method and path, and records it.
+            pub(super) fn $name<H, T>(
+                mut self,
+                path: &'static str,
+                id: &'static str,
+                tag: &'static str,
+                status: u16,
+                handler: H,
+            ) -> Self
+            where
+                H: Handler<T, Arc<AppState>>,
+                T: 'static,
+            {
+                self.router = self.router.route(path, axum::routing::$name(handler));
+                self.ops.push(Operation { method: $method, path, id, tag, status });
+                self
+            }
+        )*
+    };
+}
+
+impl Routes {
+    pub(super) fn new() -> Self {
+        Self { router: Router::new(), ops: Vec::new() }
+    }
+
+    methods! { get => "GET", post => "POST", put => "PUT", delete => "DELETE", patch => "PATCH", head => "HEAD" }
+
+    pub(super) fn into_parts(self) -> (Router<Arc<AppState>>, Vec<Operation>) {
+        (self.router, self.ops)
+    }
+}
+
+/// Path parameters that are numbers; the others are strings.
+fn numeric(param: &str) -> bool {
+    matches!(param, "id" | "mid" | "eid" | "tid")
+        || (param.ends_with("_id") && !matches!(param, "project_name_or_id" | "pool_id" | "job_id" | "registration_id"))
+}
+
+/// Words of an operation id, as a summary: `listProjects` → "List projects".
+fn summary(id: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in id.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push(' ');
+            out.extend(c.to_lowercase());
+        } else if i == 0 {
+            out.extend(c.to_uppercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn operation_doc(op: &Operation) -> Value {
+    let mut parameters: Vec<Value> = op
+        .path
+        .split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(|name| {
+            let schema =
+                if numeric(name) { json!({"type": "integer", "format": "int64"}) } else { json!({"type": "string"}) };
+            json!({"name": name, "in": "path", "required": true, "schema": schema})
+        })
+        .collect();
+    if op.method == "GET" && op.id.starts_with("list") {
+        for (name, kind) in [("q", "string"), ("sort", "string"), ("page", "integer"), ("page_size", "integer")] {
+            parameters.push(json!({"name": name, "in": "query", "required": false, "schema": {"type": kind}}));
+        }
+    }
+    let mut doc = Map::new();
+    doc.insert("operationId".into(), op.id.into());
+    doc.insert("summary".into(), summary(op.id).into());
+    doc.insert("tags".into(), json!([op.tag]));
+    doc.insert("parameters".into(), parameters.into());
+    if matches!(op.method, "POST" | "PUT" | "PATCH") {
+        let body = json!({"required": false, "content": {"application/json": {"schema": {"type": "object"}}}});
+        doc.insert("requestBody".into(), body);
+    }
+    let error = json!({"$ref": "#/components/responses/Error"});
+    let mut responses = Map::new();
+    responses.insert(op.status.to_string(), json!({"description": "Success"}));
+    for code in ["400", "401", "403", "404", "500"] {
+        responses.insert(code.into(), error.clone());
+    }
+    doc.insert("responses".into(), responses.into());
+    Value::Object(doc)
+}
+
+/// The OpenAPI 3 document of `ops`.
+pub fn document(ops: &[Operation]) -> Value {
+    let mut paths = Map::new();
+    for op in ops {
+        let entry = paths.entry(op.path).or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(methods) = entry {
+            methods.insert(op.method.to_lowercase(), operation_doc(op));
+        }
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "berth: the Harbor-compatible management API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The operations berth serves under /api/v2.0, made from its route table. Operation ids are Harbor's where Harbor has the operation.",
+        },
+        "servers": [{"url": super::PREFIX}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},
+            "responses": {
+                "Error": {
+                    "description": "Harbor's error body",
+                    "content": {"application/json": {"schema": {
+                        "type": "object",
+                        "properties": {"errors": {"type": "array", "items": {
+                            "type": "object",
+                            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                        }}},
+                    }}},
+                },
+            },
+        },
+        "security": [{"basic": []}],
+    })
+}
+
+/// The document of the routes served, made once.
+pub fn served_document() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| document(&super::table().into_parts().1))
+}
+
+/// `GET /api/v2.0/openapi.json`, to anyone.
+pub async fn get() -> impl IntoResponse {
+    let body = serde_json::to_vec(served_document()).unwrap_or_default();
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_has_each_operation_once_and_the_document_all() {
+        let ops = super::super::table().into_parts().1;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut ids = std::collections::BTreeSet::new();
+        for op in &ops {
+            assert!(op.path.starts_with('/'), "{op:?}");
+            assert!(seen.insert((op.method, op.path)), "twice: {op:?}");
+            assert!(ids.insert(op.id), "operation id used twice: {op:?}");
+        }
+        let doc = served_document();
+        let documented: usize =
+            doc["paths"].as_object().map_or(0, |p| p.values().map(|m| m.as_object().map_or(0, Map::len)).sum());
+        assert_eq!(documented, ops.len());
+        assert_eq!(doc["paths"]["/projects/{project_name_or_id}"]["get"]["operationId"], "getProject");
+        assert_eq!(doc["paths"]["/labels/{label_id}"]["delete"]["parameters"][0]["schema"]["type"], "integer");
+        assert_eq!(summary("listArtifactsOfProject"), "List artifacts of project");
+    }
+}
