@@ -147,7 +147,8 @@ pub async fn schedule_set(
             // to back.)
             let first = crate::service::paging::PageRequest::first(5);
             let recent = state.registry.list_executions(GARBAGE_COLLECTION, SYSTEM_VENDOR, &first).await?;
-            if recent.items.iter().any(|x| x.status == Status::Running) {
+            // A run asked to stop is ending: it does not hold up the next.
+            if recent.items.iter().any(|x| x.status == Status::Running && !x.record.stop_requested) {
                 return Err(ApiError::new(StatusCode::CONFLICT, "a garbage collection is running or waiting to run"));
             }
             let id = caller
