@@ -123,6 +123,11 @@ async fn migrate_data(registry: &Registry, meta: &dyn MetaStore, report: &mut Re
             .await
             .map_err(|e| StartupError::new(format!("migrating to schema 6 (project artifact lists): {e}")))?;
         report.steps.push(format!("schema 6: listed {indexed} artifacts in their projects"));
+        let hidden = registry
+            .hide_stored_references()
+            .await
+            .map_err(|e| StartupError::new(format!("migrating to schema 6 (index children and accessories): {e}")))?;
+        report.steps.push(format!("schema 6: {hidden} accessories and indexes looked at"));
     }
     record_version(meta).await.map_err(|e| StartupError::new(format!("recording the schema version: {e}")))
 }

@@ -229,3 +229,50 @@ async fn migrating_to_schema_6_lists_project_artifacts() {
     assert_eq!(after.header("x-total-count"), "2", "run twice, counted once");
     assert_eq!(after.json::<Value>().as_array().unwrap().len(), 2);
 }
+
+/// Schema 6 also hides what earlier builds stored without the rules: the
+/// children of stored indexes, referrers and tag-scheme signatures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migrating_to_schema_6_hides_stored_children_and_accessories() {
+    let app = TestApp::local().await;
+    let [_, _, index, _, _] = push_all(&app).await;
+    // As an earlier build stored them: nothing hidden, nothing linked.
+    let meta = &app.ctx().meta;
+    let all = |pk: &str, prefix: &str| berth::meta::Query::table(pk, prefix);
+    for item in meta.query_all(all("R#acc/app", "A#")).await.unwrap() {
+        let attrs =
+            berth::meta::Attrs::from_iter([("parents".to_owned(), json!(0)), ("accessory_of".to_owned(), Value::Null)]);
+        meta.transact(vec![berth::meta::Write::Set {
+            pk: item.pk,
+            sk: item.sk,
+            attrs,
+            cond: berth::meta::Condition::Exists,
+        }])
+        .await
+        .unwrap();
+    }
+    for (pk, prefix) in [("R#acc/app", "N#"), ("P#acc", "PN#")] {
+        for item in meta.query_all(all(pk, prefix)).await.unwrap() {
+            meta.put(berth::meta::Item::new(item.pk, item.sk), berth::meta::Condition::Always).await.unwrap();
+        }
+    }
+    for (pk, prefix) in
+        [("R#acc/app", "PA#"), ("R#acc/app", "AC#"), ("N#hidden#acc/app", ""), ("N#project-hidden#acc", "")]
+    {
+        for item in meta.query_all(all(pk, prefix)).await.unwrap() {
+            meta.delete(&item.pk, &item.sk, berth::meta::Condition::Always).await.unwrap();
+        }
+    }
+    let before = app.admin().get(ARTIFACTS).send().await.expect(200);
+    assert_eq!(before.header("x-total-count"), "5");
+    meta.put(berth::meta::Item::new("SYS", "SCHEMA").with("version", 5), berth::meta::Condition::Always).await.unwrap();
+    let report = app.ctx().migrate_local().await.unwrap();
+    assert!(report.steps.iter().any(|s| s.contains("accessories and indexes looked at")), "{:?}", report.steps);
+    let after = app.admin().get(ARTIFACTS).send().await.expect(200);
+    assert_eq!(after.header("x-total-count"), "1");
+    assert_eq!(digests(&after.json()), vec![index.clone()]);
+    let project = app.admin().get("/api/v2.0/projects/acc/artifacts").send().await.expect(200);
+    assert_eq!(project.header("x-total-count"), "1");
+    let acc: Value = app.admin().get(&format!("{ARTIFACTS}/multi/accessories")).send().await.expect(200).json();
+    assert_eq!(acc.as_array().unwrap().len(), 2, "{acc}");
+}

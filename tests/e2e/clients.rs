@@ -454,6 +454,25 @@ fn oras_referrers(registry: &Registry) {
     assert_eq!(accessories[0]["type"], "subject.accessory");
 }
 
+/// containerd's `ctr` pulls (and unpacks) a reference from berth over plain
+/// HTTP, in a namespace of its own that is removed after.
+fn ctr_pull(reference: &str) {
+    const SOCKET: &str = "/run/docker/containerd/containerd.sock";
+    require("ctr", &["--version"]);
+    let namespace = berth::testkit::unique("berth-e2e-");
+    let ctr = || {
+        let mut c = Command::new("ctr");
+        c.args(["-a", SOCKET, "-n", &namespace]);
+        c
+    };
+    let user = format!("{USER}:{PASSWORD}");
+    ok(ctr().args(["image", "pull", "--plain-http", "--user", &user, reference]));
+    let listed = ok(ctr().args(["image", "ls", "-q"]));
+    assert!(listed.lines().any(|l| l == reference), "{listed}");
+    ok(ctr().args(["image", "rm", reference]));
+    let _ = exec(ctr().args(["namespace", "rm", &namespace]), None, Duration::from_secs(30));
+}
+
 // -------------------------------------------------------- multi-arch index
 
 /// skopeo pushes a two-platform index (`copy --all`) built from umoci
@@ -513,6 +532,7 @@ fn skopeo_multi_arch(registry: &Registry) {
     assert_eq!(listed[0]["references"][1]["platform"]["architecture"], "arm64");
     let all: Value = registry.get(&format!("{api}?q=base%3D*"), None).json().unwrap();
     assert_eq!(all.as_array().unwrap().len(), 3, "{all}");
+    ctr_pull(&format!("{}/{repo}:multi", registry.host()));
     // A child alone is not deleted (412); the index takes both.
     let client = reqwest::blocking::Client::new();
     let delete =

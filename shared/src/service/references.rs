@@ -327,6 +327,82 @@ impl Registry {
         Ok(indexed)
     }
 
+    /// Schema 6, after [`Self::index_project_artifacts`]: hides what earlier
+    /// builds stored without knowing Harbor's rules — referrers made
+    /// through `subject` become accessories, and each index links its
+    /// children. Safe to run again.
+    pub async fn hide_stored_references(&self) -> ServiceResult<u64> {
+        let mut changed = 0;
+        for project in self.project_names().await? {
+            let (pk, _) = keys::project(&project);
+            for entry in self.meta.query_all(Query::table(pk, keys::REPOSITORY_PREFIX).keys_only()).await? {
+                let Some(repo) = keys::repository_name(&entry.sk).and_then(|n| RepoName::parse(n).ok()) else {
+                    continue;
+                };
+                let items =
+                    self.meta.query_all(Query::table(keys::repo_partition(&repo), keys::ARTIFACT_PREFIX)).await?;
+                for item in items {
+                    let Some(digest) =
+                        item.sk.strip_prefix(keys::ARTIFACT_PREFIX).and_then(|d| d.parse::<Digest>().ok())
+                    else {
+                        continue;
+                    };
+                    let record: ArtifactRecord = from_item(item, "artifact")?;
+                    let subject = match (&record.subject, &record.accessory_of) {
+                        (_, Some(_)) => None,
+                        (Some(subject), None) => Some((subject.clone(), false)),
+                        (None, None) => self.signed_by_tag_scheme(&repo, &digest, &record).await?.map(|s| (s, true)),
+                    };
+                    if let Some((subject, by_tag)) = subject {
+                        let (apk, ask) = keys::artifact(&repo, &digest);
+                        let attrs = Attrs::from_iter([("accessory_of".to_owned(), subject.clone().into())]);
+                        let cond = Condition::equals("pushed_at", record.pushed_at);
+                        let mut writes = vec![Write::Set { pk: apk, sk: ask, attrs, cond }];
+                        if by_tag && let Ok(subject) = subject.parse::<Digest>() {
+                            writes.push(Self::tag_accessory_write(&repo, &subject, &digest, &record)?);
+                        }
+                        if !is_hidden(&record) {
+                            writes.extend(visibility_writes(&repo, &digest, &record, true));
+                        }
+                        self.meta.transact(writes).await?;
+                        changed += 1;
+                    }
+                    let children = self.children_of(&digest, &record).await?;
+                    if !children.is_empty() {
+                        self.adopt_children(&repo, &digest, &children).await?;
+                        changed += 1;
+                    }
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    /// What a stored cosign signature tagged `sha256-<digest>.sig` signs.
+    async fn signed_by_tag_scheme(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        record: &ArtifactRecord,
+    ) -> ServiceResult<Option<String>> {
+        if record.tag_count == 0 {
+            return Ok(None);
+        }
+        for name in self.artifact_tag_names(repo, digest).await? {
+            let Ok(tag) = Tag::parse(&name) else { continue };
+            if !(name.starts_with("sha256-") && name.ends_with(".sig")) {
+                continue;
+            }
+            let stored = self.get_manifest(repo, &crate::oci::Reference::Digest(digest.clone()), true).await?;
+            let manifest =
+                Manifest::parse(Some(&stored.media_type), &stored.body).map_err(|_| corrupt("stored manifest"))?;
+            if let Some(subject) = tag_scheme_subject(&tag, &manifest) {
+                return Ok(Some(subject.to_string()));
+            }
+        }
+        Ok(None)
+    }
+
     /// The indexes of the repository that reference `child`.
     pub async fn parents_of(&self, repo: &RepoName, child: &Digest) -> ServiceResult<Vec<Digest>> {
         let prefix = keys::parents_prefix(child);
