@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::blob::{ByteRange, ErrorKind, ObjectRead, keys as blob_keys};
-use crate::meta::{Condition, Query, Write, keys, now_unix};
+use crate::meta::{Condition, Write, keys, now_unix};
 use crate::oci::{Digest, RepoName};
 
 use super::record::{from_item, to_item};
@@ -287,33 +287,19 @@ impl Registry {
     /// Returns how many it recorded.
     pub async fn record_manifest_bodies(&self) -> ServiceResult<u64> {
         let mut recorded = 0;
-        for project in self.project_names().await? {
-            let (pk, _) = keys::project(&project);
-            for entry in self.meta.query_all(Query::table(pk, keys::REPOSITORY_PREFIX).keys_only()).await? {
-                let Some(repo) = keys::repository_name(&entry.sk).and_then(|n| RepoName::parse(n).ok()) else {
-                    continue;
-                };
-                let mut query = Query::table(keys::repo_partition(&repo), keys::ARTIFACT_PREFIX);
-                loop {
-                    let page = self.meta.query(query.clone()).await?;
-                    for item in page.items {
-                        if item.attrs.contains_key("body") {
-                            continue;
-                        }
-                        let Some(digest) = item.sk.strip_prefix(keys::ARTIFACT_PREFIX).and_then(|d| d.parse().ok())
-                        else {
-                            continue;
-                        };
-                        let size = item.i64("size").and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
-                        if self.blob_record(&digest).await?.is_none() {
-                            self.record_manifest_body(&digest, size).await?;
-                            recorded += 1;
-                        }
+        for repo in self.all_repositories().await? {
+            let mut cursor = None;
+            loop {
+                let (records, next) = self.artifact_records_page(&repo, cursor).await?;
+                for (digest, record) in records {
+                    if record.body.is_none() && self.blob_record(&digest).await?.is_none() {
+                        self.record_manifest_body(&digest, record.size).await?;
+                        recorded += 1;
                     }
-                    match page.next {
-                        Some(next) => query.cursor = Some(next),
-                        None => break,
-                    }
+                }
+                match next {
+                    Some(c) => cursor = Some(c),
+                    None => break,
                 }
             }
         }

@@ -767,6 +767,36 @@ impl Registry {
         (size(&extra) <= MAX_KEPT).then_some(serde_json::Value::Object(extra))
     }
 
+    /// Every repository of every project (for migrations that visit all).
+    pub(super) async fn all_repositories(&self) -> ServiceResult<Vec<RepoName>> {
+        let mut out = Vec::new();
+        for project in self.project_names().await? {
+            let (pk, _) = keys::project(&project);
+            for entry in self.meta.query_all(Query::table(pk, keys::REPOSITORY_PREFIX).keys_only()).await? {
+                out.extend(keys::repository_name(&entry.sk).and_then(|n| RepoName::parse(n).ok()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A page of a repository's artifact records, after `cursor` (for
+    /// migrations); the cursor of the next page.
+    pub(super) async fn artifact_records_page(
+        &self,
+        repo: &RepoName,
+        cursor: Option<String>,
+    ) -> ServiceResult<(Vec<(Digest, ArtifactRecord)>, Option<String>)> {
+        let query = Query::table(keys::repo_partition(repo), keys::ARTIFACT_PREFIX).after(cursor);
+        let page = self.meta.query(query).await?;
+        let mut out = Vec::with_capacity(page.items.len());
+        for item in page.items {
+            let digest = item.sk.strip_prefix(keys::ARTIFACT_PREFIX).and_then(|d| d.parse().ok());
+            let digest = digest.ok_or_else(|| corrupt("artifact key"))?;
+            out.push((digest, from_item(item, "artifact")?));
+        }
+        Ok((out, page.next))
+    }
+
     /// The child manifests an artifact record's manifest names.
     pub(super) async fn children_of(&self, digest: &Digest, record: &ArtifactRecord) -> ServiceResult<Vec<Digest>> {
         if !record.in_body {

@@ -281,46 +281,34 @@ impl Registry {
     /// (with its counts). Safe to run again: an entry made is skipped.
     pub async fn index_project_artifacts(&self) -> ServiceResult<u64> {
         let mut indexed = 0;
-        for project in self.project_names().await? {
-            let (pk, _) = keys::project(&project);
-            for entry in self.meta.query_all(Query::table(pk, keys::REPOSITORY_PREFIX).keys_only()).await? {
-                let Some(repo) = keys::repository_name(&entry.sk).and_then(|n| RepoName::parse(n).ok()) else {
-                    continue;
-                };
-                let mut query = Query::table(keys::repo_partition(&repo), keys::ARTIFACT_PREFIX);
-                loop {
-                    let page = self.meta.query(query.clone()).await?;
-                    for item in page.items {
-                        let Some(digest) =
-                            item.sk.strip_prefix(keys::ARTIFACT_PREFIX).and_then(|d| d.parse::<Digest>().ok())
-                        else {
-                            continue;
-                        };
-                        let record: ArtifactRecord = from_item(item, "artifact")?;
-                        let hidden = is_hidden(&record);
-                        let (ppk, psk) = keys::project_artifact(&repo, record.pushed_at, &digest);
-                        let mut made = Item::new(ppk, psk);
-                        if hidden {
-                            made = made.with(keys::attr::HIDDEN, true);
-                        }
-                        let in_project = format!("{repo}@{digest}");
-                        let mut writes = vec![
-                            Write::Put { item: made, cond: Condition::NotExists },
-                            count_write(Counted::ProjectArtifacts(&project), &in_project, 1),
-                        ];
-                        if hidden {
-                            writes.push(count_write(Counted::ProjectHiddenArtifacts(&project), &in_project, 1));
-                        }
-                        match self.meta.transact(writes).await {
-                            Ok(()) => indexed += 1,
-                            Err(e) if e.is(ErrorKind::ConditionFailed) => {}
-                            Err(e) => return Err(e.into()),
-                        }
+        for repo in self.all_repositories().await? {
+            let mut cursor = None;
+            loop {
+                let (records, next) = self.artifact_records_page(&repo, cursor).await?;
+                for (digest, record) in records {
+                    let hidden = is_hidden(&record);
+                    let (ppk, psk) = keys::project_artifact(&repo, record.pushed_at, &digest);
+                    let mut made = Item::new(ppk, psk);
+                    if hidden {
+                        made = made.with(keys::attr::HIDDEN, true);
                     }
-                    match page.next {
-                        Some(next) => query.cursor = Some(next),
-                        None => break,
+                    let in_project = format!("{repo}@{digest}");
+                    let mut writes = vec![
+                        Write::Put { item: made, cond: Condition::NotExists },
+                        count_write(Counted::ProjectArtifacts(repo.project()), &in_project, 1),
+                    ];
+                    if hidden {
+                        writes.push(count_write(Counted::ProjectHiddenArtifacts(repo.project()), &in_project, 1));
                     }
+                    match self.meta.transact(writes).await {
+                        Ok(()) => indexed += 1,
+                        Err(e) if e.is(ErrorKind::ConditionFailed) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                match next {
+                    Some(c) => cursor = Some(c),
+                    None => break,
                 }
             }
         }
@@ -333,21 +321,11 @@ impl Registry {
     /// children. Safe to run again.
     pub async fn hide_stored_references(&self) -> ServiceResult<u64> {
         let mut changed = 0;
-        for project in self.project_names().await? {
-            let (pk, _) = keys::project(&project);
-            for entry in self.meta.query_all(Query::table(pk, keys::REPOSITORY_PREFIX).keys_only()).await? {
-                let Some(repo) = keys::repository_name(&entry.sk).and_then(|n| RepoName::parse(n).ok()) else {
-                    continue;
-                };
-                let items =
-                    self.meta.query_all(Query::table(keys::repo_partition(&repo), keys::ARTIFACT_PREFIX)).await?;
-                for item in items {
-                    let Some(digest) =
-                        item.sk.strip_prefix(keys::ARTIFACT_PREFIX).and_then(|d| d.parse::<Digest>().ok())
-                    else {
-                        continue;
-                    };
-                    let record: ArtifactRecord = from_item(item, "artifact")?;
+        for repo in self.all_repositories().await? {
+            let mut cursor = None;
+            loop {
+                let (records, next) = self.artifact_records_page(&repo, cursor).await?;
+                for (digest, record) in records {
                     let subject = match (&record.subject, &record.accessory_of) {
                         (_, Some(_)) => None,
                         (Some(subject), None) => Some((subject.clone(), false)),
@@ -372,6 +350,10 @@ impl Registry {
                         self.adopt_children(&repo, &digest, &children).await?;
                         changed += 1;
                     }
+                }
+                match next {
+                    Some(c) => cursor = Some(c),
+                    None => break,
                 }
             }
         }
