@@ -108,7 +108,8 @@ fn aws_backend_after_migrate() {
         let (out, _) = run(dir.path(), &["migrate", "--backend", "aws"], &env, Duration::from_secs(120));
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "migrate round {round}: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(stdout.contains("schema version 5"), "{stdout}");
+        let version = berth::meta::schema::table_schema().schema_version;
+        assert!(stdout.contains(&format!("schema version {version}")), "{stdout}");
     }
 
     let server = Server::start(dir.path(), &["--backend", "aws"], &env);

@@ -187,12 +187,18 @@ pub async fn list(State(state): State<Arc<AppState>>, caller: Caller, Query(q): 
     let filter = ProjectFilter { name: terms.remove("name"), public, owner: terms.remove("owner") };
     let scope = scope_of(&state, &caller).await?;
     let listing = state.registry.list_projects(&scope, &filter, &paging.0).await?;
-    let mut items = Vec::with_capacity(listing.items.len());
-    for p in listing.items {
-        let access = caller.access(&state, &p).await?;
-        let count = state.registry.repository_count(&p.name).await?;
-        items.push(project_view(p, count, &caller, &access));
-    }
+    // Each project's access and repository count, read at once.
+    let reads = listing.items.iter().map(|p| async {
+        let (access, count) = tokio::join!(caller.access(&state, p), state.registry.repository_count(&p.name));
+        Ok::<_, ApiError>((access?, count?))
+    });
+    let read = futures::future::try_join_all(reads).await?;
+    let items: Vec<ProjectView> = listing
+        .items
+        .into_iter()
+        .zip(read)
+        .map(|(p, (access, count))| project_view(p, count, &caller, &access))
+        .collect();
     let rest: Vec<(&str, &str)> =
         [("q", &q.q), ("sort", &q.sort), ("name", &q.name), ("public", &q.public), ("owner", &q.owner)]
             .into_iter()
