@@ -510,7 +510,8 @@ async fn internalconfig_is_for_administrators() {
 }
 
 /// The OpenAPI document lists every operation once, and each answers: no
-/// documented path is an unknown path or a method berth does not serve.
+/// documented path is an unknown path or a method berth does not serve;
+/// what the reads answer matches the schemas the document gives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_documented_operation_answers() {
     let app = crate::support::app::TestApp::local().await;
@@ -524,25 +525,55 @@ async fn every_documented_operation_answers() {
         }
     }
     assert!(ops.len() >= 140, "{} operations", ops.len());
+    let tools = |file: &str| crate::support::cli::installed_tool("BERTH_TEST_OPENAPI_VENV", "openapi-venv").join(file);
     // A validator written by others finds it a valid OpenAPI 3 document.
-    let validator =
-        crate::support::cli::installed_tool("BERTH_TEST_OPENAPI_VALIDATOR", "openapi-venv/bin/openapi-spec-validator");
+    let validator = tools("bin/openapi-spec-validator");
     assert!(validator.exists(), "openapi-spec-validator is missing: {} (run .ci/run)", validator.display());
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), serde_json::to_vec(&doc).unwrap()).unwrap();
-    let out = Command::new(&validator).arg(file.path()).output().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let doc_file = work.path().join("openapi.json");
+    std::fs::write(&doc_file, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let out = Command::new(&validator).arg(&doc_file).output().unwrap();
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+
+    // Something to read: an image with a label, a member, a robot, a webhook.
+    app.push_image("library/app", "v1").await;
+    let label = app
+        .admin()
+        .post("/api/v2.0/labels")
+        .json(&serde_json::json!({"name": "l", "scope": "g"}))
+        .send()
+        .await
+        .expect(201)
+        .location_id();
+    app.admin()
+        .post("/api/v2.0/projects/library/repositories/app/artifacts/v1/labels")
+        .json(&serde_json::json!({"id": label}))
+        .send()
+        .await
+        .expect(200);
+    let uid = app.create_user("reader", "Passw0rd1").await;
+    let value = |name: &str| -> String {
+        match name {
+            "project_name_or_id" | "project_name" => "library".into(),
+            "repository_name" => "app".into(),
+            "reference" => "v1".into(),
+            "label_id" => label.to_string(),
+            "user_id" => uid.to_string(),
+            "meta_name" => "public".into(),
+            "addition" => "build_history".into(),
+            n if n.ends_with("_id") || matches!(n, "id" | "mid" | "eid" | "tid") => "999999".into(),
+            _ => "nothing".into(),
+        }
+    };
     // Deletions last: they may remove what the others read.
     ops.sort_by_key(|(m, _, _)| m == "DELETE");
+    let mut answers = Vec::new();
     for (method, path, id) in &ops {
         let mut concrete = String::new();
         for seg in path.split('/').filter(|s| !s.is_empty()) {
             concrete.push('/');
             match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                Some(name) if name.ends_with("_id") || matches!(name, "id" | "mid" | "eid" | "tid") => {
-                    concrete.push_str(if name == "project_name_or_id" { "library" } else { "999999" });
-                }
-                Some(_) => concrete.push_str("nothing"),
+                Some(name) => concrete.push_str(&value(name)),
                 None => concrete.push_str(seg),
             }
         }
@@ -557,5 +588,22 @@ async fn every_documented_operation_answers() {
         let res = req.send().await;
         let unknown = res.code() == 405 || (res.code() == 404 && res.text().contains("is not an API of this registry"));
         assert!(!unknown, "{method} {path} ({id}) is documented but not served: {} {}", res.code(), res.text());
+        let json = res.headers.get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+        if method == "GET" && res.code() == 200 && json {
+            answers
+                .push(serde_json::json!({"method": method, "path": path, "status": 200, "body": res.json::<Value>()}));
+        }
     }
+    let answers_file = work.path().join("answers.json");
+    std::fs::write(&answers_file, serde_json::to_vec(&answers).unwrap()).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/e2e/openapi_check.py");
+    let out = Command::new(tools("bin/python")).arg(script).arg(&doc_file).arg(&answers_file).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "an answer does not match its schema:\n{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let checked: usize = said.trim().strip_prefix("checked ").unwrap().parse().unwrap();
+    assert!(checked >= 30, "only {checked} answers had a schema to check");
 }

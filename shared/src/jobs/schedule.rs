@@ -23,7 +23,7 @@ pub const TICK_EVERY: Duration = Duration::from_secs(5);
 pub const WINDOW: Duration = Duration::from_secs(90);
 
 /// Harbor's `ScheduleObj`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScheduleObj {
     /// `Hourly`, `Daily`, `Weekly`, `Custom`, `Schedule`, `Manual` or `None`.
     #[serde(rename = "type", default)]

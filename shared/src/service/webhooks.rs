@@ -25,7 +25,7 @@ pub const WEBHOOK: &str = "WEBHOOK";
 /// Harbor's limit on a policy's name.
 const MAX_NAME: usize = 256;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Target {
     /// `http` or `slack`.
     #[serde(rename = "type")]

@@ -32,8 +32,8 @@ pub struct ListQuery {
 }
 
 /// Harbor's `AuditLog`.
-#[derive(Debug, Serialize)]
-struct AuditLogView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct AuditLogView {
     id: i64,
     username: String,
     resource: String,
@@ -43,8 +43,8 @@ struct AuditLogView {
 }
 
 /// Harbor 2.13's `AuditLogExt`.
-#[derive(Debug, Serialize)]
-struct AuditLogExtView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct AuditLogExtView {
     id: i64,
     username: String,
     resource: String,
@@ -177,8 +177,8 @@ pub async fn list_project_ext(
 /// `GET /auditlog-exts/events`: the event types the log records.
 pub async fn event_types(caller: Caller) -> ApiResult {
     caller.require_signed_in()?;
-    #[derive(Serialize)]
-    struct EventType {
+    #[derive(Serialize, schemars::JsonSchema)]
+    pub(super) struct EventType {
         event_type: String,
     }
     let types: Vec<EventType> = audit_event_types().into_iter().map(|event_type| EventType { event_type }).collect();

@@ -16,14 +16,14 @@ use crate::rbac::{Act, Res};
 use crate::service::cve_allowlist::CveAllowlist;
 
 /// Harbor's `CVEAllowlistItem`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub(super) struct ItemView {
     #[serde(default)]
     cve_id: String,
 }
 
 /// Harbor's `CVEAllowlist` (the system's has project id 0).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(super) struct AllowlistView {
     id: i64,
     project_id: i64,

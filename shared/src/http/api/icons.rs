@@ -47,8 +47,8 @@ pub fn icon_of(kind: &str) -> String {
 }
 
 /// Harbor's `Icon`.
-#[derive(Debug, Serialize)]
-struct IconView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct IconView {
     #[serde(rename = "content-type")]
     content_type: &'static str,
     content: String,

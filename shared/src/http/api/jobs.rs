@@ -31,7 +31,7 @@ fn time_or_empty(ms: i64) -> String {
 }
 
 /// Harbor's `Execution`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ExecutionView {
     id: i64,
     vendor_type: String,
@@ -73,7 +73,7 @@ impl From<Execution> for ExecutionView {
 }
 
 /// Harbor's `Task`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct TaskView {
     id: i64,
     execution_id: i64,
@@ -114,7 +114,7 @@ pub async fn log_response(state: &AppState, execution: i64, task: i64) -> ApiRes
 }
 
 /// Harbor's `ExecHistory` (the purge and GC history).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(super) struct ExecHistoryView {
     id: i64,
     job_name: &'static str,
@@ -314,8 +314,8 @@ pub(super) async fn schedule_view(state: &AppState, job_name: &'static str) -> A
 pub async fn schedules(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<ListQuery>) -> ApiResult {
     caller.require((Res::JobServiceMonitor, Act::List), On::Registry)?;
     let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref(), q.cursor.as_deref())?;
-    #[derive(Serialize)]
-    struct ScheduleTaskView {
+    #[derive(Serialize, schemars::JsonSchema)]
+    pub(super) struct ScheduleTaskView {
         id: i64,
         vendor_type: String,
         vendor_id: i64,

@@ -23,8 +23,8 @@ use crate::service::record::rfc3339_ms;
 
 /// Harbor's `JobQueue`: `count` and `latency` (seconds the oldest task has
 /// waited) are left out for an empty queue, as Harbor leaves them out.
-#[derive(Debug, Serialize)]
-struct JobQueueView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct JobQueueView {
     job_type: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     count: Option<u64>,
@@ -103,8 +103,8 @@ pub async fn action(
 }
 
 /// Harbor's `WorkerPool`.
-#[derive(Debug, Serialize)]
-struct PoolView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct PoolView {
     pid: u32,
     worker_pool_id: String,
     start_at: String,
@@ -135,8 +135,8 @@ pub async fn pools(State(state): State<Arc<AppState>>, caller: Caller) -> ApiRes
 
 /// Harbor's `Worker`: one per unit of a pool's concurrency, the busy ones
 /// with the job they run.
-#[derive(Debug, Serialize)]
-struct WorkerView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct WorkerView {
     id: String,
     pool_id: String,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -227,8 +227,8 @@ pub async fn schedules_paused(
     if !job_type.eq_ignore_ascii_case("all") {
         return Err(ApiError::bad_request("job_type can only be 'all'"));
     }
-    #[derive(Serialize)]
-    struct SchedulerStatus {
+    #[derive(Serialize, schemars::JsonSchema)]
+    pub(super) struct SchedulerStatus {
         paused: bool,
     }
     Ok(Json(SchedulerStatus { paused: state.registry.job_queue_paused(SCHEDULER).await? }).into_response())

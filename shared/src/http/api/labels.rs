@@ -22,7 +22,7 @@ use crate::service::paging::Match;
 use crate::service::projects::{Project, ProjectRef};
 
 /// Harbor's `Label`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(super) struct LabelView {
     id: i64,
     name: String,

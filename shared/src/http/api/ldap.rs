@@ -81,31 +81,31 @@ impl PingBody {
 }
 
 /// Harbor's `LdapPingResult`.
-#[derive(Debug, Serialize)]
-struct PingResult {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct PingResult {
     success: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<String>,
 }
 
 /// Harbor's `LdapUser`.
-#[derive(Debug, Serialize)]
-struct LdapUserView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct LdapUserView {
     username: String,
     realname: String,
     email: String,
 }
 
 /// Harbor's `LdapFailedImportUser`.
-#[derive(Debug, Serialize)]
-struct FailedImport {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct FailedImport {
     uid: String,
     error: String,
 }
 
 /// Harbor's `UserGroup` of an LDAP search.
-#[derive(Debug, Serialize)]
-struct LdapGroupView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct LdapGroupView {
     group_name: String,
     ldap_group_dn: String,
 }

@@ -65,8 +65,8 @@ pub struct RoleBody {
 }
 
 /// Harbor's `ProjectMemberEntity`.
-#[derive(Debug, Serialize)]
-struct MemberView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct MemberView {
     id: i64,
     project_id: i64,
     entity_name: String,

@@ -12,12 +12,22 @@ use axum::Router;
 use axum::handler::Handler;
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
+use schemars::generate::{Contract, SchemaSettings};
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 use crate::http::state::AppState;
 
+/// The schema of a type, made by a generator (so shared types become
+/// components).
+pub type SchemaOf = fn(&mut SchemaGenerator) -> Schema;
+
+fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<T>()
+}
+
 /// One operation of the API.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Operation {
     pub method: &'static str,
     /// Below `/api/v2.0`, with `{parameters}`.
@@ -26,6 +36,8 @@ pub struct Operation {
     pub tag: &'static str,
     /// What a success answers.
     pub status: u16,
+    /// The JSON a success carries, when it carries one of the API's types.
+    pub response: Option<SchemaOf>,
 }
 
 /// A router under construction, and the operations it serves.
@@ -51,7 +63,7 @@ macro_rules! methods {
                 T: 'static,
             {
                 self.router = self.router.route(path, axum::routing::$name(handler));
-                self.ops.push(Operation { method: $method, path, id, tag, status });
+                self.ops.push(Operation { method: $method, path, id, tag, status, response: None });
                 self
             }
         )*
@@ -64,6 +76,14 @@ impl Routes {
     }
 
     methods! { get => "GET", post => "POST", put => "PUT", delete => "DELETE", patch => "PATCH", head => "HEAD" }
+
+    /// The operation declared last answers a `T` as JSON.
+    pub(super) fn returns<T: JsonSchema>(mut self) -> Self {
+        if let Some(op) = self.ops.last_mut() {
+            op.response = Some(schema_of::<T>);
+        }
+        self
+    }
 
     pub(super) fn into_parts(self) -> (Router<Arc<AppState>>, Vec<Operation>) {
         (self.router, self.ops)
@@ -92,7 +112,7 @@ fn summary(id: &str) -> String {
     out
 }
 
-fn operation_doc(op: &Operation) -> Value {
+fn operation_doc(op: &Operation, generator: &mut SchemaGenerator) -> Value {
     let mut parameters: Vec<Value> = op
         .path
         .split('/')
@@ -119,7 +139,13 @@ fn operation_doc(op: &Operation) -> Value {
     }
     let error = json!({"$ref": "#/components/responses/Error"});
     let mut responses = Map::new();
-    responses.insert(op.status.to_string(), json!({"description": "Success"}));
+    let success = match op.response {
+        Some(schema) => {
+            json!({"description": "Success", "content": {"application/json": {"schema": schema(generator)}}})
+        }
+        None => json!({"description": "Success"}),
+    };
+    responses.insert(op.status.to_string(), success);
     for code in ["400", "401", "403", "404", "500"] {
         responses.insert(code.into(), error.clone());
     }
@@ -129,13 +155,18 @@ fn operation_doc(op: &Operation) -> Value {
 
 /// The OpenAPI 3 document of `ops`.
 pub fn document(ops: &[Operation]) -> Value {
+    // OpenAPI 3.0 schemas of what the API serializes.
+    let mut settings = SchemaSettings::openapi3();
+    settings.contract = Contract::Serialize;
+    let mut generator = settings.into_generator();
     let mut paths = Map::new();
     for op in ops {
         let entry = paths.entry(op.path).or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(methods) = entry {
-            methods.insert(op.method.to_lowercase(), operation_doc(op));
+            methods.insert(op.method.to_lowercase(), operation_doc(op, &mut generator));
         }
     }
+    let schemas = generator.take_definitions(true);
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -146,6 +177,7 @@ pub fn document(ops: &[Operation]) -> Value {
         "servers": [{"url": super::PREFIX}],
         "paths": paths,
         "components": {
+            "schemas": schemas,
             "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},
             "responses": {
                 "Error": {

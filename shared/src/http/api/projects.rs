@@ -59,7 +59,7 @@ pub struct UpdateBody {
 }
 
 /// Harbor's `Project`, as the caller sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ProjectView {
     project_id: i64,
     owner_id: i64,
@@ -277,8 +277,8 @@ pub async fn delete(State(state): State<Arc<AppState>>, caller: Caller, Target(r
 }
 
 /// Harbor's `ProjectSummary`.
-#[derive(Debug, Serialize)]
-struct Summary {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct Summary {
     repo_count: u64,
     project_admin_count: usize,
     maintainer_count: usize,
@@ -288,14 +288,14 @@ struct Summary {
     quota: Quota,
 }
 
-#[derive(Debug, Serialize)]
-struct Quota {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct Quota {
     hard: Storage,
     used: Storage,
 }
 
-#[derive(Debug, Serialize)]
-struct Storage {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct Storage {
     storage: i64,
 }
 
@@ -303,8 +303,8 @@ struct Storage {
 /// project holding repositories is not), asked by whoever may delete it.
 pub async fn deletable(State(state): State<Arc<AppState>>, caller: Caller, Target(r): Target) -> ApiResult {
     let (project, _) = project_for(&state, &caller, &r, (Res::Project, Act::Delete)).await?;
-    #[derive(Serialize)]
-    struct Deletable {
+    #[derive(Serialize, schemars::JsonSchema)]
+    pub(super) struct Deletable {
         deletable: bool,
         #[serde(skip_serializing_if = "str::is_empty")]
         message: &'static str,

@@ -22,21 +22,21 @@ use crate::service::paging::{Listing, PageRequest};
 use crate::service::projects::{Project, ProjectFilter, ProjectRef, ProjectScope};
 use crate::service::quotas::MAX_STORAGE;
 
-#[derive(Debug, Serialize)]
-struct QuotaRef {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct QuotaRef {
     id: i64,
     name: String,
     owner_name: String,
 }
 
-#[derive(Debug, Serialize)]
-struct Storage {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct Storage {
     storage: i64,
 }
 
 /// Harbor's `Quota`.
-#[derive(Debug, Serialize)]
-struct QuotaView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct QuotaView {
     id: i64,
     #[serde(rename = "ref")]
     reference: QuotaRef,

@@ -217,8 +217,8 @@ pub struct CopyQuery {
 }
 
 /// Harbor's `Repository`.
-#[derive(Debug, Serialize)]
-struct RepositoryView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct RepositoryView {
     id: i64,
     project_id: i64,
     name: String,
@@ -243,8 +243,8 @@ fn repository_view(r: RepositoryInfo, project_id: i64) -> RepositoryView {
 }
 
 /// Harbor's `Tag`.
-#[derive(Debug, Serialize)]
-struct TagView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct TagView {
     id: i64,
     repository_id: i64,
     artifact_id: i64,
@@ -267,8 +267,8 @@ fn tag_view(t: &TagInfo, repo: &RepoName, rules: Option<&Immutability>) -> TagVi
 }
 
 /// Harbor's `Platform` of an index child.
-#[derive(Debug, Serialize)]
-struct PlatformView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct PlatformView {
     architecture: String,
     os: String,
     #[serde(rename = "os.version")]
@@ -279,8 +279,8 @@ struct PlatformView {
 }
 
 /// Harbor's `Reference` (an index child).
-#[derive(Debug, Serialize)]
-struct ReferenceView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct ReferenceView {
     parent_id: i64,
     child_id: i64,
     child_digest: String,
@@ -289,10 +289,9 @@ struct ReferenceView {
     urls: Vec<String>,
 }
 
-/// Harbor's `Artifact` (labels, accessories, scans and additions land with
-/// their issues).
-#[derive(Debug, Serialize)]
-struct ArtifactView {
+/// Harbor's `Artifact` (`scan_overview` stays empty until scanning lands).
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct ArtifactView {
     id: i64,
     #[serde(rename = "type")]
     kind: &'static str,
@@ -318,8 +317,8 @@ struct ArtifactView {
 }
 
 /// Harbor's `Accessory`.
-#[derive(Debug, Serialize)]
-struct AccessoryView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct AccessoryView {
     id: i64,
     artifact_id: i64,
     subject_artifact_id: i64,
@@ -462,8 +461,8 @@ pub async fn list_all(State(state): State<Arc<AppState>>, caller: Caller, Query(
 }
 
 /// Harbor's `SearchRepository`.
-#[derive(Debug, Serialize)]
-struct SearchRepository {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct SearchRepository {
     project_id: i64,
     project_name: String,
     project_public: bool,

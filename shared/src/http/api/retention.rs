@@ -139,8 +139,8 @@ pub async fn trigger(
 }
 
 /// Harbor's `RetentionExecution`.
-#[derive(Debug, Serialize)]
-struct ExecutionView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct ExecutionView {
     id: i64,
     policy_id: i64,
     start_time: String,
@@ -203,8 +203,8 @@ pub async fn operate(
 }
 
 /// Harbor's `RetentionExecutionTask`.
-#[derive(Debug, Serialize)]
-struct TaskView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct TaskView {
     id: i64,
     execution_id: i64,
     repository: String,

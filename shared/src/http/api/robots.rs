@@ -50,16 +50,16 @@ pub struct SecretBody {
 }
 
 /// Harbor's `Access` of a robot permission.
-#[derive(Debug, Serialize)]
-struct AccessView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct AccessView {
     resource: &'static str,
     action: &'static str,
     effect: &'static str,
 }
 
 /// Harbor's `RobotPermission`.
-#[derive(Debug, Serialize)]
-struct PermissionView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct PermissionView {
     kind: &'static str,
     namespace: String,
     access: Vec<AccessView>,
@@ -77,8 +77,8 @@ impl From<Permission> for PermissionView {
 }
 
 /// Harbor's `Robot`.
-#[derive(Debug, Serialize)]
-struct RobotView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct RobotView {
     id: i64,
     name: String,
     description: String,
@@ -113,8 +113,8 @@ fn robot_view(r: Robot, prefix: &str) -> RobotView {
 }
 
 /// Harbor's `RobotCreated`.
-#[derive(Debug, Serialize)]
-struct Created {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct Created {
     id: i64,
     name: String,
     secret: String,
@@ -122,8 +122,8 @@ struct Created {
     expires_at: i64,
 }
 
-#[derive(Debug, Serialize)]
-struct Secret {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct Secret {
     secret: String,
 }
 

@@ -27,14 +27,14 @@ pub async fn ping() -> impl IntoResponse {
 }
 
 /// Harbor's `OverallHealthStatus`.
-#[derive(Debug, Serialize)]
-struct Health {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct Health {
     status: &'static str,
     components: Vec<Component>,
 }
 
-#[derive(Debug, Serialize)]
-struct Component {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct Component {
     name: String,
     status: &'static str,
 }
@@ -50,8 +50,8 @@ pub async fn health(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 /// Harbor's `GeneralInfo`, with the fields that apply to berth.
-#[derive(Debug, Serialize)]
-struct GeneralInfo {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct GeneralInfo {
     auth_mode: AuthMode,
     primary_auth_mode: bool,
     project_creation_restriction: ProjectCreation,
@@ -88,13 +88,13 @@ pub async fn systeminfo(State(state): State<Arc<AppState>>) -> ApiResult {
 }
 
 /// Harbor's `SystemInfo`: the storage of the disk berth keeps its data on.
-#[derive(Debug, Serialize)]
-struct Volumes {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct Volumes {
     storage: Vec<Storage>,
 }
 
-#[derive(Debug, Serialize)]
-struct Storage {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct Storage {
     total: u64,
     free: u64,
 }

@@ -16,8 +16,8 @@ use crate::service::groups::{Group, GroupFilter, LDAP_GROUP};
 use crate::service::paging::Match;
 
 /// Harbor's `UserGroup`.
-#[derive(Debug, Serialize)]
-struct GroupView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct GroupView {
     id: i64,
     group_name: String,
     group_type: i64,
@@ -31,8 +31,8 @@ impl From<Group> for GroupView {
 }
 
 /// Harbor's `UserGroupSearchItem`.
-#[derive(Debug, Serialize)]
-struct Found {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct Found {
     id: i64,
     group_name: String,
     group_type: i64,

@@ -27,7 +27,7 @@ const CLI_SECRET_LEN: usize = 32;
 /// Harbor's `UserResp`: as in Harbor (its fields are `omitempty`), an
 /// empty `email`, `realname` or `comment` and a missing `oidc_user_meta`
 /// are left out, so clients read them as absent rather than `""` or `null`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct UserView {
     user_id: i64,
     username: String,
@@ -47,8 +47,8 @@ pub struct UserView {
 
 /// Harbor's `OIDCUserInfo` of an OIDC user (the CLI secret only for the
 /// user itself and administrators).
-#[derive(Debug, Serialize)]
-struct OidcMeta {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct OidcMeta {
     id: Value,
     user_id: Value,
     subiss: Value,
@@ -96,15 +96,15 @@ fn view_with_secret(u: &User, secret: Option<&str>) -> UserView {
 }
 
 /// One match of Harbor's `/users/search`.
-#[derive(Debug, Serialize)]
-struct Found {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct Found {
     user_id: i64,
     username: String,
 }
 
 /// One of the caller's permissions (`/users/current/permissions`).
-#[derive(Debug, Serialize)]
-struct PermissionView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct PermissionView {
     resource: String,
     action: &'static str,
 }

@@ -59,8 +59,8 @@ impl From<PolicyBody> for PolicyInput {
 }
 
 /// Harbor's `WebhookPolicy`.
-#[derive(Debug, Serialize)]
-struct PolicyView {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct PolicyView {
     id: i64,
     name: String,
     description: String,
@@ -216,13 +216,13 @@ pub async fn task_log(
 /// `GET …/webhook/events`: what a policy may name.
 pub async fn event_types(State(state): State<Arc<AppState>>, caller: Caller, Target(r): Target) -> ApiResult {
     project_for(&state, &caller, &r, (Res::NotificationPolicy, Act::Read)).await?;
-    #[derive(Serialize)]
-    struct Formats {
+    #[derive(Serialize, schemars::JsonSchema)]
+    pub(super) struct Formats {
         notify_type: &'static str,
         formats: &'static [&'static str],
     }
-    #[derive(Serialize)]
-    struct Supported {
+    #[derive(Serialize, schemars::JsonSchema)]
+    pub(super) struct Supported {
         event_type: Vec<&'static str>,
         notify_type: [&'static str; 2],
         payload_formats: [Formats; 2],
@@ -241,8 +241,8 @@ pub async fn event_types(State(state): State<Arc<AppState>>, caller: Caller, Tar
 /// `GET …/webhook/lasttrigger`: when each policy last fired, per event type.
 pub async fn last_trigger(State(state): State<Arc<AppState>>, caller: Caller, Target(r): Target) -> ApiResult {
     let (project, _) = project_for(&state, &caller, &r, (Res::NotificationPolicy, Act::List)).await?;
-    #[derive(Serialize)]
-    struct LastTrigger {
+    #[derive(Serialize, schemars::JsonSchema)]
+    pub(super) struct LastTrigger {
         policy_name: String,
         enabled: bool,
         event_type: String,
@@ -291,8 +291,8 @@ pub async fn jobs(
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| ApiError::bad_request("policy_id is required"))?;
     let (_, policy) = policy_for(&state, &caller, &r, id, Act::List).await?;
-    #[derive(Serialize)]
-    struct JobView {
+    #[derive(Serialize, schemars::JsonSchema)]
+    pub(super) struct JobView {
         id: i64,
         policy_id: i64,
         event_type: String,
