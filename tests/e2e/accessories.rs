@@ -184,6 +184,23 @@ async fn project_artifacts_across_repositories() {
     assert_eq!(digests(&paged.json()), vec![index.clone()]);
     let charts = admin.get("/api/v2.0/projects/acc/artifacts?q=type%3DCHART").send().await.expect(200);
     assert_eq!(charts.header("x-total-count"), "0");
+    // The newest of each repository, by type.
+    let newer = app.push_image("acc/other", "v2").await;
+    let latest: Value = admin
+        .get("/api/v2.0/projects/acc/artifacts?latest_in_repository=true&q=type%3DIMAGE&with_tag=false")
+        .send()
+        .await
+        .expect(200)
+        .json();
+    let got: Vec<(&str, &str)> = latest
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["repository_name"].as_str().unwrap(), a["digest"].as_str().unwrap()))
+        .collect();
+    assert_eq!(got, vec![("acc/other", newer.as_str()), ("acc/app", index.as_str())]);
+    admin.get("/api/v2.0/projects/acc/artifacts?latest_in_repository=true").send().await.expect(400);
+    admin.delete(&format!("/api/v2.0/projects/acc/repositories/other/artifacts/{newer}")).send().await.expect(200);
     // The same by id; a member of nothing sees nothing.
     let pid = {
         let p: Value = admin.get("/api/v2.0/projects/acc").send().await.expect(200).json();

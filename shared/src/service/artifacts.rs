@@ -91,6 +91,8 @@ pub struct ArtifactFilter {
     pub digest: Option<Match>,
     pub tags: Option<Match>,
     pub kind: Option<Match>,
+    /// The artifact's media type (its config's).
+    pub media_type: Option<Match>,
     /// Label ids (Harbor's `labels=(1 2)`: all of them).
     pub labels: Option<Match>,
     /// Index children and accessories too (Harbor's `base=*`).
@@ -99,7 +101,11 @@ pub struct ArtifactFilter {
 
 impl ArtifactFilter {
     fn is_empty(&self) -> bool {
-        self.digest.is_none() && self.tags.is_none() && self.kind.is_none() && self.labels.is_none()
+        self.digest.is_none()
+            && self.tags.is_none()
+            && self.kind.is_none()
+            && self.media_type.is_none()
+            && self.labels.is_none()
     }
 
     fn keeps(&self, a: &ArtifactInfo, label_ids: &[i64]) -> bool {
@@ -108,6 +114,7 @@ impl ArtifactFilter {
             && self.digest.as_ref().is_none_or(|m| m.matches(&a.digest.to_string()))
             && self.tags.as_ref().is_none_or(|m| m.matches_any_of(a.tags.iter().map(|t| t.name.as_str())))
             && self.kind.as_ref().is_none_or(|m| m.matches(a.kind()))
+            && self.media_type.as_ref().is_none_or(|m| m.matches(a.media_type()))
             && self.labels.as_ref().is_none_or(|m| m.matches_any_of(ids.iter().map(String::as_str)))
     }
 }
@@ -429,6 +436,45 @@ impl Registry {
         let query = Query::table(keys::project(project).0, keys::PROJECT_PUSHED_PREFIX);
         let counts = (Counted::ProjectArtifacts(project), Counted::ProjectHiddenArtifacts(project));
         self.pushed_listing(query, counts, filter, req, |e| keys::project_artifact_of(&e.sk)).await
+    }
+
+    /// Harbor's `latest_in_repository`: of the artifacts `filter` keeps, the
+    /// newest pushed of each repository of the project, paged in the order
+    /// asked. A walk of the project's list (newest first); what it keeps is
+    /// one artifact per repository.
+    pub async fn latest_project_artifacts(
+        &self,
+        project: &str,
+        filter: &ArtifactFilter,
+        req: &PageRequest,
+    ) -> ServiceResult<Listing<(RepoName, ArtifactInfo)>> {
+        let mut query = Query::table(keys::project(project).0, keys::PROJECT_PUSHED_PREFIX).limit(100);
+        query.reverse = true;
+        let mut latest: Vec<(RepoName, ArtifactInfo)> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        loop {
+            let page = self.meta.query(query.clone()).await?;
+            let entries: Vec<Item> = page
+                .items
+                .into_iter()
+                .filter(|e| filter.all || !hidden_entry(e))
+                .filter(|e| keys::project_artifact_of(&e.sk).is_some_and(|(repo, _)| !seen.contains(repo.as_str())))
+                .collect();
+            for (repo, a) in self.artifacts_at(&entries, &|e: &Item| keys::project_artifact_of(&e.sk)).await? {
+                if !seen.contains(repo.as_str()) && self.filter_keeps(&repo, filter, &a).await? {
+                    seen.insert(repo.to_string());
+                    latest.push((repo, a));
+                }
+            }
+            match page.next {
+                Some(c) => query.cursor = Some(c),
+                None => break,
+            }
+        }
+        if !req.descending {
+            latest.reverse();
+        }
+        Ok(Listing::of_all(latest, req))
     }
 
     /// A page of a push-order list (`query`, counted in `counts.0`, its

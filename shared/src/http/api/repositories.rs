@@ -151,6 +151,7 @@ impl ListQuery {
             digest: terms.remove("digest"),
             tags: terms.remove("tags"),
             kind: terms.remove("type"),
+            media_type: terms.remove("media_type"),
             labels: terms.remove("labels").or_else(|| terms.remove("label_id")),
             all: match terms.remove("base") {
                 None => false,
@@ -569,12 +570,17 @@ pub async fn list_project_artifacts(
     let paging = q.paging("push_time", true)?;
     let project = state.registry.project(&r).await?;
     caller.require_in(&state, &project, (Res::Artifact, Act::List)).await?;
-    if pq.latest_in_repository.as_deref().is_some_and(query_bool) {
-        return Err(ApiError::bad_request("latest_in_repository is not supported yet"));
-    }
     let filter = q.artifact_filter()?;
-    let Listing { items, total, next } =
-        state.registry.list_project_artifacts(&project.name, &filter, &paging.0).await?;
+    let listing = if pq.latest_in_repository.as_deref().is_some_and(query_bool) {
+        // As Harbor: only with a type or media type to choose by.
+        if filter.kind.is_none() && filter.media_type.is_none() {
+            return Err(ApiError::bad_request("latest_in_repository needs type or media_type in q"));
+        }
+        state.registry.latest_project_artifacts(&project.name, &filter, &paging.0).await?
+    } else {
+        state.registry.list_project_artifacts(&project.name, &filter, &paging.0).await?
+    };
+    let Listing { items, total, next } = listing;
     let views = q.artifact_views(&state, &project, items).await?;
     let base = format!("/projects/{}/artifacts", project.name);
     Ok(paging.respond(&base, &q.rest(), Listing { items: views, total, next }))
