@@ -126,7 +126,7 @@ impl Robot {
 }
 
 /// One permission as Harbor's `RobotPermission` asks for it, unchecked.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 pub struct PermissionSpec {
     #[serde(default)]
     pub kind: String,
@@ -136,7 +136,7 @@ pub struct PermissionSpec {
     pub access: Vec<AccessSpec>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 pub struct AccessSpec {
     #[serde(default)]
     pub resource: String,

@@ -49,7 +49,7 @@ pub(super) fn view(list: Option<&CveAllowlist>, project_id: i64, created: i64, u
 
 /// What a request gives for a list (its `id` and `project_id` are
 /// ignored, as Harbor ignores them).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub(super) struct AllowlistBody {
     expires_at: Option<i64>,

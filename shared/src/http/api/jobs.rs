@@ -216,7 +216,7 @@ pub async fn purge_log(
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], log).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ScheduleBody {
     #[serde(default)]
     pub(super) schedule: Option<ScheduleObj>,

@@ -53,7 +53,7 @@ pub async fn queues(State(state): State<Arc<AppState>>, caller: Caller) -> ApiRe
     Ok(Json(views).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ActionRequest {
     #[serde(default)]
     action: String,

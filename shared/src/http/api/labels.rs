@@ -61,7 +61,7 @@ pub struct ListQuery {
     project_id: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct LabelBody {
     id: Option<i64>,

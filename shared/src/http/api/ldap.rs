@@ -33,7 +33,7 @@ fn failure(e: LdapFailure) -> ApiError {
 }
 
 /// Harbor's `LdapConf`: settings to test instead of the stored ones.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 pub struct PingBody {
     ldap_url: Option<String>,
     ldap_search_dn: Option<String>,
@@ -145,7 +145,7 @@ pub async fn search_users(State(state): State<Arc<AppState>>, caller: Caller, Qu
     Ok(Json(items).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ImportBody {
     ldap_uid_list: Vec<String>,
 }

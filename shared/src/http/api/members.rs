@@ -28,7 +28,7 @@ pub struct ListQuery {
     entityname: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 pub struct MemberUser {
     #[serde(default)]
     user_id: i64,
@@ -36,7 +36,7 @@ pub struct MemberUser {
     username: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 pub struct MemberGroup {
     #[serde(default)]
     id: i64,
@@ -48,7 +48,7 @@ pub struct MemberGroup {
     ldap_group_dn: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct CreateBody {
     #[serde(default)]
     role_id: i64,
@@ -58,7 +58,7 @@ pub struct CreateBody {
     member_group: Option<MemberGroup>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct RoleBody {
     #[serde(default)]
     role_id: i64,

@@ -13,7 +13,7 @@ use crate::auth::On;
 use crate::http::state::AppState;
 use crate::rbac::{Act, Res};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct PingBody {
     url: String,
     #[serde(default = "verify_default")]

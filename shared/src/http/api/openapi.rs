@@ -38,6 +38,8 @@ pub struct Operation {
     pub status: u16,
     /// The JSON a success carries, when it carries one of the API's types.
     pub response: Option<SchemaOf>,
+    /// The JSON body it takes, when it takes one of the API's types.
+    pub request: Option<SchemaOf>,
 }
 
 /// A router under construction, and the operations it serves.
@@ -63,7 +65,7 @@ macro_rules! methods {
                 T: 'static,
             {
                 self.router = self.router.route(path, axum::routing::$name(handler));
-                self.ops.push(Operation { method: $method, path, id, tag, status, response: None });
+                self.ops.push(Operation { method: $method, path, id, tag, status, response: None, request: None });
                 self
             }
         )*
@@ -81,6 +83,14 @@ impl Routes {
     pub(super) fn returns<T: JsonSchema>(mut self) -> Self {
         if let Some(op) = self.ops.last_mut() {
             op.response = Some(schema_of::<T>);
+        }
+        self
+    }
+
+    /// The operation declared last takes a `T` as its JSON body.
+    pub(super) fn accepts<T: JsonSchema>(mut self) -> Self {
+        if let Some(op) = self.ops.last_mut() {
+            op.request = Some(schema_of::<T>);
         }
         self
     }
@@ -112,7 +122,7 @@ fn summary(id: &str) -> String {
     out
 }
 
-fn operation_doc(op: &Operation, generator: &mut SchemaGenerator) -> Value {
+fn operation_doc(op: &Operation, generator: &mut SchemaGenerator, inputs: &mut SchemaGenerator) -> Value {
     let mut parameters: Vec<Value> = op
         .path
         .split('/')
@@ -134,7 +144,8 @@ fn operation_doc(op: &Operation, generator: &mut SchemaGenerator) -> Value {
     doc.insert("tags".into(), json!([op.tag]));
     doc.insert("parameters".into(), parameters.into());
     if matches!(op.method, "POST" | "PUT" | "PATCH") {
-        let body = json!({"required": false, "content": {"application/json": {"schema": {"type": "object"}}}});
+        let schema = op.request.map_or_else(|| json!({"type": "object"}), |schema| schema(inputs).to_value());
+        let body = json!({"required": false, "content": {"application/json": {"schema": schema}}});
         doc.insert("requestBody".into(), body);
     }
     let error = json!({"$ref": "#/components/responses/Error"});
@@ -155,18 +166,29 @@ fn operation_doc(op: &Operation, generator: &mut SchemaGenerator) -> Value {
 
 /// The OpenAPI 3 document of `ops`.
 pub fn document(ops: &[Operation]) -> Value {
-    // OpenAPI 3.0 schemas of what the API serializes.
+    // OpenAPI 3.0 schemas of what the API writes and of what it reads
+    // (a field with a default may be left out of a request).
     let mut settings = SchemaSettings::openapi3();
     settings.contract = Contract::Serialize;
     let mut generator = settings.into_generator();
+    // What requests give lands under `<name>Input`: a type may be both.
+    let mut settings = SchemaSettings::openapi3();
+    settings.definitions_path = "/components/schemas/input:".into();
+    let mut inputs = settings.into_generator();
     let mut paths = Map::new();
     for op in ops {
         let entry = paths.entry(op.path).or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(methods) = entry {
-            methods.insert(op.method.to_lowercase(), operation_doc(op, &mut generator));
+            methods.insert(op.method.to_lowercase(), operation_doc(op, &mut generator, &mut inputs));
         }
     }
-    let schemas = generator.take_definitions(true);
+    let mut schemas = generator.take_definitions(true);
+    for (name, schema) in inputs.take_definitions(true) {
+        schemas.insert(format!("{name}Input"), schema);
+    }
+    // References into the inputs' namespace, as the names above.
+    let paths = rename_input_refs(Value::Object(paths));
+    let schemas = rename_input_refs(Value::Object(schemas));
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -194,6 +216,27 @@ pub fn document(ops: &[Operation]) -> Value {
         },
         "security": [{"basic": []}],
     })
+}
+
+/// Rewrites `#/components/schemas/input:<name>` references (the input
+/// generator's) as `#/components/schemas/<name>Input`.
+fn rename_input_refs(value: Value) -> Value {
+    const PREFIX: &str = "#/components/schemas/input:";
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| match (k.as_str(), &v) {
+                    ("$ref", Value::String(r)) if r.starts_with(PREFIX) => {
+                        let name = r[PREFIX.len()..].trim_start_matches('/');
+                        (k, Value::String(format!("#/components/schemas/{name}Input")))
+                    }
+                    _ => (k, rename_input_refs(v)),
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(rename_input_refs).collect()),
+        other => other,
+    }
 }
 
 /// The document of the routes served, made once.
@@ -229,5 +272,30 @@ mod tests {
         assert_eq!(doc["paths"]["/projects/{project_name_or_id}"]["get"]["operationId"], "getProject");
         assert_eq!(doc["paths"]["/labels/{label_id}"]["delete"]["parameters"][0]["schema"]["type"], "integer");
         assert_eq!(summary("listArtifactsOfProject"), "List artifacts of project");
+        // Every reference names a schema the document has.
+        fn refs(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Object(m) => {
+                    for (k, v) in m {
+                        match (k.as_str(), v) {
+                            ("$ref", Value::String(r)) => out.push(r.clone()),
+                            _ => refs(v, out),
+                        }
+                    }
+                }
+                Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let mut all = Vec::new();
+        refs(doc, &mut all);
+        for r in &all {
+            let target = r.strip_prefix("#/components/schemas/").map(|n| &doc["components"]["schemas"][n]);
+            let target = target
+                .or_else(|| r.strip_prefix("#/components/responses/").map(|n| &doc["components"]["responses"][n]));
+            assert!(target.is_some_and(|t| !t.is_null()), "dangling reference {r}");
+        }
+        let body = &doc["paths"]["/projects"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"];
+        assert!(body.as_str().is_some_and(|r| r.ends_with("Input")), "{body}");
     }
 }

@@ -31,7 +31,7 @@ pub struct ListQuery {
     project_name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct CreateBody {
     project_name: String,
     #[serde(default)]
@@ -46,7 +46,7 @@ pub struct CreateBody {
     cve_allowlist: Option<AllowlistBody>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct UpdateBody {
     #[serde(default)]
     public: Option<bool>,

@@ -128,7 +128,7 @@ pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, Path(id): P
     Ok(Json(view(&state, project).await?).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct UpdateBody {
     #[serde(default)]
     hard: std::collections::BTreeMap<String, i64>,

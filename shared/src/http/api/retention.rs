@@ -109,7 +109,7 @@ pub async fn delete(
     Ok(StatusCode::OK.into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 pub struct TriggerBody {
     #[serde(default)]
     dry_run: bool,
@@ -179,7 +179,7 @@ pub async fn executions(
     Ok(paging.respond(&format!("/retentions/{id}/executions"), &[], views))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct OperateBody {
     #[serde(default)]
     action: String,

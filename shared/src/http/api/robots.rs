@@ -27,7 +27,7 @@ pub struct ListQuery {
     q: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct RobotBody {
     #[serde(default)]
     name: String,

@@ -48,7 +48,7 @@ pub struct ListQuery {
     group_name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct GroupBody {
     #[serde(default)]
     group_name: String,

@@ -120,7 +120,7 @@ pub struct ListQuery {
     email: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct CreateBody {
     username: String,
     #[serde(default)]
@@ -133,7 +133,7 @@ pub struct CreateBody {
     password: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ProfileBody {
     #[serde(default)]
     email: String,
@@ -143,12 +143,12 @@ pub struct ProfileBody {
     comment: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct SysadminBody {
     sysadmin_flag: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct PasswordBody {
     #[serde(default)]
     old_password: String,
@@ -307,7 +307,7 @@ pub async fn current(State(state): State<Arc<AppState>>, caller: Caller) -> ApiR
     Ok(Json(user_view_revealing(&state, &user).await?).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct CliSecretBody {
     #[serde(default)]
     secret: String,

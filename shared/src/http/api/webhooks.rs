@@ -28,7 +28,7 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct PolicyBody {
     #[serde(default)]
     name: String,
