@@ -384,13 +384,6 @@ impl Registry {
         }
         Ok(None)
     }
-
-    /// The indexes of the repository that reference `child`.
-    pub async fn parents_of(&self, repo: &RepoName, child: &Digest) -> ServiceResult<Vec<Digest>> {
-        let prefix = keys::parents_prefix(child);
-        let links = self.meta.query_all(Query::table(keys::repo_partition(repo), prefix.as_str()).keys_only()).await?;
-        Ok(links.iter().filter_map(|l| l.sk.strip_prefix(&prefix).and_then(|d| d.parse().ok())).collect())
-    }
 }
 
 #[cfg(test)]
