@@ -287,22 +287,14 @@ impl Registry {
     /// Returns how many it recorded.
     pub async fn record_manifest_bodies(&self) -> ServiceResult<u64> {
         let mut recorded = 0;
-        for repo in self.all_repositories().await? {
-            let mut cursor = None;
-            loop {
-                let (records, next) = self.artifact_records_page(&repo, cursor).await?;
-                for (digest, record) in records {
-                    if record.body.is_none() && self.blob_record(&digest).await?.is_none() {
-                        self.record_manifest_body(&digest, record.size).await?;
-                        recorded += 1;
-                    }
-                }
-                match next {
-                    Some(c) => cursor = Some(c),
-                    None => break,
-                }
+        self.for_each_stored_artifact(async |_, digest, record| {
+            if record.body.is_none() && self.blob_record(&digest).await?.is_none() {
+                self.record_manifest_body(&digest, record.size).await?;
+                recorded += 1;
             }
-        }
+            Ok(())
+        })
+        .await?;
         Ok(recorded)
     }
 }

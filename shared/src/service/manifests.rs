@@ -779,22 +779,28 @@ impl Registry {
         Ok(out)
     }
 
-    /// A page of a repository's artifact records, after `cursor` (for
-    /// migrations); the cursor of the next page.
-    pub(super) async fn artifact_records_page(
+    /// Calls `visit` with every stored artifact record of every repository,
+    /// a page of records at a time (for migrations that look at them all).
+    pub(super) async fn for_each_stored_artifact(
         &self,
-        repo: &RepoName,
-        cursor: Option<String>,
-    ) -> ServiceResult<(Vec<(Digest, ArtifactRecord)>, Option<String>)> {
-        let query = Query::table(keys::repo_partition(repo), keys::ARTIFACT_PREFIX).after(cursor);
-        let page = self.meta.query(query).await?;
-        let mut out = Vec::with_capacity(page.items.len());
-        for item in page.items {
-            let digest = item.sk.strip_prefix(keys::ARTIFACT_PREFIX).and_then(|d| d.parse().ok());
-            let digest = digest.ok_or_else(|| corrupt("artifact key"))?;
-            out.push((digest, from_item(item, "artifact")?));
+        mut visit: impl AsyncFnMut(&RepoName, Digest, ArtifactRecord) -> ServiceResult<()>,
+    ) -> ServiceResult<()> {
+        for repo in self.all_repositories().await? {
+            let mut query = Query::table(keys::repo_partition(&repo), keys::ARTIFACT_PREFIX);
+            loop {
+                let page = self.meta.query(query.clone()).await?;
+                for item in page.items {
+                    let digest = item.sk.strip_prefix(keys::ARTIFACT_PREFIX).and_then(|d| d.parse().ok());
+                    let digest = digest.ok_or_else(|| corrupt("artifact key"))?;
+                    visit(&repo, digest, from_item(item, "artifact")?).await?;
+                }
+                match page.next {
+                    Some(c) => query.cursor = Some(c),
+                    None => break,
+                }
+            }
         }
-        Ok((out, page.next))
+        Ok(())
     }
 
     /// The child manifests an artifact record's manifest names.

@@ -281,37 +281,29 @@ impl Registry {
     /// (with its counts). Safe to run again: an entry made is skipped.
     pub async fn index_project_artifacts(&self) -> ServiceResult<u64> {
         let mut indexed = 0;
-        for repo in self.all_repositories().await? {
-            let mut cursor = None;
-            loop {
-                let (records, next) = self.artifact_records_page(&repo, cursor).await?;
-                for (digest, record) in records {
-                    let hidden = is_hidden(&record);
-                    let (ppk, psk) = keys::project_artifact(&repo, record.pushed_at, &digest);
-                    let mut made = Item::new(ppk, psk);
-                    if hidden {
-                        made = made.with(keys::attr::HIDDEN, true);
-                    }
-                    let in_project = format!("{repo}@{digest}");
-                    let mut writes = vec![
-                        Write::Put { item: made, cond: Condition::NotExists },
-                        count_write(Counted::ProjectArtifacts(repo.project()), &in_project, 1),
-                    ];
-                    if hidden {
-                        writes.push(count_write(Counted::ProjectHiddenArtifacts(repo.project()), &in_project, 1));
-                    }
-                    match self.meta.transact(writes).await {
-                        Ok(()) => indexed += 1,
-                        Err(e) if e.is(ErrorKind::ConditionFailed) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                match next {
-                    Some(c) => cursor = Some(c),
-                    None => break,
-                }
+        self.for_each_stored_artifact(async |repo, digest, record| {
+            let hidden = is_hidden(&record);
+            let (ppk, psk) = keys::project_artifact(repo, record.pushed_at, &digest);
+            let mut made = Item::new(ppk, psk);
+            if hidden {
+                made = made.with(keys::attr::HIDDEN, true);
             }
-        }
+            let in_project = format!("{repo}@{digest}");
+            let mut writes = vec![
+                Write::Put { item: made, cond: Condition::NotExists },
+                count_write(Counted::ProjectArtifacts(repo.project()), &in_project, 1),
+            ];
+            if hidden {
+                writes.push(count_write(Counted::ProjectHiddenArtifacts(repo.project()), &in_project, 1));
+            }
+            match self.meta.transact(writes).await {
+                Ok(()) => indexed += 1,
+                Err(e) if e.is(ErrorKind::ConditionFailed) => {}
+                Err(e) => return Err(e.into()),
+            }
+            Ok(())
+        })
+        .await?;
         Ok(indexed)
     }
 
@@ -321,42 +313,34 @@ impl Registry {
     /// children. Safe to run again.
     pub async fn hide_stored_references(&self) -> ServiceResult<u64> {
         let mut changed = 0;
-        for repo in self.all_repositories().await? {
-            let mut cursor = None;
-            loop {
-                let (records, next) = self.artifact_records_page(&repo, cursor).await?;
-                for (digest, record) in records {
-                    let subject = match (&record.subject, &record.accessory_of) {
-                        (_, Some(_)) => None,
-                        (Some(subject), None) => Some((subject.clone(), false)),
-                        (None, None) => self.signed_by_tag_scheme(&repo, &digest, &record).await?.map(|s| (s, true)),
-                    };
-                    if let Some((subject, by_tag)) = subject {
-                        let (apk, ask) = keys::artifact(&repo, &digest);
-                        let attrs = Attrs::from_iter([("accessory_of".to_owned(), subject.clone().into())]);
-                        let cond = Condition::equals("pushed_at", record.pushed_at);
-                        let mut writes = vec![Write::Set { pk: apk, sk: ask, attrs, cond }];
-                        if by_tag && let Ok(subject) = subject.parse::<Digest>() {
-                            writes.push(Self::tag_accessory_write(&repo, &subject, &digest, &record)?);
-                        }
-                        if !is_hidden(&record) {
-                            writes.extend(visibility_writes(&repo, &digest, &record, true));
-                        }
-                        self.meta.transact(writes).await?;
-                        changed += 1;
-                    }
-                    let children = self.children_of(&digest, &record).await?;
-                    if !children.is_empty() {
-                        self.adopt_children(&repo, &digest, &children).await?;
-                        changed += 1;
-                    }
+        self.for_each_stored_artifact(async |repo, digest, record| {
+            let subject = match (&record.subject, &record.accessory_of) {
+                (_, Some(_)) => None,
+                (Some(subject), None) => Some((subject.clone(), false)),
+                (None, None) => self.signed_by_tag_scheme(repo, &digest, &record).await?.map(|s| (s, true)),
+            };
+            if let Some((subject, by_tag)) = subject {
+                let (apk, ask) = keys::artifact(repo, &digest);
+                let attrs = Attrs::from_iter([("accessory_of".to_owned(), subject.clone().into())]);
+                let cond = Condition::equals("pushed_at", record.pushed_at);
+                let mut writes = vec![Write::Set { pk: apk, sk: ask, attrs, cond }];
+                if by_tag && let Ok(subject) = subject.parse::<Digest>() {
+                    writes.push(Self::tag_accessory_write(repo, &subject, &digest, &record)?);
                 }
-                match next {
-                    Some(c) => cursor = Some(c),
-                    None => break,
+                if !is_hidden(&record) {
+                    writes.extend(visibility_writes(repo, &digest, &record, true));
                 }
+                self.meta.transact(writes).await?;
+                changed += 1;
             }
-        }
+            let children = self.children_of(&digest, &record).await?;
+            if !children.is_empty() {
+                self.adopt_children(repo, &digest, &children).await?;
+                changed += 1;
+            }
+            Ok(())
+        })
+        .await?;
         Ok(changed)
     }
 
