@@ -45,7 +45,7 @@ pub const TEMPLATES: [(&str, Option<&str>); 5] = [
 /// Harbor's `RetentionRule`.
 pub type RetentionRule = Rule;
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Trigger {
     #[serde(default)]
     pub kind: String,
@@ -62,7 +62,7 @@ impl Trigger {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Scope {
     #[serde(default)]
     pub level: String,
@@ -71,7 +71,7 @@ pub struct Scope {
 }
 
 /// Harbor's `RetentionPolicy`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RetentionPolicy {
     #[serde(default)]
     pub id: i64,

@@ -16,7 +16,7 @@ use super::{ServiceError, ServiceResult};
 const MAX_ALTERNATIVES: usize = 256;
 
 /// A Harbor selector (`ImmutableSelector`, `RetentionSelector`).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Selector {
     #[serde(default)]
     pub kind: String,
@@ -58,7 +58,7 @@ impl Selector {
 /// which repositories (its first `repository` scope selector) and which
 /// tags (its first tag selector) it is about; what it does is its policy's
 /// (`action`, `template`, `params`).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Rule {
     #[serde(default)]
     pub id: i64,

@@ -11,7 +11,7 @@ use crate::meta::{Condition, Query, Write};
 use crate::oci::RepoName;
 
 /// Harbor's `Statistic`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Statistics {
     pub private_project_count: u64,
     pub private_repo_count: u64,
