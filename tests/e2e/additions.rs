@@ -26,9 +26,28 @@ async fn image_extra_attrs_build_history_and_icons() {
     let config_digest = app.upload_blob("add/app", &config).await;
     let layer = app.upload_blob("add/app", b"layer").await;
     let manifest = image_manifest(&config_digest, config.len() as u64).layer(&layer, 5).bytes();
-    app.put_manifest("add/app", "v1", &manifest).await;
+    let digest = app.put_manifest("add/app", "v1", &manifest).await;
     let base = "/api/v2.0/projects/add/repositories/app/artifacts/v1";
+    // extra_attrs come from the push event's consumer, not the push: none
+    // until it runs (here by hand), and a delivery seen twice writes once.
     let art: Value = app.admin().get(base).send().await.expect(200).json();
+    assert_eq!(art["extra_attrs"], json!({}));
+    let (repo, digest) =
+        (berth::oci::RepoName::parse("add/app").unwrap(), digest.parse::<berth::oci::Digest>().unwrap());
+    let event = berth::events::Event::artifact(
+        berth::events::EventKind::PushArtifact,
+        &berth::events::Actor::system(),
+        "add/app",
+        &digest.to_string(),
+    );
+    let message = serde_json::to_string(&berth::events::EventMessage::Event(Box::new(event))).unwrap();
+    let registry = app.ctx().registry();
+    berth::events::router::handle(&registry, &message).await.unwrap();
+    let first: Value = app.admin().get(base).send().await.expect(200).json();
+    berth::events::router::handle(&registry, &message).await.unwrap();
+    registry.fill_extra_attrs(&repo, &digest).await.unwrap();
+    let art: Value = app.admin().get(base).send().await.expect(200).json();
+    assert_eq!(art["extra_attrs"], first["extra_attrs"]);
     assert_eq!(art["type"], "IMAGE");
     assert_eq!(art["extra_attrs"]["architecture"], "arm64");
     assert_eq!(art["extra_attrs"]["os"], "linux");
@@ -93,6 +112,7 @@ async fn helm_chart_through_oci() {
     assert!(python.exists(), "helm-python-sdk is missing: {} (run .ci/run)", python.display());
     let app = TestApp::local().await;
     app.create_project("charts", false).await;
+    let _workers = app.run_workers();
     let addr = app.serve().await;
     let work = tempfile::tempdir().unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/e2e/helm_chart.py");
@@ -111,7 +131,15 @@ async fn helm_chart_through_oci() {
     assert!(out.status.success(), "helm failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let digest = stdout.lines().last().and_then(|l| l.strip_prefix("digest ")).unwrap().to_owned();
     let base = "/api/v2.0/projects/charts/repositories/webapp/artifacts";
-    let listed: Value = app.admin().get(base).send().await.expect(200).json();
+    // The workers consume the push event, which fills extra_attrs.
+    let mut listed: Value = Value::Null;
+    for _ in 0..100 {
+        listed = app.admin().get(base).send().await.expect(200).json();
+        if listed[0]["extra_attrs"]["name"].is_string() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert_eq!(listed.as_array().unwrap().len(), 1);
     let art = &listed[0];
     assert_eq!((art["type"].as_str(), art["digest"].as_str()), (Some("CHART"), Some(digest.as_str())));

@@ -43,6 +43,12 @@ pub async fn handle(registry: &Registry, body: &str) -> Result<(), RouteError> {
 }
 
 async fn effects(registry: &Registry, event: &Event) -> Result<(), RouteError> {
+    if event.kind == EventKind::PushArtifact
+        && let (Some(repo), Some(digest)) = (event.repository.as_deref(), event.digest.as_deref())
+        && let (Ok(repo), Ok(digest)) = (crate::oci::RepoName::parse(repo), digest.parse::<crate::oci::Digest>())
+    {
+        registry.fill_extra_attrs(&repo, &digest).await?;
+    }
     let settings = registry.settings().await?;
     let skip_pull = event.kind == EventKind::PullArtifact && settings.pull_audit_log_disable;
     if let Some(record) = AuditRecord::of(event)

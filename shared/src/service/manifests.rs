@@ -320,14 +320,7 @@ impl Registry {
         self.require_project(repo).await?;
         let refs = self.check_references(repo, &manifest).await?;
         let now = now_unix();
-        let mut record = artifact_record(&keys::artifact(repo, &digest), &manifest, &bytes, now);
-        if let Some(extra) = self.extra_attrs_of(&manifest).await {
-            let with = ArtifactRecord { extra_attrs: Some(extra), ..record.clone() };
-            let (pk, sk) = keys::artifact(repo, &digest);
-            if to_item(pk, sk, &with, "artifact").is_ok_and(|i| fits(&i)) {
-                record = with;
-            }
-        }
+        let record = artifact_record(&keys::artifact(repo, &digest), &manifest, &bytes, now);
         if record.body.is_none() {
             self.record_manifest_body(&digest, bytes.len() as u64).await?;
             self.blobs.put_bytes(&blob_keys::blob(&digest), bytes.clone()).await?;
@@ -727,10 +720,41 @@ impl Registry {
         }
     }
 
+    /// Reads an artifact's `extra_attrs` from its config and keeps them in
+    /// its record: the events consumer does it for each pushed artifact,
+    /// off the push path. Once per push of the digest: a record that has
+    /// them, or is gone, or was pushed again meanwhile, is left alone, so a
+    /// push event delivered twice writes once.
+    pub async fn fill_extra_attrs(&self, repo: &RepoName, digest: &Digest) -> ServiceResult<()> {
+        let Some(record) = self.artifact_record(repo, digest).await? else { return Ok(()) };
+        if record.extra_attrs.is_some() {
+            return Ok(());
+        }
+        let stored = match self.get_manifest(repo, &Reference::Digest(digest.clone()), true).await {
+            Err(ServiceError::ManifestUnknown(_)) => return Ok(()),
+            other => other?,
+        };
+        let manifest =
+            Manifest::parse(Some(&stored.media_type), &stored.body).map_err(|_| corrupt("stored manifest"))?;
+        let Some(extra) = self.extra_attrs_of(&manifest).await else { return Ok(()) };
+        let (pk, sk) = keys::artifact(repo, digest);
+        let with = ArtifactRecord { extra_attrs: Some(extra.clone()), ..record.clone() };
+        if !to_item(pk.clone(), sk.clone(), &with, "artifact").is_ok_and(|i| fits(&i)) {
+            return Ok(());
+        }
+        let attrs = crate::meta::Attrs::from_iter([("extra_attrs".to_owned(), extra)]);
+        let cond = Condition::equals("pushed_at_ms", record.pushed_at_ms);
+        match self.meta.transact(vec![Write::Set { pk, sk, attrs, cond }]).await {
+            // Deleted or pushed again meanwhile: that push's event fills it.
+            Err(e) if e.is(ErrorKind::ConditionFailed) => Ok(()),
+            other => other.map_err(Into::into),
+        }
+    }
+
     /// The `extra_attrs` of a manifest's artifact, from its config: an
     /// image's architecture, os, author, created and run configuration, a
     /// chart's metadata. `None` for other artifacts, a config too large to
-    /// keep or one that cannot be read (the push goes on without them).
+    /// keep or one that cannot be read (the artifact stays without them).
     async fn extra_attrs_of(&self, manifest: &Manifest) -> Option<serde_json::Value> {
         const MAX_CONFIG: u64 = 1024 * 1024;
         const MAX_KEPT: usize = 16 * 1024;
