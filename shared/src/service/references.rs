@@ -159,27 +159,19 @@ impl Registry {
         children: &[Digest],
     ) -> ServiceResult<()> {
         for child in children {
-            let (lpk, lsk) = keys::parent_link(repo, child, index);
-            for attempt in 0..ATTEMPTS {
-                if self.meta.get(&lpk, &lsk).await?.is_some() {
-                    break;
-                }
-                let Some((record, has)) = self.record_with_attr(repo, child).await? else { break };
+            self.relink(repo, child, index, true, |found| {
+                // A child gone meanwhile is not linked.
+                let (record, has) = found?;
                 let (apk, ask) = keys::artifact(repo, child);
                 let attr = keys::attr::PARENTS.to_owned();
-                let mut writes = vec![
-                    Write::Put { item: Item::new(lpk.clone(), lsk.clone()), cond: Condition::NotExists },
-                    Write::Add { pk: apk, sk: ask, attr, delta: 1, cond: parents_are(record.parents, has) },
-                ];
-                if !is_hidden(&record) {
-                    writes.extend(visibility_writes(repo, child, &record, true));
+                let mut writes =
+                    vec![Write::Add { pk: apk, sk: ask, attr, delta: 1, cond: parents_are(record.parents, *has) }];
+                if !is_hidden(record) {
+                    writes.extend(visibility_writes(repo, child, record, true));
                 }
-                match self.meta.transact(writes).await {
-                    Ok(()) => break,
-                    Err(e) if e.is(ErrorKind::ConditionFailed) && attempt + 1 < ATTEMPTS => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
+                Some(writes)
+            })
+            .await?;
         }
         Ok(())
     }
@@ -193,34 +185,59 @@ impl Registry {
         children: &[Digest],
     ) -> ServiceResult<()> {
         for child in children {
-            let (lpk, lsk) = keys::parent_link(repo, child, index);
-            for attempt in 0..ATTEMPTS {
-                if self.meta.get(&lpk, &lsk).await?.is_none() {
-                    break;
-                }
-                let unlink = Write::Delete { pk: lpk.clone(), sk: lsk.clone(), cond: Condition::Exists };
-                let writes = match self.record_with_attr(repo, child).await? {
-                    // The child went first (a /v2 delete): only the link is left.
-                    None => vec![unlink],
-                    // Not counted (a record older than the count).
-                    Some((record, _)) if record.parents <= 0 => vec![unlink],
-                    Some((record, _)) => {
-                        let (apk, ask) = keys::artifact(repo, child);
-                        let cond = Condition::equals(keys::attr::PARENTS, record.parents);
-                        let attr = keys::attr::PARENTS.to_owned();
-                        let mut writes = vec![unlink, Write::Add { pk: apk, sk: ask, attr, delta: -1, cond }];
-                        let after = ArtifactRecord { parents: record.parents - 1, ..record.clone() };
-                        if !is_hidden(&after) {
-                            writes.extend(visibility_writes(repo, child, &record, false));
-                        }
-                        writes
+            self.relink(repo, child, index, false, |found| match found {
+                // The child went first (a /v2 delete), or its record is
+                // older than the count: only the link goes.
+                None => Some(Vec::new()),
+                Some((record, _)) if record.parents <= 0 => Some(Vec::new()),
+                Some((record, _)) => {
+                    let (apk, ask) = keys::artifact(repo, child);
+                    let cond = Condition::equals(keys::attr::PARENTS, record.parents);
+                    let attr = keys::attr::PARENTS.to_owned();
+                    let mut writes = vec![Write::Add { pk: apk, sk: ask, attr, delta: -1, cond }];
+                    let after = ArtifactRecord { parents: record.parents - 1, ..record.clone() };
+                    if !is_hidden(&after) {
+                        writes.extend(visibility_writes(repo, child, record, false));
                     }
-                };
-                match self.meta.transact(writes).await {
-                    Ok(()) => break,
-                    Err(e) if e.is(ErrorKind::ConditionFailed) && attempt + 1 < ATTEMPTS => {}
-                    Err(e) => return Err(e.into()),
+                    Some(writes)
                 }
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Makes (`link`) or removes the link of `index` to `child` together
+    /// with the writes `change` makes of the child's record (`None`: the
+    /// child is gone; `change` answering `None` leaves everything), read
+    /// again after a lost race. Nothing when the link is already so.
+    async fn relink(
+        &self,
+        repo: &RepoName,
+        child: &Digest,
+        index: &Digest,
+        link: bool,
+        change: impl Fn(Option<&(ArtifactRecord, bool)>) -> Option<Vec<Write>>,
+    ) -> ServiceResult<()> {
+        let (lpk, lsk) = keys::parent_link(repo, child, index);
+        for attempt in 0..ATTEMPTS {
+            if self.meta.get(&lpk, &lsk).await?.is_some() == link {
+                return Ok(());
+            }
+            let found = self.record_with_attr(repo, child).await?;
+            let Some(mut writes) = change(found.as_ref()) else { return Ok(()) };
+            writes.insert(
+                0,
+                if link {
+                    Write::Put { item: Item::new(lpk.clone(), lsk.clone()), cond: Condition::NotExists }
+                } else {
+                    Write::Delete { pk: lpk.clone(), sk: lsk.clone(), cond: Condition::Exists }
+                },
+            );
+            match self.meta.transact(writes).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is(ErrorKind::ConditionFailed) && attempt + 1 < ATTEMPTS => {}
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(())
