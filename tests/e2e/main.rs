@@ -29,6 +29,7 @@ mod permissions;
 mod quotas;
 mod replicas;
 mod retention;
+mod scanning;
 mod startup;
 mod tokens;
 mod upload_host;

@@ -235,6 +235,12 @@ impl TestApp {
     /// until the app drops; its address.
     pub async fn serve(&self) -> SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.serve_on(listener)
+    }
+
+    /// Serves the same router on `listener` (bound before the app was
+    /// built, when its configuration must name the address).
+    pub fn serve_on(&self, listener: tokio::net::TcpListener) -> SocketAddr {
         let addr = listener.local_addr().unwrap();
         let router = self.router.clone();
         let task = tokio::spawn(async move {

@@ -5,6 +5,9 @@
 //! uploads/<upload id>/data             multipart target of an upload session
 //! uploads/<upload id>/staging-<n>      bytes of an upload not yet a whole part,
 //!                                      one object per append (n = its offset)
+//! reports/<report id>                  a scan's whole report as its scanner made it
+//! vulndb/<stamp>                       an imported vulnerability database (the
+//!                                      table names the current one)
 //! ```
 //! GC lists `blobs/`; abandoned-upload cleanup lists `uploads/`.
 
@@ -16,6 +19,17 @@ pub const UPLOADS_PREFIX: &str = "uploads/";
 pub fn blob(digest: &Digest) -> String {
     let hex = digest.hex();
     format!("{BLOBS_PREFIX}{}/{}/{hex}", digest.algorithm().as_str(), &hex[..2])
+}
+
+pub const REPORTS_PREFIX: &str = "reports/";
+
+/// A scan report's body; the id is a UUID berth made.
+pub fn report(report_id: &str) -> String {
+    format!("{REPORTS_PREFIX}{report_id}")
+}
+
+pub fn vulndb(stamp: &str) -> String {
+    format!("vulndb/{stamp}")
 }
 
 pub fn upload_data(upload_id: &str) -> String {

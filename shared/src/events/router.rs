@@ -1,4 +1,5 @@
-//! The events queue's consumer: each event becomes its effects — an audit
+//! The events queue's consumer: each event becomes its effects — a pushed
+//! artifact's `extra_attrs` and its scan when the project scans on push, an audit
 //! record (unless `skip_audit_log_database`), a line to the syslog
 //! endpoint (`audit_log_forward_endpoint`), webhook deliveries — and a
 //! batch of pulls becomes pull statistics too. Every effect tolerates a
@@ -48,6 +49,7 @@ async fn effects(registry: &Registry, event: &Event) -> Result<(), RouteError> {
         && let (Ok(repo), Ok(digest)) = (crate::oci::RepoName::parse(repo), digest.parse::<crate::oci::Digest>())
     {
         registry.fill_extra_attrs(&repo, &digest).await?;
+        registry.scan_on_push(&crate::jobs::scan::ScanJob::queued(), &repo, &digest, &event.id).await?;
     }
     let settings = registry.settings().await?;
     let skip_pull = event.kind == EventKind::PullArtifact && settings.pull_audit_log_disable;

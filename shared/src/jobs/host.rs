@@ -20,11 +20,18 @@ pub fn all_jobs() -> Jobs {
         .with(Arc::new(super::purge::PurgeAuditJob))
         .with(Arc::new(super::retention::RetentionJob))
         .with(Arc::new(super::gc::GcJob))
+        .with(Arc::new(super::scan::ScanJob::queued()))
+}
+
+/// Every job kind with what this process's jobs need to run (the scan
+/// job's way to the registry and its token keys).
+pub fn jobs_of(ctx: &AppContext) -> Jobs {
+    all_jobs().with(Arc::new(super::scan::ScanJob::with_env(super::scan::ScanEnv::from_context(ctx))))
 }
 
 /// The worker of this process's context.
 pub fn worker(ctx: &AppContext) -> Worker {
-    Worker::new(ctx.registry(), ctx.queue.clone(), all_jobs(), ctx.config.queue.max_attempts)
+    Worker::new(ctx.registry(), ctx.queue.clone(), jobs_of(ctx), ctx.config.queue.max_attempts)
 }
 
 /// Parses a queue name given on the command line.

@@ -24,6 +24,7 @@ pub mod lambda;
 pub mod pool;
 pub mod purge;
 pub mod retention;
+pub mod scan;
 pub mod schedule;
 pub mod webhook;
 pub mod worker;
@@ -157,6 +158,9 @@ pub struct TaskContext {
     pub payload: serde_json::Value,
     /// This run, from 1.
     pub attempt: u32,
+    /// Whether a retryable failure of this run ends the task (no attempt
+    /// follows).
+    pub last_attempt: bool,
     logs: Vec<String>,
     follow_ups: Vec<serde_json::Value>,
     extra: serde_json::Map<String, serde_json::Value>,
@@ -170,6 +174,7 @@ impl TaskContext {
             task,
             payload,
             attempt,
+            last_attempt: false,
             logs: Vec::new(),
             follow_ups: Vec::new(),
             extra: serde_json::Map::new(),

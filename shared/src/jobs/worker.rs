@@ -155,6 +155,7 @@ impl Worker {
             .await?;
         let Some(task) = claimed else { return Ok(Handled::Retry(Duration::from_secs(10))) };
         let mut ctx = TaskContext::new(reg.clone(), task.execution_id, task.id, task.payload.clone(), task.run_count);
+        ctx.last_attempt = task.run_count >= self.max_attempts;
         let running = self.pool.running(job_id(task.execution_id, task.id), job.kind());
         let started = std::time::Instant::now();
         let outcome = job.run(&mut ctx).await;

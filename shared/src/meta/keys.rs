@@ -9,6 +9,7 @@
 //! token signing key             SYS                      TOKEN_KEY
 //! system settings               SYS                      CONFIG
 //! system CVE allowlist          SYS                      CVE_ALLOWLIST
+//! built-in scanner's database   SYS                      VULNDB
 //! account epoch                 SYS                      ACCOUNTS
 //! list counter (sharded)        N#<list>                 <shard 0..3>
 //! user                          USR#<name>               META
@@ -73,6 +74,9 @@
 //! label name (unique per scope) LBLN#<project id, 0: global>#<name> META
 //! label list entry              LABELS#g | LABELS#p#<project id> <id, 12 digits>
 //! artifact carrying a label     LBLU#<label id>          <repository>@<digest>
+//! scanner registration          SCANNERS                 <uuid>
+//! a project's scanner           P#<project>              SCANNER
+//! scan of an artifact           SCAN#<digest>            <scan type>#<registration uuid>
 //! ```
 //! A repository's tags, manifests, links and referrers share one partition,
 //! so each listing is one query by sort-key prefix. Lists the API pages
@@ -165,6 +169,32 @@ pub const GROUPS: &str = "GROUPS";
 
 pub fn group_entry(id: i64) -> Key {
     (GROUPS.to_owned(), format!("{id:012}"))
+}
+
+/// Which vulnerability database the built-in scanner reads.
+pub fn vulndb() -> (&'static str, &'static str) {
+    ("SYS", "VULNDB")
+}
+
+/// The partition of scanner registrations (few: one query lists them).
+pub const SCANNERS: &str = "SCANNERS";
+
+pub fn scanner(uuid: &str) -> Key {
+    (SCANNERS.to_owned(), uuid.to_owned())
+}
+
+pub fn project_scanner(project: &str) -> Key {
+    (format!("P#{project}"), "SCANNER".to_owned())
+}
+
+/// The scans of an artifact (by digest: every repository holding it shares
+/// them, as Harbor's reports are per digest).
+pub fn scans_of(digest: &Digest) -> String {
+    format!("SCAN#{digest}")
+}
+
+pub fn scan(digest: &Digest, scan_type: &str, registration: &str) -> Key {
+    (scans_of(digest), format!("{scan_type}#{registration}"))
 }
 
 pub fn label(id: i64) -> Key {

@@ -41,6 +41,8 @@ pub mod reindex;
 pub mod retention;
 pub mod revocation;
 pub mod robots;
+pub mod scanners;
+pub mod scans;
 pub mod schedules;
 pub mod selectors;
 pub mod sessions;
@@ -48,6 +50,7 @@ pub mod settings;
 pub mod statistics;
 pub mod uploads;
 pub mod users;
+pub mod vulndb;
 pub mod webhooks;
 
 use std::sync::Arc;

@@ -30,6 +30,8 @@ mod quotas;
 mod repositories;
 mod retention;
 mod robots;
+mod scan;
+mod scanners;
 mod system;
 mod usergroups;
 mod users;
@@ -125,7 +127,34 @@ fn table() -> openapi::Routes {
         .delete("/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/labels/{label_id}", "removeLabel", "artifact", 200, labels::remove_from_artifact)
         .get("/icons/{digest}", "getIcon", "icon", 200, icons::get)
         .returns::<icons::IconView>()
-        .get("/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/additions/vulnerabilities", "getVulnerabilitiesAddition", "artifact", 200, repositories::vulnerabilities)
+        .get("/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/additions/vulnerabilities", "getVulnerabilitiesAddition", "artifact", 200, scan::vulnerabilities)
+        .post("/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/scan", "scanArtifact", "scan", 202, scan::scan)
+        .accepts::<scan::ScanTypeBody>()
+        .post("/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/scan/stop", "stopScanArtifact", "scan", 202, scan::stop)
+        .accepts::<scan::ScanTypeBody>()
+        .get("/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/scan/{report_id}/log", "getReportLog", "scan", 200, scan::log)
+        .get("/scanners", "listScanners", "scanner", 200, scanners::list)
+        .returns::<Vec<scanners::RegistrationView>>()
+        .post("/scanners", "createScanner", "scanner", 201, scanners::create)
+        .accepts::<scanners::RegistrationBody>()
+        .post("/scanners/ping", "pingScanner", "scanner", 200, scanners::ping)
+        .accepts::<scanners::RegistrationBody>()
+        .get("/scanners/{registration_id}", "getScanner", "scanner", 200, scanners::get)
+        .returns::<scanners::RegistrationView>()
+        .put("/scanners/{registration_id}", "updateScanner", "scanner", 200, scanners::update)
+        .accepts::<scanners::RegistrationBody>()
+        .delete("/scanners/{registration_id}", "deleteScanner", "scanner", 200, scanners::delete)
+        .returns::<scanners::RegistrationView>()
+        .patch("/scanners/{registration_id}", "setScannerAsDefault", "scanner", 200, scanners::set_default)
+        .accepts::<scanners::DefaultBody>()
+        .get("/scanners/{registration_id}/metadata", "getScannerMetadata", "scanner", 200, scanners::metadata)
+        .returns::<crate::scanner::AdapterMetadata>()
+        .get("/projects/{project_name_or_id}/scanner", "getScannerOfProject", "project", 200, scanners::of_project)
+        .returns::<scanners::RegistrationView>()
+        .put("/projects/{project_name_or_id}/scanner", "setScannerOfProject", "project", 200, scanners::set_of_project)
+        .accepts::<scanners::ProjectScannerBody>()
+        .get("/projects/{project_name_or_id}/scanner/candidates", "listScannerCandidatesOfProject", "project", 200, scanners::candidates)
+        .returns::<Vec<scanners::RegistrationView>>()
         .get("/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/additions/{addition}", "getAddition", "artifact", 200, repositories::addition)
         .get("/system/CVEAllowlist", "getSystemCVEAllowlist", "SystemCVEAllowlist", 200, cve_allowlist::get)
         .returns::<cve_allowlist::AllowlistView>()

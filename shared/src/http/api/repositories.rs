@@ -87,6 +87,7 @@ pub struct ListQuery {
     with_label: Option<String>,
     with_accessory: Option<String>,
     with_immutable_status: Option<String>,
+    with_scan_overview: Option<String>,
 }
 
 impl ListQuery {
@@ -177,11 +178,20 @@ impl ListQuery {
         let refs: Vec<(&RepoName, &ArtifactInfo)> = items.iter().map(|(r, a)| (r, a)).collect();
         let mut labels = self.labels(state, &refs).await?.into_iter();
         let mut accessories = self.accessories(state, &refs).await?.into_iter();
+        let mut scans = if self.with_scan_overview.as_deref().is_some_and(query_bool) {
+            let digests: Vec<&crate::oci::Digest> = items.iter().map(|(_, a)| &a.digest).collect();
+            super::scan::overviews(state, &project.name, &digests).await?
+        } else {
+            Vec::new()
+        }
+        .into_iter();
         Ok(items
             .iter()
             .map(|(repo, a)| {
                 let (l, acc) = (labels.next().unwrap_or_default(), accessories.next().flatten());
-                artifact_view(a, repo, project.project_id, with_tags, rules.as_ref(), l, acc)
+                let mut view = artifact_view(a, repo, project.project_id, with_tags, rules.as_ref(), l, acc);
+                view.scan_overview = scans.next().flatten();
+                view
             })
             .collect())
     }
@@ -194,6 +204,7 @@ impl ListQuery {
             ("with_label", &self.with_label),
             ("with_accessory", &self.with_accessory),
             ("with_immutable_status", &self.with_immutable_status),
+            ("with_scan_overview", &self.with_scan_overview),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
@@ -290,7 +301,7 @@ pub(super) struct ReferenceView {
     urls: Vec<String>,
 }
 
-/// Harbor's `Artifact` (`scan_overview` stays empty until scanning lands).
+/// Harbor's `Artifact`.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(super) struct ArtifactView {
     id: i64,
@@ -313,7 +324,7 @@ pub(super) struct ArtifactView {
     tags: Option<Vec<TagView>>,
     addition_links: BTreeMap<String, String>,
     labels: Vec<LabelView>,
-    scan_overview: Option<()>,
+    scan_overview: Option<super::scan::Overview>,
     accessories: Option<Vec<AccessoryView>>,
 }
 
@@ -668,14 +679,6 @@ pub async fn list_accessories(
         encode_twice(&path.repo)
     );
     Ok(paging.respond(&base, &q.rest(), listing.map(|a| accessory_view(&a, &path.repo))))
-}
-
-/// `GET …/additions/vulnerabilities`: the artifact's vulnerability reports
-/// by report type — none (`{}`) while no scanner has reported on it.
-pub async fn vulnerabilities(State(state): State<Arc<AppState>>, caller: Caller, path: RepoPath) -> ApiResult {
-    path.require(&state, &caller, (Res::ArtifactAddition, Act::Read)).await?;
-    state.registry.artifact(&path.repo, &path.reference()?).await?;
-    Ok(Json(serde_json::json!({})).into_response())
 }
 
 /// `GET …/additions/{addition}`: an image's `build_history`, a chart's
