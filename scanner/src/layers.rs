@@ -52,7 +52,10 @@ const WHITEOUT_PREFIX: &str = ".wh.";
 
 /// Reads the layers in order and merges the kept files as the image's root
 /// file system would show them.
-pub(crate) fn collect<R: Read>(layers: impl IntoIterator<Item = Layer<R>>, limits: &Limits) -> Result<Files, ScanError> {
+pub(crate) fn collect<R: Read>(
+    layers: impl IntoIterator<Item = Layer<R>>,
+    limits: &Limits,
+) -> Result<Files, ScanError> {
     let budget = Budget { total: Cell::new(0), hit: Cell::new(None) };
     let mut files = Files::new();
     for (index, layer) in layers.into_iter().enumerate() {
@@ -270,6 +273,7 @@ pub(crate) fn normalize(raw: &[u8]) -> Option<String> {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use flate2::Compression;
     use flate2::write::GzEncoder;

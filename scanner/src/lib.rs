@@ -28,9 +28,9 @@ use serde::{Deserialize, Serialize};
 
 pub use inventory::{Ecosystem, Inventory, OsInfo, Package, inventory};
 pub use layers::Layer;
-//TMP pub use matching::{Finding, Severity, find_vulnerabilities};
-//TMP pub use osv::{ImportSummary, VulnDb, VulnDbBuilder};
-//TMP pub use sbom::{Subject, cyclonedx, spdx};
+pub use matching::{Finding, Severity, find_vulnerabilities};
+pub use osv::{ImportSummary, VulnDb, VulnDbBuilder};
+pub use sbom::{Subject, cyclonedx, spdx};
 
 /// Bounds on what one scan or one database import may read. The defaults fit
 /// real images (a few GB, tens of layers) and stop hostile ones early; a

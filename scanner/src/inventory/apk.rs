@@ -57,6 +57,7 @@ pub(crate) fn packages(path: &str, text: &str, os: Option<&OsInfo>) -> Vec<Packa
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -68,6 +69,9 @@ mod tests {
         assert_eq!(found[1].name, "libcrypto3");
         assert_eq!(found[1].source_name.as_deref(), Some("openssl"));
         assert_eq!(found[1].licenses, ["Apache-2.0"]);
-        assert_eq!(found[1].purl, "pkg:apk/alpine/libcrypto3@3.1.4-r5?arch=x86_64&distro=alpine-3.19.1&upstream=openssl");
+        assert_eq!(
+            found[1].purl,
+            "pkg:apk/alpine/libcrypto3@3.1.4-r5?arch=x86_64&distro=alpine-3.19.1&upstream=openssl"
+        );
     }
 }

@@ -42,6 +42,7 @@ pub(crate) fn packages(path: &str, text: &str) -> Vec<Package> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -12,8 +12,7 @@ const STATUS: &str = "var/lib/dpkg/status";
 const STATUS_D: &str = "var/lib/dpkg/status.d/";
 
 pub(crate) fn wants(path: &str) -> bool {
-    path == STATUS
-        || path.strip_prefix(STATUS_D).is_some_and(|name| !name.contains('/') && !name.ends_with(".md5sums"))
+    path == STATUS || path.strip_prefix(STATUS_D).is_some_and(|name| !name.contains('/') && !name.ends_with(".md5sums"))
 }
 
 /// The stanzas of a deb822 file: fields with their continuation lines
@@ -106,6 +105,7 @@ fn parse_source(source: &str) -> (Option<String>, Option<String>) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     const STATUS_TEXT: &str = "\

@@ -138,14 +138,20 @@ pub(crate) fn packages(path: &str, info: &BuildInfo) -> Vec<Package> {
             arch: None,
         }
     };
-    let mut found: Vec<Package> =
-        info.main.iter().chain(&info.deps).filter(|m| !m.version.is_empty()).map(|m| module(&m.path, &m.version)).collect();
+    let mut found: Vec<Package> = info
+        .main
+        .iter()
+        .chain(&info.deps)
+        .filter(|m| !m.version.is_empty())
+        .map(|m| module(&m.path, &m.version))
+        .collect();
     found.push(module("stdlib", &info.go_version));
     found
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     /// A fake ELF with a Go 1.18+ build info blob inside.

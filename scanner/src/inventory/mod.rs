@@ -127,7 +127,13 @@ pub(crate) fn catalog(files: &Files, limits: &Limits) -> Result<Inventory, ScanE
 /// A package URL (`pkg:type/namespace/name@version?qualifiers`), with each
 /// part percent-encoded as the purl specification asks; qualifiers with an
 /// empty value are left out.
-pub(crate) fn purl(kind: &str, namespace: Option<&str>, name: &str, version: &str, qualifiers: &[(&str, &str)]) -> String {
+pub(crate) fn purl(
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+    version: &str,
+    qualifiers: &[(&str, &str)],
+) -> String {
     let mut out = format!("pkg:{kind}/");
     if let Some(namespace) = namespace.filter(|n| !n.is_empty()) {
         for segment in namespace.split('/') {
@@ -174,6 +180,7 @@ pub(crate) fn distro(os: Option<&OsInfo>) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::layers::tests::{TAR, TAR_GZIP, gzip, tar};
     use std::io::Cursor;
@@ -185,7 +192,10 @@ mod tests {
             purl("deb", Some("debian"), "libc6", "1:2.36-9+deb12u4", &[("distro", "debian-12"), ("arch", "amd64")]),
             "pkg:deb/debian/libc6@1:2.36-9+deb12u4?arch=amd64&distro=debian-12"
         );
-        assert_eq!(purl("golang", Some("github.com/a/b"), "c d", "v1.0.0", &[]), "pkg:golang/github.com/a/b/c%20d@v1.0.0");
+        assert_eq!(
+            purl("golang", Some("github.com/a/b"), "c d", "v1.0.0", &[]),
+            "pkg:golang/github.com/a/b/c%20d@v1.0.0"
+        );
     }
 
     #[test]
@@ -239,8 +249,7 @@ mod tests {
 
     #[test]
     fn too_many_packages_is_a_limit() {
-        let lock: String =
-            (0..50).map(|i| format!("[[package]]\nname = \"p{i}\"\nversion = \"1.0.{i}\"\n")).collect();
+        let lock: String = (0..50).map(|i| format!("[[package]]\nname = \"p{i}\"\nversion = \"1.0.{i}\"\n")).collect();
         let layer = tar(&[("Cargo.lock", Some(lock.as_bytes()))]);
         let limits = Limits { max_packages: 10, ..Limits::default() };
         let error = inventory([Layer::new(TAR, Cursor::new(layer))], &limits).unwrap_err();

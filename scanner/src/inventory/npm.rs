@@ -101,6 +101,7 @@ fn licenses(entry: &Value) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -111,7 +112,10 @@ mod tests {
         assert!(!wants("app/node_modules/lodash/fp/package.json"));
         assert!(!wants("app/package.json"));
         assert!(wants("app/package-lock.json"));
-        let found = packages("node_modules/@babel/core/package.json", r#"{"name":"@babel/core","version":"7.24.0","license":"MIT"}"#);
+        let found = packages(
+            "node_modules/@babel/core/package.json",
+            r#"{"name":"@babel/core","version":"7.24.0","license":"MIT"}"#,
+        );
         assert_eq!(found[0].purl, "pkg:npm/%40babel/core@7.24.0");
         assert_eq!(found[0].licenses, ["MIT"]);
     }

@@ -55,15 +55,14 @@ pub(crate) fn parse_os_release(text: &str) -> Option<OsInfo> {
 }
 
 fn unquote(value: &str) -> String {
-    let inner = ['"', '\'']
-        .iter()
-        .find_map(|q| value.strip_prefix(*q).and_then(|v| v.strip_suffix(*q)))
-        .unwrap_or(value);
+    let inner =
+        ['"', '\''].iter().find_map(|q| value.strip_prefix(*q).and_then(|v| v.strip_suffix(*q))).unwrap_or(value);
     inner.replace("\\\"", "\"").replace("\\\\", "\\")
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn files(entries: &[(&str, &str)]) -> Files {
@@ -77,12 +76,22 @@ mod tests {
             "PRETTY_NAME=\"Ubuntu 22.04.4 LTS\"\nNAME=\"Ubuntu\"\nVERSION_ID=\"22.04\"\nID=ubuntu\nID_LIKE=debian\n",
         )]))
         .unwrap();
-        assert_eq!(os, OsInfo { id: "ubuntu".into(), version_id: Some("22.04".into()), pretty_name: Some("Ubuntu 22.04.4 LTS".into()) });
+        assert_eq!(
+            os,
+            OsInfo {
+                id: "ubuntu".into(),
+                version_id: Some("22.04".into()),
+                pretty_name: Some("Ubuntu 22.04.4 LTS".into())
+            }
+        );
     }
 
     #[test]
     fn etc_wins_over_usr_lib_and_release_files_are_a_fallback() {
-        let os = detect(&files(&[("etc/os-release", "ID='alpine'\nVERSION_ID=3.19.1\n"), ("usr/lib/os-release", "ID=debian\n")]));
+        let os = detect(&files(&[
+            ("etc/os-release", "ID='alpine'\nVERSION_ID=3.19.1\n"),
+            ("usr/lib/os-release", "ID=debian\n"),
+        ]));
         assert_eq!(os.unwrap().id, "alpine");
         let os = detect(&files(&[("etc/alpine-release", "3.18.6\n")])).unwrap();
         assert_eq!((os.id.as_str(), os.version_id.as_deref()), ("alpine", Some("3.18.6")));

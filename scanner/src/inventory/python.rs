@@ -88,6 +88,7 @@ pub(crate) fn packages(path: &str, text: &str) -> Vec<Package> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -102,7 +103,7 @@ mod tests {
         assert!(wants("x/setuptools.egg-info/PKG-INFO"));
         assert!(!wants("x/METADATA"));
         let text = "Metadata-Version: 2.1\nName: PyYAML\nVersion: 6.0.1\nLicense: MIT\nClassifier: License :: OSI Approved :: MIT License\n\nName: not-a-header\n";
-        let found = packages("a.dist-info/METADATA", text, );
+        let found = packages("a.dist-info/METADATA", text);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].purl, "pkg:pypi/pyyaml@6.0.1");
         assert_eq!(found[0].licenses, ["MIT"]);

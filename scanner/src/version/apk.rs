@@ -138,6 +138,7 @@ pub(super) fn compare(a: &str, b: &str) -> Option<Ordering> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::super::{Scheme, assert_ascending};
 
     #[test]
@@ -145,8 +146,23 @@ mod tests {
         assert_ascending(
             Scheme::Apk,
             &[
-                "1.0_alpha", "1.0_alpha2", "1.0_beta", "1.0_pre1", "1.0_rc1", "1.0", "1.0-r1", "1.0-r2", "1.0_p1",
-                "1.0a", "1.0b", "1.0.1", "1.02", "1.1", "1.2", "1.10", "2",
+                "1.0_alpha",
+                "1.0_alpha2",
+                "1.0_beta",
+                "1.0_pre1",
+                "1.0_rc1",
+                "1.0",
+                "1.0-r1",
+                "1.0-r2",
+                "1.0_p1",
+                "1.0a",
+                "1.0b",
+                "1.0.1",
+                "1.02",
+                "1.1",
+                "1.2",
+                "1.10",
+                "2",
             ],
         );
         assert_ascending(Scheme::Apk, &["1.2.4_git20230717-r3", "1.2.4_git20230717-r4", "1.2.5-r0"]);

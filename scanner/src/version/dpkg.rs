@@ -14,7 +14,9 @@ struct Version<'a> {
 fn parse(text: &str) -> Option<Version<'_>> {
     let text = text.trim();
     let (epoch, rest) = match text.split_once(':') {
-        Some((epoch, rest)) if !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit()) => (epoch.parse().ok()?, rest),
+        Some((epoch, rest)) if !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit()) => {
+            (epoch.parse().ok()?, rest)
+        }
         Some(_) => return None,
         None => (0, text),
     };
@@ -32,7 +34,12 @@ fn parse(text: &str) -> Option<Version<'_>> {
 
 pub(super) fn compare(a: &str, b: &str) -> Option<Ordering> {
     let (a, b) = (parse(a)?, parse(b)?);
-    Some(a.epoch.cmp(&b.epoch).then_with(|| verrevcmp(a.upstream, b.upstream)).then_with(|| verrevcmp(a.revision, b.revision)))
+    Some(
+        a.epoch
+            .cmp(&b.epoch)
+            .then_with(|| verrevcmp(a.upstream, b.upstream))
+            .then_with(|| verrevcmp(a.revision, b.revision)),
+    )
 }
 
 fn order(c: Option<u8>) -> i32 {
@@ -60,7 +67,8 @@ fn verrevcmp(a: &str, b: &str) -> Ordering {
         let trim = |s: &[u8]| -> usize { s.iter().take_while(|&&c| c == b'0').count() };
         a = &a[trim(a)..];
         b = &b[trim(b)..];
-        let (da, db) = (a.iter().take_while(|c| c.is_ascii_digit()).count(), b.iter().take_while(|c| c.is_ascii_digit()).count());
+        let (da, db) =
+            (a.iter().take_while(|c| c.is_ascii_digit()).count(), b.iter().take_while(|c| c.is_ascii_digit()).count());
         // Without leading zeros, the longer run of digits is the larger number.
         let by_value = da.cmp(&db).then_with(|| a[..da].cmp(&b[..db]));
         if by_value != Ordering::Equal {
@@ -74,6 +82,7 @@ fn verrevcmp(a: &str, b: &str) -> Ordering {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::super::{Scheme, assert_ascending};
 
     #[test]
@@ -81,8 +90,22 @@ mod tests {
         assert_ascending(
             Scheme::Dpkg,
             &[
-                "0.9", "1.0~~", "1.0~~a", "1.0~", "1.0", "1.0-1", "1.0-1+b1", "1.0-1.1", "1.0a", "1.0+dfsg",
-                "1.0.1", "1.2", "1.10", "2:0.1", "2:0.1-1~bpo1", "2:0.1-1",
+                "0.9",
+                "1.0~~",
+                "1.0~~a",
+                "1.0~",
+                "1.0",
+                "1.0-1",
+                "1.0-1+b1",
+                "1.0-1.1",
+                "1.0a",
+                "1.0+dfsg",
+                "1.0.1",
+                "1.2",
+                "1.10",
+                "2:0.1",
+                "2:0.1-1~bpo1",
+                "2:0.1-1",
             ],
         );
         assert_ascending(Scheme::Dpkg, &["2.36-9", "2.36-9+deb12u3", "2.36-9+deb12u4", "2.36-10"]);

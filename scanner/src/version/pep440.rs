@@ -144,14 +144,7 @@ fn parse(text: &str) -> Option<Key> {
         (Some((kind, n)), _, _) => (1, kind, n),
         (None, _, _) => (2, 0, 0),
     };
-    Some(Key {
-        epoch,
-        release,
-        pre,
-        post: post.map_or((0, 0), |n| (1, n)),
-        dev: dev.map_or((1, 0), |n| (0, n)),
-        local,
-    })
+    Some(Key { epoch, release, pre, post: post.map_or((0, 0), |n| (1, n)), dev: dev.map_or((1, 0), |n| (0, n)), local })
 }
 
 pub(super) fn compare(a: &str, b: &str) -> Option<Ordering> {
@@ -160,6 +153,7 @@ pub(super) fn compare(a: &str, b: &str) -> Option<Ordering> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::super::{Scheme, assert_ascending};
     use std::cmp::Ordering;
 
@@ -169,9 +163,26 @@ mod tests {
         assert_ascending(
             Scheme::Pep440,
             &[
-                "1.dev0", "1.0.dev456", "1.0a1", "1.0a2.dev456", "1.0a12.dev456", "1.0a12", "1.0b1.dev456", "1.0b2",
-                "1.0b2.post345.dev456", "1.0b2.post345", "1.0rc1.dev456", "1.0rc1", "1.0", "1.0+abc.5", "1.0+abc.7",
-                "1.0+5", "1.0.post456.dev34", "1.0.post456", "1.0.15", "1.1.dev1",
+                "1.dev0",
+                "1.0.dev456",
+                "1.0a1",
+                "1.0a2.dev456",
+                "1.0a12.dev456",
+                "1.0a12",
+                "1.0b1.dev456",
+                "1.0b2",
+                "1.0b2.post345.dev456",
+                "1.0b2.post345",
+                "1.0rc1.dev456",
+                "1.0rc1",
+                "1.0",
+                "1.0+abc.5",
+                "1.0+abc.7",
+                "1.0+5",
+                "1.0.post456.dev34",
+                "1.0.post456",
+                "1.0.15",
+                "1.1.dev1",
             ],
         );
         assert_ascending(Scheme::Pep440, &["2.31.0", "2.32.0", "1!0.1"]);

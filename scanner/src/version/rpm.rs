@@ -116,6 +116,7 @@ fn strip_zeros(s: &[u8]) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::super::{Scheme, assert_ascending};
     use super::rpmvercmp;
     use std::cmp::Ordering;

@@ -87,6 +87,7 @@ pub(super) fn compare(a: &str, b: &str) -> Option<Ordering> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::super::{Scheme, assert_ascending};
     use std::cmp::Ordering;
 
@@ -95,8 +96,18 @@ mod tests {
         assert_ascending(
             Scheme::Semver,
             &[
-                "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2", "1.0.0-beta.11",
-                "1.0.0-rc.1", "1.0.0", "1.0.1", "1.1.0", "1.10.0", "2.0.0",
+                "1.0.0-alpha",
+                "1.0.0-alpha.1",
+                "1.0.0-alpha.beta",
+                "1.0.0-beta",
+                "1.0.0-beta.2",
+                "1.0.0-beta.11",
+                "1.0.0-rc.1",
+                "1.0.0",
+                "1.0.1",
+                "1.1.0",
+                "1.10.0",
+                "2.0.0",
             ],
         );
         assert_eq!(Scheme::Semver.compare("1.0.0+build.1", "1.0.0+build.2"), Some(Ordering::Equal));
