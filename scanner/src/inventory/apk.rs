@@ -43,7 +43,11 @@ pub(crate) fn packages(path: &str, text: &str, os: Option<&OsInfo>) -> Vec<Packa
                 Some(namespace),
                 name,
                 version,
-                &[("arch", arch.unwrap_or_default()), ("distro", &distro), ("upstream", origin.unwrap_or_default())],
+                &[
+                    ("arch", arch.unwrap_or_default()),
+                    ("distro", &distro),
+                    ("upstream", origin.filter(|o| *o != name).unwrap_or_default()),
+                ],
             ),
             path: path.to_owned(),
             licenses: license.filter(|l| !l.is_empty()).map(|l| vec![l.to_owned()]).unwrap_or_default(),

@@ -138,7 +138,7 @@ Version: 3.0.13-1~deb12u1
         assert_eq!(found.len(), 2);
         assert_eq!(found[0].source_name.as_deref(), Some("glibc"));
         assert_eq!(found[0].source_version, None);
-        assert_eq!(found[0].purl, "pkg:deb/debian/libc6@2.36-9+deb12u4?arch=amd64&distro=debian-12&upstream=glibc");
+        assert_eq!(found[0].purl, "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64&distro=debian-12&upstream=glibc");
         assert_eq!(found[1].source_name.as_deref(), Some("openssl"));
         assert_eq!(found[1].source_version.as_deref(), Some("3.0.11-1~deb12u2"));
         assert_eq!(found[1].arch.as_deref(), Some("amd64"));

@@ -160,7 +160,7 @@ pub(crate) fn purl(
 fn encode(part: &str) -> String {
     let mut out = String::with_capacity(part.len());
     for byte in part.bytes() {
-        if byte.is_ascii_alphanumeric() || b".-_~+:".contains(&byte) {
+        if byte.is_ascii_alphanumeric() || b".-_~:".contains(&byte) {
             out.push(byte as char);
         } else {
             out.push_str(&format!("%{byte:02X}"));
@@ -190,7 +190,7 @@ mod tests {
         assert_eq!(purl("npm", Some("@babel"), "core", "7.0.0", &[]), "pkg:npm/%40babel/core@7.0.0");
         assert_eq!(
             purl("deb", Some("debian"), "libc6", "1:2.36-9+deb12u4", &[("distro", "debian-12"), ("arch", "amd64")]),
-            "pkg:deb/debian/libc6@1:2.36-9+deb12u4?arch=amd64&distro=debian-12"
+            "pkg:deb/debian/libc6@1:2.36-9%2Bdeb12u4?arch=amd64&distro=debian-12"
         );
         assert_eq!(
             purl("golang", Some("github.com/a/b"), "c d", "v1.0.0", &[]),
@@ -227,6 +227,37 @@ mod tests {
             ]
         );
         assert_eq!(inv.packages[2].purl, "pkg:deb/debian/libc6@2.36-9?arch=amd64&distro=debian-12&upstream=glibc");
+    }
+
+    /// This machine's dpkg database and the Python tools installed beside
+    /// berth, packed into two layers as an image would carry them.
+    #[test]
+    fn this_machines_packages_in_memory_layers() {
+        let status = std::fs::read("/var/lib/dpkg/status").unwrap();
+        let os_release = std::fs::read("/etc/os-release").unwrap();
+        let mut metadata = Vec::new();
+        for site in std::fs::read_dir("/root/.cache/berth-tools").unwrap().flatten() {
+            let Ok(libs) = std::fs::read_dir(site.path().join("lib")) else { continue };
+            for lib in libs.flatten() {
+                let Ok(dists) = std::fs::read_dir(lib.path().join("site-packages")) else { continue };
+                for dist in dists.flatten() {
+                    let name = dist.file_name().to_string_lossy().into_owned();
+                    if let Ok(bytes) = std::fs::read(dist.path().join("METADATA")) {
+                        let venv = site.file_name().to_string_lossy().into_owned();
+                        metadata.push((format!("opt/{venv}/site-packages/{name}/METADATA"), bytes));
+                    }
+                }
+            }
+        }
+        let base = tar(&[("etc/os-release", Some(&os_release[..])), ("var/lib/dpkg/status", Some(&status[..]))]);
+        let python: Vec<(&str, Option<&[u8]>)> = metadata.iter().map(|(p, b)| (p.as_str(), Some(&b[..]))).collect();
+        let layers = [Layer::new(TAR, Cursor::new(base)), Layer::new(TAR_GZIP, Cursor::new(gzip(&tar(&python))))];
+        let inv = inventory(layers, &Limits::default()).unwrap();
+        let count = |e| inv.packages.iter().filter(|p| p.ecosystem == e).count();
+        let installed = String::from_utf8_lossy(&status).matches("Status: install ok installed").count();
+        assert_eq!(count(Ecosystem::Deb), installed);
+        assert_eq!(count(Ecosystem::PyPI), metadata.len());
+        assert!(inv.packages.iter().all(|p| p.purl.starts_with("pkg:")));
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub(crate) fn packages(path: &str, text: &str) -> Vec<Package> {
         }
         let Some((key, value)) = line.split_once(':') else { continue };
         let value = value.trim();
-        let continued = lines.peek().is_some_and(|next| next.starts_with([' ', '\t']) && !next.trim().is_empty());
+        let continued = lines.peek().is_some_and(|next| next.starts_with([' ', '\t']));
         match key {
             "Name" => name = Some(value),
             "Version" => version = Some(value),
