@@ -261,6 +261,31 @@ mod tests {
     }
 
     #[test]
+    fn go_binaries_are_read_when_executable_elf_and_under_the_cap() {
+        use crate::inventory::golang::tests::{MODINFO, fake_go_binary};
+        let binary = fake_go_binary("go1.21.5", MODINFO);
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, mode, data) in [
+            ("usr/bin/app", 0o755, &binary[..]),
+            ("usr/share/app.data", 0o644, &binary[..]),
+            ("usr/bin/script", 0o755, &b"#!/bin/sh\necho \xff Go buildinf:"[..]),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(mode);
+            builder.append_data(&mut header, path, data).unwrap();
+        }
+        let layer = builder.into_inner().unwrap();
+        let inv = inventory([Layer::new(TAR, Cursor::new(layer.clone()))], &Limits::default()).unwrap();
+        let found: Vec<_> = inv.packages.iter().map(|p| (p.path.as_str(), p.name.as_str())).collect();
+        assert_eq!(found.len(), 4, "{found:?}");
+        assert!(found.iter().all(|(path, _)| *path == "usr/bin/app"));
+        assert!(found.contains(&("usr/bin/app", "stdlib")));
+        let small = Limits { max_go_binary_bytes: 1024, ..Limits::default() };
+        assert!(inventory([Layer::new(TAR, Cursor::new(layer))], &small).unwrap().packages.is_empty());
+    }
+
+    #[test]
     fn package_databases_of_random_bytes_yield_nothing() {
         let noise: Vec<u8> = (0..20_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
         let paths = [
