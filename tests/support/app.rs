@@ -612,14 +612,19 @@ pub fn image_manifest(config_digest: &str, config_size: u64) -> ManifestBuilder 
 /// Builds the bytes of an OCI image manifest.
 pub struct ManifestBuilder {
     config: (String, u64),
-    layers: Vec<(String, u64)>,
+    layers: Vec<(String, u64, String)>,
     annotations: Vec<(String, String)>,
 }
 
 impl ManifestBuilder {
     /// Adds a layer (an uncompressed tar, by media type).
-    pub fn layer(mut self, digest: &str, size: u64) -> Self {
-        self.layers.push((digest.to_owned(), size));
+    pub fn layer(self, digest: &str, size: u64) -> Self {
+        self.layer_of_type(digest, size, "application/vnd.oci.image.layer.v1.tar")
+    }
+
+    /// Adds a layer of another media type (`…tar+gzip`).
+    pub fn layer_of_type(mut self, digest: &str, size: u64, media_type: &str) -> Self {
+        self.layers.push((digest.to_owned(), size, media_type.to_owned()));
         self
     }
 
@@ -630,11 +635,8 @@ impl ManifestBuilder {
 
     pub fn bytes(&self) -> Vec<u8> {
         use berth::oci::media::{OCI_CONFIG, OCI_MANIFEST};
-        let layers: Vec<Value> = self
-            .layers
-            .iter()
-            .map(|(d, s)| json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": s}))
-            .collect();
+        let layers: Vec<Value> =
+            self.layers.iter().map(|(d, s, t)| json!({"mediaType": t, "digest": d, "size": s})).collect();
         let mut manifest = json!({
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,

@@ -72,6 +72,26 @@ enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// The built-in scanner's vulnerability database (the local backend
+    /// only while no `berth serve` uses its data folder).
+    Vulndb {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(subcommand)]
+        action: VulndbAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum VulndbAction {
+    /// Replace the database with the OSV records of a folder (of `*.json`,
+    /// searched through) or of zips as osv.dev publishes them; repeatable.
+    Import {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Show what the current database holds.
+    Show,
 }
 
 #[derive(Subcommand)]
@@ -280,6 +300,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         );
                     }
                 }
+            }
+        }
+        Command::Vulndb { common, action } => {
+            let config = common.load(None, None)?;
+            let ctx = AppContext::open(config).await?;
+            ctx.bootstrap().await?;
+            let registry = ctx.registry();
+            match action {
+                VulndbAction::Import { paths } => {
+                    let (info, summary) = registry.import_vulndb(paths).await?;
+                    println!(
+                        "imported {} of {} OSV records ({}), updated at {}",
+                        summary.records_imported,
+                        summary.records_read,
+                        info.ecosystems.join(", "),
+                        if info.updated_at.is_empty() { "unknown" } else { &info.updated_at }
+                    );
+                    for (reason, n) in &summary.skipped {
+                        println!("skipped {n}: {reason}");
+                    }
+                }
+                VulndbAction::Show => match registry.vulndb_info().await? {
+                    Some(info) => println!(
+                        "{} records ({}), updated at {}, imported at {}",
+                        info.records,
+                        info.ecosystems.join(", "),
+                        info.updated_at,
+                        berth::service::record::rfc3339_ms(info.imported_at)
+                    ),
+                    None => println!("no vulnerability database has been imported"),
+                },
             }
         }
         Command::PushBlob(push) => push.run().await?,

@@ -152,11 +152,13 @@ impl Registry {
 
     /// What every start needs in the table: the administrator (with the
     /// configured password, or a generated one that is returned to be
-    /// shown once) and the default project. Idempotent and safe under
+    /// shown once), the default project and the built-in scanner's
+    /// registration. Idempotent and safe under
     /// concurrent starts.
     pub async fn bootstrap(&self, admin_password: Option<&str>) -> ServiceResult<Option<String>> {
         let generated = self.ensure_admin(admin_password).await?;
         self.ensure_default_project().await?;
+        self.ensure_builtin_scanner(crate::scanner::builtin::static_metadata()).await?;
         Ok(generated)
     }
 

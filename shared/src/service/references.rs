@@ -290,7 +290,7 @@ impl Registry {
                 push_time: entry.pushed_at,
             });
         }
-        out.sort_by(|a, b| a.digest.to_string().cmp(&b.digest.to_string()));
+        out.sort_by_key(|a| a.digest.to_string());
         Ok(out)
     }
 

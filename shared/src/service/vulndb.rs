@@ -27,6 +27,36 @@ pub struct VulnDbInfo {
 }
 
 impl Registry {
+    /// Imports OSV records from `paths` (folders of JSON, zips) as the new
+    /// database; what was imported and skipped.
+    pub async fn import_vulndb(
+        &self,
+        paths: Vec<std::path::PathBuf>,
+    ) -> ServiceResult<(VulnDbInfo, berth_scanner::osv::ImportSummary)> {
+        let built = tokio::task::spawn_blocking(move || {
+            let limits = berth_scanner::Limits::default();
+            let mut builder = berth_scanner::osv::VulnDbBuilder::new(&limits);
+            for p in &paths {
+                builder.add_path(p)?;
+            }
+            let (db, summary) = builder.finish();
+            Ok::<_, berth_scanner::ScanError>((db.to_bytes()?, summary))
+        })
+        .await
+        .map_err(|e| super::ServiceError::Invalid(e.to_string()))?;
+        let (bytes, summary) =
+            built.map_err(|e| super::ServiceError::Invalid(format!("importing OSV records: {e}")))?;
+        let info = VulnDbInfo {
+            stamp: String::new(),
+            updated_at: summary.updated_at.clone().unwrap_or_default(),
+            imported_at: crate::events::now_ms(),
+            records: summary.records_imported,
+            ecosystems: summary.ecosystems.keys().cloned().collect(),
+        };
+        let info = self.replace_vulndb(info, bytes.into()).await?;
+        Ok((info, summary))
+    }
+
     /// The current database's description, if one was imported.
     pub async fn vulndb_info(&self) -> ServiceResult<Option<VulnDbInfo>> {
         let (pk, sk) = keys::vulndb();

@@ -1,0 +1,219 @@
+//! The built-in scanner (F8) end to end: images made here with dpkg, apk and
+//! Python packages at versions an OSV fixture (also made here) marks
+//! vulnerable, scanned on push by the default scanner, report exactly the
+//! expected CVEs; a package a later layer deletes is not reported; a scan
+//! before any database is imported, and one of a layer of garbage, end in
+//! Error with the reason in the scan log.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::events::eventually;
+use crate::support::app::{TestApp, TestAppBuilder, image_manifest};
+
+const MIME: &str = "application/vnd.security.vulnerability.report; version=1.1";
+
+/// A gzipped tar of `files` (path, contents); a `None` content is a
+/// whiteout of that path.
+fn layer(files: &[(&str, Option<&str>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, body) in files {
+        let (path, data) = match body {
+            Some(d) => (path.to_string(), d.as_bytes()),
+            None => {
+                let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+                (format!("{dir}/.wh.{name}"), &b""[..])
+            }
+        };
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, path, data).unwrap();
+    }
+    let tar = b.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    gz.finish().unwrap()
+}
+
+async fn push(app: &TestApp, repo: &str, tag: &str, layers: &[Vec<u8>]) -> String {
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_digest = app.upload_blob(repo, config).await;
+    let mut m = image_manifest(&config_digest, config.len() as u64);
+    for l in layers {
+        let d = app.upload_blob(repo, l).await;
+        m = m.layer_of_type(&d, l.len() as u64, "application/vnd.oci.image.layer.v1.tar+gzip");
+    }
+    app.put_manifest(repo, tag, &m.bytes()).await
+}
+
+const DPKG_STATUS: &str = "Package: libssl3\nStatus: install ok installed\nArchitecture: amd64\nSource: openssl\nVersion: 3.0.11-1~deb12u1\n\n\
+Package: zlib1g\nStatus: install ok installed\nArchitecture: amd64\nSource: zlib\nVersion: 1:1.2.13.dfsg-1\n\n\
+Package: removed-pkg\nStatus: deinstall ok config-files\nVersion: 1.0\n\n";
+
+fn debian_image() -> Vec<Vec<u8>> {
+    let meta = |name: &str, version: &str| format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n");
+    vec![
+        layer(&[
+            ("etc/os-release", Some("ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n")),
+            ("var/lib/dpkg/status", Some(DPKG_STATUS)),
+            ("usr/lib/python3/dist-packages/urllib3-1.26.0.dist-info/METADATA", Some(&meta("urllib3", "1.26.0"))),
+        ]),
+        layer(&[
+            ("usr/lib/python3/dist-packages/requests-2.25.0.dist-info/METADATA", Some(&meta("requests", "2.25.0"))),
+            ("usr/lib/python3/dist-packages/urllib3-1.26.0.dist-info", None),
+        ]),
+    ]
+}
+
+fn alpine_image() -> Vec<Vec<u8>> {
+    vec![layer(&[
+        ("etc/os-release", Some("ID=alpine\nVERSION_ID=3.19.1\nPRETTY_NAME=\"Alpine Linux v3.19\"\n")),
+        (
+            "lib/apk/db/installed",
+            Some(
+                "C:Q1abc=\nP:busybox\nV:1.36.1-r15\nA:x86_64\no:busybox\nL:GPL-2.0-only\n\nP:musl\nV:1.2.4-r2\nA:x86_64\no:musl\n\n",
+            ),
+        ),
+    ])]
+}
+
+/// The OSV fixture: records that match the images above, and some that
+/// must not (fixed below the installed version, another release, a package
+/// deleted by a later layer).
+fn osv_fixture(dir: &std::path::Path) {
+    let rec = |id: &str, aliases: &[&str], eco: &str, name: &str, fixed: &str, extra: Value| {
+        let mut v = json!({
+            "id": id, "aliases": aliases, "modified": "2026-11-30T12:00:00Z", "summary": format!("{name} is vulnerable"),
+            "affected": [{"package": {"ecosystem": eco, "name": name},
+                          "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}]}],
+            "references": [{"type": "ADVISORY", "url": format!("https://osv.test/{id}")}]
+        });
+        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        std::fs::write(dir.join(format!("{id}.json")), v.to_string()).unwrap();
+    };
+    let high = json!({"severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"}]});
+    let critical = json!({"severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]});
+    rec("DEBIAN-CVE-2026-1000", &["CVE-2026-1000"], "Debian:12", "openssl", "3.0.13-1~deb12u1", high.clone());
+    rec("DEBIAN-CVE-2026-1001", &["CVE-2026-1001"], "Debian:12", "zlib", "1:1.2.13.dfsg-0", high.clone());
+    rec("DEBIAN-CVE-2026-1002", &["CVE-2026-1002"], "Debian:11", "openssl", "9.9.9-1", high);
+    rec(
+        "GHSA-j8r2-6x86-q33q",
+        &["CVE-2023-32681"],
+        "PyPI",
+        "requests",
+        "2.31.0",
+        json!({"database_specific": {"severity": "MODERATE"}}),
+    );
+    rec(
+        "GHSA-aaaa-bbbb-cccc",
+        &["CVE-2026-2000"],
+        "PyPI",
+        "urllib3",
+        "1.26.18",
+        json!({"database_specific": {"severity": "HIGH"}}),
+    );
+    rec("ALPINE-CVE-2026-3000", &["CVE-2026-3000"], "Alpine:v3.19", "busybox", "1.36.1-r16", critical);
+    std::fs::write(dir.join("broken.json"), "{ not json").unwrap();
+}
+
+/// The findings of an artifact's report once its scan has ended: its
+/// overview and (id, package, severity, fix version) of each finding.
+async fn report(app: &TestApp, repo: &str, digest: &str) -> (Value, Vec<(String, String, String, String)>) {
+    let path = format!("/api/v2.0/projects/sec/repositories/{repo}/artifacts/{digest}");
+    let overview = eventually(Duration::from_secs(30), || async {
+        let a: Value = app.admin().get(&format!("{path}?with_scan_overview=true")).send().await.expect(200).json();
+        let o = a["scan_overview"].as_object()?.values().next()?.clone();
+        ["Success", "Error"].contains(&o["scan_status"].as_str()?).then_some(o)
+    })
+    .await
+    .expect("the scan did not end");
+    let v: Value = app.admin().get(&format!("{path}/additions/vulnerabilities")).send().await.expect(200).json();
+    let mut found: Vec<(String, String, String, String)> = v[MIME]["vulnerabilities"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| {
+                    let s = |k: &str| x[k].as_str().unwrap_or_default().to_owned();
+                    (s("id"), s("package"), s("severity"), s("fix_version"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    (overview, found)
+}
+
+async fn log_of(app: &TestApp, repo: &str, digest: &str, overview: &Value) -> String {
+    let path = format!(
+        "/api/v2.0/projects/sec/repositories/{repo}/artifacts/{digest}/scan/{}/log",
+        overview["report_id"].as_str().unwrap()
+    );
+    app.admin().get(&path).send().await.expect(200).text()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_builtin_scanner_reports_exactly_the_expected_cves() {
+    let app = TestAppBuilder::default().config(|c| c.queue.max_attempts = 1).local().await;
+    let _workers = app.run_workers();
+    let scanners: Vec<Value> = app.admin().get("/api/v2.0/scanners").send().await.expect(200).json();
+    assert_eq!(scanners.len(), 1);
+    assert_eq!((scanners[0]["name"].as_str(), scanners[0]["is_default"].as_bool()), (Some("berth"), Some(true)));
+    let own = scanners[0]["uuid"].as_str().unwrap().to_owned();
+    app.admin().delete(&format!("/api/v2.0/scanners/{own}")).send().await.expect(403);
+
+    let pid = app.create_project("sec", false).await;
+    app.admin()
+        .put(&format!("/api/v2.0/projects/{pid}"))
+        .json(&json!({"metadata": {"auto_scan": "true"}}))
+        .send()
+        .await
+        .expect(200);
+
+    // Before any database: the scan fails and says why.
+    let early = push(&app, "sec/early", "v1", &[layer(&[("var/lib/dpkg/status", Some(DPKG_STATUS))])]).await;
+    let (o, found) = report(&app, "early", &early).await;
+    assert_eq!(o["scan_status"], "Error");
+    assert!(found.is_empty());
+    assert!(log_of(&app, "early", &early, &o).await.contains("berth vulndb import"));
+
+    let dir = tempfile::tempdir().unwrap();
+    osv_fixture(dir.path());
+    let (info, summary) = app.ctx().registry().import_vulndb(vec![dir.path().to_owned()]).await.unwrap();
+    assert_eq!(summary.records_imported, 6);
+    assert_eq!(info.updated_at, "2026-11-30T12:00:00Z");
+    let m: Value = app.admin().get(&format!("/api/v2.0/scanners/{own}/metadata")).send().await.expect(200).json();
+    assert_eq!(m["properties"]["harbor.scanner-adapter/vulnerability-database-updated-at"], "2026-11-30T12:00:00Z");
+
+    let d = push(&app, "sec/debian", "v1", &debian_image()).await;
+    let (o, found) = report(&app, "debian", &d).await;
+    assert_eq!(o["scan_status"], "Success", "{o}: {}", log_of(&app, "debian", &d, &o).await);
+    let row =
+        |id: &str, pkg: &str, sev: &str, fix: &str| (id.to_owned(), pkg.to_owned(), sev.to_owned(), fix.to_owned());
+    assert_eq!(
+        found,
+        vec![
+            row("CVE-2023-32681", "requests", "Medium", "2.31.0"),
+            row("CVE-2026-1000", "libssl3", "High", "3.0.13-1~deb12u1"),
+        ]
+    );
+    assert_eq!(o["severity"], "High");
+    assert_eq!(o["summary"]["total"], 2);
+    assert_eq!(o["summary"]["fixable"], 2);
+    assert_eq!(o["scanner"]["name"], "berth");
+
+    let a = push(&app, "sec/alpine", "v1", &alpine_image()).await;
+    let (o, found) = report(&app, "alpine", &a).await;
+    assert_eq!(found, vec![row("CVE-2026-3000", "busybox", "Critical", "1.36.1-r16")]);
+    assert_eq!(o["severity"], "Critical");
+
+    // Garbage where a layer should be: an Error with the reason, nothing else.
+    let junk: Vec<u8> = (0..64 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let g = push(&app, "sec/junk", "v1", &[junk]).await;
+    let (o, found) = report(&app, "junk", &g).await;
+    assert_eq!(o["scan_status"], "Error", "{o}");
+    assert!(found.is_empty());
+    assert!(!log_of(&app, "junk", &g, &o).await.is_empty());
+}
