@@ -217,3 +217,76 @@ async fn the_builtin_scanner_reports_exactly_the_expected_cves() {
     assert!(found.is_empty());
     assert!(!log_of(&app, "junk", &g, &o).await.is_empty());
 }
+
+/// A manifest GET as the administrator: its status and error code.
+async fn pull(app: &TestApp, repo: &str, reference: &str) -> (u16, String) {
+    let r = app
+        .admin()
+        .get(&format!("/v2/{repo}/manifests/{reference}"))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await;
+    let code = if r.code() == 200 {
+        String::new()
+    } else {
+        r.json::<Value>()["errors"][0]["code"].as_str().unwrap_or_default().to_owned()
+    };
+    (r.code(), code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn vulnerable_and_unsigned_pulls_are_refused_by_policy() {
+    let app = TestAppBuilder::default().config(|c| c.queue.max_attempts = 1).local().await;
+    let _workers = app.run_workers();
+    let dir = tempfile::tempdir().unwrap();
+    osv_fixture(dir.path());
+    app.ctx().registry().import_vulndb(vec![dir.path().to_owned()]).await.unwrap();
+    let pid = app.create_project("sec", false).await;
+    let meta = |m: Value| {
+        let app = &app;
+        async move {
+            app.admin().put(&format!("/api/v2.0/projects/{pid}")).json(&json!({"metadata": m})).send().await.expect(200)
+        }
+    };
+    meta(json!({"auto_scan": "true", "prevent_vul": "true", "severity": "high"})).await;
+    let debian = push(&app, "sec/debian", "v1", &debian_image()).await;
+    let (o, _) = report(&app, "debian", &debian).await;
+    assert_eq!(o["severity"], "High");
+    // Not scanned: refused too.
+    meta(json!({"auto_scan": "false"})).await;
+    let unscanned = push(&app, "sec/alpine", "v1", &alpine_image()).await;
+    tokio::time::sleep(berth::service::pull_policy::POLICY_TTL).await;
+    assert_eq!(pull(&app, "sec/debian", "v1").await, (412, "PROJECT_POLICY_VIOLATION".to_owned()));
+    assert_eq!(pull(&app, "sec/alpine", "v1").await, (412, "PROJECT_POLICY_VIOLATION".to_owned()));
+    // HEAD is not a pull.
+    app.admin().head("/v2/sec/debian/manifests/v1").send().await.expect(200);
+
+    // The system allowlist lets the High one through; the Medium one is
+    // under the line.
+    app.admin()
+        .put("/api/v2.0/system/CVEAllowlist")
+        .json(&json!({"items": [{"cve_id": "CVE-2026-1000"}]}))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(pull(&app, "sec/debian", "v1").await, (200, String::new()));
+    app.admin().put("/api/v2.0/system/CVEAllowlist").json(&json!({"items": []})).send().await.expect(200);
+    assert_eq!(pull(&app, "sec/debian", "v1").await.0, 412);
+
+    // Content trust: unsigned is refused even when the gate passes.
+    meta(json!({"prevent_vul": "false", "enable_content_trust_cosign": "true"})).await;
+    tokio::time::sleep(berth::service::pull_policy::POLICY_TTL).await;
+    assert_eq!(pull(&app, "sec/alpine", "v1").await, (412, "PROJECT_POLICY_VIOLATION".to_owned()));
+    let payload = format!(r#"{{"critical":{{"image":{{"docker-manifest-digest":"{unscanned}"}}}}}}"#);
+    let layer = app.upload_blob("sec/alpine", payload.as_bytes()).await;
+    let config = app.upload_blob("sec/alpine", b"{}").await;
+    let mut sig: Value =
+        serde_json::from_slice(&image_manifest(&config, 2).layer(&layer, payload.len() as u64).bytes()).unwrap();
+    sig["layers"][0]["mediaType"] = json!("application/vnd.dev.cosign.simplesigning.v1+json");
+    let sig_tag = format!("{}.sig", unscanned.replace(':', "-"));
+    app.put_manifest("sec/alpine", &sig_tag, &serde_json::to_vec(&sig).unwrap()).await;
+    assert_eq!(pull(&app, "sec/alpine", "v1").await, (200, String::new()));
+    // The signature itself is always pulled (verifying needs it).
+    assert_eq!(pull(&app, "sec/alpine", &sig_tag).await.0, 200);
+    assert_eq!(pull(&app, "sec/debian", "v1").await.0, 412);
+}

@@ -53,6 +53,11 @@ pub enum ServiceError {
     /// (Harbor's 412 `PRECONDITION` on every path, `/v2` included).
     #[error("{0}")]
     Immutable(String),
+    /// A pull refused by a project's policy: an unsigned image under
+    /// content trust, or one too vulnerable (Harbor's 412
+    /// `PROJECT_POLICY_VIOLATION`).
+    #[error("{0}")]
+    PolicyViolation(String),
     /// The change would take a project over its storage limit (Harbor's
     /// 403 `DENIED` with its quota message).
     #[error("{0}")]

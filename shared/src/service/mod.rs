@@ -33,6 +33,7 @@ pub mod oidc;
 pub mod paging;
 pub mod passwords;
 pub mod projects;
+pub mod pull_policy;
 pub mod pulls;
 pub mod quotas;
 pub mod record;
@@ -75,6 +76,8 @@ pub struct Registry {
     /// Whom the changes made through this handle are recorded as
     /// ([`Registry::acting`]).
     actor: Arc<Actor>,
+    /// Projects' pull policies as this process last read them.
+    policies: Arc<pull_policy::PolicyCache>,
 }
 
 impl Registry {
@@ -88,7 +91,8 @@ impl Registry {
     ) -> Self {
         let settings = Arc::new(SettingsStore::new(meta.clone(), token_ttl_secs));
         let epoch = Arc::new(AccountEpoch::new(meta.clone()));
-        Self { blobs, meta, settings, epoch, events, actor: Arc::new(Actor::system()) }
+        let policies = Arc::default();
+        Self { blobs, meta, settings, epoch, events, actor: Arc::new(Actor::system()), policies }
     }
 
     /// This registry, recording the changes made through it as `actor`'s

@@ -257,6 +257,13 @@ impl Registry {
 
     /// An artifact's accessories, by digest: those made through `subject`
     /// (the referrers) and cosign's tag-scheme signatures.
+    /// The indexes of `repo` that reference `child`.
+    pub async fn parents_of(&self, repo: &RepoName, child: &Digest) -> ServiceResult<Vec<Digest>> {
+        let prefix = keys::parents_prefix(child);
+        let links = self.meta.query_all(Query::table(keys::repo_partition(repo), prefix.as_str()).keys_only()).await?;
+        Ok(links.iter().filter_map(|l| l.sk.strip_prefix(prefix.as_str())?.parse().ok()).collect())
+    }
+
     pub async fn accessories(&self, repo: &RepoName, subject: &Digest) -> ServiceResult<Vec<Accessory>> {
         let partition = keys::repo_partition(repo);
         let mut out = Vec::new();

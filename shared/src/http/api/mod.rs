@@ -431,7 +431,9 @@ impl From<ServiceError> for ApiError {
             | ServiceError::ManifestBlobUnknown(_) => StatusCode::NOT_FOUND,
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
             ServiceError::Forbidden(_) | ServiceError::QuotaExceeded(_) => StatusCode::FORBIDDEN,
-            ServiceError::PreconditionFailed(_) | ServiceError::Immutable(_) => StatusCode::PRECONDITION_FAILED,
+            ServiceError::PreconditionFailed(_) | ServiceError::Immutable(_) | ServiceError::PolicyViolation(_) => {
+                StatusCode::PRECONDITION_FAILED
+            }
             ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ServiceError::Backend(p) if p.is(crate::port::ErrorKind::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
             ServiceError::Backend(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -34,6 +34,8 @@ pub enum OciCode {
     TooManyRequests,
     /// Harbor's code for a refusal by policy: an immutable tag (412).
     Precondition,
+    /// Harbor's code for a pull a project's policy refuses (412).
+    PolicyViolation,
     /// A backend is unreachable; retrying may help (503).
     Unavailable,
     /// A bug or a broken backend (500).
@@ -61,6 +63,7 @@ impl OciCode {
             Self::TooManyRequests => "TOOMANYREQUESTS",
             Self::PaginationInvalid => "PAGINATION_NUMBER_INVALID",
             Self::Precondition => "PRECONDITION",
+            Self::PolicyViolation => "PROJECT_POLICY_VIOLATION",
             Self::Unavailable | Self::Internal => "UNKNOWN",
         }
     }
@@ -86,6 +89,7 @@ impl OciCode {
             Self::TooManyRequests => "too many requests",
             Self::PaginationInvalid => "invalid number of results requested",
             Self::Precondition => "the request is refused by a policy of the repository",
+            Self::PolicyViolation => "the pull is refused by a policy of the project",
             Self::Unavailable => "the registry's storage is unavailable, try again",
             Self::Internal => "internal error",
         }
@@ -111,7 +115,7 @@ impl OciCode {
             Self::Denied => StatusCode::FORBIDDEN,
             Self::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            Self::Precondition => StatusCode::PRECONDITION_FAILED,
+            Self::Precondition | Self::PolicyViolation => StatusCode::PRECONDITION_FAILED,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -219,6 +223,10 @@ impl From<ServiceError> for OciError {
             ServiceError::Immutable(why) => {
                 let why = why.clone();
                 return OciError { message: Some(why.clone()), ..OciError::new(OciCode::Precondition) }.detail(why);
+            }
+            ServiceError::PolicyViolation(why) => {
+                let why = why.clone();
+                return OciError { message: Some(why.clone()), ..OciError::new(OciCode::PolicyViolation) }.detail(why);
             }
             ServiceError::NotFound(_) => OciCode::NameUnknown,
             ServiceError::Backend(p) if p.is(crate::port::ErrorKind::Unavailable) => OciCode::Unavailable,

@@ -377,6 +377,11 @@ async fn get_manifest(c: &Ctx<'_>, name: &RepoName, reference: &Reference) -> Ha
         (header::ETAG, hv(&format!("\"{}\"", record.digest))),
     ];
     if !head {
+        let scanner = match c.subject {
+            crate::auth::Subject::Token(claims) => claims.allows("repository", name.as_str(), "scanner-pull"),
+            _ => false,
+        };
+        registry.check_pull(name, &record.digest, scanner).await?;
         // Counted later, in a batch: nothing is written on the pull path.
         let tag = match reference {
             Reference::Tag(t) => Some(t.as_str()),
