@@ -290,3 +290,81 @@ async fn vulnerable_and_unsigned_pulls_are_refused_by_policy() {
     assert_eq!(pull(&app, "sec/alpine", &sig_tag).await.0, 200);
     assert_eq!(pull(&app, "sec/debian", "v1").await.0, 412);
 }
+
+/// The SBOM overview once its generation has ended.
+async fn sbom_done(app: &TestApp, path: &str) -> Value {
+    eventually(Duration::from_secs(30), || async {
+        let a: Value = app.admin().get(&format!("{path}?with_sbom_overview=true")).send().await.expect(200).json();
+        let o = a["sbom_overview"].clone();
+        ["Success", "Error"].contains(&o["scan_status"].as_str()?).then_some(o)
+    })
+    .await
+    .expect("the SBOM was not made")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_sbom_is_made_on_push_listed_with_its_subject_and_deleted_with_it() {
+    let app = TestAppBuilder::default().config(|c| c.queue.max_attempts = 1).local().await;
+    let _workers = app.run_workers();
+    let pid = app.create_project("sec", false).await;
+    app.admin()
+        .put(&format!("/api/v2.0/projects/{pid}"))
+        .json(&json!({"metadata": {"auto_sbom_generation": "true"}}))
+        .send()
+        .await
+        .expect(200);
+    let d = push(&app, "sec/debian", "v1", &debian_image()).await;
+    let path = format!("/api/v2.0/projects/sec/repositories/debian/artifacts/{d}");
+    let o = sbom_done(&app, &path).await;
+    assert_eq!(o["scan_status"], "Success", "{o}");
+    let sbom = o["sbom_digest"].as_str().unwrap().to_owned();
+
+    // An accessory of its subject, hidden from the plain listing.
+    let acc: Vec<Value> = app.admin().get(&format!("{path}/accessories")).send().await.expect(200).json();
+    assert_eq!(acc.len(), 1);
+    assert_eq!((acc[0]["digest"].as_str(), acc[0]["type"].as_str()), (Some(sbom.as_str()), Some("harbor.sbom")));
+    let listed: Vec<Value> =
+        app.admin().get("/api/v2.0/projects/sec/repositories/debian/artifacts").send().await.expect(200).json();
+    assert_eq!(listed.len(), 1);
+
+    // Downloadable like any artifact: its one layer is the SPDX document.
+    let m: Value = app
+        .admin()
+        .get(&format!("/v2/sec/debian/manifests/{sbom}"))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(m["subject"]["digest"], d);
+    let layer = m["layers"][0]["digest"].as_str().unwrap();
+    let doc: Value = app.admin().get(&format!("/v2/sec/debian/blobs/{layer}")).send().await.expect(200).json();
+    assert_eq!(doc["spdxVersion"], "SPDX-2.3");
+    let mut names: Vec<&str> = doc["packages"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+    names.sort();
+    for expected in ["libssl3", "requests", "zlib1g"] {
+        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+    }
+    assert!(!names.contains(&"urllib3"), "a package a later layer deleted is listed: {names:?}");
+
+    // On demand: a new SBOM replaces the old one.
+    app.admin().post(&format!("{path}/scan")).json(&json!({"scan_type": "sbom"})).send().await.expect(202);
+    let again = eventually(Duration::from_secs(30), || async {
+        let o = sbom_done(&app, &path).await;
+        (o["report_id"] != json!(null) && o["sbom_digest"] != json!(sbom)).then_some(o)
+    })
+    .await
+    .expect("no new SBOM");
+    let new_sbom = again["sbom_digest"].as_str().unwrap().to_owned();
+    let acc: Vec<Value> = app.admin().get(&format!("{path}/accessories")).send().await.expect(200).json();
+    assert_eq!(acc.iter().map(|a| a["digest"].as_str().unwrap()).collect::<Vec<_>>(), [new_sbom.as_str()]);
+
+    // Deleted with its subject.
+    app.admin().delete(&path).send().await.expect(200);
+    app.admin()
+        .get(&format!("/v2/sec/debian/manifests/{new_sbom}"))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .expect(404);
+}

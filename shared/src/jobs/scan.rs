@@ -21,7 +21,7 @@ use crate::jobs::Status;
 use crate::oci::{Digest, Reference, RepoName};
 use crate::scanner::client::{AdapterError, Poll};
 use crate::scanner::{ArtifactRef, EnabledCapability, RegistryAccess, ScanRequest, VulnerabilityReport};
-use crate::service::scans::{IMAGE_SCAN, Outcome, ScanRecord, ScanTask};
+use crate::service::scans::{IMAGE_SCAN, Outcome, SBOM, ScanRecord, ScanTask};
 use crate::service::{Registry, ServiceError};
 
 /// How long one task polls an adapter before leaving a follow-up.
@@ -70,6 +70,18 @@ impl ScanJob {
     pub fn with_env(env: ScanEnv) -> Self {
         Self { env: Some(Arc::new(env)) }
     }
+}
+
+/// An adapter's SBOM report: the document is its `sbom`, of its
+/// `media_type`.
+fn sbom_outcome(body: Vec<u8>) -> Result<Outcome, String> {
+    let report: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| format!("the adapter's SBOM report is unreadable: {e}"))?;
+    let document = report.get("sbom").filter(|d| d.is_object()).ok_or("the adapter's SBOM report has no sbom")?;
+    let media_type = report["media_type"].as_str().unwrap_or(crate::scanner::SPDX_MIME).to_owned();
+    let scanner = serde_json::from_value(report["scanner"].clone()).ok();
+    let document = serde_json::to_vec(document).map_err(|e| e.to_string())?;
+    Ok(Outcome::Sbom { body: body.into(), document: document.into(), media_type, scanner })
 }
 
 fn fatal(e: impl std::fmt::Display) -> JobError {
@@ -150,15 +162,18 @@ impl ScanJob {
         }
         ctx.log(format!("scanning {repo}@{digest} with {} ({})", scanner.name, record.scan_type));
         if scanner.is_builtin() {
-            let outcome = crate::scanner::builtin::scan(reg, repo, &artifact, &record.scan_type).await;
-            return match outcome {
-                Ok((body, report)) => {
-                    ctx.log(format!("{} findings", report.vulnerabilities.len()));
-                    reg.finish_scan(&record, Outcome::Report { body, report: Box::new(report) }).await?;
-                    Ok(())
-                }
-                Err(e) => Err(fatal(e)),
+            let outcome = if record.scan_type == SBOM {
+                let (body, document) = crate::scanner::builtin::sbom(reg, repo, &artifact).await.map_err(fatal)?;
+                ctx.log(format!("SBOM of {} bytes made", document.len()));
+                let media_type = crate::scanner::SPDX_MIME.to_owned();
+                Outcome::Sbom { body, document, media_type, scanner: Some(crate::scanner::builtin::info()) }
+            } else {
+                let (body, report) = crate::scanner::builtin::scan(reg, repo, &artifact).await.map_err(fatal)?;
+                ctx.log(format!("{} findings", report.vulnerabilities.len()));
+                Outcome::Report { body, report: Box::new(report) }
             };
+            reg.finish_scan(&record, outcome).await?;
+            return Ok(());
         }
         let env = self.env.as_ref().ok_or_else(|| JobError::Retry("this worker cannot reach scanners".into()))?;
         let endpoint = scanner.endpoint();
@@ -183,7 +198,8 @@ impl ScanJob {
                 enabled_capabilities: vec![EnabledCapability {
                     kind: record.scan_type.clone(),
                     produces_mime_types: vec![record.mime_type.clone()],
-                    parameters: None,
+                    parameters: (record.scan_type == SBOM)
+                        .then(|| serde_json::json!({"sbom_media_types": [crate::scanner::SPDX_MIME]})),
                 }],
             };
             record.request_id = match endpoint.scan(&request).await {
@@ -203,13 +219,17 @@ impl ScanJob {
                 reg.finish_scan(&record, Outcome::Stopped).await?;
                 return Ok(());
             }
-            match endpoint.report(&record.request_id, &record.mime_type).await {
+            let sbom_type = (record.scan_type == SBOM).then_some(crate::scanner::SPDX_MIME);
+            match endpoint.report(&record.request_id, &record.mime_type, sbom_type).await {
+                Ok(Poll::Ready(body)) if record.scan_type == SBOM => {
+                    let outcome = sbom_outcome(body).map_err(fatal)?;
+                    ctx.log("SBOM received");
+                    reg.finish_scan(&record, outcome).await?;
+                    return Ok(());
+                }
                 Ok(Poll::Ready(body)) => {
-                    let report: VulnerabilityReport = match record.scan_type.as_str() {
-                        crate::service::scans::SBOM => VulnerabilityReport::default(),
-                        _ => serde_json::from_slice(&body)
-                            .map_err(|e| fatal(format!("the adapter's report is unreadable: {e}")))?,
-                    };
+                    let report: VulnerabilityReport = serde_json::from_slice(&body)
+                        .map_err(|e| fatal(format!("the adapter's report is unreadable: {e}")))?;
                     ctx.log(format!("report received: {} findings", report.vulnerabilities.len()));
                     let outcome = Outcome::Report { body: body.into(), report: Box::new(report) };
                     reg.finish_scan(&record, outcome).await?;

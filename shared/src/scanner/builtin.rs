@@ -16,8 +16,8 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::oci::RepoName;
 use crate::scanner::{
-    AdapterMetadata, CONSUMED_MIMES, Capability, HARBOR_REPORT_MIME, SECURITY_REPORT_MIME, ScannerInfo, Vulnerability,
-    VulnerabilityReport,
+    AdapterMetadata, CONSUMED_MIMES, Capability, HARBOR_REPORT_MIME, SBOM_REPORT_MIME, SECURITY_REPORT_MIME, SPDX_MIME,
+    ScannerInfo, Vulnerability, VulnerabilityReport,
 };
 use crate::service::artifacts::ArtifactInfo;
 use crate::service::{Registry, ServiceResult};
@@ -31,11 +31,18 @@ pub fn info() -> ScannerInfo {
 pub fn static_metadata() -> AdapterMetadata {
     AdapterMetadata {
         scanner: info(),
-        capabilities: vec![Capability {
-            kind: "vulnerability".to_owned(),
-            consumes_mime_types: CONSUMED_MIMES.iter().map(|m| (*m).to_owned()).collect(),
-            produces_mime_types: vec![HARBOR_REPORT_MIME.to_owned(), SECURITY_REPORT_MIME.to_owned()],
-        }],
+        capabilities: vec![
+            Capability {
+                kind: "vulnerability".to_owned(),
+                consumes_mime_types: CONSUMED_MIMES.iter().map(|m| (*m).to_owned()).collect(),
+                produces_mime_types: vec![HARBOR_REPORT_MIME.to_owned(), SECURITY_REPORT_MIME.to_owned()],
+            },
+            Capability {
+                kind: "sbom".to_owned(),
+                consumes_mime_types: CONSUMED_MIMES.iter().map(|m| (*m).to_owned()).collect(),
+                produces_mime_types: vec![SBOM_REPORT_MIME.to_owned()],
+            },
+        ],
         properties: [
             ("harbor.scanner-adapter/scanner-type", "os-package-vulnerability"),
             ("harbor.scanner-adapter/vulnerability-database", "OSV (imported with berth vulndb import)"),
@@ -81,27 +88,16 @@ async fn database(reg: &Registry) -> Result<Arc<VulnDb>, String> {
     Ok(db)
 }
 
-/// Scans an image: its report's body and what it says. The error is the
-/// scan's failure as its log and status show it.
-pub async fn scan(
-    reg: &Registry,
-    repo: &RepoName,
-    artifact: &ArtifactInfo,
-    scan_type: &str,
-) -> Result<(bytes::Bytes, VulnerabilityReport), String> {
-    if scan_type != crate::service::scans::VULNERABILITY {
-        return Err(format!("the built-in scanner makes no {scan_type} reports"));
-    }
-    let db = database(reg).await?;
+/// The packages of an image's layers, listed on the blocking pool; each
+/// layer is opened when the walk reaches it, so one object read is open
+/// at a time.
+async fn inventory(reg: &Registry, artifact: &ArtifactInfo) -> Result<berth_scanner::Inventory, String> {
     let layers: Vec<(String, crate::oci::Digest)> =
         artifact.manifest.layers.iter().map(|l| (l.media_type.clone(), l.digest.clone())).collect();
-    let (reg2, handle) = (reg.clone(), tokio::runtime::Handle::current());
+    let (reg, handle) = (reg.clone(), tokio::runtime::Handle::current());
     let work = tokio::task::spawn_blocking(move || {
-        // Each layer is opened when the walk reaches it, so one object
-        // read is open at a time.
         let opened = layers.into_iter().map(|(media_type, digest)| {
-            let stream = handle.block_on(reg2.read_blob(&digest));
-            let reader: Box<dyn std::io::Read + Send> = match stream {
+            let reader: Box<dyn std::io::Read + Send> = match handle.block_on(reg.read_blob(&digest)) {
                 Ok(s) => Box::new(SyncIoBridge::new_with_handle(
                     StreamReader::new(s.map_err(std::io::Error::other)),
                     handle.clone(),
@@ -110,11 +106,25 @@ pub async fn scan(
             };
             Layer::new(media_type, reader)
         });
-        let inventory = berth_scanner::inventory(opened, &Limits::default()).map_err(|e| e.to_string())?;
-        let findings = berth_scanner::find_vulnerabilities(&db, &inventory);
-        Ok::<_, String>((inventory.packages.len(), inventory.os, findings))
+        berth_scanner::inventory(opened, &Limits::default()).map_err(|e| e.to_string())
     });
-    let (packages, os, findings) = work.await.map_err(|e| e.to_string())??;
+    work.await.map_err(|e| e.to_string())?
+}
+
+/// Scans an image for vulnerabilities: its report's body and what it says.
+/// The error is the scan's failure as its log and status show it.
+pub async fn scan(
+    reg: &Registry,
+    repo: &RepoName,
+    artifact: &ArtifactInfo,
+) -> Result<(bytes::Bytes, VulnerabilityReport), String> {
+    let db = database(reg).await?;
+    let inv = inventory(reg, artifact).await?;
+    let packages = inv.packages.len();
+    let os = inv.os.clone();
+    let findings = tokio::task::spawn_blocking(move || berth_scanner::find_vulnerabilities(&db, &inv))
+        .await
+        .map_err(|e| e.to_string())?;
     let vulnerabilities: Vec<Vulnerability> = findings
         .into_iter()
         .map(|f| Vulnerability {
@@ -134,11 +144,7 @@ pub async fn scan(
         .collect();
     let mut report = VulnerabilityReport {
         generated_at: crate::service::record::rfc3339_ms(crate::events::now_ms()),
-        artifact: Some(serde_json::json!({
-            "repository": repo.to_string(),
-            "digest": artifact.digest.to_string(),
-            "mime_type": artifact.manifest.media_type,
-        })),
+        artifact: Some(artifact_ref(repo, artifact)),
         scanner: Some(info()),
         severity: String::new(),
         vulnerabilities,
@@ -153,6 +159,37 @@ pub async fn scan(
     }
     let bytes = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
     Ok((bytes.into(), report))
+}
+
+fn artifact_ref(repo: &RepoName, artifact: &ArtifactInfo) -> serde_json::Value {
+    serde_json::json!({
+        "repository": repo.to_string(),
+        "digest": artifact.digest.to_string(),
+        "mime_type": artifact.manifest.media_type,
+    })
+}
+
+/// Makes an image's SBOM (SPDX 2.3 JSON): the SBOM report's body and the
+/// document.
+pub async fn sbom(
+    reg: &Registry,
+    repo: &RepoName,
+    artifact: &ArtifactInfo,
+) -> Result<(bytes::Bytes, bytes::Bytes), String> {
+    let inv = inventory(reg, artifact).await?;
+    let created = crate::service::record::rfc3339_ms(crate::events::now_ms());
+    let subject = berth_scanner::Subject { repository: repo.to_string(), digest: artifact.digest.to_string() };
+    let document = berth_scanner::spdx(&inv, &subject, &created);
+    let report = serde_json::json!({
+        "generated_at": created,
+        "artifact": artifact_ref(repo, artifact),
+        "scanner": info(),
+        "media_type": SPDX_MIME,
+        "sbom": document,
+    });
+    let document = serde_json::to_vec(&document).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(&report).map_err(|e| e.to_string())?;
+    Ok((body.into(), document.into()))
 }
 
 /// A layer that could not be opened: reading it fails with why.

@@ -121,10 +121,17 @@ impl Endpoint {
         Ok(r.id)
     }
 
-    /// Asks for the report of scan request `id` in `mime`.
-    pub async fn report(&self, id: &str, mime: &str) -> Result<Poll, AdapterError> {
-        let path =
-            format!("/scan/{}/report", percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC));
+    /// Asks for the report of scan request `id` in `mime` (an SBOM report
+    /// in the SBOM format `sbom_media_type`).
+    pub async fn report(&self, id: &str, mime: &str, sbom_media_type: Option<&str>) -> Result<Poll, AdapterError> {
+        let id = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
+        let path = match sbom_media_type {
+            Some(t) => format!(
+                "/scan/{id}/report?sbom_media_type={}",
+                percent_encoding::utf8_percent_encode(t, percent_encoding::NON_ALPHANUMERIC)
+            ),
+            None => format!("/scan/{id}/report"),
+        };
         let resp = self.request(reqwest::Method::GET, &path)?.header(ACCEPT, mime).send().await;
         let resp = resp.map_err(|e| AdapterError::Unavailable(e.to_string()))?;
         let status = resp.status();

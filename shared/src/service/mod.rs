@@ -42,6 +42,7 @@ pub mod reindex;
 pub mod retention;
 pub mod revocation;
 pub mod robots;
+pub mod sboms;
 pub mod scanners;
 pub mod scans;
 pub mod schedules;

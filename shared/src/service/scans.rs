@@ -62,6 +62,9 @@ pub struct ScanRecord {
     /// An index's children (their scans make its report).
     #[serde(default)]
     pub children: Vec<String>,
+    /// An SBOM scan's accessory.
+    #[serde(default)]
+    pub sbom_digest: String,
 }
 
 impl ScanRecord {
@@ -77,6 +80,14 @@ pub enum Outcome {
     Report {
         body: bytes::Bytes,
         report: Box<VulnerabilityReport>,
+    },
+    /// An SBOM report's body, and the document in it (attached to the
+    /// artifact as its SBOM accessory).
+    Sbom {
+        body: bytes::Bytes,
+        document: bytes::Bytes,
+        media_type: String,
+        scanner: Option<ScannerInfo>,
     },
     Failed(String),
     Stopped,
@@ -194,6 +205,8 @@ impl Registry {
             scanner: scanner.metadata.as_ref().map(|m| m.scanner.clone()).unwrap_or_default(),
             request_id: String::new(),
             children: Vec::new(),
+            // The SBOM a new one will replace.
+            sbom_digest: old.as_ref().map(|o| o.sbom_digest.clone()).unwrap_or_default(),
         };
         let cond = match &old {
             Some(o) => Condition::equals("report_id", o.report_id.clone()),
@@ -211,8 +224,8 @@ impl Registry {
         }
     }
 
-    /// Scans a pushed artifact when its project says so (`auto_scan`), once
-    /// per push event. Artifacts that are not scanned (signatures, SBOMs,
+    /// Scans a pushed artifact when its project says so (`auto_scan`, and
+    /// `auto_sbom_generation` for an SBOM), once per push event. Artifacts that are not scanned (signatures, SBOMs,
     /// charts) and projects without a scanner are passed over; so is an
     /// artifact being scanned already.
     pub async fn scan_on_push(
@@ -223,7 +236,8 @@ impl Registry {
         event_id: &str,
     ) -> ServiceResult<()> {
         let project = self.project(&super::projects::ProjectRef::Name(repo.project().to_owned())).await?;
-        if project.metadata.get("auto_scan").is_none_or(|v| v != "true") {
+        let on = |k: &str| project.metadata.get(k).is_some_and(|v| v == "true");
+        if !on("auto_scan") && !on("auto_sbom_generation") {
             return Ok(());
         }
         let artifact = match self.artifact(repo, &crate::oci::Reference::Digest(digest.clone())).await {
@@ -232,14 +246,20 @@ impl Registry {
             Err(e) => return Err(e),
         };
         let Some(scanner) = self.project_scanner(&project.name).await? else { return Ok(()) };
-        if !scannable(&artifact) || !scanner.supports(VULNERABILITY) {
+        if !scannable(&artifact) {
             return Ok(());
         }
-        let once = keys::event_handled(event_id, "scan");
-        match self.start_scan(job, repo, &artifact, &scanner, VULNERABILITY, "EVENT", Some(once)).await {
-            Ok(_) | Err(ServiceError::Conflict(_)) => Ok(()),
-            Err(e) => Err(e),
+        for (scan_type, setting) in [(VULNERABILITY, "auto_scan"), (SBOM, "auto_sbom_generation")] {
+            if project.metadata.get(setting).is_none_or(|v| v != "true") || !scanner.supports(scan_type) {
+                continue;
+            }
+            let once = keys::event_handled(event_id, &format!("scan-{scan_type}"));
+            match self.start_scan(job, repo, &artifact, &scanner, scan_type, "EVENT", Some(once)).await {
+                Ok(_) | Err(ServiceError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
+        Ok(())
     }
 
     /// Replaces a scan's record, unless another scan replaced it meanwhile
@@ -273,6 +293,7 @@ impl Registry {
             status: Status::Pending,
             start_time: now_ms(),
             children: Vec::new(),
+            sbom_digest: String::new(),
             ..parent.clone()
         };
         let (pk, sk) = keys::scan(child, &record.scan_type, &record.registration);
@@ -300,6 +321,20 @@ impl Registry {
                 done.summary = Some(summary);
                 done.severity = severity;
                 if let Some(s) = report.scanner {
+                    done.scanner = s;
+                }
+                EventKind::ScanningCompleted
+            }
+            Outcome::Sbom { body, document, media_type, scanner } => {
+                let repo = RepoName::parse(&record.repository).map_err(|_| super::record::corrupt("scan"))?;
+                let subject = self.artifact(&repo, &crate::oci::Reference::Digest(record.digest()?)).await?;
+                let created = super::record::rfc3339_ms(now_ms());
+                let previous = Some(current.sbom_digest.as_str()).filter(|d| !d.is_empty());
+                let digest = self.attach_sbom(&repo, &subject, document, &media_type, &created, previous).await?;
+                self.blobs.put_bytes(&crate::blob::keys::report(&record.report_id), body).await?;
+                done.status = Status::Success;
+                done.sbom_digest = digest.to_string();
+                if let Some(s) = scanner {
                     done.scanner = s;
                 }
                 EventKind::ScanningCompleted

@@ -88,6 +88,7 @@ pub struct ListQuery {
     with_accessory: Option<String>,
     with_immutable_status: Option<String>,
     with_scan_overview: Option<String>,
+    with_sbom_overview: Option<String>,
 }
 
 impl ListQuery {
@@ -185,12 +186,20 @@ impl ListQuery {
             Vec::new()
         }
         .into_iter();
+        let mut sboms = if self.with_sbom_overview.as_deref().is_some_and(query_bool) {
+            let digests: Vec<&crate::oci::Digest> = items.iter().map(|(_, a)| &a.digest).collect();
+            super::scan::sbom_overviews(state, &project.name, &digests).await?
+        } else {
+            Vec::new()
+        }
+        .into_iter();
         Ok(items
             .iter()
             .map(|(repo, a)| {
                 let (l, acc) = (labels.next().unwrap_or_default(), accessories.next().flatten());
                 let mut view = artifact_view(a, repo, project.project_id, with_tags, rules.as_ref(), l, acc);
                 view.scan_overview = scans.next().flatten();
+                view.sbom_overview = sboms.next().flatten();
                 view
             })
             .collect())
@@ -205,6 +214,7 @@ impl ListQuery {
             ("with_accessory", &self.with_accessory),
             ("with_immutable_status", &self.with_immutable_status),
             ("with_scan_overview", &self.with_scan_overview),
+            ("with_sbom_overview", &self.with_sbom_overview),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
@@ -325,6 +335,7 @@ pub(super) struct ArtifactView {
     addition_links: BTreeMap<String, String>,
     labels: Vec<LabelView>,
     scan_overview: Option<super::scan::Overview>,
+    sbom_overview: Option<super::scan::SbomOverviewView>,
     accessories: Option<Vec<AccessoryView>>,
 }
 
@@ -415,6 +426,7 @@ fn artifact_view(
         addition_links: BTreeMap::new(),
         labels,
         scan_overview: None,
+        sbom_overview: None,
         accessories,
     }
 }

@@ -59,6 +59,47 @@ fn summary_view(r: ScanRecord) -> (String, ReportSummaryView) {
     (r.mime_type, view)
 }
 
+/// Harbor's `SBOMOverview`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct SbomOverviewView {
+    report_id: String,
+    scan_status: String,
+    sbom_digest: String,
+    duration: i64,
+    start_time: String,
+    end_time: Option<String>,
+    scanner: ScannerInfo,
+}
+
+/// The SBOM overview of each artifact, when asked for (`None` where an
+/// artifact has none).
+pub(super) async fn sbom_overviews(
+    state: &AppState,
+    project: &str,
+    digests: &[&Digest],
+) -> ApiResult<Vec<Option<SbomOverviewView>>> {
+    let scanner = state.registry.project_scanner(project).await?;
+    let reads = digests.iter().map(|d| state.registry.artifact_scan(scanner.as_ref(), d, SBOM));
+    let found = futures::future::try_join_all(reads).await?;
+    Ok(found
+        .into_iter()
+        .map(|r| {
+            r.map(|r| {
+                let end = (r.end_time > 0).then_some(r.end_time);
+                SbomOverviewView {
+                    report_id: r.report_id,
+                    scan_status: r.status.name().to_owned(),
+                    sbom_digest: r.sbom_digest,
+                    duration: end.map_or(0, |e| (e - r.start_time).max(0) / 1000),
+                    start_time: crate::service::record::rfc3339_ms(r.start_time),
+                    end_time: end.map(crate::service::record::rfc3339_ms),
+                    scanner: r.scanner,
+                }
+            })
+        })
+        .collect())
+}
+
 /// The scan overview of each artifact, when asked for (`None` where an
 /// artifact has no scan, as Harbor shows it).
 pub(super) async fn overviews(
