@@ -368,3 +368,57 @@ async fn an_sbom_is_made_on_push_listed_with_its_subject_and_deleted_with_it() {
         .await
         .expect(404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scan_all_scans_every_image_and_reports_its_progress() {
+    let app = TestAppBuilder::default().config(|c| c.queue.max_attempts = 1).local().await;
+    let _workers = app.run_workers();
+    let dir = tempfile::tempdir().unwrap();
+    osv_fixture(dir.path());
+    app.ctx().registry().import_vulndb(vec![dir.path().to_owned()]).await.unwrap();
+    app.create_project("sec", false).await;
+    app.create_project("other", true).await;
+    let d = push(&app, "sec/debian", "v1", &debian_image()).await;
+    let a = push(&app, "other/alpine", "v1", &alpine_image()).await;
+    let empty: Value = app.admin().get("/api/v2.0/scans/all/metrics").send().await.expect(200).json();
+    assert_eq!((empty["total"].as_u64(), empty["ongoing"].as_bool()), (Some(0), Some(false)));
+
+    app.admin()
+        .post("/api/v2.0/system/scanAll/schedule")
+        .json(&json!({"schedule": {"type": "Manual"}}))
+        .send()
+        .await
+        .expect(201);
+    let m = eventually(Duration::from_secs(30), || async {
+        let m: Value = app.admin().get("/api/v2.0/scans/all/metrics").send().await.expect(200).json();
+        (m["total"] == 2 && m["completed"] == 2 && m["ongoing"] == false).then_some(m)
+    })
+    .await
+    .expect("scan all did not finish");
+    assert_eq!(m["metrics"]["Success"], 2, "{m}");
+    assert_eq!(m["trigger"], "Manual");
+    let (o, found) = report(&app, "debian", &d).await;
+    assert_eq!((o["scan_status"].as_str(), found.len()), (Some("Success"), 2));
+    let a: Value = app
+        .admin()
+        .get(&format!("/api/v2.0/projects/other/repositories/alpine/artifacts/{a}?with_scan_overview=true"))
+        .send()
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(a["scan_overview"][MIME]["severity"], "Critical");
+
+    // Nothing runs: stopping is refused; a schedule is kept and shown.
+    app.admin().post("/api/v2.0/system/scanAll/stop").send().await.expect(400);
+    app.admin()
+        .put("/api/v2.0/system/scanAll/schedule")
+        .json(&json!({"schedule": {"type": "Custom", "cron": "0 0 2 * * *"}}))
+        .send()
+        .await
+        .expect(200);
+    let s: Value = app.admin().get("/api/v2.0/system/scanAll/schedule").send().await.expect(200).json();
+    assert_eq!(s["schedule"]["cron"], "0 0 2 * * *");
+    let nobody = app.create_user("dev", "Passw0rd!x").await;
+    let _ = nobody;
+    app.user("dev", "Passw0rd!x").get("/api/v2.0/scans/all/metrics").send().await.expect(403);
+}

@@ -21,6 +21,7 @@ pub fn all_jobs() -> Jobs {
         .with(Arc::new(super::retention::RetentionJob))
         .with(Arc::new(super::gc::GcJob))
         .with(Arc::new(super::scan::ScanJob::queued()))
+        .with(Arc::new(super::scan_all::ScanAllJob))
 }
 
 /// Every job kind with what this process's jobs need to run (the scan

@@ -25,6 +25,7 @@ pub mod pool;
 pub mod purge;
 pub mod retention;
 pub mod scan;
+pub mod scan_all;
 pub mod schedule;
 pub mod webhook;
 pub mod worker;

@@ -77,6 +77,8 @@
 //! scanner registration          SCANNERS                 <uuid>
 //! a project's scanner           P#<project>              SCANNER
 //! scan of an artifact           SCAN#<digest>            <scan type>#<registration uuid>
+//! a scan-all run's tallies      X#<execution id>         SCANALL#<Started | a scan status>
+//! a scan-all run's scans        SCANALLX#<execution id>  <scan's execution id, 16 digits>
 //! ```
 //! A repository's tags, manifests, links and referrers share one partition,
 //! so each listing is one query by sort-key prefix. Lists the API pages
@@ -174,6 +176,24 @@ pub fn group_entry(id: i64) -> Key {
 /// Which vulnerability database the built-in scanner reads.
 pub fn vulndb() -> (&'static str, &'static str) {
     ("SYS", "VULNDB")
+}
+
+/// A tally of a scan-all run: `Started`, or scans ended with a status.
+pub fn scan_all_tally(execution: i64, what: &str) -> Key {
+    (format!("X#{execution}"), format!("SCANALL#{what}"))
+}
+
+pub fn scan_all_tallies(execution: i64) -> (String, &'static str) {
+    (format!("X#{execution}"), "SCANALL#")
+}
+
+/// The scans a scan-all run started.
+pub fn scan_all_scans(execution: i64) -> String {
+    format!("SCANALLX#{execution}")
+}
+
+pub fn scan_all_scan(execution: i64, scan_execution: i64) -> Key {
+    (scan_all_scans(execution), format!("{scan_execution:016}"))
 }
 
 /// The partition of scanner registrations (few: one query lists them).

@@ -27,6 +27,8 @@ use crate::scanner::{ScannerInfo, Summary, VulnerabilityReport, severity_rank};
 
 /// The vendor type (and job kind) of scans, Harbor's.
 pub const IMAGE_SCAN: &str = "IMAGE_SCAN";
+/// The vendor type (and job kind) of scan-all runs, Harbor's.
+pub const SCAN_ALL: &str = "SCAN_ALL";
 pub const VULNERABILITY: &str = "vulnerability";
 pub const SBOM: &str = "sbom";
 
@@ -65,6 +67,9 @@ pub struct ScanRecord {
     /// An SBOM scan's accessory.
     #[serde(default)]
     pub sbom_digest: String,
+    /// The scan-all run that started it (0: none).
+    #[serde(default)]
+    pub batch: i64,
 }
 
 impl ScanRecord {
@@ -91,6 +96,15 @@ pub enum Outcome {
     },
     Failed(String),
     Stopped,
+}
+
+/// How a scan is started: by what (`MANUAL`, `EVENT`, `SCHEDULE`), at most
+/// once for a marker (an event's), for a scan-all run (0: none).
+#[derive(Debug, Clone, Default)]
+pub struct ScanStart<'a> {
+    pub trigger: &'a str,
+    pub once: Option<keys::Key>,
+    pub batch: i64,
 }
 
 /// What a scan task is asked to do.
@@ -132,7 +146,6 @@ impl Registry {
     /// one of the same type by the same scanner runs. With `once` (an
     /// event's marker), at most once for it: `None` when it was started
     /// already.
-    #[allow(clippy::too_many_arguments)]
     pub async fn start_scan(
         &self,
         job: &dyn Job,
@@ -140,9 +153,9 @@ impl Registry {
         artifact: &ArtifactInfo,
         scanner: &Registration,
         scan_type: &str,
-        trigger: &str,
-        once: Option<keys::Key>,
+        start: ScanStart<'_>,
     ) -> ServiceResult<Option<ScanRecord>> {
+        let ScanStart { trigger, once, batch } = start;
         if !scannable(artifact) {
             return Err(ServiceError::Invalid(format!(
                 "artifact {} is of type {}: only images are scanned",
@@ -207,13 +220,22 @@ impl Registry {
             children: Vec::new(),
             // The SBOM a new one will replace.
             sbom_digest: old.as_ref().map(|o| o.sbom_digest.clone()).unwrap_or_default(),
+            batch,
         };
         let cond = match &old {
             Some(o) => Condition::equals("report_id", o.report_id.clone()),
             None => Condition::NotExists,
         };
         let (pk, sk) = keys::scan(&artifact.digest, scan_type, &scanner.uuid);
-        match self.meta.put(to_item(pk, sk, &record, "scan")?, cond).await {
+        let mut writes = vec![Write::Put { item: to_item(pk, sk, &record, "scan")?, cond }];
+        if batch != 0 {
+            // Counted, and findable by the run's stop, with the scan itself.
+            let (tpk, tsk) = keys::scan_all_tally(batch, "Started");
+            let (spk, ssk) = keys::scan_all_scan(batch, execution);
+            writes.push(Write::Add { pk: tpk, sk: tsk, attr: "count".to_owned(), delta: 1, cond: Condition::Always });
+            writes.push(Write::Put { item: crate::meta::Item::new(spk, ssk), cond: Condition::Always });
+        }
+        match self.meta.transact(writes).await {
             Ok(()) => Ok(Some(record)),
             Err(e) if e.is(ErrorKind::ConditionFailed) => {
                 // Another scan started at the same moment: it wins.
@@ -254,9 +276,54 @@ impl Registry {
                 continue;
             }
             let once = keys::event_handled(event_id, &format!("scan-{scan_type}"));
-            match self.start_scan(job, repo, &artifact, &scanner, scan_type, "EVENT", Some(once)).await {
+            let start = ScanStart { trigger: "EVENT", once: Some(once), batch: 0 };
+            match self.start_scan(job, repo, &artifact, &scanner, scan_type, start).await {
                 Ok(_) | Err(ServiceError::Conflict(_)) => {}
                 Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a vulnerability scan of `artifact` for scan-all run `batch`,
+    /// at most once per run: `false` when this run started it already.
+    pub async fn start_batch_scan(
+        &self,
+        job: &dyn Job,
+        repo: &RepoName,
+        artifact: &ArtifactInfo,
+        scanner: &Registration,
+        batch: i64,
+        trigger: &str,
+    ) -> ServiceResult<bool> {
+        let once = keys::event_handled(&format!("scanall-{batch}"), &format!("{repo}@{}", artifact.digest));
+        let start = ScanStart { trigger, once: Some(once), batch };
+        Ok(self.start_scan(job, repo, artifact, scanner, VULNERABILITY, start).await?.is_some())
+    }
+
+    /// A scan-all run's tallies: scans started, and ended by status.
+    pub async fn scan_all_tallies(&self, batch: i64) -> ServiceResult<std::collections::BTreeMap<String, u64>> {
+        let (pk, prefix) = keys::scan_all_tallies(batch);
+        let items = self.meta.query_all(Query::table(pk, prefix)).await?;
+        Ok(items
+            .into_iter()
+            .filter_map(|i| {
+                let n = u64::try_from(i.i64("count")?).ok()?;
+                Some((i.sk.strip_prefix(prefix)?.to_owned(), n))
+            })
+            .collect())
+    }
+
+    /// Stops a scan-all run and every scan it started that is under way.
+    pub async fn stop_scan_all(&self, batch: i64) -> ServiceResult<()> {
+        self.stop_execution(batch).await?;
+        let items = self.meta.query_all(Query::table(keys::scan_all_scans(batch), "").keys_only()).await?;
+        for i in items {
+            if let Ok(x) = i.sk.parse::<i64>() {
+                match self.stop_execution(x).await {
+                    Ok(()) | Err(ServiceError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(())
@@ -294,6 +361,7 @@ impl Registry {
             start_time: now_ms(),
             children: Vec::new(),
             sbom_digest: String::new(),
+            batch: 0,
             ..parent.clone()
         };
         let (pk, sk) = keys::scan(child, &record.scan_type, &record.registration);
@@ -354,12 +422,17 @@ impl Registry {
             item: to_item(pk, sk, &done, "scan")?,
             cond: Condition::equals("report_id", record.report_id.clone()),
         };
+        let mut writes = vec![put];
+        if done.batch != 0 {
+            let (tpk, tsk) = keys::scan_all_tally(done.batch, done.status.name());
+            writes.push(Write::Add { pk: tpk, sk: tsk, attr: "count".to_owned(), delta: 1, cond: Condition::Always });
+        }
         let mut event = Event::artifact(kind, self.actor(), &record.repository, &record.digest);
         event.detail = Some(match &done.summary {
             Some(s) => format!("{} scan: {} ({} vulnerabilities)", record.scan_type, done.status.name(), s.total),
             None => format!("{} scan: {} {}", record.scan_type, done.status.name(), done.status_message),
         });
-        match self.commit_with_events(vec![put], vec![event]).await {
+        match self.commit_with_events(writes, vec![event]).await {
             Ok(()) => Ok(()),
             Err(e) if e.is(ErrorKind::ConditionFailed) => Ok(()),
             Err(e) => Err(e.into()),

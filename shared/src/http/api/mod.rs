@@ -31,6 +31,7 @@ mod repositories;
 mod retention;
 mod robots;
 mod scan;
+mod scan_all;
 mod scanners;
 mod system;
 mod usergroups;
@@ -133,6 +134,16 @@ fn table() -> openapi::Routes {
         .post("/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/scan/stop", "stopScanArtifact", "scan", 202, scan::stop)
         .accepts::<scan::ScanTypeBody>()
         .get("/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/scan/{report_id}/log", "getReportLog", "scan", 200, scan::log)
+        .get("/system/scanAll/schedule", "getScanAllSchedule", "scanAll", 200, scan_all::schedule_get)
+        .put("/system/scanAll/schedule", "updateScanAllSchedule", "scanAll", 200, scan_all::schedule_set)
+        .accepts::<jobs::ScheduleBody>()
+        .post("/system/scanAll/schedule", "createScanAllSchedule", "scanAll", 201, scan_all::schedule_set)
+        .accepts::<jobs::ScheduleBody>()
+        .post("/system/scanAll/stop", "stopScanAll", "scanAll", 202, scan_all::stop)
+        .get("/scans/all/metrics", "getLatestScanAllMetrics", "scanAll", 200, scan_all::all_metrics)
+        .returns::<scan_all::StatsView>()
+        .get("/scans/schedule/metrics", "getLatestScheduledScanAllMetrics", "scanAll", 200, scan_all::schedule_metrics)
+        .returns::<scan_all::StatsView>()
         .get("/scanners", "listScanners", "scanner", 200, scanners::list)
         .returns::<Vec<scanners::RegistrationView>>()
         .post("/scanners", "createScanner", "scanner", 201, scanners::create)

@@ -158,7 +158,14 @@ pub async fn scan(
     let scanner = scanner_of(&state, &project.name).await?;
     caller
         .registry(&state)
-        .start_scan(&ScanJob::queued(), path.repo(), &artifact, &scanner, scan_type, "MANUAL", None)
+        .start_scan(
+            &ScanJob::queued(),
+            path.repo(),
+            &artifact,
+            &scanner,
+            scan_type,
+            crate::service::scans::ScanStart { trigger: "MANUAL", ..Default::default() },
+        )
         .await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
