@@ -31,6 +31,7 @@ pub struct Config {
     pub log: LogConfig,
     pub gc: GcConfig,
     pub metric: MetricConfig,
+    pub scanner: ScannerConfig,
 }
 
 impl Default for Config {
@@ -47,6 +48,7 @@ impl Default for Config {
             log: LogConfig::default(),
             gc: GcConfig::default(),
             metric: MetricConfig::default(),
+            scanner: ScannerConfig::default(),
         }
     }
 }
@@ -169,6 +171,17 @@ impl Default for GcConfig {
     fn default() -> Self {
         Self { time_window_secs: 7200 }
     }
+}
+
+/// The built-in scanner.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScannerConfig {
+    /// A folder of OSV records (or a zip of them) imported as the
+    /// vulnerability database at start when none has been imported yet
+    /// (`BERTH_SCANNER_VULNDB_SEED`; empty: none). Later imports are
+    /// `berth vulndb import`'s.
+    pub vulndb_seed: String,
 }
 
 /// Prometheus metrics, as Harbor's `metric` settings: served on their own

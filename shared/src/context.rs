@@ -101,11 +101,18 @@ impl AppContext {
     }
 
     /// What every start needs in the table (the administrator, the default
-    /// project): the generated administrator password, when one was made,
-    /// to be shown once.
+    /// project, the built-in scanner and, when configured and none is
+    /// there yet, its seed database): the generated administrator
+    /// password, when one was made, to be shown once.
     pub async fn bootstrap(&self) -> ServiceResult<Option<String>> {
         let password = self.config.admin.password.as_ref().map(|s| s.expose().to_owned());
-        self.registry().bootstrap(password.as_deref()).await
+        let generated = self.registry().bootstrap(password.as_deref()).await?;
+        let seed = self.config.scanner.vulndb_seed.trim();
+        if !seed.is_empty() && self.registry().vulndb_info().await?.is_none() {
+            let (info, _) = self.registry().import_vulndb(vec![seed.into()]).await?;
+            tracing::info!(records = info.records, seed, "imported the vulnerability database");
+        }
+        Ok(generated)
     }
 
     /// Brings the local store up to this build's schema (what `open` did

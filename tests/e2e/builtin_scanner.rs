@@ -422,3 +422,28 @@ async fn scan_all_scans_every_image_and_reports_its_progress() {
     let _ = nobody;
     app.user("dev", "Passw0rd!x").get("/api/v2.0/scans/all/metrics").send().await.expect(403);
 }
+
+#[tokio::test]
+async fn the_database_is_imported_by_the_cli_or_seeded_at_start() {
+    let fixture = tempfile::tempdir().unwrap();
+    osv_fixture(fixture.path());
+    let data = tempfile::tempdir().unwrap();
+    let berth = env!("CARGO_BIN_EXE_berth");
+    let run = |args: &[&str]| {
+        let out =
+            std::process::Command::new(berth).args(args).env("BERTH_ADMIN_PASSWORD", "Harbor12345").output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let d = data.path().to_str().unwrap();
+    assert!(run(&["vulndb", "--data", d, "show"]).contains("no vulnerability database"));
+    let out = run(&["vulndb", "--data", d, "import", fixture.path().to_str().unwrap()]);
+    assert!(out.contains("imported 6 of 6 OSV records"), "{out}");
+    assert!(out.contains("skipped 1: invalid JSON"), "{out}");
+    assert!(run(&["vulndb", "--data", d, "show"]).contains("6 records"));
+
+    let seed = fixture.path().to_str().unwrap().to_owned();
+    let app = TestAppBuilder::default().config(move |c| c.scanner.vulndb_seed = seed).local().await;
+    let info = app.ctx().registry().vulndb_info().await.unwrap().expect("the seed was not imported");
+    assert_eq!(info.records, 6);
+}
