@@ -382,6 +382,7 @@ async fn scan_all_scans_every_image_and_reports_its_progress() {
     let a = push(&app, "other/alpine", "v1", &alpine_image()).await;
     let empty: Value = app.admin().get("/api/v2.0/scans/all/metrics").send().await.expect(200).json();
     assert_eq!((empty["total"].as_u64(), empty["ongoing"].as_bool()), (Some(0), Some(false)));
+    app.admin().post("/api/v2.0/system/scanAll/stop").send().await.expect(400);
 
     app.admin()
         .post("/api/v2.0/system/scanAll/schedule")
@@ -408,8 +409,11 @@ async fn scan_all_scans_every_image_and_reports_its_progress() {
         .json();
     assert_eq!(a["scan_overview"][MIME]["severity"], "Critical");
 
-    // Nothing runs: stopping is refused; a schedule is kept and shown.
-    app.admin().post("/api/v2.0/system/scanAll/stop").send().await.expect(400);
+    // Stopping a run that has ended changes nothing; a schedule is kept
+    // and shown.
+    app.admin().post("/api/v2.0/system/scanAll/stop").send().await.expect(202);
+    let after: Value = app.admin().get("/api/v2.0/scans/all/metrics").send().await.expect(200).json();
+    assert_eq!(after["metrics"]["Success"], 2);
     app.admin()
         .put("/api/v2.0/system/scanAll/schedule")
         .json(&json!({"schedule": {"type": "Custom", "cron": "0 0 2 * * *"}}))

@@ -170,7 +170,9 @@ pub async fn scan(
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-/// `POST …/scan/stop`: stops the scan under way (400 when none is).
+/// `POST …/scan/stop`: stops the artifact's scan; one that has ended
+/// already is left as it is (202 either way, as Harbor); 400 when the
+/// artifact was never scanned.
 pub async fn stop(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -181,13 +183,14 @@ pub async fn stop(
     let project = path.require(&state, &caller, (resource(scan_type), Act::Stop)).await?;
     let artifact = state.registry.artifact(path.repo(), &path.reference()?).await?;
     let scanner = scanner_of(&state, &project.name).await?;
-    let record = state.registry.artifact_scan(Some(&scanner), &artifact.digest, scan_type).await?;
-    match record {
-        Some(r) if !r.status.is_final() => {
-            caller.registry(&state).stop_scan(&r).await?;
+    match state.registry.artifact_scan(Some(&scanner), &artifact.digest, scan_type).await? {
+        Some(r) => {
+            if !r.status.is_final() {
+                caller.registry(&state).stop_scan(&r).await?;
+            }
             Ok(StatusCode::ACCEPTED.into_response())
         }
-        _ => Err(ApiError::bad_request(format!("no {scan_type} scan of {} is under way", artifact.digest))),
+        None => Err(ApiError::bad_request(format!("no {scan_type} scan of {} to stop", artifact.digest))),
     }
 }
 
