@@ -451,3 +451,37 @@ async fn the_database_is_imported_by_the_cli_or_seeded_at_start() {
     let info = app.ctx().registry().vulndb_info().await.unwrap().expect("the seed was not imported");
     assert_eq!(info.records, 6);
 }
+
+#[tokio::test]
+async fn a_push_event_delivered_twice_starts_one_scan() {
+    let app = TestApp::local().await;
+    let pid = app.create_project("sec", false).await;
+    let d = push(&app, "sec/debian", "v1", &debian_image()).await;
+    app.admin()
+        .put(&format!("/api/v2.0/projects/{pid}"))
+        .json(&json!({"metadata": {"auto_scan": "true"}}))
+        .send()
+        .await
+        .expect(200);
+    let reg = app.ctx().registry();
+    let repo = berth::oci::RepoName::parse("sec/debian").unwrap();
+    let digest: berth::oci::Digest = d.parse().unwrap();
+    let job = berth::jobs::scan::ScanJob::queued();
+    reg.scan_on_push(&job, &repo, &digest, "event-1").await.unwrap();
+    let first = reg.scans_of(&digest).await.unwrap();
+    // The same event again (a redelivery), after the first scan ended.
+    reg.finish_scan(&first[0], berth::service::scans::Outcome::Failed("ended".into())).await.unwrap();
+    reg.scan_on_push(&job, &repo, &digest, "event-1").await.unwrap();
+    let again = reg.scans_of(&digest).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].report_id, again[0].report_id);
+    let vendor = berth::service::artifacts::stable_id(&format!("sec/debian@{d}"));
+    let runs = reg
+        .list_executions(berth::service::scans::IMAGE_SCAN, vendor, &berth::service::paging::PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(runs.total, 1);
+    // Another push event of it does scan again.
+    reg.scan_on_push(&job, &repo, &digest, "event-2").await.unwrap();
+    assert_ne!(reg.scans_of(&digest).await.unwrap()[0].report_id, first[0].report_id);
+}
