@@ -327,6 +327,14 @@ async fn scanner_registrations_are_checked_and_administered() {
         .expect(200);
     let r: Value = admin.get(&format!("/api/v2.0/scanners/{uuid}")).send().await.expect(200).json();
     assert_eq!((r["name"].as_str(), r["description"].as_str()), (Some("renamed"), Some("d")));
+    // A project's choice goes with the project.
+    let pid = app.create_project("chooser", false).await;
+    admin.put("/api/v2.0/projects/chooser/scanner").json(&json!({"uuid": uuid})).send().await.expect(200);
+    admin.delete(&format!("/api/v2.0/projects/{pid}")).send().await.expect(200);
+    app.create_project("chooser", false).await;
+    let now: Value = admin.get("/api/v2.0/projects/chooser/scanner").send().await.expect(200).json();
+    assert_eq!(now["name"], "berth", "the new project uses the default");
+
     let deleted: Value = admin.delete(&format!("/api/v2.0/scanners/{uuid}")).send().await.expect(200).json();
     assert_eq!(deleted["name"], "renamed");
     admin.get(&format!("/api/v2.0/scanners/{uuid}")).send().await.expect(404);
