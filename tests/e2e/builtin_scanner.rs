@@ -16,7 +16,7 @@ const MIME: &str = "application/vnd.security.vulnerability.report; version=1.1";
 
 /// A gzipped tar of `files` (path, contents); a `None` content is a
 /// whiteout of that path.
-fn layer(files: &[(&str, Option<&str>)]) -> Vec<u8> {
+pub(crate) fn layer(files: &[(&str, Option<&str>)]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (path, body) in files {
         let (path, data) = match body {
@@ -53,7 +53,7 @@ const DPKG_STATUS: &str = "Package: libssl3\nStatus: install ok installed\nArchi
 Package: zlib1g\nStatus: install ok installed\nArchitecture: amd64\nSource: zlib\nVersion: 1:1.2.13.dfsg-1\n\n\
 Package: removed-pkg\nStatus: deinstall ok config-files\nVersion: 1.0\n\n";
 
-fn debian_image() -> Vec<Vec<u8>> {
+pub(crate) fn debian_image() -> Vec<Vec<u8>> {
     let meta = |name: &str, version: &str| format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n");
     vec![
         layer(&[
@@ -83,7 +83,7 @@ fn alpine_image() -> Vec<Vec<u8>> {
 /// The OSV fixture: records that match the images above, and some that
 /// must not (fixed below the installed version, another release, a package
 /// deleted by a later layer).
-fn osv_fixture(dir: &std::path::Path) {
+pub(crate) fn osv_fixture(dir: &std::path::Path) {
     let rec = |id: &str, aliases: &[&str], eco: &str, name: &str, fixed: &str, extra: Value| {
         let mut v = json!({
             "id": id, "aliases": aliases, "modified": "2026-11-30T12:00:00Z", "summary": format!("{name} is vulnerable"),

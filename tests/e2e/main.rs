@@ -27,6 +27,7 @@ mod metrics;
 mod oci_conformance;
 mod oidc;
 mod permissions;
+mod pull_policy_clients;
 mod quotas;
 mod replicas;
 mod retention;
