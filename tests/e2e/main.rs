@@ -12,6 +12,7 @@ mod auth_faults;
 mod builtin_scanner;
 mod clients;
 mod container;
+mod content_trust;
 mod deploy_static;
 mod direct_upload;
 mod events;

@@ -76,6 +76,7 @@
 //! artifact carrying a label     LBLU#<label id>          <repository>@<digest>
 //! scanner registration          SCANNERS                 <uuid>
 //! a project's scanner           P#<project>              SCANNER
+//! a project's cosign keys       P#<project>              COSIGN_KEYS
 //! scan of an artifact           SCAN#<digest>            <scan type>#<registration uuid>
 //! a scan-all run's tallies      X#<execution id>         SCANALL#<Started | a scan status>
 //! a scan-all run's scans        SCANALLX#<execution id>  <scan's execution id, 16 digits>
@@ -194,6 +195,10 @@ pub fn scan_all_scans(execution: i64) -> String {
 
 pub fn scan_all_scan(execution: i64, scan_execution: i64) -> Key {
     (scan_all_scans(execution), format!("{scan_execution:016}"))
+}
+
+pub fn project_cosign_keys(project: &str) -> Key {
+    (format!("P#{project}"), "COSIGN_KEYS".to_owned())
 }
 
 /// The partition of scanner registrations (few: one query lists them).

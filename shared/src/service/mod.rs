@@ -19,6 +19,7 @@ pub mod additions;
 pub mod artifacts;
 pub mod audit;
 pub mod blobs;
+pub mod cosign_keys;
 pub mod cve_allowlist;
 pub mod error;
 pub mod executions;

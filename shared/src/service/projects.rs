@@ -594,7 +594,7 @@ impl Registry {
 
     /// Removes what a deleted project's policies left in its partition
     /// (webhook policies, immutability rules, retention, its usage, its
-    /// scanner), so a project made later under the same name starts
+    /// scanner and cosign keys), so a project made later under the same name starts
     /// without them.
     async fn delete_project_policies(&self, project: &Project) -> ServiceResult<()> {
         if let Some(id) = project.metadata.get("retention_id").and_then(|v| v.parse::<i64>().ok()) {
@@ -605,8 +605,9 @@ impl Registry {
         }
         self.delete_immutable_rules_of(&project.name).await?;
         self.delete_quota_of(&project.name).await?;
-        let (pk, sk) = keys::project_scanner(&project.name);
-        self.meta.delete(&pk, &sk, crate::meta::Condition::Always).await?;
+        for (pk, sk) in [keys::project_scanner(&project.name), keys::project_cosign_keys(&project.name)] {
+            self.meta.delete(&pk, &sk, crate::meta::Condition::Always).await?;
+        }
         self.delete_webhook_policies_of(&project.name).await
     }
 

@@ -26,6 +26,9 @@ pub const POLICY_TTL: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PullPolicy {
     pub cosign: bool,
+    /// The project's cosign keys (DER): with content trust, a signature
+    /// must verify with one of them ([`super::cosign_keys`]).
+    pub cosign_keys: Vec<Vec<u8>>,
     /// The lowest refused severity's rank ([`SEVERITIES`]), when set.
     pub prevent_vul: Option<usize>,
 }
@@ -49,8 +52,15 @@ impl Registry {
         let policy = match self.project(&ProjectRef::Name(project.to_owned())).await {
             Ok(p) => {
                 let on = |k: &str| p.metadata.get(k).is_some_and(|v| v == "true");
+                let cosign_keys = if on("enable_content_trust_cosign") {
+                    let stored = self.cosign_keys(&p.name).await?;
+                    stored.keys.iter().filter_map(|k| super::cosign_keys::parse_key(k).ok()).collect()
+                } else {
+                    Vec::new()
+                };
                 PullPolicy {
                     cosign: on("enable_content_trust_cosign"),
+                    cosign_keys,
                     prevent_vul: on("prevent_vul")
                         .then(|| severity_rank(p.metadata.get("severity").map_or("low", String::as_str)).max(2)),
                 }
@@ -84,8 +94,12 @@ impl Registry {
         if artifact.hidden && artifact.parents == 0 {
             return Ok(());
         }
-        if policy.cosign && !self.cosign_signed(repo, &artifact).await? {
-            return Err(violation("The image is not signed by cosign.".to_owned()));
+        if policy.cosign && !self.cosign_signed(repo, &artifact, &policy.cosign_keys).await? {
+            return Err(violation(if policy.cosign_keys.is_empty() {
+                "The image is not signed by cosign.".to_owned()
+            } else {
+                "The image is not signed by cosign with a key of the project.".to_owned()
+            }));
         }
         if let Some(min) = policy.prevent_vul
             && super::scans::scannable(&artifact)
@@ -96,17 +110,31 @@ impl Registry {
     }
 
     /// Whether the artifact, or an index of its repository holding it, has
-    /// a cosign signature.
-    async fn cosign_signed(&self, repo: &RepoName, a: &super::artifacts::ArtifactInfo) -> ServiceResult<bool> {
-        let signed = |list: &[super::references::Accessory]| list.iter().any(|x| x.kind == "signature.cosign");
-        if signed(&self.accessories(repo, &a.digest).await?) {
-            return Ok(true);
-        }
+    /// a cosign signature — one that verifies with one of `keys`, when the
+    /// project holds keys.
+    async fn cosign_signed(
+        &self,
+        repo: &RepoName,
+        a: &super::artifacts::ArtifactInfo,
+        keys: &[Vec<u8>],
+    ) -> ServiceResult<bool> {
+        let mut subjects = vec![a.digest.clone()];
         if a.parents > 0 {
-            for parent in self.parents_of(repo, &a.digest).await? {
-                if signed(&self.accessories(repo, &parent).await?) {
-                    return Ok(true);
-                }
+            subjects.extend(self.parents_of(repo, &a.digest).await?);
+        }
+        for subject in subjects {
+            let signatures: Vec<Digest> = self
+                .accessories(repo, &subject)
+                .await?
+                .into_iter()
+                .filter(|x| x.kind == super::references::COSIGN)
+                .map(|x| x.digest)
+                .collect();
+            if signatures.is_empty() {
+                continue;
+            }
+            if keys.is_empty() || self.cosign_verified(repo, &subject, &signatures, keys).await? {
+                return Ok(true);
             }
         }
         Ok(false)

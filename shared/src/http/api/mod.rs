@@ -13,6 +13,7 @@
 
 mod audit;
 mod configurations;
+mod cosign_keys;
 mod cve_allowlist;
 mod gc;
 mod icons;
@@ -160,6 +161,10 @@ fn table() -> openapi::Routes {
         .accepts::<scanners::DefaultBody>()
         .get("/scanners/{registration_id}/metadata", "getScannerMetadata", "scanner", 200, scanners::metadata)
         .returns::<crate::scanner::AdapterMetadata>()
+        .get("/projects/{project_name_or_id}/cosign-keys", "getCosignKeysOfProject", "berth", 200, cosign_keys::get)
+        .returns::<cosign_keys::KeysView>()
+        .put("/projects/{project_name_or_id}/cosign-keys", "setCosignKeysOfProject", "berth", 200, cosign_keys::put)
+        .accepts::<cosign_keys::KeysView>()
         .get("/projects/{project_name_or_id}/scanner", "getScannerOfProject", "project", 200, scanners::of_project)
         .returns::<scanners::RegistrationView>()
         .put("/projects/{project_name_or_id}/scanner", "setScannerOfProject", "project", 200, scanners::set_of_project)
