@@ -485,3 +485,88 @@ async fn a_push_event_delivered_twice_starts_one_scan() {
     reg.scan_on_push(&job, &repo, &digest, "event-2").await.unwrap();
     assert_ne!(reg.scans_of(&digest).await.unwrap()[0].report_id, first[0].report_id);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cve_export_is_its_requesters_csv_downloaded_once() {
+    let app = TestAppBuilder::default().config(|c| c.queue.max_attempts = 1).local().await;
+    let _workers = app.run_workers();
+    let dir = tempfile::tempdir().unwrap();
+    osv_fixture(dir.path());
+    app.ctx().registry().import_vulndb(vec![dir.path().to_owned()]).await.unwrap();
+    let pid = app.create_project("sec", false).await;
+    let quiet = app.create_project("quiet", false).await;
+    app.create_user("owner", "Passw0rd!x").await;
+    app.create_user("other", "Passw0rd!x").await;
+    app.add_member(pid, "owner", 1).await;
+    app.add_member(quiet, "owner", 1).await;
+    app.admin()
+        .put(&format!("/api/v2.0/projects/{pid}"))
+        .json(&json!({"metadata": {"auto_scan": "true"}}))
+        .send()
+        .await
+        .expect(200);
+    let d = push(&app, "sec/debian", "v1", &debian_image()).await;
+    report(&app, "debian", &d).await;
+
+    let owner = app.user("owner", "Passw0rd!x");
+    const TYPE: &str = "application/vnd.security.vulnerability.report; version=1.1";
+    let start = |projects: Value, extra: Value| {
+        let mut body = json!({"job_name": "e2e", "projects": projects});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        owner.post("/api/v2.0/export/cve").header("x-scan-data-type", TYPE).json(&body)
+    };
+    owner.post("/api/v2.0/export/cve").json(&json!({"projects": [pid]})).send().await.expect(422);
+    start(json!([pid, quiet]), json!({})).send().await.expect(400);
+    app.user("other", "Passw0rd!x")
+        .post("/api/v2.0/export/cve")
+        .header("x-scan-data-type", TYPE)
+        .json(&json!({"projects": [pid]}))
+        .send()
+        .await
+        .expect(403);
+    let id = start(json!([pid]), json!({})).send().await.expect(200).json::<Value>()["id"].as_i64().unwrap();
+    let path = format!("/api/v2.0/export/cve/execution/{id}");
+    let done = eventually(Duration::from_secs(30), || async {
+        let x: Value = owner.get(&path).send().await.expect(200).json();
+        (x["status"] == "Success").then_some(x)
+    })
+    .await
+    .expect("the export did not finish");
+    assert_eq!((done["file_present"].as_bool(), done["user_name"].as_str()), (Some(true), Some("owner")));
+    app.admin().get(&path).send().await.expect(403);
+    let mine: Value = owner.get("/api/v2.0/export/cve/executions").send().await.expect(200).json();
+    assert_eq!(mine["items"][0]["id"], id);
+    let theirs: Value = app.admin().get("/api/v2.0/export/cve/executions").send().await.expect(200).json();
+    assert!(theirs["items"].as_array().unwrap().is_empty());
+
+    let download = format!("/api/v2.0/export/cve/download/{id}");
+    app.user("other", "Passw0rd!x").get(&download).send().await.expect(403);
+    let csv = owner.get(&download).send().await.expect(200).text();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("Project,Repository,Digest"), "{csv}");
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(csv.contains("CVE-2026-1000") && csv.contains("CVE-2023-32681"), "{csv}");
+    owner.get(&download).send().await.expect(404);
+
+    // Filters: one CVE; a project with nothing found.
+    let id = start(json!([pid]), json!({"cveIds": "CVE-2026-1000"})).send().await.expect(200).json::<Value>()["id"]
+        .as_i64()
+        .unwrap();
+    eventually(Duration::from_secs(30), || async {
+        let x: Value = owner.get(&format!("/api/v2.0/export/cve/execution/{id}")).send().await.expect(200).json();
+        (x["status"] == "Success").then_some(())
+    })
+    .await
+    .unwrap();
+    let csv = owner.get(&format!("/api/v2.0/export/cve/download/{id}")).send().await.expect(200).text();
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    let id = start(json!([quiet]), json!({})).send().await.expect(200).json::<Value>()["id"].as_i64().unwrap();
+    let x = eventually(Duration::from_secs(30), || async {
+        let x: Value = owner.get(&format!("/api/v2.0/export/cve/execution/{id}")).send().await.expect(200).json();
+        (x["status"] == "Success").then_some(x)
+    })
+    .await
+    .unwrap();
+    assert_eq!(x["status_text"], "No vulnerabilities found or matched");
+    assert_eq!(x["file_present"], false);
+}

@@ -6,6 +6,8 @@
 //! uploads/<upload id>/staging-<n>      bytes of an upload not yet a whole part,
 //!                                      one object per append (n = its offset)
 //! reports/<report id>                  a scan's whole report as its scanner made it
+//! exports/<execution>/<task>.csv       a part of a CVE export (the download joins
+//!                                      them in order)
 //! vulndb/<stamp>                       an imported vulnerability database (the
 //!                                      table names the current one)
 //! ```
@@ -26,6 +28,15 @@ pub const REPORTS_PREFIX: &str = "reports/";
 /// A scan report's body; the id is a UUID berth made.
 pub fn report(report_id: &str) -> String {
     format!("{REPORTS_PREFIX}{report_id}")
+}
+
+/// The parts of a CVE export.
+pub fn export_prefix(execution: i64) -> String {
+    format!("exports/{execution}/")
+}
+
+pub fn export_part(execution: i64, task: i64) -> String {
+    format!("exports/{execution}/{task:016}.csv")
 }
 
 pub fn vulndb(stamp: &str) -> String {

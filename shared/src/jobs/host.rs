@@ -22,6 +22,7 @@ pub fn all_jobs() -> Jobs {
         .with(Arc::new(super::gc::GcJob))
         .with(Arc::new(super::scan::ScanJob::queued()))
         .with(Arc::new(super::scan_all::ScanAllJob))
+        .with(Arc::new(super::cve_export::CveExportJob))
 }
 
 /// Every job kind with what this process's jobs need to run (the scan

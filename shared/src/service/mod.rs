@@ -21,6 +21,7 @@ pub mod audit;
 pub mod blobs;
 pub mod cosign_keys;
 pub mod cve_allowlist;
+pub mod cve_export;
 pub mod error;
 pub mod executions;
 pub mod gc;

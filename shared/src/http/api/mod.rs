@@ -15,6 +15,7 @@ mod audit;
 mod configurations;
 mod cosign_keys;
 mod cve_allowlist;
+mod cve_export;
 mod gc;
 mod icons;
 mod immutability;
@@ -135,6 +136,14 @@ fn table() -> openapi::Routes {
         .post("/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/scan/stop", "stopScanArtifact", "scan", 202, scan::stop)
         .accepts::<scan::ScanTypeBody>()
         .get("/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/scan/{report_id}/log", "getReportLog", "scan", 200, scan::log)
+        .post("/export/cve", "exportScanData", "scan data export", 200, cve_export::start)
+        .accepts::<cve_export::ExportRequest>()
+        .returns::<cve_export::JobView>()
+        .get("/export/cve/execution/{execution_id}", "getScanDataExportExecution", "scan data export", 200, cve_export::get)
+        .returns::<cve_export::ExecutionView>()
+        .get("/export/cve/executions", "getScanDataExportExecutionList", "scan data export", 200, cve_export::list)
+        .returns::<cve_export::ExecutionListView>()
+        .get("/export/cve/download/{execution_id}", "downloadScanData", "scan data export", 200, cve_export::download)
         .get("/system/scanAll/schedule", "getScanAllSchedule", "scanAll", 200, scan_all::schedule_get)
         .put("/system/scanAll/schedule", "updateScanAllSchedule", "scanAll", 200, scan_all::schedule_set)
         .accepts::<jobs::ScheduleBody>()
@@ -399,6 +408,7 @@ impl ApiError {
             StatusCode::NOT_FOUND => "NOT_FOUND",
             StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
             StatusCode::CONFLICT => "CONFLICT",
+            StatusCode::UNPROCESSABLE_ENTITY => "UNPROCESSABLE_ENTITY",
             StatusCode::PRECONDITION_FAILED => "PRECONDITION",
             StatusCode::SERVICE_UNAVAILABLE => "SERVICE_UNAVAILABLE",
             _ => "INTERNAL_SERVER_ERROR",
