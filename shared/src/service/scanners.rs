@@ -25,6 +25,9 @@ pub const BUILTIN_URL: &str = "berth:builtin";
 /// The authentication schemes Harbor offers an adapter.
 const AUTH_SCHEMES: [&str; 4] = ["", "Basic", "Bearer", "X-ScannerAdapter-API-Key"];
 const MAX_NAME: usize = 255;
+/// Registrations berth keeps (Harbor's are a handful): the list is read
+/// whole, in one query, by every scan and overview.
+const MAX_SCANNERS: usize = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registration {
@@ -159,6 +162,9 @@ impl Registry {
         check(&mut input)?;
         let all = self.scanners().await?;
         clash(&all, &input, None)?;
+        if all.len() >= MAX_SCANNERS {
+            return Err(ServiceError::Invalid(format!("berth keeps at most {MAX_SCANNERS} scanner registrations")));
+        }
         let now = now_ms();
         let r = Registration {
             uuid: uuid::Uuid::new_v4().to_string(),
