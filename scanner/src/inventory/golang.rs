@@ -138,14 +138,23 @@ pub(crate) fn packages(path: &str, info: &BuildInfo) -> Vec<Package> {
             arch: None,
         }
     };
+    // A binary built without modules has no `mod` line: its main package's
+    // `path` is the module, unversioned (`(devel)`), as syft reads it.
+    let main_of_path = match (&info.main, &info.path) {
+        (None, Some(p)) if !p.is_empty() => Some(Module { path: p.clone(), version: "(devel)".to_owned() }),
+        _ => None,
+    };
     let mut found: Vec<Package> = info
         .main
         .iter()
+        .chain(main_of_path.iter())
         .chain(&info.deps)
         .filter(|m| !m.version.is_empty())
         .map(|m| module(&m.path, &m.version))
         .collect();
-    found.push(module("stdlib", &info.go_version));
+    // OSV and purls write the toolchain's version without its `go`.
+    let go = info.go_version.strip_prefix("go").unwrap_or(&info.go_version);
+    found.push(module("stdlib", go));
     found
 }
 
@@ -192,9 +201,13 @@ pub(crate) mod tests {
                 "pkg:golang/example.com/app@%28devel%29",
                 "pkg:golang/golang.org/x/net@v0.17.0",
                 "pkg:golang/github.com/new/dep@v1.1.0",
-                "pkg:golang/stdlib@go1.21.5"
+                "pkg:golang/stdlib@1.21.5"
             ]
         );
+        // Built without modules: the path is the main module.
+        let info = build_info(&fake_go_binary("go1.19.8", "path\tgithub.com/x/tool\nbuild\t-compiler=gc")).unwrap();
+        let purls: Vec<_> = packages("usr/bin/tool", &info).into_iter().map(|p| p.purl).collect();
+        assert_eq!(purls, ["pkg:golang/github.com/x/tool@%28devel%29", "pkg:golang/stdlib@1.19.8"]);
     }
 
     #[test]

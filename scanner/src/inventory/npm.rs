@@ -34,10 +34,15 @@ pub(crate) fn packages(path: &str, text: &str) -> Vec<Package> {
     if path.ends_with("package-lock.json") {
         if let Some(packages) = json.get("packages").and_then(Value::as_object) {
             for (key, entry) in packages {
-                if key.is_empty() || entry.get("link").and_then(Value::as_bool) == Some(true) {
+                let implied = key.rsplit_once("node_modules/").map_or(key.as_str(), |(_, n)| n);
+                if entry.get("link").and_then(Value::as_bool) == Some(true) {
+                    // A workspace link: the package it names, unversioned
+                    // here (its own entry carries the version), as syft
+                    // lists it.
+                    push(&mut found, path, implied, &serde_json::json!({"version": ""}));
                     continue;
                 }
-                let implied = key.rsplit_once("node_modules/").map_or(key.as_str(), |(_, n)| n);
+                // The root entry (`""`) is the project itself.
                 let name = entry.get("name").and_then(Value::as_str).unwrap_or(implied);
                 push(&mut found, path, name, entry);
             }
@@ -65,8 +70,8 @@ fn push(found: &mut Vec<Package>, path: &str, name: &str, entry: &Value) {
     let Some(version) = entry.get("version").and_then(Value::as_str) else { return };
     let valid = |s: &str| !s.is_empty() && s.len() <= 256 && !s.contains(char::is_whitespace);
     // Lockfile v1 writes a tarball URL or `file:` path as the version of
-    // packages not from the registry.
-    if !valid(name) || !valid(version) || version.contains(':') {
+    // packages not from the registry. (An empty version is a link's.)
+    if !valid(name) || (!version.is_empty() && !valid(version)) || version.contains(':') {
         return;
     }
     let (namespace, short) = match name.split_once('/') {
@@ -128,7 +133,8 @@ mod tests {
             "node_modules/linked":{"resolved":"../x","link":true}}}"#;
         let found = packages("package-lock.json", v3);
         let names: Vec<_> = found.iter().map(|p| (p.name.as_str(), p.version.as_str())).collect();
-        assert_eq!(names, [("a", "1.2.3"), ("@s/b", "2.0.0")]);
+        assert_eq!(names, [("app", "1.0.0"), ("a", "1.2.3"), ("@s/b", "2.0.0"), ("linked", "")]);
+        assert_eq!(found[3].purl, "pkg:npm/linked");
         let v1 = r#"{"lockfileVersion":1,"dependencies":{"a":{"version":"1.0.0","dependencies":{"b":{"version":"0.1.0"}}},
             "c":{"version":"file:../c"}}}"#;
         let found = packages("package-lock.json", v1);
