@@ -577,7 +577,7 @@ async fn syft_finds_no_package_the_builtin_scanner_misses() {
     println!("debian image: {debian_summary}");
     let images = [
         ("debian", push(&app, "parity/debian", "v1", &debian).await),
-        ("alpine", { push(&app, "parity/alpine", "v1", &alpine_image()).await }),
+        ("alpine", push(&app, "parity/alpine", "v1", &alpine_image()).await),
     ];
 
     let mut failures = Vec::new();
@@ -587,7 +587,7 @@ async fn syft_finds_no_package_the_builtin_scanner_misses() {
         let ours = berth_purls(&app, "parity", repo, digest).await;
         let left_out: BTreeSet<&str> = theirs.iter().map(|p| purl_type(p)).filter(|t| !COVERED.contains(t)).collect();
         println!(
-            "{repo}: syft {} packages, berth {}; ecosystems berth does not cover: {left_out:?}",
+            "{repo}: syft {} entries, berth {}; ecosystems berth does not cover: {left_out:?}",
             theirs.len(),
             ours.len()
         );
