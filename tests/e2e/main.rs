@@ -34,5 +34,6 @@ mod replicas;
 mod retention;
 mod scanning;
 mod startup;
+mod syft_parity;
 mod tokens;
 mod upload_host;
