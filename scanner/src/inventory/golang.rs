@@ -120,6 +120,21 @@ fn read_string<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
     Some(string)
 }
 
+/// The module a main package's import path most likely belongs to: on the
+/// hosts whose module paths are `host/owner/repo`, those three segments;
+/// elsewhere the path up to a `/cmd/` folder, else the whole path.
+fn module_of_package(path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').collect();
+    let hosted = ["github.com", "gitlab.com", "bitbucket.org", "gitee.com", "codeberg.org"];
+    if segments.len() > 3 && hosted.contains(&segments[0]) {
+        return segments[..3].join("/");
+    }
+    match path.find("/cmd/") {
+        Some(i) => path[..i].to_owned(),
+        None => path.to_owned(),
+    }
+}
+
 pub(crate) fn packages(path: &str, info: &BuildInfo) -> Vec<Package> {
     let module = |name: &str, version: &str| {
         let (namespace, short) = match name.rsplit_once('/') {
@@ -141,7 +156,7 @@ pub(crate) fn packages(path: &str, info: &BuildInfo) -> Vec<Package> {
     // A binary built without modules has no `mod` line: its main package's
     // `path` is the module, unversioned (`(devel)`), as syft reads it.
     let main_of_path = match (&info.main, &info.path) {
-        (None, Some(p)) if !p.is_empty() => Some(Module { path: p.clone(), version: "(devel)".to_owned() }),
+        (None, Some(p)) if !p.is_empty() => Some(Module { path: module_of_package(p), version: "(devel)".to_owned() }),
         _ => None,
     };
     let mut found: Vec<Package> = info
@@ -205,9 +220,12 @@ pub(crate) mod tests {
             ]
         );
         // Built without modules: the path is the main module.
-        let info = build_info(&fake_go_binary("go1.19.8", "path\tgithub.com/x/tool\nbuild\t-compiler=gc")).unwrap();
+        let info =
+            build_info(&fake_go_binary("go1.19.8", "path\tgithub.com/x/tool/cmd/tool\nbuild\t-compiler=gc")).unwrap();
         let purls: Vec<_> = packages("usr/bin/tool", &info).into_iter().map(|p| p.purl).collect();
         assert_eq!(purls, ["pkg:golang/github.com/x/tool@%28devel%29", "pkg:golang/stdlib@1.19.8"]);
+        assert_eq!(module_of_package("example.org/a/b/cmd/c"), "example.org/a/b");
+        assert_eq!(module_of_package("example.org/a"), "example.org/a");
     }
 
     #[test]
