@@ -395,6 +395,18 @@ fn gzip(data: &[u8]) -> Result<Vec<u8>> {
 struct ScanState {
     status: String,
     findings: u64,
+    /// From the scan's start to its end as its record says (ms).
+    run_ms: f64,
+}
+
+/// Milliseconds since midnight of an RFC 3339 time as berth writes it
+/// (`2026-12-05T16:36:54.525Z`); a scan crossing midnight is unwrapped by
+/// the caller.
+fn day_ms(t: &str) -> Option<f64> {
+    let time = t.split_once('T')?.1.trim_end_matches('Z');
+    let mut parts = time.split(':');
+    let (h, m, s) = (parts.next()?.parse::<f64>().ok()?, parts.next()?.parse::<f64>().ok()?, parts.next()?);
+    Some(((h * 60.0 + m) * 60.0 + s.parse::<f64>().ok()?) * 1000.0)
 }
 
 impl Registry {
@@ -436,7 +448,13 @@ impl Registry {
                 };
                 let status = overview["scan_status"].as_str().unwrap_or_default().to_owned();
                 let findings = overview["summary"]["total"].as_u64().unwrap_or(0);
-                found.insert(digest, ScanState { status, findings });
+                let time = |k: &str| overview[k].as_str().and_then(day_ms);
+                let run_ms = match (time("start_time"), time("end_time")) {
+                    (Some(a), Some(b)) if b < a => b + 86_400_000.0 - a,
+                    (Some(a), Some(b)) => b - a,
+                    _ => 0.0,
+                };
+                found.insert(digest, ScanState { status, findings, run_ms });
             }
             if items.len() < 100 {
                 break;
@@ -470,7 +488,7 @@ async fn await_scans(
     reg: &Registry,
     repo: &str,
     want: usize,
-    seen: &Mutex<HashMap<String, (Instant, u64)>>,
+    seen: &Mutex<HashMap<String, (Instant, u64, f64)>>,
     period: Duration,
     timeout: Duration,
 ) -> Result<()> {
@@ -483,7 +501,7 @@ async fn await_scans(
             for (digest, s) in &scans {
                 match s.status.as_str() {
                     "Success" => {
-                        seen.entry(digest.clone()).or_insert((now, s.findings));
+                        seen.entry(digest.clone()).or_insert((now, s.findings, s.run_ms));
                     }
                     "Error" => bail!("the scan of {repo}@{digest} ended in Error (see its log: …/scan/<report>/log)"),
                     _ => {}
@@ -576,7 +594,7 @@ pub(crate) async fn scan(t: Target, o: ScanOpts) -> Result<()> {
     let repo = "bench-scan/images";
     let target = Arc::new(reg.at(repo));
     let pushed: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let seen: Arc<Mutex<HashMap<String, (Instant, u64)>>> = Arc::default();
+    let seen: Arc<Mutex<HashMap<String, (Instant, u64, f64)>>> = Arc::default();
     let images = Arc::new(images);
     let started = Instant::now();
     let poller = {
@@ -601,12 +619,15 @@ pub(crate) async fn scan(t: Target, o: ScanOpts) -> Result<()> {
     let (pushed, seen) = (pushed.lock().expect("lock").clone(), seen.lock().expect("lock"));
     let mut latencies: Vec<f64> = Vec::new();
     let mut findings: Vec<u64> = Vec::new();
+    let mut runs: Vec<f64> = Vec::new();
     for (digest, at) in &pushed {
-        let (done, n) = seen.get(digest).with_context(|| format!("no successful scan of {digest}"))?;
+        let (done, n, run) = seen.get(digest).with_context(|| format!("no successful scan of {digest}"))?;
         latencies.push(done.saturating_duration_since(*at).as_secs_f64() * 1000.0);
         findings.push(*n);
+        runs.push(*run);
     }
     latencies.sort_by(f64::total_cmp);
+    runs.sort_by(f64::total_cmp);
     findings.sort_unstable();
     let total: u64 = findings.iter().sum();
     let clean = findings.iter().filter(|n| **n == 0).count();
@@ -617,6 +638,8 @@ pub(crate) async fn scan(t: Target, o: ScanOpts) -> Result<()> {
     println!("scan_images_per_min={:.1}", count as f64 / secs * 60.0);
     println!("scan_latency_p50_ms={:.0}", percentile(&latencies, 50));
     println!("scan_latency_p95_ms={:.0}", percentile(&latencies, 95));
+    println!("scan_run_p50_ms={:.0}", percentile(&runs, 50));
+    println!("scan_run_p95_ms={:.0}", percentile(&runs, 95));
     println!("scan_findings_total={total}");
     println!("scan_findings_min={}", findings.first().copied().unwrap_or(0));
     println!("scan_findings_median={}", findings.get(findings.len() / 2).copied().unwrap_or(0));
@@ -633,6 +656,7 @@ pub(crate) async fn scan(t: Target, o: ScanOpts) -> Result<()> {
     let listed = report["vendor_attributes"]["packages"].as_u64().unwrap_or(0);
     ensure!(vulns > 0, "the report of {digest} lists no vulnerabilities");
     println!("scan_report_vulnerabilities={vulns}");
+    println!("scan_report_summary_total={}", seen.get(digest).map_or(0, |s| s.1));
     println!("scan_report_packages={listed}");
     println!("scan_report_expected_packages={}", o.packages + PY_PER_IMAGE);
     Ok(())
