@@ -137,12 +137,13 @@ pub(crate) fn write_osv(out: &Path, records: usize) -> Result<()> {
 
 fn severity(k: u64, salt: u64) -> Option<serde_json::Value> {
     let h = mix(k, salt);
-    (h % 5 != 0).then(|| serde_json::json!([{"type": "CVSS_V3", "score": VECTORS[(h / 5) as usize % VECTORS.len()]}]))
+    (!h.is_multiple_of(5))
+        .then(|| serde_json::json!([{"type": "CVSS_V3", "score": VECTORS[(h / 5) as usize % VECTORS.len()]}]))
 }
 
 fn events(k: u64, introduced: String, fixed: impl FnOnce(u64) -> String) -> serde_json::Value {
     let mut events = vec![serde_json::json!({"introduced": introduced})];
-    if mix(k, 4) % 20 != 0 {
+    if !mix(k, 4).is_multiple_of(20) {
         events.push(serde_json::json!({"fixed": fixed(1 + mix(k, 5) % (RUNGS - 1))}));
     }
     serde_json::Value::Array(events)
@@ -153,7 +154,7 @@ fn events(k: u64, introduced: String, fixed: impl FnOnce(u64) -> String) -> serd
 fn deb_record(k: u64) -> (String, serde_json::Value) {
     // The base system draws more advisories than the rest, as in real life.
     let j = if mix(k, 1) % 10 < 3 { pick(k, 2, DEB_BASE) } else { pick(k, 2, DEB_SOURCES) };
-    let release = if mix(k, 3) % 10 == 0 { "Debian:11" } else { "Debian:12" };
+    let release = if mix(k, 3).is_multiple_of(10) { "Debian:11" } else { "Debian:12" };
     let cve = format!("CVE-{}-{}", 2019 + k % 7, 20000 + k);
     let id = format!("DEBIAN-{cve}");
     let name = deb_source(j);
@@ -191,7 +192,7 @@ fn py_record(k: u64) -> (String, serde_json::Value) {
     let cve = format!("CVE-{}-{}", 2019 + k % 7, 40000 + k);
     let name = py_project(p);
     // Some advisories start at a later release than the first.
-    let introduced = if mix(k, 14) % 4 == 0 { format!("{}.1.0", 1 + p % 4) } else { "0".to_owned() };
+    let introduced = if mix(k, 14).is_multiple_of(4) { format!("{}.1.0", 1 + p % 4) } else { "0".to_owned() };
     let mut record = serde_json::json!({
         "schema_version": "1.6.0",
         "id": id,
@@ -464,7 +465,11 @@ impl Registry {
     }
 }
 
-/// A manifest PUT of `image` under `tag` into `reg`'s repository: its
+/// Each artifact whose scan was seen Success: when first seen so, its
+/// findings and the scan's run time (ms).
+type Seen = Mutex<HashMap<String, (Instant, u64, f64)>>;
+
+/// A manifest PUT under `tag` into `reg`'s repository: its
 /// digest and latency.
 async fn put_manifest(reg: &Registry, tag: &str, manifest: Vec<u8>) -> Result<(String, Duration)> {
     let digest = format!("sha256:{}", hex::encode(Sha256::digest(&manifest)));
@@ -488,7 +493,7 @@ async fn await_scans(
     reg: &Registry,
     repo: &str,
     want: usize,
-    seen: &Mutex<HashMap<String, (Instant, u64, f64)>>,
+    seen: &Seen,
     period: Duration,
     timeout: Duration,
 ) -> Result<()> {
@@ -594,7 +599,7 @@ pub(crate) async fn scan(t: Target, o: ScanOpts) -> Result<()> {
     let repo = "bench-scan/images";
     let target = Arc::new(reg.at(repo));
     let pushed: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let seen: Arc<Mutex<HashMap<String, (Instant, u64, f64)>>> = Arc::default();
+    let seen: Arc<Seen> = Arc::default();
     let images = Arc::new(images);
     let started = Instant::now();
     let poller = {
@@ -616,7 +621,7 @@ pub(crate) async fn scan(t: Target, o: ScanOpts) -> Result<()> {
     poller.await??;
     let secs = started.elapsed().as_secs_f64();
 
-    let (pushed, seen) = (pushed.lock().expect("lock").clone(), seen.lock().expect("lock"));
+    let (pushed, seen) = (pushed.lock().expect("lock").clone(), seen.lock().expect("lock").clone());
     let mut latencies: Vec<f64> = Vec::new();
     let mut findings: Vec<u64> = Vec::new();
     let mut runs: Vec<f64> = Vec::new();
