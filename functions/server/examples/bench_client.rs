@@ -17,9 +17,19 @@
 //! `projects` and `artifacts` seed berth's Harbor API listings (Harbor's
 //! `/api/v2.0`, which Distribution does not have): they count what is there
 //! (`X-Total-Count`) and add the rest, so a run can grow a listing in steps.
+//! `osv` writes a synthetic OSV database and `scan` times berth's scanning
+//! of matching images ([`scan`]):
+//!
+//! ```text
+//! bench_client osv  --out /tmp/osv --records 4000
+//! bench_client scan --base http://127.0.0.1:5000 --pushes 200 --images 200
+//! ```
 //! Credentials (`user:password`) come from `--auth` or `BENCH_AUTH`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "bench_client/scan.rs"]
+mod scan;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -140,6 +150,40 @@ enum Cmd {
         burst: usize,
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+    },
+    /// Writes a synthetic OSV database (`Debian:12`, `Debian:11` and `PyPI`
+    /// records, one JSON file each) for `berth vulndb import`.
+    Osv {
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[arg(long, default_value_t = 4000)]
+        records: usize,
+    },
+    /// Scanning (needs an administrator and the `osv` database imported):
+    /// the p50 of a manifest PUT into a project with `auto_scan` and into
+    /// one without (alternating, one at a time), then the built-in
+    /// scanner's throughput over `images` distinct images pushed
+    /// `concurrency` at a time, from the first push until every scan is
+    /// Success.
+    Scan {
+        #[command(flatten)]
+        target: Target,
+        /// Timed pushes per project (0 skips them).
+        #[arg(long, default_value_t = 200)]
+        pushes: usize,
+        #[arg(long, default_value_t = 200)]
+        images: usize,
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// dpkg packages per image.
+        #[arg(long, default_value_t = 300)]
+        packages: usize,
+        /// Bytes of other files in each base layer, KiB.
+        #[arg(long, default_value_t = 512)]
+        filler_kib: usize,
+        /// How long the scans of each part may take, seconds.
+        #[arg(long, default_value_t = 1800)]
+        scan_timeout: u64,
     },
     /// Pushes distinct small image manifests (one shared config and layer,
     /// an annotation telling them apart) under tags `a00000`, … until the
@@ -804,5 +848,11 @@ async fn main() -> Result<()> {
         Cmd::Projects { target, total, concurrency } => projects(target, total, concurrency).await,
         Cmd::Artifacts { target, total, concurrency } => artifacts(target, total, concurrency).await,
         Cmd::Hooks { target, pushes, burst, concurrency } => hooks(target, pushes, burst, concurrency).await,
+        Cmd::Osv { out, records } => scan::write_osv(&out, records),
+        Cmd::Scan { target, pushes, images, concurrency, packages, filler_kib, scan_timeout } => {
+            ensure!(images > 0, "--images must be positive");
+            let timeout = Duration::from_secs(scan_timeout);
+            scan::scan(target, scan::ScanOpts { pushes, images, concurrency, packages, filler_kib, timeout }).await
+        }
     }
 }
