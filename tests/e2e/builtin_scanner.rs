@@ -570,3 +570,51 @@ async fn a_cve_export_is_its_requesters_csv_downloaded_once() {
     assert_eq!(x["status_text"], "No vulnerabilities found or matched");
     assert_eq!(x["file_present"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_scanning_webhook_carries_the_scan_overview() {
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let sink = received.clone();
+    let receiver = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let sink = sink.clone();
+        async move {
+            if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                sink.lock().unwrap().push(v);
+            }
+            axum::http::StatusCode::OK
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+    let app = TestAppBuilder::default().config(|c| c.queue.max_attempts = 1).local().await;
+    let _workers = app.run_workers();
+    let dir = tempfile::tempdir().unwrap();
+    osv_fixture(dir.path());
+    app.ctx().registry().import_vulndb(vec![dir.path().to_owned()]).await.unwrap();
+    let pid = app.create_project("sec", false).await;
+    app.admin()
+        .put(&format!("/api/v2.0/projects/{pid}"))
+        .json(&json!({"metadata": {"auto_scan": "true"}}))
+        .send()
+        .await
+        .expect(200);
+    app.admin()
+        .post(&format!("/api/v2.0/projects/{pid}/webhook/policies"))
+        .json(&json!({"name": "scans", "enabled": true, "event_types": ["SCANNING_COMPLETED"],
+            "targets": [{"type": "http", "address": url}]}))
+        .send()
+        .await
+        .expect(201);
+    push(&app, "sec/debian", "v1", &debian_image()).await;
+    let event = eventually(Duration::from_secs(30), || async {
+        received.lock().unwrap().iter().find(|e| e["type"] == "SCANNING_COMPLETED").cloned()
+    })
+    .await
+    .expect("no SCANNING_COMPLETED delivery");
+    let o = &event["event_data"]["resources"][0]["scan_overview"][MIME];
+    assert_eq!(o["scan_status"], "Success", "{event}");
+    assert_eq!(o["summary"]["total"], 2, "{event}");
+    assert_eq!(o["severity"], "High");
+}

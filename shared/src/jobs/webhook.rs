@@ -69,10 +69,11 @@ async fn event_data(ctx: &TaskContext, d: &Delivery) -> Value {
     if let (Some(repo), Some(digest)) = (&e.repository, &e.digest) {
         let reference = e.tag.as_ref().map_or_else(|| format!("@{digest}"), |t| format!(":{t}"));
         let url = if host.is_empty() { format!("{repo}{reference}") } else { format!("{host}/{repo}{reference}") };
-        data.insert(
-            "resources".to_owned(),
-            json!([{"digest": digest, "tag": e.tag.clone().unwrap_or_default(), "resource_url": url}]),
-        );
+        let mut resource = json!({"digest": digest, "tag": e.tag.clone().unwrap_or_default(), "resource_url": url});
+        if let Some(overview) = scan_overview(ctx, e, repo, digest).await {
+            resource["scan_overview"] = overview;
+        }
+        data.insert("resources".to_owned(), json!([resource]));
         let (namespace, name) = repo.split_once('/').unwrap_or(("", repo));
         let public = match ctx.registry.project(&ProjectRef::Name(namespace.to_owned())).await {
             Ok(p) => p.metadata.get("public").is_some_and(|v| v == "true"),
@@ -92,6 +93,21 @@ async fn event_data(ctx: &TaskContext, d: &Delivery) -> Value {
         data.insert("custom_attributes".to_owned(), json!({"details": detail}));
     }
     Value::Object(data)
+}
+
+/// A scanning event's `scan_overview` (Harbor's, keyed by the report's
+/// MIME type): the scan as it stands when the delivery is made.
+async fn scan_overview(ctx: &TaskContext, e: &Event, repo: &str, digest: &str) -> Option<Value> {
+    if !matches!(e.kind, EventKind::ScanningCompleted | EventKind::ScanningFailed | EventKind::ScanningStopped) {
+        return None;
+    }
+    let reg = &ctx.registry;
+    let (repo, digest) = (RepoName::parse(repo).ok()?, digest.parse::<crate::oci::Digest>().ok()?);
+    let scanner = reg.project_scanner(repo.project()).await.ok()??;
+    let kind = crate::service::scans::VULNERABILITY;
+    let scan = reg.artifact_scan(Some(&scanner), &digest, kind).await.ok()??;
+    let mime = scan.mime_type.clone();
+    Some(json!({ mime: crate::service::scans::ReportSummary::of(scan) }))
 }
 
 /// The request body and its content type for `d`'s target.

@@ -78,6 +78,39 @@ impl ScanRecord {
     }
 }
 
+/// A scan as Harbor shows it in listings and event payloads, its
+/// `NativeReportSummary`.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct ReportSummary {
+    pub report_id: String,
+    pub scan_status: String,
+    pub severity: String,
+    /// Seconds.
+    pub duration: i64,
+    pub summary: Option<Summary>,
+    pub start_time: String,
+    pub end_time: Option<String>,
+    pub complete_percent: i64,
+    pub scanner: ScannerInfo,
+}
+
+impl ReportSummary {
+    pub fn of(r: ScanRecord) -> Self {
+        let end = (r.end_time > 0).then_some(r.end_time);
+        Self {
+            report_id: r.report_id,
+            scan_status: r.status.name().to_owned(),
+            severity: if r.status == Status::Success { r.severity } else { String::new() },
+            duration: end.map_or(0, |e| (e - r.start_time).max(0) / 1000),
+            summary: r.summary,
+            start_time: super::record::rfc3339_ms(r.start_time),
+            end_time: end.map(super::record::rfc3339_ms),
+            complete_percent: if r.status.is_final() { 100 } else { 0 },
+            scanner: r.scanner,
+        }
+    }
+}
+
 /// How a scan ended.
 #[derive(Debug)]
 pub enum Outcome {

@@ -16,47 +16,20 @@ use serde::{Deserialize, Serialize};
 use super::repositories::RepoPath;
 use super::{ApiError, ApiResult, Caller};
 use crate::http::state::AppState;
-use crate::jobs::Status;
 use crate::jobs::scan::ScanJob;
 use crate::oci::Digest;
 use crate::rbac::{Act, Res};
-use crate::scanner::{ScannerInfo, Summary};
+use crate::scanner::ScannerInfo;
 use crate::service::scanners::Registration;
-use crate::service::scans::{SBOM, ScanRecord, VULNERABILITY};
-
-/// Harbor's `NativeReportSummary`.
-#[derive(Debug, Serialize, schemars::JsonSchema)]
-pub(super) struct ReportSummaryView {
-    report_id: String,
-    scan_status: String,
-    severity: String,
-    duration: i64,
-    summary: Option<Summary>,
-    start_time: String,
-    end_time: Option<String>,
-    complete_percent: i64,
-    scanner: ScannerInfo,
-}
+use crate::service::scans::{ReportSummary, SBOM, ScanRecord, VULNERABILITY};
 
 /// The overview of a scan: Harbor's `ScanOverview`, keyed by the
 /// report's MIME type.
-pub(super) type Overview = BTreeMap<String, ReportSummaryView>;
+pub(super) type Overview = BTreeMap<String, ReportSummary>;
 
-fn summary_view(r: ScanRecord) -> (String, ReportSummaryView) {
-    let done = r.status.is_final();
-    let end = (r.end_time > 0).then_some(r.end_time);
-    let view = ReportSummaryView {
-        report_id: r.report_id,
-        scan_status: r.status.name().to_owned(),
-        severity: if r.status == Status::Success { r.severity } else { String::new() },
-        duration: end.map_or(0, |e| (e - r.start_time).max(0) / 1000),
-        summary: r.summary,
-        start_time: crate::service::record::rfc3339_ms(r.start_time),
-        end_time: end.map(crate::service::record::rfc3339_ms),
-        complete_percent: if done { 100 } else { 0 },
-        scanner: r.scanner,
-    };
-    (r.mime_type, view)
+fn summary_view(r: ScanRecord) -> (String, ReportSummary) {
+    let mime = r.mime_type.clone();
+    (mime, ReportSummary::of(r))
 }
 
 /// Harbor's `SBOMOverview`.
