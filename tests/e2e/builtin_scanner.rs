@@ -618,3 +618,34 @@ async fn a_scanning_webhook_carries_the_scan_overview() {
     assert_eq!(o["summary"]["total"], 2, "{event}");
     assert_eq!(o["severity"], "High");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_scan_task_delivered_twice_scans_once() {
+    let app = TestApp::local().await;
+    let dir = tempfile::tempdir().unwrap();
+    osv_fixture(dir.path());
+    let reg = app.ctx().registry();
+    reg.import_vulndb(vec![dir.path().to_owned()]).await.unwrap();
+    app.create_project("sec", false).await;
+    let d = push(&app, "sec/debian", "v1", &debian_image()).await;
+    let path = format!("/api/v2.0/projects/sec/repositories/debian/artifacts/{d}");
+    app.admin().post(&format!("{path}/scan")).send().await.expect(202);
+
+    // The scan's one message, delivered twice at once and once more after.
+    reg.events().flush().await;
+    let queue = app.ctx().queue.clone();
+    let mut got = queue.receive(berth::queue::JOBS, 10, Duration::from_secs(60), Duration::ZERO).await.unwrap();
+    assert_eq!(got.len(), 1);
+    let msg = got.remove(0);
+    let worker = berth::jobs::host::worker(app.ctx());
+    let (a, b) = tokio::join!(worker.handle(berth::queue::JOBS, &msg), worker.handle(berth::queue::JOBS, &msg));
+    let _ = (a, b);
+    worker.handle(berth::queue::JOBS, &msg).await;
+    let scans = reg.scans_of(&d.parse().unwrap()).await.unwrap();
+    assert_eq!(scans.len(), 1);
+    assert_eq!(scans[0].status, berth::jobs::Status::Success);
+    let tasks = reg.tasks_of(scans[0].execution).await.unwrap();
+    assert_eq!((tasks.len(), tasks[0].run_count), (1, 1), "{tasks:?}");
+    let log = reg.scan_log(&scans[0]).await.unwrap();
+    assert_eq!(log.matches("findings").count(), 1, "{log}");
+}
