@@ -134,7 +134,7 @@ impl ScanJob {
         digest: &Digest,
         mut record: ScanRecord,
     ) -> Result<(), JobError> {
-        if ctx.stopped().await {
+        if reg.scan_stop_requested(&record, ctx.task).await? {
             ctx.log("stopped before it began");
             reg.finish_scan(&record, Outcome::Stopped).await?;
             return Ok(());
@@ -214,7 +214,7 @@ impl ScanJob {
         }
         let started = Instant::now();
         loop {
-            if ctx.stopped().await {
+            if reg.scan_stop_requested(&record, ctx.task).await? {
                 ctx.log("stopped");
                 reg.finish_scan(&record, Outcome::Stopped).await?;
                 return Ok(());

@@ -6,8 +6,8 @@
 //! repository's artifacts a page at a time and starts a scan of each
 //! scannable one ([`crate::service::scans`]), at most once per run and
 //! artifact, counting what it started. Each scan records the run, so the
-//! run's metrics (`/scans/all/metrics`) count its scans' ends, and stopping
-//! the run stops them.
+//! run's metrics (`/scans/all/metrics`) count its scans' ends, and a scan
+//! whose run was stopped ends Stopped.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

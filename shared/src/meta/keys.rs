@@ -79,7 +79,6 @@
 //! a project's cosign keys       P#<project>              COSIGN_KEYS
 //! scan of an artifact           SCAN#<digest>            <scan type>#<registration uuid>
 //! a scan-all run's tallies      X#<execution id>         SCANALL#<Started | a scan status>
-//! a scan-all run's scans        SCANALLX#<execution id>  <scan's execution id, 16 digits>
 //! ```
 //! A repository's tags, manifests, links and referrers share one partition,
 //! so each listing is one query by sort-key prefix. Lists the API pages
@@ -186,15 +185,6 @@ pub fn scan_all_tally(execution: i64, what: &str) -> Key {
 
 pub fn scan_all_tallies(execution: i64) -> (String, &'static str) {
     (format!("X#{execution}"), "SCANALL#")
-}
-
-/// The scans a scan-all run started.
-pub fn scan_all_scans(execution: i64) -> String {
-    format!("SCANALLX#{execution}")
-}
-
-pub fn scan_all_scan(execution: i64, scan_execution: i64) -> Key {
-    (scan_all_scans(execution), format!("{scan_execution:016}"))
 }
 
 pub fn project_cosign_keys(project: &str) -> Key {

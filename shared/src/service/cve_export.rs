@@ -147,6 +147,12 @@ impl Registry {
         Ok(keys)
     }
 
+    /// Whether an export has a file to download (one listing of one key).
+    pub async fn export_has_file(&self, execution: i64) -> ServiceResult<bool> {
+        let page = self.blobs.list(&blob_keys::export_prefix(execution), None, 1).await?;
+        Ok(!page.objects.is_empty())
+    }
+
     /// The export's file: the header and every part, joined.
     pub async fn export_file(&self, execution: i64) -> ServiceResult<Option<bytes::Bytes>> {
         let parts = self.export_parts(execution).await?;

@@ -120,7 +120,8 @@ impl Registry {
     ) -> ServiceResult<bool> {
         let mut subjects = vec![a.digest.clone()];
         if a.parents > 0 {
-            subjects.extend(self.parents_of(repo, &a.digest).await?);
+            // A child of more indexes than this is not looked through.
+            subjects.extend(self.parents_of(repo, &a.digest, 20).await?);
         }
         for subject in subjects {
             let signatures: Vec<Digest> = self

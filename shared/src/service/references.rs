@@ -257,10 +257,11 @@ impl Registry {
 
     /// An artifact's accessories, by digest: those made through `subject`
     /// (the referrers) and cosign's tag-scheme signatures.
-    /// The indexes of `repo` that reference `child`.
-    pub async fn parents_of(&self, repo: &RepoName, child: &Digest) -> ServiceResult<Vec<Digest>> {
+    /// The indexes of `repo` that reference `child` (the first `limit`).
+    pub async fn parents_of(&self, repo: &RepoName, child: &Digest, limit: usize) -> ServiceResult<Vec<Digest>> {
         let prefix = keys::parents_prefix(child);
-        let links = self.meta.query_all(Query::table(keys::repo_partition(repo), prefix.as_str()).keys_only()).await?;
+        let query = Query::table(keys::repo_partition(repo), prefix.as_str()).keys_only().limit(limit);
+        let links = self.meta.query(query).await?.items;
         Ok(links.iter().filter_map(|l| l.sk.strip_prefix(prefix.as_str())?.parse().ok()).collect())
     }
 

@@ -138,9 +138,9 @@ fn not_found(uuid: &str) -> ServiceError {
 impl Registry {
     /// Every registration, by name.
     pub async fn scanners(&self) -> ServiceResult<Vec<Registration>> {
-        let items = self.meta.query_all(Query::table(keys::SCANNERS, "")).await?;
+        let page = self.meta.query(Query::table(keys::SCANNERS, "").limit(MAX_SCANNERS)).await?;
         let mut all =
-            items.into_iter().map(|i| from_item(i, "scanner")).collect::<ServiceResult<Vec<Registration>>>()?;
+            page.items.into_iter().map(|i| from_item(i, "scanner")).collect::<ServiceResult<Vec<Registration>>>()?;
         all.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(all)
     }

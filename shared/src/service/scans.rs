@@ -31,6 +31,9 @@ pub const IMAGE_SCAN: &str = "IMAGE_SCAN";
 pub const SCAN_ALL: &str = "SCAN_ALL";
 pub const VULNERABILITY: &str = "vulnerability";
 pub const SBOM: &str = "sbom";
+/// The scans a digest may have: one per scanner registration (at most 100)
+/// and scan type.
+const SCANS_PER_DIGEST: usize = 200;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScanRecord {
@@ -171,8 +174,9 @@ impl Registry {
 
     /// Every scan of a digest (by any scanner, of any type).
     pub async fn scans_of(&self, digest: &Digest) -> ServiceResult<Vec<ScanRecord>> {
-        let items = self.meta.query_all(Query::table(keys::scans_of(digest), "")).await?;
-        items.into_iter().map(|i| from_item(i, "scan")).collect()
+        // At most one per scanner registration and scan type.
+        let page = self.meta.query(Query::table(keys::scans_of(digest), "").limit(SCANS_PER_DIGEST)).await?;
+        page.items.into_iter().map(|i| from_item(i, "scan")).collect()
     }
 
     /// Starts a scan of `artifact` in `repo` by `scanner`: `Conflict` while
@@ -262,11 +266,9 @@ impl Registry {
         let (pk, sk) = keys::scan(&artifact.digest, scan_type, &scanner.uuid);
         let mut writes = vec![Write::Put { item: to_item(pk, sk, &record, "scan")?, cond }];
         if batch != 0 {
-            // Counted, and findable by the run's stop, with the scan itself.
+            // Counted with the scan itself.
             let (tpk, tsk) = keys::scan_all_tally(batch, "Started");
-            let (spk, ssk) = keys::scan_all_scan(batch, execution);
             writes.push(Write::Add { pk: tpk, sk: tsk, attr: "count".to_owned(), delta: 1, cond: Condition::Always });
-            writes.push(Write::Put { item: crate::meta::Item::new(spk, ssk), cond: Condition::Always });
         }
         match self.meta.transact(writes).await {
             Ok(()) => Ok(Some(record)),
@@ -337,7 +339,8 @@ impl Registry {
     /// A scan-all run's tallies: scans started, and ended by status.
     pub async fn scan_all_tallies(&self, batch: i64) -> ServiceResult<std::collections::BTreeMap<String, u64>> {
         let (pk, prefix) = keys::scan_all_tallies(batch);
-        let items = self.meta.query_all(Query::table(pk, prefix)).await?;
+        // `Started` and one per status.
+        let items = self.meta.query(Query::table(pk, prefix).limit(16)).await?.items;
         Ok(items
             .into_iter()
             .filter_map(|i| {
@@ -347,19 +350,21 @@ impl Registry {
             .collect())
     }
 
-    /// Stops a scan-all run and every scan it started that is under way.
+    /// Stops a scan-all run: it plans nothing more, and each scan it
+    /// started ends Stopped when its task next looks (a scan checks its
+    /// run as well as itself), so stopping costs one write however many
+    /// scans the run started.
     pub async fn stop_scan_all(&self, batch: i64) -> ServiceResult<()> {
-        self.stop_execution(batch).await?;
-        let items = self.meta.query_all(Query::table(keys::scan_all_scans(batch), "").keys_only()).await?;
-        for i in items {
-            if let Ok(x) = i.sk.parse::<i64>() {
-                match self.stop_execution(x).await {
-                    Ok(()) | Err(ServiceError::NotFound(_)) => {}
-                    Err(e) => return Err(e),
-                }
-            }
+        self.stop_execution(batch).await
+    }
+
+    /// Whether a scan was asked to stop: its own execution, or the scan-all
+    /// run that started it.
+    pub async fn scan_stop_requested(&self, record: &ScanRecord, task: i64) -> ServiceResult<bool> {
+        if self.stop_requested(record.execution, task).await? {
+            return Ok(true);
         }
-        Ok(())
+        Ok(record.batch != 0 && self.execution_stop_requested(record.batch).await?)
     }
 
     /// Replaces a scan's record, unless another scan replaced it meanwhile

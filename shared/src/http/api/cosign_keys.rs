@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
-use super::projects::Target;
+use super::projects::{Target, project_for};
 use super::{ApiResult, Body, Caller};
 use crate::http::state::AppState;
 use crate::rbac::{Act, Res};
@@ -24,8 +24,7 @@ pub struct KeysView {
 }
 
 pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, Target(target): Target) -> ApiResult {
-    let project = state.registry.project(&target).await?;
-    caller.require_in(&state, &project, (Res::Project, Act::Read)).await?;
+    let (project, _) = project_for(&state, &caller, &target, (Res::Project, Act::Read)).await?;
     let keys = state.registry.cosign_keys(&project.name).await?.keys;
     Ok(Json(KeysView { keys }).into_response())
 }
@@ -36,8 +35,7 @@ pub async fn put(
     Target(target): Target,
     Body(body): Body<KeysView>,
 ) -> ApiResult {
-    let project = state.registry.project(&target).await?;
-    caller.require_in(&state, &project, (Res::Project, Act::Update)).await?;
+    let (project, _) = project_for(&state, &caller, &target, (Res::Project, Act::Update)).await?;
     let saved = caller.registry(&state).set_cosign_keys(&project.name, CosignKeys { keys: body.keys }).await?;
     Ok(Json(KeysView { keys: saved.keys }).into_response())
 }

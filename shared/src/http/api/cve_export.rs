@@ -119,8 +119,7 @@ async fn own(state: &AppState, caller: &Caller, id: i64) -> ApiResult<Execution>
 async fn view(state: &AppState, x: &Execution) -> ApiResult<ExecutionView> {
     let tasks = state.registry.tasks_of(x.record.id).await?;
     let rows: u64 = tasks.iter().filter_map(|t| t.extra_attrs.get("rows").and_then(serde_json::Value::as_u64)).sum();
-    let file_present =
-        x.status == Status::Success && rows > 0 && !state.registry.export_parts(x.record.id).await?.is_empty();
+    let file_present = x.status == Status::Success && rows > 0 && state.registry.export_has_file(x.record.id).await?;
     let status_text = match x.status {
         Status::Success if rows == 0 => "No vulnerabilities found or matched".to_owned(),
         Status::Success => format!("{rows} vulnerabilities exported"),

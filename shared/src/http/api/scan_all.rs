@@ -37,6 +37,12 @@ fn start_payload() -> serde_json::Value {
     serde_json::to_value(ScanAllTask::default()).unwrap_or_default()
 }
 
+/// How many scans a run's tallies say it started, and how many ended.
+fn started_and_ended(tallies: &BTreeMap<String, u64>) -> (u64, u64) {
+    let started = tallies.get("Started").copied().unwrap_or(0);
+    (started, tallies.iter().filter(|(k, _)| *k != "Started").map(|(_, n)| n).sum())
+}
+
 /// The latest runs, newest first.
 async fn recent(state: &AppState) -> ApiResult<Vec<Execution>> {
     Ok(state.registry.list_executions(SCAN_ALL, SYSTEM_VENDOR, &PageRequest::first(20)).await?.items)
@@ -87,7 +93,9 @@ pub async fn stop(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResu
     let Some(x) = recent(&state).await?.into_iter().next() else {
         return Err(ApiError::bad_request("no scan all job is found"));
     };
-    if x.status == Status::Running {
+    // The run is under way while it plans or any scan it started is open.
+    let (started, ended) = started_and_ended(&state.registry.scan_all_tallies(x.record.id).await?);
+    if x.status == Status::Running || ended < started {
         caller.registry(&state).stop_scan_all(x.record.id).await?;
     }
     Ok(StatusCode::ACCEPTED.into_response())
@@ -101,9 +109,8 @@ async fn metrics_of(state: &AppState, trigger: &str) -> ApiResult {
         return Ok(Json(empty).into_response());
     };
     let tallies = state.registry.scan_all_tallies(x.record.id).await?;
-    let total = tallies.get("Started").copied().unwrap_or(0);
+    let (total, completed) = started_and_ended(&tallies);
     let mut metrics: BTreeMap<String, u64> = tallies.into_iter().filter(|(k, _)| k != "Started").collect();
-    let completed: u64 = metrics.values().sum();
     let open = total.saturating_sub(completed);
     if open > 0 {
         metrics.insert("Running".to_owned(), open);

@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
-use super::projects::Target;
+use super::projects::{Target, project_for};
 use super::{ApiError, ApiResult, Body, Caller, PREFIX, Paging, created};
 use crate::auth::On;
 use crate::http::state::AppState;
@@ -265,8 +265,7 @@ pub async fn metadata(
 
 /// `GET /projects/{p}/scanner`: the scanner the project's scans use.
 pub async fn of_project(State(state): State<Arc<AppState>>, caller: Caller, Target(target): Target) -> ApiResult {
-    let project = state.registry.project(&target).await?;
-    caller.require_in(&state, &project, (Res::Scanner, Act::Read)).await?;
+    let (project, _) = project_for(&state, &caller, &target, (Res::Scanner, Act::Read)).await?;
     match state.registry.project_scanner(&project.name).await? {
         Some(r) => Ok(Json(view(r, None)).into_response()),
         None => Err(ApiError::new(axum::http::StatusCode::NOT_FOUND, "no scanner is configured")),
@@ -279,8 +278,7 @@ pub async fn set_of_project(
     Target(target): Target,
     Body(body): Body<ProjectScannerBody>,
 ) -> ApiResult {
-    let project = state.registry.project(&target).await?;
-    caller.require_in(&state, &project, (Res::Scanner, Act::Create)).await?;
+    let (project, _) = project_for(&state, &caller, &target, (Res::Scanner, Act::Create)).await?;
     caller.registry(&state).set_project_scanner(&ProjectRef::Name(project.name), &body.uuid).await?;
     Ok(axum::http::StatusCode::OK.into_response())
 }
@@ -292,8 +290,7 @@ pub async fn candidates(
     Target(target): Target,
     Query(q): Query<ListQuery>,
 ) -> ApiResult {
-    let project = state.registry.project(&target).await?;
-    caller.require_in(&state, &project, (Res::Scanner, Act::Create)).await?;
+    let (project, _) = project_for(&state, &caller, &target, (Res::Scanner, Act::Create)).await?;
     let (paging, listing) = filtered(&state, &q).await?;
     let rest: Vec<(&str, &str)> =
         [("q", &q.q), ("sort", &q.sort)].into_iter().filter_map(|(k, v)| v.as_deref().map(|v| (k, v))).collect();
