@@ -649,3 +649,89 @@ async fn a_scan_task_delivered_twice_scans_once() {
     let log = reg.scan_log(&scans[0]).await.unwrap();
     assert_eq!(log.matches("findings").count(), 1, "{log}");
 }
+
+/// Handles every message of the jobs queue twice at once and once more, as
+/// a queue delivering each twice would, until none is left.
+async fn drain_twice(app: &TestApp) {
+    let reg = app.ctx().registry();
+    let queue = app.ctx().queue.clone();
+    let worker = berth::jobs::host::worker(app.ctx());
+    for _ in 0..50 {
+        reg.events().flush().await;
+        let got = queue.receive(berth::queue::JOBS, 10, Duration::from_secs(120), Duration::ZERO).await.unwrap();
+        if got.is_empty() {
+            return;
+        }
+        for msg in &got {
+            let _ = tokio::join!(worker.handle(berth::queue::JOBS, msg), worker.handle(berth::queue::JOBS, msg));
+            worker.handle(berth::queue::JOBS, msg).await;
+        }
+    }
+    panic!("the jobs queue never emptied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scan_all_and_export_tasks_delivered_twice_count_once() {
+    let app = TestApp::local().await;
+    let dir = tempfile::tempdir().unwrap();
+    osv_fixture(dir.path());
+    app.ctx().registry().import_vulndb(vec![dir.path().to_owned()]).await.unwrap();
+    let pid = app.create_project("sec", false).await;
+    push(&app, "sec/debian", "v1", &debian_image()).await;
+
+    app.admin()
+        .post("/api/v2.0/system/scanAll/schedule")
+        .json(&json!({"schedule": {"type": "Manual"}}))
+        .send()
+        .await
+        .expect(201);
+    drain_twice(&app).await;
+    let m: Value = app.admin().get("/api/v2.0/scans/all/metrics").send().await.expect(200).json();
+    assert_eq!((m["total"].as_u64(), m["completed"].as_u64()), (Some(1), Some(1)), "{m}");
+    assert_eq!(m["metrics"]["Success"], 1, "{m}");
+
+    let id = app
+        .admin()
+        .post("/api/v2.0/export/cve")
+        .header("x-scan-data-type", MIME)
+        .json(&json!({"projects": [pid]}))
+        .send()
+        .await
+        .expect(200)
+        .json::<Value>()["id"]
+        .as_i64()
+        .unwrap();
+    drain_twice(&app).await;
+    let csv = app.admin().get(&format!("/api/v2.0/export/cve/download/{id}")).send().await.expect(200).text();
+    assert_eq!(csv.lines().count(), 3, "one header, two findings, nothing twice: {csv}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopped_scan_all_stops_the_scans_it_started() {
+    let app = TestApp::local().await;
+    let dir = tempfile::tempdir().unwrap();
+    osv_fixture(dir.path());
+    let reg = app.ctx().registry();
+    reg.import_vulndb(vec![dir.path().to_owned()]).await.unwrap();
+    app.create_project("sec", false).await;
+    let d: berth::oci::Digest = push(&app, "sec/debian", "v1", &debian_image()).await.parse().unwrap();
+    app.admin()
+        .post("/api/v2.0/system/scanAll/schedule")
+        .json(&json!({"schedule": {"type": "Manual"}}))
+        .send()
+        .await
+        .expect(201);
+    // Run the run's own tasks (plan, repository) until its scan is queued.
+    let (queue, worker) = (app.ctx().queue.clone(), berth::jobs::host::worker(app.ctx()));
+    while reg.scans_of(&d).await.unwrap().is_empty() {
+        reg.events().flush().await;
+        let got = queue.receive(berth::queue::JOBS, 1, Duration::from_secs(120), Duration::ZERO).await.unwrap();
+        assert!(!got.is_empty(), "the run queued no scan");
+        worker.handle(berth::queue::JOBS, &got[0]).await;
+    }
+    app.admin().post("/api/v2.0/system/scanAll/stop").send().await.expect(202);
+    drain_twice(&app).await;
+    assert_eq!(reg.scans_of(&d).await.unwrap()[0].status, berth::jobs::Status::Stopped);
+    let m: Value = app.admin().get("/api/v2.0/scans/all/metrics").send().await.expect(200).json();
+    assert_eq!((m["total"].as_u64(), m["metrics"]["Stopped"].as_u64()), (Some(1), Some(1)), "{m}");
+}

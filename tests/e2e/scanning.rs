@@ -339,3 +339,17 @@ async fn scanner_registrations_are_checked_and_administered() {
     assert_eq!(deleted["name"], "renamed");
     admin.get(&format!("/api/v2.0/scanners/{uuid}")).send().await.expect(404);
 }
+
+/// Harbor's project permission test: a robot holding `scan` scans and
+/// generates SBOMs.
+#[tokio::test]
+async fn a_project_robot_with_scan_permissions_scans() {
+    let app = TestApp::local().await;
+    app.create_project("robo", false).await;
+    let digest = app.push_image("robo/app", "v1").await;
+    let robot = app.project_robot("robo", "scanner", &[("scan", "create"), ("scan", "read"), ("scan", "stop")]).await;
+    let path = format!("/api/v2.0/projects/robo/repositories/app/artifacts/{digest}/scan");
+    app.robot(&robot).get(&format!("{path}/nope/log")).send().await.expect(404);
+    app.robot(&robot).post(&path).json(&json!({"scan_type": "vulnerability"})).send().await.expect(202);
+    app.robot(&robot).post(&path).json(&json!({"scan_type": "sbom"})).send().await.expect(202);
+}

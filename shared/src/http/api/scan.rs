@@ -2,7 +2,7 @@
 //! `…/scan/{report_id}/log`, `…/additions/vulnerabilities`, and the
 //! `scan_overview` of artifact listings, over [`crate::service::scans`].
 //! Scans use the project's scanner ([`crate::service::scanners`]) and
-//! follow the project's `scan` role (`sbom` for SBOM scans).
+//! follow the project's `scan` role, SBOM scans too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -106,16 +106,26 @@ fn scan_type(body: &[u8]) -> ApiResult<&'static str> {
     }
 }
 
-fn resource(scan_type: &str) -> Res {
-    if scan_type == SBOM { Res::Sbom } else { Res::Scan }
-}
-
-async fn scanner_of(state: &AppState, project: &str) -> ApiResult<Registration> {
-    state
+/// What a scan request is about, after checking `act` on the project's
+/// scans: the type, the artifact and the project's scanner.
+async fn scan_target(
+    state: &AppState,
+    caller: &Caller,
+    path: &RepoPath,
+    body: &[u8],
+    act: Act,
+) -> ApiResult<(&'static str, crate::service::artifacts::ArtifactInfo, Registration)> {
+    let scan_type = scan_type(body)?;
+    // Both scan types are the project's `scan` (Harbor's permission tests
+    // have a robot holding only `scan` generate SBOMs).
+    let project = path.require(state, caller, (Res::Scan, act)).await?;
+    let artifact = state.registry.artifact(path.repo(), &path.reference()?).await?;
+    let scanner = state
         .registry
-        .project_scanner(project)
+        .project_scanner(&project.name)
         .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no scanner is configured for the project"))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no scanner is configured for the project"))?;
+    Ok((scan_type, artifact, scanner))
 }
 
 /// `POST …/scan`: starts a scan (202); 409 while one runs.
@@ -125,10 +135,7 @@ pub async fn scan(
     path: RepoPath,
     body: axum::body::Bytes,
 ) -> ApiResult {
-    let scan_type = scan_type(&body)?;
-    let project = path.require(&state, &caller, (resource(scan_type), Act::Create)).await?;
-    let artifact = state.registry.artifact(path.repo(), &path.reference()?).await?;
-    let scanner = scanner_of(&state, &project.name).await?;
+    let (scan_type, artifact, scanner) = scan_target(&state, &caller, &path, &body, Act::Create).await?;
     caller
         .registry(&state)
         .start_scan(
@@ -152,10 +159,7 @@ pub async fn stop(
     path: RepoPath,
     body: axum::body::Bytes,
 ) -> ApiResult {
-    let scan_type = scan_type(&body)?;
-    let project = path.require(&state, &caller, (resource(scan_type), Act::Stop)).await?;
-    let artifact = state.registry.artifact(path.repo(), &path.reference()?).await?;
-    let scanner = scanner_of(&state, &project.name).await?;
+    let (scan_type, artifact, scanner) = scan_target(&state, &caller, &path, &body, Act::Stop).await?;
     match state.registry.artifact_scan(Some(&scanner), &artifact.digest, scan_type).await? {
         Some(r) => {
             if !r.status.is_final() {
