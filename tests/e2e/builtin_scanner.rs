@@ -38,7 +38,7 @@ pub(crate) fn layer(files: &[(&str, Option<&str>)]) -> Vec<u8> {
     gz.finish().unwrap()
 }
 
-async fn push(app: &TestApp, repo: &str, tag: &str, layers: &[Vec<u8>]) -> String {
+pub(crate) async fn push(app: &TestApp, repo: &str, tag: &str, layers: &[Vec<u8>]) -> String {
     let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let config_digest = app.upload_blob(repo, config).await;
     let mut m = image_manifest(&config_digest, config.len() as u64);
@@ -68,7 +68,7 @@ pub(crate) fn debian_image() -> Vec<Vec<u8>> {
     ]
 }
 
-fn alpine_image() -> Vec<Vec<u8>> {
+pub(crate) fn alpine_image() -> Vec<Vec<u8>> {
     vec![layer(&[
         ("etc/os-release", Some("ID=alpine\nVERSION_ID=3.19.1\nPRETTY_NAME=\"Alpine Linux v3.19\"\n")),
         (
@@ -121,7 +121,7 @@ pub(crate) fn osv_fixture(dir: &std::path::Path) {
 
 /// The findings of an artifact's report once its scan has ended: its
 /// overview and (id, package, severity, fix version) of each finding.
-async fn report(app: &TestApp, repo: &str, digest: &str) -> (Value, Vec<(String, String, String, String)>) {
+pub(crate) async fn report(app: &TestApp, repo: &str, digest: &str) -> (Value, Vec<(String, String, String, String)>) {
     let path = format!("/api/v2.0/projects/sec/repositories/{repo}/artifacts/{digest}");
     let overview = eventually(Duration::from_secs(30), || async {
         let a: Value = app.admin().get(&format!("{path}?with_scan_overview=true")).send().await.expect(200).json();

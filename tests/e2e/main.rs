@@ -33,6 +33,7 @@ mod quotas;
 mod replicas;
 mod retention;
 mod scanning;
+mod security_hub;
 mod startup;
 mod syft_parity;
 mod tokens;

@@ -48,6 +48,7 @@ pub mod sboms;
 pub mod scanners;
 pub mod scans;
 pub mod schedules;
+pub mod security_hub;
 pub mod selectors;
 pub mod sessions;
 pub mod settings;
