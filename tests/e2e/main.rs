@@ -32,6 +32,7 @@ mod pull_policy_clients;
 mod quotas;
 mod replicas;
 mod retention;
+mod scanner_adapter;
 mod scanning;
 mod security_hub;
 mod startup;

@@ -15,6 +15,7 @@
 //! ([`paging`]); account changes reach every replica through the account
 //! epoch ([`revocation`]).
 
+pub mod adapter_scans;
 pub mod additions;
 pub mod artifacts;
 pub mod audit;
