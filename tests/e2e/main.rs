@@ -21,6 +21,7 @@ mod gc;
 mod harbor_api;
 mod identity;
 mod immutability;
+mod import;
 mod jobservice;
 mod labels;
 mod ldap;

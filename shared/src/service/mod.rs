@@ -28,6 +28,7 @@ pub mod executions;
 pub mod gc;
 pub mod groups;
 pub mod immutability;
+pub mod import;
 pub mod jobqueues;
 pub mod labels;
 pub mod manifests;
