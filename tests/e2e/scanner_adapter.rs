@@ -41,7 +41,7 @@ async fn another_registry_scans_through_berths_adapter() {
     osv_fixture(dir.path());
     scanner.ctx().registry().import_vulndb(vec![dir.path().to_owned()]).await.unwrap();
 
-    let (requester, _w2, _) = served().await;
+    let (requester, _w2, requester_url) = served().await;
     let body = json!({
         "name": "remote-berth", "url": format!("{scanner_url}/scanner-adapter"),
         "auth": "Basic", "access_credential": format!("admin:{ADMIN_PASSWORD}"),
@@ -75,6 +75,45 @@ async fn another_registry_scans_through_berths_adapter() {
     let ids: Vec<&str> = found.iter().map(|f| f.0.as_str()).collect();
     assert_eq!(ids, ["CVE-2023-32681", "CVE-2026-1000"], "the same findings as the scanner in place");
     assert_eq!(o["scanner"]["name"], "berth");
+    // Asked directly, the adapter makes a CycloneDX SBOM of the same image,
+    // pulled with a token of the requester's.
+    let token: Value = reqwest::Client::new()
+        .get(format!("{requester_url}/service/token?scope=repository:sec/debian:pull"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let request = json!({
+        "registry": {"url": requester_url, "authorization": format!("Bearer {}", token["token"].as_str().unwrap())},
+        "artifact": {"repository": "sec/debian", "digest": digest, "mime_type": "application/vnd.oci.image.manifest.v1+json"},
+        "enabled_capabilities": [{"type": "sbom", "produces_mime_types": ["application/vnd.security.sbom.report+json; version=1.0"],
+                                  "parameters": {"sbom_media_types": ["application/vnd.cyclonedx+json"]}}],
+    });
+    let id =
+        scanner.admin().post(&format!("{BASE}/scan")).json(&request).send().await.expect(202).json::<Value>()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let sbom = eventually(Duration::from_secs(30), || async {
+        let r = scanner
+            .admin()
+            .get(&format!("{BASE}/scan/{id}/report"))
+            .header("accept", "application/vnd.security.sbom.report+json; version=1.0")
+            .send()
+            .await;
+        (r.code() == 200).then(|| r.json::<Value>())
+    })
+    .await
+    .expect("no SBOM report");
+    assert_eq!(sbom["media_type"], "application/vnd.cyclonedx+json");
+    assert_eq!(sbom["sbom"]["specVersion"], "1.5");
+    let names: Vec<&str> =
+        sbom["sbom"]["components"].as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
+    assert!(names.contains(&"libssl3") && names.contains(&"requests"), "{names:?}");
+
     // The scanning berth ran it as its own job, once.
     let runs = scanner
         .ctx()
@@ -82,8 +121,8 @@ async fn another_registry_scans_through_berths_adapter() {
         .list_executions("ADAPTER_SCAN", 0, &berth::service::paging::PageRequest::first(10))
         .await
         .unwrap();
-    assert_eq!(runs.items.len(), 1);
-    assert_eq!(runs.items[0].status, berth::jobs::Status::Success);
+    assert_eq!(runs.items.len(), 2, "the vulnerability scan and the SBOM");
+    assert!(runs.items.iter().all(|r| r.status == berth::jobs::Status::Success));
 }
 
 #[tokio::test]

@@ -48,7 +48,17 @@ fn row(cve: &str, repo: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_security_hub_sums_the_scans_and_lists_their_findings() {
-    let app = TestAppBuilder::default().config(|c| c.queue.max_attempts = 1).local().await;
+    hub(TestAppBuilder::default().config(|c| c.queue.max_attempts = 1).local().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_security_hub_on_the_aws_backends() {
+    if let Some(app) = TestAppBuilder::default().config(|c| c.queue.max_attempts = 1).aws("hub").await {
+        hub(app).await;
+    }
+}
+
+async fn hub(app: TestApp) {
     let _workers = app.run_workers();
     let dir = tempfile::tempdir().unwrap();
     osv_fixture(dir.path());

@@ -49,6 +49,18 @@ pub fn scan_type_of(request: &ScanRequest) -> &str {
     request.enabled_capabilities.first().map_or("vulnerability", |c| c.kind.as_str())
 }
 
+/// The SBOM format a request asks for (v1.2's `sbom_media_types`), SPDX
+/// when it names none berth makes.
+pub fn sbom_format_of(request: &ScanRequest) -> &'static str {
+    let asked = request.enabled_capabilities.first().and_then(|c| c.parameters.as_ref()?.get("sbom_media_types"));
+    let names = |m: &str| asked.and_then(|a| a.as_array()).is_some_and(|a| a.iter().any(|v| v.as_str() == Some(m)));
+    if names(crate::scanner::SPDX_MIME) || !names(crate::scanner::CYCLONEDX_MIME) {
+        crate::scanner::SPDX_MIME
+    } else {
+        crate::scanner::CYCLONEDX_MIME
+    }
+}
+
 #[async_trait]
 impl Job for AdapterScanJob {
     fn kind(&self) -> &'static str {
@@ -83,7 +95,9 @@ impl Job for AdapterScanJob {
         let layers = builtin::layers_of(&manifest);
         let artifact = builtin::artifact_json(repo, &request.artifact.digest, &manifest.media_type);
         let body = if scan_type_of(&request) == "sbom" {
-            builtin::sbom_of_layers(&source, layers, artifact).await.map_err(fatal)?.0
+            let format = sbom_format_of(&request);
+            ctx.log(format!("SBOM as {format}"));
+            builtin::sbom_of_layers(&source, layers, artifact, format).await.map_err(fatal)?.0
         } else {
             let (body, report) = builtin::scan_layers(&ctx.registry, &source, layers, artifact).await.map_err(fatal)?;
             ctx.log(format!("{} findings", report.vulnerabilities.len()));

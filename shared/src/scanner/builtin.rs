@@ -16,8 +16,8 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::oci::RepoName;
 use crate::scanner::{
-    AdapterMetadata, CONSUMED_MIMES, Capability, HARBOR_REPORT_MIME, SBOM_REPORT_MIME, SECURITY_REPORT_MIME, SPDX_MIME,
-    ScannerInfo, Vulnerability, VulnerabilityReport,
+    AdapterMetadata, CONSUMED_MIMES, CYCLONEDX_MIME, Capability, HARBOR_REPORT_MIME, SBOM_REPORT_MIME,
+    SECURITY_REPORT_MIME, SPDX_MIME, ScannerInfo, Vulnerability, VulnerabilityReport,
 };
 use crate::service::artifacts::ArtifactInfo;
 use crate::service::{Registry, ServiceResult};
@@ -298,26 +298,32 @@ pub async fn sbom(
     artifact: &ArtifactInfo,
 ) -> Result<(bytes::Bytes, bytes::Bytes), String> {
     let source = LayerSource::Local(reg.clone());
-    sbom_of_layers(&source, layers_of(&artifact.manifest), artifact_ref(repo, artifact)).await
+    sbom_of_layers(&source, layers_of(&artifact.manifest), artifact_ref(repo, artifact), SPDX_MIME).await
 }
 
 /// Makes the SBOM of an image's `layers` (`artifact` is what the report
-/// says it is of: its `repository` and `digest` name the document).
+/// says it is of: its `repository` and `digest` name the document), as
+/// CycloneDX 1.5 when `media_type` asks for it, else SPDX 2.3.
 pub async fn sbom_of_layers(
     source: &LayerSource,
     layers: Vec<(String, crate::oci::Digest)>,
     artifact: serde_json::Value,
+    media_type: &str,
 ) -> Result<(bytes::Bytes, bytes::Bytes), String> {
     let inv = inventory(source, layers).await?;
     let created = crate::service::record::rfc3339_ms(crate::events::now_ms());
     let field = |k: &str| artifact.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
     let subject = berth_scanner::Subject { repository: field("repository"), digest: field("digest") };
-    let document = berth_scanner::spdx(&inv, &subject, &created);
+    let (document, media_type) = if media_type.starts_with(CYCLONEDX_MIME) {
+        (berth_scanner::cyclonedx(&inv, &subject, &created), CYCLONEDX_MIME)
+    } else {
+        (berth_scanner::spdx(&inv, &subject, &created), SPDX_MIME)
+    };
     let report = serde_json::json!({
         "generated_at": created,
         "artifact": artifact,
         "scanner": info(),
-        "media_type": SPDX_MIME,
+        "media_type": media_type,
         "sbom": document,
     });
     let document = serde_json::to_vec(&document).map_err(|e| e.to_string())?;
