@@ -238,12 +238,7 @@ async fn the_builtin_scanner_reports_exactly_the_expected_cves() {
     app.admin().delete(&format!("/api/v2.0/scanners/{own}")).send().await.expect(403);
 
     let pid = app.create_project("sec", false).await;
-    app.admin()
-        .put(&format!("/api/v2.0/projects/{pid}"))
-        .json(&json!({"metadata": {"auto_scan": "true"}}))
-        .send()
-        .await
-        .expect(200);
+    app.set_project_metadata(pid, json!({"auto_scan": "true"})).await;
 
     // Before any database: the scan fails and says why.
     let early = push(&app, "sec/early", "v1", &[layer(&[("var/lib/dpkg/status", Some(DPKG_STATUS))])]).await;
@@ -384,12 +379,7 @@ async fn an_sbom_is_made_on_push_listed_with_its_subject_and_deleted_with_it() {
     let app = TestAppBuilder::default().config(|c| c.queue.max_attempts = 1).local().await;
     let _workers = app.run_workers();
     let pid = app.create_project("sec", false).await;
-    app.admin()
-        .put(&format!("/api/v2.0/projects/{pid}"))
-        .json(&json!({"metadata": {"auto_sbom_generation": "true"}}))
-        .send()
-        .await
-        .expect(200);
+    app.set_project_metadata(pid, json!({"auto_sbom_generation": "true"})).await;
     let d = push(&app, "sec/debian", "v1", &debian_image()).await;
     let path = format!("/api/v2.0/projects/sec/repositories/debian/artifacts/{d}");
     let o = sbom_done(&app, &path).await;
@@ -534,12 +524,7 @@ async fn a_push_event_delivered_twice_starts_one_scan() {
     let app = TestApp::local().await;
     let pid = app.create_project("sec", false).await;
     let d = push(&app, "sec/debian", "v1", &debian_image()).await;
-    app.admin()
-        .put(&format!("/api/v2.0/projects/{pid}"))
-        .json(&json!({"metadata": {"auto_scan": "true"}}))
-        .send()
-        .await
-        .expect(200);
+    app.set_project_metadata(pid, json!({"auto_scan": "true"})).await;
     let reg = app.ctx().registry();
     let repo = berth::oci::RepoName::parse("sec/debian").unwrap();
     let digest: berth::oci::Digest = d.parse().unwrap();
@@ -576,12 +561,7 @@ async fn a_cve_export_is_its_requesters_csv_downloaded_once() {
     app.create_user("other", "Passw0rd!x").await;
     app.add_member(pid, "owner", 1).await;
     app.add_member(quiet, "owner", 1).await;
-    app.admin()
-        .put(&format!("/api/v2.0/projects/{pid}"))
-        .json(&json!({"metadata": {"auto_scan": "true"}}))
-        .send()
-        .await
-        .expect(200);
+    app.set_project_metadata(pid, json!({"auto_scan": "true"})).await;
     let d = push(&app, "sec/debian", "v1", &debian_image()).await;
     report(&app, "debian", &d).await;
 
@@ -671,12 +651,7 @@ async fn a_scanning_webhook_carries_the_scan_overview() {
     osv_fixture(dir.path());
     app.ctx().registry().import_vulndb(vec![dir.path().to_owned()]).await.unwrap();
     let pid = app.create_project("sec", false).await;
-    app.admin()
-        .put(&format!("/api/v2.0/projects/{pid}"))
-        .json(&json!({"metadata": {"auto_scan": "true"}}))
-        .send()
-        .await
-        .expect(200);
+    app.set_project_metadata(pid, json!({"auto_scan": "true"})).await;
     app.admin()
         .post(&format!("/api/v2.0/projects/{pid}/webhook/policies"))
         .json(&json!({"name": "scans", "enabled": true, "event_types": ["SCANNING_COMPLETED"],

@@ -75,12 +75,7 @@ async fn a_pull_needs_a_signature_by_a_key_of_the_project() {
     app.user("dev", "Passw0rd!x").get(keys).send().await.expect(200);
     app.user("dev", "Passw0rd!x").put(keys).json(&json!({"keys": []})).send().await.expect(403);
 
-    app.admin()
-        .put(&format!("/api/v2.0/projects/{pid}"))
-        .json(&json!({"metadata": {"enable_content_trust_cosign": "true"}}))
-        .send()
-        .await
-        .expect(200);
+    app.set_project_metadata(pid, json!({"enable_content_trust_cosign": "true"})).await;
     let x = app.push_image("signed/app", "x").await;
     let y = app.push_image("signed/app", "y").await;
     tokio::time::sleep(berth::service::pull_policy::POLICY_TTL).await;

@@ -62,13 +62,7 @@ async fn another_registry_scans_through_berths_adapter() {
         .send()
         .await
         .expect(200);
-    requester
-        .admin()
-        .put(&format!("/api/v2.0/projects/{pid}"))
-        .json(&json!({"metadata": {"auto_scan": "true"}}))
-        .send()
-        .await
-        .expect(200);
+    requester.set_project_metadata(pid, json!({"auto_scan": "true"})).await;
     let digest = push(&requester, "sec/debian", "v1", &debian_image()).await;
     let (o, found) = report(&requester, "debian", &digest).await;
     assert_eq!(o["scan_status"], "Success", "{o}");

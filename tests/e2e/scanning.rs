@@ -168,12 +168,7 @@ async fn an_adapter_scans_on_push_and_on_demand() {
 
     // Scan on push.
     let pid = app.create_project("scanme", false).await;
-    app.admin()
-        .put(&format!("/api/v2.0/projects/{pid}"))
-        .json(&json!({"metadata": {"auto_scan": "true"}}))
-        .send()
-        .await
-        .expect(200);
+    app.set_project_metadata(pid, json!({"auto_scan": "true"})).await;
     let digest = app.push_image("scanme/app", "v1").await;
     let path = format!("/api/v2.0/projects/scanme/repositories/app/artifacts/{digest}");
     let o = scanned(&app, &path).await;

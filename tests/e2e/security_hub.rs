@@ -68,12 +68,7 @@ async fn hub(app: TestApp) {
     assert_eq!(empty["dangerous_cves"], json!([]));
 
     let pid = app.create_project("sec", false).await;
-    app.admin()
-        .put(&format!("/api/v2.0/projects/{pid}"))
-        .json(&json!({"metadata": {"auto_scan": "true"}}))
-        .send()
-        .await
-        .expect(200);
+    app.set_project_metadata(pid, json!({"auto_scan": "true"})).await;
     let d = push(&app, "sec/debian", "v1", &debian_image()).await;
     let a = push(&app, "sec/alpine", "v1", &alpine_image()).await;
     let plain = push(&app, "sec/plain", "v1", &[layer(&[("etc/hostname", Some("plain\n"))])]).await;

@@ -331,6 +331,16 @@ impl TestApp {
     /// Makes a user a member of a project (by id) with Harbor's role id
     /// (1 project admin, 2 developer, 3 guest, 4 maintainer, 5 limited
     /// guest); the member id.
+    /// Sets project metadata (`{"auto_scan": "true"}`) as the administrator.
+    pub async fn set_project_metadata(&self, project_id: i64, metadata: Value) {
+        self.admin()
+            .put(&format!("/api/v2.0/projects/{project_id}"))
+            .json(&serde_json::json!({ "metadata": metadata }))
+            .send()
+            .await
+            .expect(200);
+    }
+
     pub async fn add_member(&self, project_id: i64, username: &str, role: i64) -> i64 {
         let body = json!({"role_id": role, "member_user": {"username": username}});
         let path = format!("/api/v2.0/projects/{project_id}/members");
