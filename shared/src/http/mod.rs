@@ -1,12 +1,14 @@
 //! The HTTP surface, one axum `Router` for every host (the `berth` server,
 //! containers, the `api` Lambda): `/v2` (OCI distribution), health,
-//! `/service/token`, `/api/v2.0` and the portal's `/c/` endpoints.
+//! `/service/token`, `/api/v2.0`, the portal's `/c/` endpoints and its
+//! pages.
 //!
 //! Handlers parse and authorize requests, call services and map service
 //! errors to the protocol's error body; they hold no registry rules.
 
 pub mod api;
 pub mod metrics;
+mod pages;
 mod portal;
 mod router;
 pub mod serve;

@@ -1,0 +1,189 @@
+//! The portal in a real browser: headless Chromium, driven by Selenium
+//! (tests/e2e/portal_browser.py), against the real `berth` binary, with
+//! images pushed and pulled by skopeo. Each scenario saves a screenshot of
+//! every page it visits under `BERTH_TEST_SCREENSHOTS` (default
+//! `target/portal-screenshots/`) and prints the file names.
+//!
+//! Beside the browser: the headers every page carries (the CSP that
+//! forbids inline script, the assets' long cache lifetime) and the page
+//! weights, over plain HTTP.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::Server;
+use crate::support::cli::{installed_tool, ok, require};
+
+const PASSWORD: &str = "Harbor12345";
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// The Python with Selenium installed (`.ci/run` makes the venv).
+fn selenium_python() -> PathBuf {
+    installed_tool("BERTH_TEST_SELENIUM_PYTHON", "selenium-venv/bin/python")
+}
+
+fn screenshots() -> PathBuf {
+    std::env::var_os("BERTH_TEST_SCREENSHOTS")
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/portal-screenshots"), PathBuf::from)
+}
+
+/// An OCI layout holding a small image `base` (umoci: a config, no layers).
+fn image_layout(dir: &Path) -> PathBuf {
+    require("umoci", &["--version"]);
+    let layout = dir.join("image");
+    ok(Command::new("umoci").arg("init").arg("--layout").arg(&layout));
+    ok(Command::new("umoci").arg("new").arg("--image").arg(format!("{}:base", layout.display())));
+    layout
+}
+
+/// Runs one scenario of the browser script against a fresh berth and
+/// checks that it reached every step.
+fn scenario(name: &str, steps: &[&str]) {
+    require("skopeo", &["--version"]);
+    let python = selenium_python();
+    assert!(python.exists(), "selenium is missing: {} (run .ci/run)", python.display());
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = image_layout(tmp.path());
+    let server = Server::start(tmp.path(), &["--data", "data"], &[("BERTH_ADMIN_PASSWORD", PASSWORD)]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/e2e/portal_browser.py");
+    let shots = screenshots();
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = crate::support::cli::exec(
+        Command::new(python).args([script, name, &server.url(""), PASSWORD]).arg(&layout).arg(&shots),
+        None,
+        Duration::from_secs(600),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "the {name} scenario failed:\n{stdout}\n{}\nberth's log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log_text()
+    );
+    for step in steps {
+        assert!(stdout.contains(step), "step {step:?} missing:\n{stdout}");
+    }
+    assert!(stdout.contains("screenshot "), "no screenshots:\n{stdout}");
+}
+
+/// Sign in as admin, create a project, push an image and find it with its
+/// tags, add and remove a tag, add a member, create a robot and pull with
+/// its secret, save the configuration, sign in as the member and see what
+/// a developer may do, delete the artifact.
+#[test]
+fn portal_journey() {
+    scenario(
+        "journey",
+        &[
+            "wrong password refused",
+            "signed in as admin",
+            "project created",
+            "pushed image listed with its tag",
+            "tags added and removed",
+            "member added",
+            "robot pulled with its secret",
+            "configuration saved",
+            "member sees what a developer may do",
+            "artifact deleted",
+            "journey done",
+        ],
+    );
+}
+
+/// Names made of HTML and script metacharacters render as text on every
+/// page, and no script of theirs runs.
+#[test]
+fn portal_hostile_names() {
+    scenario(
+        "hostile",
+        &[
+            "hostile artifacts rendered as text",
+            "hostile artifact rendered as text",
+            "hostile robots rendered as text",
+            "hostile members rendered as text",
+            "hostile reflected rendered as text",
+            "hostile done",
+        ],
+    );
+}
+
+/// Each of the five roles is offered exactly the project tabs and actions
+/// it may use.
+#[test]
+fn portal_roles() {
+    scenario(
+        "roles",
+        &[
+            "role projectAdmin offered exactly its actions",
+            "role maintainer offered exactly its actions",
+            "role developer offered exactly its actions",
+            "role guest offered exactly its actions",
+            "role limitedGuest offered exactly its actions",
+            "roles done",
+        ],
+    );
+}
+
+/// Every page carries the CSP; the assets are immutable for a year under
+/// their hashed names; a visitor is sent to sign in; a form without the
+/// session's CSRF token is refused.
+#[test]
+fn portal_headers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(tmp.path(), &["--data", "data"], &[("BERTH_ADMIN_PASSWORD", PASSWORD)]);
+    let client = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+
+    let root = client.get(server.url("/")).send().unwrap();
+    assert_eq!(root.status(), 303);
+    assert_eq!(root.headers()["location"], "/account/sign-in");
+    let projects = client.get(server.url("/harbor/projects")).send().unwrap();
+    assert_eq!(projects.status(), 303);
+    assert_eq!(projects.headers()["location"], "/account/sign-in?redirect_url=%2Fharbor%2Fprojects");
+
+    let page = client.get(server.url("/account/sign-in")).send().unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-security-policy"], CSP);
+    let html = page.text().unwrap();
+    assert!(!html.contains("<script>") && !html.contains("style="), "inline script or style:\n{html}");
+    for ext in ["css", "js"] {
+        let path = html_asset(&html, ext);
+        let asset = client.get(server.url(&path)).send().unwrap();
+        assert_eq!(asset.status(), 200, "{path}");
+        assert_eq!(asset.headers()["cache-control"], "public, max-age=31536000, immutable");
+    }
+    assert_eq!(client.get(server.url("/assets/portal.0000000000000000.css")).send().unwrap().status(), 404);
+
+    // Signed in: a form posted without the CSRF field is refused.
+    let login = client
+        .post(server.url("/account/sign-in"))
+        .form(&[("principal", "admin"), ("password", PASSWORD)])
+        .send()
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let cookies: Vec<String> = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect();
+    let cookie = cookies.join("; ");
+    let refused = client
+        .post(server.url("/harbor/projects"))
+        .header("cookie", &cookie)
+        .form(&[("project_name", "nocsrf")])
+        .send()
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let listed = client.get(server.url("/harbor/projects")).header("cookie", &cookie).send().unwrap();
+    assert_eq!(listed.status(), 200);
+    assert_eq!(listed.headers()["content-security-policy"], CSP);
+    assert!(!listed.text().unwrap().contains("nocsrf"));
+}
+
+/// The URL of the page's `ext` asset.
+fn html_asset(html: &str, ext: &str) -> String {
+    html.split('"').find(|s| s.starts_with("/assets/portal.") && s.ends_with(&format!(".{ext}"))).unwrap().to_owned()
+}
