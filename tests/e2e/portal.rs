@@ -50,6 +50,7 @@ fn scenario(name: &str, steps: &[&str]) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/e2e/portal_browser.py");
     let shots = screenshots();
     std::fs::create_dir_all(&shots).unwrap();
+    let shots = shots.canonicalize().unwrap();
     let out = crate::support::cli::exec(
         Command::new(python).args([script, name, &server.url(""), PASSWORD]).arg(&layout).arg(&shots),
         None,
@@ -159,7 +160,8 @@ fn portal_headers() {
     // Signed in: a form posted without the CSRF field is refused.
     let login = client
         .post(server.url("/account/sign-in"))
-        .form(&[("principal", "admin"), ("password", PASSWORD)])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("principal=admin&password={PASSWORD}"))
         .send()
         .unwrap();
     assert_eq!(login.status(), 303);
@@ -173,7 +175,8 @@ fn portal_headers() {
     let refused = client
         .post(server.url("/harbor/projects"))
         .header("cookie", &cookie)
-        .form(&[("project_name", "nocsrf")])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("project_name=nocsrf")
         .send()
         .unwrap();
     assert_eq!(refused.status(), 403);

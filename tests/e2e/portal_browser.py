@@ -25,6 +25,8 @@ from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException, NoSuchElementException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 SCENARIO, URL, ADMIN_PASSWORD, LAYOUT, SHOTS = sys.argv[1:6]
 HOST = URL.split("://", 1)[1].rstrip("/")
@@ -107,6 +109,21 @@ def shot(driver, name):
     step(f"screenshot {path}")
 
 
+def click(driver, element, alert=False):
+    """Clicks what loads a new page (accepting a confirm dialog first when
+    `alert`) and waits for that page."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    if alert:
+        WebDriverWait(driver, 10).until(expected_conditions.alert_is_present())
+        driver.switch_to.alert.accept()
+    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
+
+
+def button(driver, text):
+    return driver.find_element(By.XPATH, f"//button[text()='{text}']")
+
+
 def go(driver, path):
     driver.get(URL + path)
 
@@ -129,26 +146,24 @@ def no_alert(driver):
         pass
 
 
-def accept_alert(driver):
-    driver.switch_to.alert.accept()
-
-
 def console_errors(driver):
-    """Severe console entries (CSP refusals, script errors), the missing favicon aside."""
+    """Severe console entries (CSP refusals, script errors), the missing
+    favicon and a refused password aside."""
     return [e for e in driver.get_log("browser")
-            if e["level"] == "SEVERE" and "favicon.ico" not in e["message"]]
+            if e["level"] == "SEVERE" and "favicon.ico" not in e["message"]
+            and "/account/sign-in - Failed to load resource: the server responded with a status of 401" not in e["message"]]
 
 
 def sign_in(driver, user, password):
     go(driver, "/account/sign-in")
     driver.find_element(By.ID, "principal").send_keys(user)
     driver.find_element(By.ID, "password").send_keys(password)
-    driver.find_element(By.CSS_SELECTOR, "form[action='/account/sign-in'] button[type=submit]").click()
+    click(driver, driver.find_element(By.CSS_SELECTOR, "form[action='/account/sign-in'] button[type=submit]"))
 
 
 def sign_out(driver):
     driver.find_element(By.CSS_SELECTOR, "details.user summary").click()
-    driver.find_element(By.CSS_SELECTOR, "form[action='/account/sign-out'] button").click()
+    click(driver, driver.find_element(By.CSS_SELECTOR, "form[action='/account/sign-out'] button"))
     assert "/account/sign-in" in driver.current_url, driver.current_url
 
 
@@ -174,7 +189,7 @@ def journey(driver):
 
     project = "portal-" + suffix()
     driver.find_element(By.ID, "project_name").send_keys(project)
-    driver.find_element(By.CSS_SELECTOR, "form[action='/harbor/projects'] button[type=submit]").click()
+    click(driver, button(driver, "Create project"))
     assert "The project was created." in body_text(driver), body_text(driver)
     assert f"/harbor/projects/{project_id(project)}/repositories" in driver.current_url
     shot(driver, "project-created")
@@ -182,33 +197,32 @@ def journey(driver):
 
     push(project, "app", "v1")
     driver.refresh()
-    driver.find_element(By.LINK_TEXT, f"{project}/app").click()
+    click(driver, driver.find_element(By.LINK_TEXT, f"{project}/app"))
     assert "v1" in driver.find_element(By.ID, "artifacts").text
     shot(driver, "artifacts")
     step("pushed image listed with its tag")
 
-    driver.find_element(By.CSS_SELECTOR, "#artifacts tbody a").click()
+    click(driver, driver.find_element(By.CSS_SELECTOR, "#artifacts tbody a"))
     pull = driver.find_element(By.ID, "pull").text
     assert pull.startswith(f"docker pull {HOST}/{project}/app@sha256:"), pull
     assert has(driver, f"button[data-copy='{pull}']")
     driver.find_element(By.ID, "tag_name").send_keys("v2")
-    driver.find_element(By.XPATH, "//button[text()='Add tag']").click()
+    click(driver, button(driver, "Add tag"))
     assert "The tag was added." in body_text(driver)
     assert "v2" in driver.find_element(By.ID, "tags").text
     shot(driver, "artifact")
-    driver.find_element(By.CSS_SELECTOR, "button[aria-label='Remove tag v2']").click()
-    accept_alert(driver)
+    click(driver, driver.find_element(By.CSS_SELECTOR, "button[aria-label='Remove tag v2']"), alert=True)
     assert "The tag was removed." in body_text(driver)
     assert "v2" not in driver.find_element(By.ID, "tags").text
     step("tags added and removed")
-    artifact_url = driver.current_url.split("?")[0]
+    artifact_url = driver.current_url.split("?")[0].removeprefix(URL)
 
     member = "dev-" + suffix()
     member_password = create_user(member)
     pid = project_id(project)
     go(driver, f"/harbor/projects/{pid}/members")
     driver.find_element(By.ID, "member_name").send_keys(member)
-    driver.find_element(By.XPATH, "//button[text()='Add member']").click()
+    click(driver, button(driver, "Add member"))
     assert "The member was added." in body_text(driver)
     assert member in driver.find_element(By.ID, "members").text
     shot(driver, "members")
@@ -217,7 +231,7 @@ def journey(driver):
     go(driver, f"/harbor/projects/{pid}/robot-account")
     driver.find_element(By.ID, "robot_name").send_keys("puller")
     driver.find_element(By.ID, "robot_description").send_keys("pulls app")
-    driver.find_element(By.XPATH, "//button[text()='Create robot account']").click()
+    click(driver, button(driver, "Create robot account"))
     secret = driver.find_element(By.ID, "robot-secret").text
     notice = driver.find_element(By.CSS_SELECTOR, "div.secret strong").text
     robot_name = notice.removeprefix("Robot ").removesuffix(" was created.")
@@ -236,7 +250,7 @@ def journey(driver):
     shot(driver, "logs")
     go(driver, f"/harbor/projects/{pid}/configs")
     driver.find_element(By.NAME, "auto_scan").click()
-    driver.find_element(By.XPATH, "//button[text()='Save']").click()
+    click(driver, button(driver, "Save"))
     assert "The configuration was saved." in body_text(driver)
     out, _ = api_ok("GET", f"/projects/{pid}")
     assert out["metadata"].get("auto_scan") == "true", out["metadata"]
@@ -261,8 +275,7 @@ def journey(driver):
     sign_in(driver, "admin", ADMIN_PASSWORD)
     go(driver, artifact_url)
     driver.find_element(By.NAME, "confirm").click()
-    driver.find_element(By.XPATH, "//button[text()='Delete artifact']").click()
-    accept_alert(driver)
+    click(driver, button(driver, "Delete artifact"), alert=True)
     assert "The artifact was deleted." in body_text(driver)
     assert "/artifacts-tab" in driver.current_url
     shot(driver, "artifact-deleted")
@@ -296,7 +309,7 @@ def hostile(driver):
     sign_in_page_url = driver.current_url
     driver.find_element(By.ID, "principal").send_keys("admin")
     driver.find_element(By.ID, "password").send_keys(ADMIN_PASSWORD)
-    driver.find_element(By.CSS_SELECTOR, "form[action='/account/sign-in'] button[type=submit]").click()
+    click(driver, driver.find_element(By.CSS_SELECTOR, "form[action='/account/sign-in'] button[type=submit]"))
     no_alert(driver)
     assert driver.current_url.endswith("/harbor/projects"), (sign_in_page_url, driver.current_url)
 
@@ -411,6 +424,9 @@ def roles(driver):
 
 def main():
     os.makedirs(SHOTS, exist_ok=True)
+    for old in os.listdir(SHOTS):
+        if old.startswith(SCENARIO + "-"):
+            os.remove(os.path.join(SHOTS, old))
     driver = browser()
     try:
         {"journey": journey, "hostile": hostile, "roles": roles}[SCENARIO](driver)

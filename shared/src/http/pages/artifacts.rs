@@ -54,8 +54,7 @@ fn crumbs(frame: &Frame, repo: &str, last: Option<&str>) -> Markup {
     let id = frame.id();
     html! {
         p.crumbs {
-            a href="/harbor/projects" { "Projects" } " / "
-            a href=(format!("/harbor/projects/{id}/repositories")) { (frame.name()) } " / "
+            a href=(format!("/harbor/projects/{id}/repositories")) { "Repositories" } " / "
             @if let Some(last) = last {
                 a href=(repo_page(id, repo)) { (repo) } " / " (last)
             } @else { (repo) }

@@ -17,6 +17,8 @@ pub fn page(visit: &Visit, viewer: Option<&Viewer>, title: &str, content: Markup
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · berth" }
+                // No icon to fetch (and no 404 for one).
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href=(assets::css_url());
                 script src=(assets::js_url()) defer {}
             }

@@ -102,7 +102,7 @@ async fn list(visit: Visit) -> Response {
                 (csrf(&visit))
                 label for="project_name" { "Name" }
                 input #project_name type="text" name="project_name" required
-                    pattern="[a-z0-9]+(?:[._-][a-z0-9]+)*" maxlength="255"
+                    pattern="[a-z0-9]+([._\\-][a-z0-9]+)*" maxlength="255"
                     aria-describedby="project_name_help";
                 p.muted #project_name_help { "Lower-case letters, digits and . _ - between them." }
                 label.check { input type="checkbox" name="public"; "Public (anyone may pull)" }
