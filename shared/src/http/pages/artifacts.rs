@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::layout::{copy, csrf, pager};
 use super::projects::Frame;
-use super::{PAGE_SIZE, Visit, after, api_repo, field, form, int, items, seg, size, text, when};
+use super::{Visit, after, api_repo, field, form, int, items, seg, size, text, when};
 use crate::http::state::AppState;
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -96,9 +96,9 @@ async fn list(visit: Visit, Path((id, repo)): Path<(i64, String)>) -> Response {
         Ok(f) => f,
         Err(r) => return r,
     };
-    let query = format!("{}/artifacts?page={}&page_size={PAGE_SIZE}&{WITH}", api_path(&frame, &repo), visit.page());
+    let query = format!("{}/artifacts?{}&{WITH}", api_path(&frame, &repo), visit.paging());
     let answer = visit.get(&query).await;
-    let total = answer.total.unwrap_or(0);
+    let (total, next) = (answer.total.unwrap_or(0), answer.next.clone());
     let list = match answer.into_body(&visit) {
         Ok(b) => b,
         Err(r) => return r,
@@ -136,7 +136,7 @@ async fn list(visit: Visit, Path((id, repo)): Path<(i64, String)>) -> Response {
             }
         }
         @if items(&list).is_empty() { p.muted { "No artifacts." } }
-        (pager(&visit, &here, total))
+        (pager(&visit, &here, total, next.as_deref()))
     };
     frame.render(&visit, "repositories", &repo, body)
 }

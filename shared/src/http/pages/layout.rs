@@ -85,24 +85,27 @@ pub fn copy(value: &str, label: &str) -> Markup {
 }
 
 /// Previous / next links of a list of `total` rows; `path` is the list
-/// with its other parameters (`q`).
-pub fn pager(visit: &Visit, path: &str, total: u64) -> Markup {
+/// (its `q` is kept), `next` the API's position of the next page.
+pub fn pager(visit: &Visit, path: &str, total: u64, next: Option<&str>) -> Markup {
     let page = visit.page();
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     let q = visit.param("q");
-    let link = |p: u64| {
+    let link = |p: u64, cursor: Option<&str>| {
         let mut s = url::form_urlencoded::Serializer::new(String::new());
         if !q.is_empty() {
             s.append_pair("q", q);
         }
         s.append_pair("page", &p.to_string());
+        if let Some(c) = cursor {
+            s.append_pair("cursor", c);
+        }
         format!("{path}?{}", s.finish())
     };
     html! {
         nav.pager aria-label="Pages" {
-            @if page > 1 { a href=(link(page - 1)) rel="prev" { "← Previous" } }
+            @if page > 1 { a href=(link(page - 1, None)) rel="prev" { "← Previous" } }
             span { "Page " (page) " of " (pages) " · " (total) " in all" }
-            @if page < pages { a href=(link(page + 1)) rel="next" { "Next →" } }
+            @if page < pages { a href=(link(page + 1, next)) rel="next" { "Next →" } }
         }
     }
 }

@@ -100,6 +100,9 @@ pub(super) struct Answer {
     pub total: Option<u64>,
     /// The `Location` of a created resource.
     pub location: String,
+    /// The position of the next page, from the `Link` header: following
+    /// it costs only that page.
+    pub next: Option<String>,
     pub body: Value,
 }
 
@@ -186,6 +189,17 @@ impl Visit {
         self.query.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
     }
 
+    /// The API's paging parameters for the page asked for (with the
+    /// position the previous page handed on, when there is one).
+    pub fn paging(&self) -> String {
+        let mut out = format!("page={}&page_size={PAGE_SIZE}", self.page());
+        let cursor = self.param("cursor");
+        if !cursor.is_empty() {
+            out.push_str(&format!("&cursor={}", seg(cursor)));
+        }
+        out
+    }
+
     /// The page number asked for (1 and up).
     pub fn page(&self) -> u64 {
         self.param("page").parse::<u64>().unwrap_or(1).max(1)
@@ -193,7 +207,8 @@ impl Visit {
 
     /// Calls the API as the visitor. Transport failures are a 500 answer.
     pub async fn api(&self, method: Method, path: &str, body: Option<&Value>) -> Answer {
-        let failed = |status: StatusCode| Answer { status, total: None, location: String::new(), body: Value::Null };
+        let failed =
+            |status: StatusCode| Answer { status, total: None, location: String::new(), next: None, body: Value::Null };
         let mut req = Request::builder().method(method).uri(format!("{}{path}", super::api::PREFIX));
         if let Some(h) = req.headers_mut() {
             h.extend(self.headers.clone());
@@ -215,13 +230,14 @@ impl Visit {
         let Ok(resp) = self.api.0.clone().oneshot(req).await;
         let status = resp.status();
         let total = resp.headers().get("x-total-count").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+        let next = resp.headers().get(header::LINK).and_then(|v| v.to_str().ok()).and_then(next_cursor);
         let location =
             resp.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let Ok(bytes) = axum::body::to_bytes(resp.into_body(), ANSWER_LIMIT).await else {
             return failed(StatusCode::INTERNAL_SERVER_ERROR);
         };
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Answer { status, total, location, body }
+        Answer { status, total, location, next, body }
     }
 
     pub async fn get(&self, path: impl AsRef<str>) -> Answer {
@@ -304,6 +320,14 @@ pub(super) fn int(v: &Value, key: &str) -> i64 {
 
 pub(super) fn items(v: &Value) -> &[Value] {
     v.as_array().map_or(&[], Vec::as_slice)
+}
+
+/// The `cursor` of the `rel="next"` link of a `Link` header.
+fn next_cursor(link: &str) -> Option<String> {
+    let next = link.split(',').find(|l| l.contains("rel=\"next\""))?;
+    let url = next.split_once('<')?.1.split_once('>')?.0;
+    let query = url.split_once('?')?.1;
+    url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "cursor").map(|(_, v)| v.into_owned())
 }
 
 /// A `303 See Other` to a path on this site.
@@ -407,6 +431,9 @@ mod tests {
         assert_eq!(size(3 * 1024 * 1024 + 1), "3.0 MiB");
         assert_eq!(when("2026-12-05T10:11:12.000Z"), "2026-12-05 10:11");
         assert_eq!(when(""), "—");
+        let link = "</api/v2.0/x?page=1&page_size=2>; rel=\"prev\" , </api/v2.0/x?page=3&page_size=2&cursor=YQ%3D%3D>; rel=\"next\"";
+        assert_eq!(next_cursor(link).as_deref(), Some("YQ=="));
+        assert_eq!(next_cursor("</x?page=1>; rel=\"prev\""), None);
         let r = back("/x?a=1", Err("no <way>"));
         assert_eq!(r.headers()[header::LOCATION], "/x?a=1&error=no+%3Cway%3E");
     }

@@ -14,8 +14,7 @@ use serde_json::{Value, json};
 
 use super::layout::{copy, csrf, page, pager, search};
 use super::{
-    PAGE_SIZE, Perms, Viewer, Visit, after, back, checked, field, form, html, int, items, see_other, seg, size, text,
-    when,
+    Perms, Viewer, Visit, after, back, checked, field, form, html, int, items, see_other, seg, size, text, when,
 };
 use crate::http::state::AppState;
 
@@ -53,12 +52,12 @@ async fn list(visit: Visit) -> Response {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let mut query = format!("/projects?page={}&page_size={PAGE_SIZE}", visit.page());
+    let mut query = format!("/projects?{}", visit.paging());
     if !visit.param("q").is_empty() {
         query.push_str(&format!("&name={}", seg(visit.param("q"))));
     }
     let (answer, info) = tokio::join!(visit.get(&query), visit.get("/systeminfo"));
-    let total = answer.total.unwrap_or(0);
+    let (total, next) = (answer.total.unwrap_or(0), answer.next.clone());
     let projects = match answer.into_body(&visit) {
         Ok(b) => b,
         Err(r) => return r,
@@ -95,7 +94,7 @@ async fn list(visit: Visit) -> Response {
             }
         }
         @if items(&projects).is_empty() { p.muted { "No projects." } }
-        (pager(&visit, "/harbor/projects", total))
+        (pager(&visit, "/harbor/projects", total, next.as_deref()))
         @if may_create {
             form.panel method="post" action="/harbor/projects" {
                 h2 { "New project" }
@@ -214,12 +213,12 @@ async fn repositories(visit: Visit, Path(id): Path<i64>) -> Response {
         Err(r) => return r,
     };
     let name = frame.name();
-    let mut query = format!("/projects/{}/repositories?page={}&page_size={PAGE_SIZE}", seg(&name), visit.page());
+    let mut query = format!("/projects/{}/repositories?{}", seg(&name), visit.paging());
     if !visit.param("q").is_empty() {
         query.push_str(&format!("&q={}", seg(&format!("name=~{}", visit.param("q")))));
     }
     let answer = visit.get(&query).await;
-    let total = answer.total.unwrap_or(0);
+    let (total, next) = (answer.total.unwrap_or(0), answer.next.clone());
     let repos = match answer.into_body(&visit) {
         Ok(b) => b,
         Err(r) => return r,
@@ -260,7 +259,7 @@ async fn repositories(visit: Visit, Path(id): Path<i64>) -> Response {
             }
         }
         @if items(&repos).is_empty() { p.muted { "No repositories." } }
-        (pager(&visit, &here, total))
+        (pager(&visit, &here, total, next.as_deref()))
     };
     frame.render(&visit, "repositories", "Repositories", body)
 }
@@ -282,12 +281,12 @@ async fn members(visit: Visit, Path(id): Path<i64>) -> Response {
         Ok(f) => f,
         Err(r) => return r,
     };
-    let mut query = format!("/projects/{id}/members?page={}&page_size={PAGE_SIZE}", visit.page());
+    let mut query = format!("/projects/{id}/members?{}", visit.paging());
     if !visit.param("q").is_empty() {
         query.push_str(&format!("&entityname={}", seg(visit.param("q"))));
     }
     let answer = visit.get(&query).await;
-    let total = answer.total.unwrap_or(0);
+    let (total, next) = (answer.total.unwrap_or(0), answer.next.clone());
     let list = match answer.into_body(&visit) {
         Ok(b) => b,
         Err(r) => return r,
@@ -337,7 +336,7 @@ async fn members(visit: Visit, Path(id): Path<i64>) -> Response {
                 }
             }
         }
-        (pager(&visit, &here, total))
+        (pager(&visit, &here, total, next.as_deref()))
         @if may_add {
             form.panel method="post" action=(here) {
                 h2 { "Add a member" }
@@ -408,9 +407,9 @@ async fn robots_page(visit: Visit, id: i64, created: Option<Value>) -> Response 
         Err(r) => return r,
     };
     let q = format!("Level=project,ProjectID={id}");
-    let query = format!("/robots?page={}&page_size={PAGE_SIZE}&q={}", visit.page(), seg(&q));
+    let query = format!("/robots?{}&q={}", visit.paging(), seg(&q));
     let answer = visit.get(&query).await;
-    let total = answer.total.unwrap_or(0);
+    let (total, next) = (answer.total.unwrap_or(0), answer.next.clone());
     let list = match answer.into_body(&visit) {
         Ok(b) => b,
         Err(r) => return r,
@@ -462,7 +461,7 @@ async fn robots_page(visit: Visit, id: i64, created: Option<Value>) -> Response 
             }
         }
         @if items(&list).is_empty() { p.muted { "No robot accounts." } }
-        (pager(&visit, &here, total))
+        (pager(&visit, &here, total, next.as_deref()))
         @if may_create {
             form.panel method="post" action=(here) {
                 h2 { "New robot account" }
@@ -526,12 +525,12 @@ async fn logs(visit: Visit, Path(id): Path<i64>) -> Response {
         Ok(f) => f,
         Err(r) => return r,
     };
-    let mut query = format!("/projects/{}/logs?page={}&page_size={PAGE_SIZE}", seg(&frame.name()), visit.page());
+    let mut query = format!("/projects/{}/logs?{}", seg(&frame.name()), visit.paging());
     if !visit.param("q").is_empty() {
         query.push_str(&format!("&q={}", seg(&format!("username=~{}", visit.param("q")))));
     }
     let answer = visit.get(&query).await;
-    let total = answer.total.unwrap_or(0);
+    let (total, next) = (answer.total.unwrap_or(0), answer.next.clone());
     let list = match answer.into_body(&visit) {
         Ok(b) => b,
         Err(r) => return r,
@@ -558,7 +557,7 @@ async fn logs(visit: Visit, Path(id): Path<i64>) -> Response {
             }
         }
         @if items(&list).is_empty() { p.muted { "No log entries." } }
-        (pager(&visit, &here, total))
+        (pager(&visit, &here, total, next.as_deref()))
     };
     frame.render(&visit, "logs", "Logs", body)
 }
