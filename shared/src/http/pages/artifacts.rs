@@ -101,7 +101,7 @@ async fn list(visit: Visit, Path((id, repo)): Path<(i64, String)>) -> Response {
     let (total, next) = (answer.total.unwrap_or(0), answer.next.clone());
     let list = match answer.into_body(&visit) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let here = repo_page(id, &repo);
     let body = html! {
@@ -151,7 +151,7 @@ async fn detail(visit: Visit, Path((id, repo, digest)): Path<(i64, String, Strin
         tokio::join!(visit.get(format!("{base}?{WITH}")), visit.get(format!("{base}/accessories?page_size=50")));
     let artifact = match artifact.into_body(&visit) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let links = artifact.get("addition_links").and_then(Value::as_object);
     let has = |k: &str| links.is_some_and(|l| l.contains_key(k));

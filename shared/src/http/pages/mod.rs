@@ -120,8 +120,8 @@ impl Answer {
     }
 
     /// The body, or the page that says why there is none.
-    pub fn into_body(self, visit: &Visit) -> Result<Value, Response> {
-        if self.ok() { Ok(self.body) } else { Err(refusal(visit, &self)) }
+    pub fn into_body(self, visit: &Visit) -> Result<Value, Box<Response>> {
+        if self.ok() { Ok(self.body) } else { Err(Box::new(refusal(visit, &self))) }
     }
 }
 
@@ -225,7 +225,7 @@ impl Visit {
             req.extensions_mut().insert(s.clone());
         }
         if let Some(p) = &self.peer {
-            req.extensions_mut().insert(p.clone());
+            req.extensions_mut().insert(*p);
         }
         let Ok(resp) = self.api.0.clone().oneshot(req).await;
         let status = resp.status();

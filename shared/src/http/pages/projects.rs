@@ -60,7 +60,7 @@ async fn list(visit: Visit) -> Response {
     let (total, next) = (answer.total.unwrap_or(0), answer.next.clone());
     let projects = match answer.into_body(&visit) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     // Each row's quota use, read at once (a page holds at most PAGE_SIZE).
     let summaries = futures::future::join_all(
@@ -161,7 +161,7 @@ impl Frame {
     pub async fn load(visit: &Visit, id: i64) -> Result<Self, Response> {
         let viewer = visit.viewer().await?;
         let (project, perms) = tokio::join!(visit.get(format!("/projects/{id}")), visit.permissions(id));
-        let project = project.into_body(visit)?;
+        let project = project.into_body(visit).map_err(|r| *r)?;
         Ok(Self { viewer, project, perms })
     }
 
@@ -221,7 +221,7 @@ async fn repositories(visit: Visit, Path(id): Path<i64>) -> Response {
     let (total, next) = (answer.total.unwrap_or(0), answer.next.clone());
     let repos = match answer.into_body(&visit) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let may_delete = frame.perms.can("repository", "delete");
     let here = format!("/harbor/projects/{id}/repositories");
@@ -289,7 +289,7 @@ async fn members(visit: Visit, Path(id): Path<i64>) -> Response {
     let (total, next) = (answer.total.unwrap_or(0), answer.next.clone());
     let list = match answer.into_body(&visit) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (may_add, may_change, may_remove) =
         (frame.perms.can("member", "create"), frame.perms.can("member", "update"), frame.perms.can("member", "delete"));
@@ -412,7 +412,7 @@ async fn robots_page(visit: Visit, id: i64, created: Option<Value>) -> Response 
     let (total, next) = (answer.total.unwrap_or(0), answer.next.clone());
     let list = match answer.into_body(&visit) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (may_create, may_delete) = (frame.perms.can("robot", "create"), frame.perms.can("robot", "delete"));
     let here = format!("/harbor/projects/{id}/robot-account");
@@ -533,7 +533,7 @@ async fn logs(visit: Visit, Path(id): Path<i64>) -> Response {
     let (total, next) = (answer.total.unwrap_or(0), answer.next.clone());
     let list = match answer.into_body(&visit) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let here = format!("/harbor/projects/{id}/logs");
     let body = html! {
