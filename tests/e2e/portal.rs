@@ -85,6 +85,7 @@ fn portal_journey() {
             "pushed image listed with its tag",
             "tags added and removed",
             "member added",
+            "administration pages",
             "robot pulled with its secret",
             "configuration saved",
             "member sees what a developer may do",

@@ -228,6 +228,22 @@ def journey(driver):
     shot(driver, "members")
     step("member added")
 
+    go(driver, "/harbor/users")
+    assert member in driver.find_element(By.ID, "users").text
+    shot(driver, "admin-users")
+    go(driver, "/harbor/clearing-job/gc")
+    driver.find_element(By.NAME, "dry_run").click()
+    click(driver, button(driver, "Run garbage collection now"))
+    assert "Garbage collection was started." in body_text(driver)
+    shot(driver, "admin-gc")
+    go(driver, "/harbor/logs")
+    assert project in driver.find_element(By.ID, "audit").text
+    shot(driver, "admin-audit")
+    go(driver, "/harbor/interrogation-services/scanners")
+    assert "berth" in driver.find_element(By.ID, "scanners").text
+    shot(driver, "admin-scanners")
+    step("administration pages")
+
     go(driver, f"/harbor/projects/{pid}/robot-account")
     driver.find_element(By.ID, "robot_name").send_keys("puller")
     driver.find_element(By.ID, "robot_description").send_keys("pulls app")
@@ -269,6 +285,12 @@ def journey(driver):
     assert has(driver, "#tag_name"), "a developer may add tags"
     assert not has(driver, "form[action$='/delete'] button.danger"), "a developer may not delete"
     shot(driver, "member-view")
+    assert not has(driver, "a[href='/harbor/users']"), "administration is not offered to a member"
+    go(driver, "/harbor/users")
+    assert "Not allowed" in body_text(driver)
+    # The refusal is a 403 (the browser logs it; nothing else may be there).
+    assert all("/harbor/users - " in e["message"] and "403" in e["message"] for e in console_errors(driver))
+    go(driver, "/harbor/projects")
     step("member sees what a developer may do")
     sign_out(driver)
 

@@ -30,6 +30,11 @@ pub fn page(visit: &Visit, viewer: Option<&Viewer>, title: &str, content: Markup
                         nav aria-label="Main" {
                             ul {
                                 li { a href="/harbor/projects" { "Projects" } }
+                                @if v.sysadmin {
+                                    @for (path, label) in super::admin::PAGES {
+                                        li { a href=(path) { (label) } }
+                                    }
+                                }
                             }
                         }
                         (user_menu(visit, v))

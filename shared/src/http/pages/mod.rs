@@ -24,6 +24,7 @@
 //! ([`assets`]).
 
 mod account;
+mod admin;
 mod artifacts;
 pub(super) mod assets;
 mod layout;
@@ -68,6 +69,7 @@ pub fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/harbor", get(root))
         .route("/assets/{file}", get(assets::serve))
         .merge(account::routes())
+        .merge(admin::routes())
         .merge(projects::routes())
         .merge(artifacts::routes())
         .layer(axum::middleware::map_response(security_headers))
@@ -236,7 +238,9 @@ impl Visit {
         let Ok(bytes) = axum::body::to_bytes(resp.into_body(), ANSWER_LIMIT).await else {
             return failed(StatusCode::INTERNAL_SERVER_ERROR);
         };
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        // A log is text, not JSON.
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         Answer { status, total, location, next, body }
     }
 
