@@ -273,6 +273,31 @@ def journey(driver):
     shot(driver, "configs")
     step("configuration saved")
 
+    go(driver, f"/harbor/projects/{pid}/labels")
+    driver.find_element(By.ID, "label_name").send_keys("reviewed")
+    click(driver, button(driver, "Create label"))
+    assert "The label was created." in body_text(driver)
+    go(driver, artifact_url)
+    click(driver, button(driver, "Add label"))
+    assert "The label was added." in body_text(driver)
+    assert has(driver, "button[aria-label='Remove label reviewed']")
+    go(driver, f"/harbor/projects/{pid}/tag-strategy")
+    pattern = driver.find_element(By.ID, "repo_pattern")
+    pattern.clear()
+    pattern.send_keys("frozen/**")
+    click(driver, button(driver, "Add rule"))
+    assert "The rule was added." in body_text(driver)
+    assert "frozen/**" in driver.find_element(By.ID, "immutability").text
+    shot(driver, "tag-strategy")
+    go(driver, f"/harbor/projects/{pid}/webhook")
+    driver.find_element(By.ID, "hook_name").send_keys("ci")
+    driver.find_element(By.ID, "hook_address").send_keys("http://127.0.0.1:9/hook")
+    click(driver, button(driver, "Create webhook"))
+    assert "The webhook was created." in body_text(driver)
+    assert "ci" in driver.find_element(By.ID, "webhooks").text
+    shot(driver, "webhooks")
+    step("labels, immutability and webhooks")
+
     sign_out(driver)
     go(driver, "/harbor/projects")
     assert "/account/sign-in" in driver.current_url
@@ -321,6 +346,9 @@ def hostile(driver):
     api_ok("POST", "/robots", {"name": "r" + suffix(), "description": PAYLOAD, "duration": -1, "level": "project",
                                "permissions": [{"kind": "project", "namespace": project,
                                                 "access": [{"resource": "repository", "action": "pull"}]}]})
+    api_ok("POST", f"/projects/{pid}/webhook/policies", {
+        "name": PAYLOAD[:100], "enabled": False, "event_types": ["PUSH_ARTIFACT"],
+        "targets": [{"type": "http", "address": "http://127.0.0.1:9/hook"}]})
     user = "<b>x'" + suffix() + "</b>"
     create_user(user)
     api_ok("POST", f"/projects/{pid}/members", {"role_id": 2, "member_user": {"username": user}})
@@ -340,6 +368,8 @@ def hostile(driver):
         ("artifacts", f"/harbor/projects/{pid}/repositories/app/artifacts-tab", "artifacts"),
         ("artifact", f"/harbor/projects/{pid}/repositories/app/artifacts-tab/artifacts/{digest}", None),
         ("robots", f"/harbor/projects/{pid}/robot-account", "robots"),
+        ("labels", f"/harbor/projects/{pid}/labels", "labels"),
+        ("webhooks", f"/harbor/projects/{pid}/webhook", "webhooks"),
         ("members", f"/harbor/projects/{pid}/members", None),
         ("reflected", f"/harbor/projects?error={quoted}&done={quoted}&q={quoted}", None),
         ("reflected-repos", f"/harbor/projects/{pid}/repositories?q={quoted}&error={quoted}", None),
@@ -352,6 +382,8 @@ def hostile(driver):
         if name.startswith("reflected"):
             assert PAYLOAD in text, f"{name}: the payload is not shown as text"
             assert driver.find_element(By.ID, "q").get_attribute("value") == PAYLOAD
+        elif name == "webhooks":
+            assert PAYLOAD[:100] in text, f"{name}: the payload is not shown as text:\n{text}"
         elif name == "members":
             assert user in driver.find_element(By.ID, "members").text, "the user name is not shown as text"
         else:
@@ -367,17 +399,20 @@ def hostile(driver):
 
 # What each role's project pages offer: the tabs and the actions.
 ROLE_TABS = {
-    "projectAdmin": {"repositories", "members", "robot-account", "logs", "configs"},
-    "maintainer": {"repositories", "members", "robot-account", "configs"},
-    "developer": {"repositories", "members", "robot-account", "configs"},
-    "guest": {"repositories", "members", "robot-account", "configs"},
+    "projectAdmin": {"repositories", "members", "labels", "tag-strategy", "robot-account", "webhook", "logs", "configs"},
+    "maintainer": {"repositories", "members", "labels", "tag-strategy", "robot-account", "webhook", "configs"},
+    "developer": {"repositories", "members", "labels", "tag-strategy", "robot-account", "configs"},
+    "guest": {"repositories", "members", "labels", "robot-account", "configs"},
     "limitedGuest": {"repositories", "configs"},
 }
 ROLE_ACTIONS = {
     "projectAdmin": {"add-member", "change-role", "remove-member", "create-robot", "delete-robot",
-                     "delete-repository", "add-tag", "remove-tag", "delete-artifact", "save-configs"},
-    "maintainer": {"delete-repository", "add-tag", "remove-tag", "delete-artifact"},
-    "developer": {"add-tag"},
+                     "delete-repository", "add-tag", "remove-tag", "delete-artifact", "save-configs",
+                     "create-label", "delete-label", "add-artifact-label", "remove-artifact-label",
+                     "create-immutable", "delete-immutable", "create-webhook", "delete-webhook"},
+    "maintainer": {"delete-repository", "add-tag", "remove-tag", "delete-artifact", "create-label", "delete-label",
+                   "add-artifact-label", "remove-artifact-label", "create-immutable", "delete-immutable"},
+    "developer": {"add-tag", "add-artifact-label", "remove-artifact-label"},
     "guest": set(),
     "limitedGuest": set(),
 }
@@ -398,10 +433,18 @@ def offered(driver, pid, artifact_path):
         actions.add("remove-tag")
     if has(driver, "form[action$='/delete'] button.danger") and has(driver, "input[name=confirm]"):
         actions.add("delete-artifact")
+    if has(driver, "#label_id"):
+        actions.add("add-artifact-label")
+    if has(driver, "button[aria-label^='Remove label']"):
+        actions.add("remove-artifact-label")
     for tab, checks in [
         ("members", [("#member_name", "add-member"), ("select[name=role_id]:not(#member_role)", "change-role"),
                      ("button[aria-label^='Remove']", "remove-member")]),
         ("robot-account", [("#robot_name", "create-robot"), ("#robots button[aria-label^='Delete']", "delete-robot")]),
+        ("labels", [("#label_name", "create-label"), ("#labels button[aria-label^='Delete']", "delete-label")]),
+        ("tag-strategy", [("#repo_pattern", "create-immutable"),
+                          ("#immutability button[aria-label^='Delete']", "delete-immutable")]),
+        ("webhook", [("#hook_name", "create-webhook"), ("#webhooks button[aria-label^='Delete']", "delete-webhook")]),
         ("configs", [("form[action$='/configs'] button[type=submit]", "save-configs")]),
     ]:
         go(driver, f"/harbor/projects/{pid}/{tab}")
@@ -425,6 +468,16 @@ def roles(driver):
     api_ok("POST", "/robots", {"name": "r" + suffix(), "description": "", "duration": -1, "level": "project",
                                "permissions": [{"kind": "project", "namespace": project,
                                                 "access": [{"resource": "repository", "action": "pull"}]}]})
+    _, headers = api_ok("POST", "/labels", {"name": "reviewed", "color": "#000000", "scope": "p", "project_id": pid})
+    label_id = int(headers["Location"].rsplit("/", 1)[1])
+    api_ok("POST", f"/projects/{project}/repositories/app/artifacts/{digest}/labels", {"id": label_id})
+    api_ok("POST", f"/projects/{pid}/immutabletagrules", {
+        "action": "immutable", "template": "immutable_template",
+        "tag_selectors": [{"kind": "doublestar", "decoration": "matches", "pattern": "release-*"}],
+        "scope_selectors": {"repository": [{"kind": "doublestar", "decoration": "repoMatches", "pattern": "none/**"}]}})
+    api_ok("POST", f"/projects/{pid}/webhook/policies", {
+        "name": "hook", "enabled": False, "event_types": ["PUSH_ARTIFACT"],
+        "targets": [{"type": "http", "address": "http://127.0.0.1:9/hook"}]})
     artifact_path = f"/harbor/projects/{pid}/repositories/app/artifacts-tab/artifacts/{digest}"
     users = {}
     for role, rid in ROLE_IDS.items():

@@ -27,6 +27,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(&format!("{artifact}/tags"), post(add_tag))
         .route(&format!("{artifact}/tags/{{tag}}/delete"), post(remove_tag))
         .route(&format!("{artifact}/delete"), post(delete))
+        .route(&format!("{artifact}/labels"), post(add_label))
+        .route(&format!("{artifact}/labels/{{label}}/delete"), post(remove_label))
 }
 
 /// The page of a repository (a name relative to its project).
@@ -155,6 +157,13 @@ async fn detail(visit: Visit, Path((id, repo, digest)): Path<(i64, String, Strin
     };
     let links = artifact.get("addition_links").and_then(Value::as_object);
     let has = |k: &str| links.is_some_and(|l| l.contains_key(k));
+    let (may_label, may_unlabel) =
+        (frame.perms.can("artifact-label", "create"), frame.perms.can("artifact-label", "delete"));
+    let project_labels = if may_label {
+        visit.get(format!("/labels?scope=p&project_id={id}&page_size=100")).await.body
+    } else {
+        Value::Null
+    };
     let (history, vulns) = tokio::join!(
         async {
             if has("build_history") { Some(visit.get(format!("{base}/additions/build_history")).await) } else { None }
@@ -192,7 +201,30 @@ async fn detail(visit: Visit, Path((id, repo, digest)): Path<(i64, String, Strin
                 dt { "Pushed" } dd { (when(&text(&artifact, "push_time"))) }
                 dt { "Pulled" } dd { (when(&text(&artifact, "pull_time"))) }
                 dt { "Vulnerabilities" } dd { (scan_summary(&artifact)) }
-                dt { "Labels" } dd { @for l in artifact.get("labels").map(items).unwrap_or_default() { span.badge { (text(l, "name")) } } }
+                dt { "Labels" } dd {
+                    @for l in artifact.get("labels").map(items).unwrap_or_default() {
+                        @let name = text(l, "name");
+                        span.badge { (name) }
+                        @if may_unlabel {
+                            form.inline method="post" action=(format!("{page_path}/labels/{}/delete", int(l, "id"))) {
+                                (csrf(&visit))
+                                button.secondary type="submit" aria-label=(format!("Remove label {name}")) { "×" }
+                            }
+                        }
+                        " "
+                    }
+                }
+            }
+            @if may_label && !items(&project_labels).is_empty() {
+                form.bar method="post" action=(format!("{page_path}/labels")) {
+                    (csrf(&visit))
+                    div { label for="label_id" { "Label" }
+                        select #label_id name="label_id" {
+                            @for l in items(&project_labels) { option value=(int(l, "id")) { (text(l, "name")) } }
+                        }
+                    }
+                    button type="submit" { "Add label" }
+                }
             }
         }
         h2 { "Tags" }
@@ -280,6 +312,28 @@ async fn add_tag(visit: Visit, Path((id, repo, digest)): Path<(i64, String, Stri
     let path = format!("{}/artifacts/{}/tags", api_path(&frame, &repo), seg(&digest));
     let answer = visit.api(Method::POST, &path, Some(&json!({"name": field(&fields, "name")}))).await;
     after(&visit, &artifact_page(id, &repo, &digest), &answer, "The tag was added.")
+}
+
+async fn add_label(visit: Visit, Path((id, repo, digest)): Path<(i64, String, String)>, body: Bytes) -> Response {
+    let frame = match Frame::load(&visit, id).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let fields = form(&body);
+    let label = field(&fields, "label_id").parse::<i64>().unwrap_or(0);
+    let path = format!("{}/artifacts/{}/labels", api_path(&frame, &repo), seg(&digest));
+    let answer = visit.api(Method::POST, &path, Some(&json!({"id": label}))).await;
+    after(&visit, &artifact_page(id, &repo, &digest), &answer, "The label was added.")
+}
+
+async fn remove_label(visit: Visit, Path((id, repo, digest, label)): Path<(i64, String, String, i64)>) -> Response {
+    let frame = match Frame::load(&visit, id).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let path = format!("{}/artifacts/{}/labels/{label}", api_path(&frame, &repo), seg(&digest));
+    let answer = visit.api(Method::DELETE, &path, None).await;
+    after(&visit, &artifact_page(id, &repo, &digest), &answer, "The label was removed.")
 }
 
 async fn remove_tag(visit: Visit, Path((id, repo, digest, tag)): Path<(i64, String, String, String)>) -> Response {

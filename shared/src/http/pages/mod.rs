@@ -28,6 +28,7 @@ mod admin;
 mod artifacts;
 pub(super) mod assets;
 mod layout;
+mod policies;
 mod projects;
 
 use std::collections::BTreeSet;
@@ -72,6 +73,7 @@ pub fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .merge(admin::routes())
         .merge(projects::routes())
         .merge(artifacts::routes())
+        .merge(policies::routes())
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::Extension(api))
 }

@@ -179,7 +179,14 @@ impl Frame {
         let tabs: Vec<(&str, &str, bool)> = vec![
             ("repositories", "Repositories", self.perms.can("repository", "list")),
             ("members", "Members", self.perms.can("member", "list")),
+            ("labels", "Labels", self.perms.can("label", "list")),
+            (
+                "tag-strategy",
+                "Policy",
+                self.perms.can("tag-retention", "list") || self.perms.can("immutable-tag", "list"),
+            ),
             ("robot-account", "Robot accounts", self.perms.can("robot", "list")),
+            ("webhook", "Webhooks", self.perms.can("notification-policy", "list")),
             ("logs", "Logs", self.perms.can("log", "list")),
             ("configs", "Configuration", self.perms.can("configuration", "read")),
         ];
