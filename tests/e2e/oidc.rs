@@ -590,7 +590,23 @@ fn oidc_login_sessions_and_cli_secrets() {
     assert!(back.starts_with("/oidc-onboard?username=alice") && back.contains("&error="), "{back}");
     let r = post("gina-picked");
     assert_eq!(see_other(&r), "/harbor/projects");
-    assert_eq!(Portal::of(r.headers()).current(&berth)["username"], "gina-picked");
+    let gina = Portal::of(r.headers());
+    assert_eq!(gina.current(&berth)["username"], "gina-picked");
+    // Her CLI secret page shows the secret, and its form replaces it.
+    let secret = gina.current(&berth)["oidc_user_meta"]["secret"].as_str().unwrap().to_owned();
+    let cookie = format!("sid={}", gina.sid);
+    let page = http().get(berth.server.url("/account/cli-secret")).header("cookie", &cookie).send().unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().unwrap().contains(&format!("<code id=\"cli-secret\">{secret}</code>")));
+    let r = http()
+        .post(berth.server.url("/account/cli-secret"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("_csrf", &gina.csrf), ("secret", "Gina1NewSecret")]))
+        .send()
+        .unwrap();
+    assert_eq!(see_other(&r), "/account/cli-secret?done=The+CLI+secret+was+replaced.");
+    assert_eq!(gina.current(&berth)["oidc_user_meta"]["secret"], "Gina1NewSecret");
 
     // Portal login under OIDC: Harbor's redirect for users, the password
     // for the administrator.

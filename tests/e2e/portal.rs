@@ -90,6 +90,7 @@ fn portal_journey() {
             "configuration saved",
             "labels, immutability and webhooks",
             "member sees what a developer may do",
+            "own password changed",
             "artifact deleted",
             "journey done",
         ],

@@ -22,7 +22,7 @@ import urllib.parse
 import urllib.request
 
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException, NoSuchElementException
+from selenium.common.exceptions import NoAlertPresentException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
@@ -111,13 +111,21 @@ def shot(driver, name):
 
 def click(driver, element, alert=False):
     """Clicks what loads a new page (accepting a confirm dialog first when
-    `alert`) and waits for that page."""
-    page = driver.find_element(By.TAG_NAME, "html")
+    `alert`) and waits for that page: loaded, and without the mark set on
+    the old one."""
+    driver.execute_script("window.__old_page = true")
     element.click()
     if alert:
         WebDriverWait(driver, 10).until(expected_conditions.alert_is_present())
         driver.switch_to.alert.accept()
-    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
+
+    def loaded(d):
+        try:
+            return d.execute_script("return window.__old_page === undefined && document.readyState === 'complete'")
+        except WebDriverException:
+            return False  # between the pages
+
+    WebDriverWait(driver, 15).until(loaded)
 
 
 def button(driver, text):
@@ -317,6 +325,18 @@ def journey(driver):
     assert all("/harbor/users - " in e["message"] and "403" in e["message"] for e in console_errors(driver))
     go(driver, "/harbor/projects")
     step("member sees what a developer may do")
+    go(driver, "/account/password")
+    driver.find_element(By.ID, "old").send_keys(member_password)
+    driver.find_element(By.ID, "new").send_keys("Changed12345")
+    click(driver, button(driver, "Change password"))
+    assert "Your password was changed." in body_text(driver), body_text(driver)
+    shot(driver, "password-changed")
+    sign_out(driver)
+    sign_in(driver, member, member_password)
+    assert "Invalid user name or password" in body_text(driver)
+    sign_in(driver, member, "Changed12345")
+    assert driver.current_url.endswith("/harbor/projects"), driver.current_url
+    step("own password changed")
     sign_out(driver)
 
     sign_in(driver, "admin", ADMIN_PASSWORD)
