@@ -71,9 +71,11 @@ fn scenario(name: &str, steps: &[&str]) {
 }
 
 /// Sign in as admin, create a project, push an image and find it with its
-/// tags, add and remove a tag, add a member, create a robot and pull with
-/// its secret, save the configuration, sign in as the member and see what
-/// a developer may do, delete the artifact.
+/// tags, add and remove a tag, scan, add a member, use the administration
+/// pages, create a robot and pull with its secret, save the configuration,
+/// add labels, an immutability rule and a webhook, sign in as the member
+/// and see what a developer may do, change the member's password, delete
+/// the artifact, the repository and the project.
 #[test]
 fn portal_journey() {
     scenario(
@@ -84,6 +86,7 @@ fn portal_journey() {
             "project created",
             "pushed image listed with its tag",
             "tags added and removed",
+            "scan started",
             "member added",
             "administration pages",
             "robot pulled with its secret",
@@ -92,6 +95,7 @@ fn portal_journey() {
             "member sees what a developer may do",
             "own password changed",
             "artifact deleted",
+            "project deleted",
             "journey done",
         ],
     );

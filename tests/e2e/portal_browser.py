@@ -223,6 +223,9 @@ def journey(driver):
     assert "The tag was removed." in body_text(driver)
     assert "v2" not in driver.find_element(By.ID, "tags").text
     step("tags added and removed")
+    click(driver, button(driver, "Scan now"))
+    assert "The scan was started." in body_text(driver), body_text(driver)
+    step("scan started")
     artifact_url = driver.current_url.split("?")[0].removeprefix(URL)
 
     member = "dev-" + suffix()
@@ -347,6 +350,21 @@ def journey(driver):
     assert "/artifacts-tab" in driver.current_url
     shot(driver, "artifact-deleted")
     step("artifact deleted")
+
+    def delete_project():
+        go(driver, f"/harbor/projects/{pid}/configs")
+        driver.find_element(By.NAME, "confirm").click()
+        click(driver, button(driver, "Delete project"), alert=True)
+
+    delete_project()
+    assert "contains repositories" in driver.find_element(By.CSS_SELECTOR, "p.error").text
+    go(driver, f"/harbor/projects/{pid}/repositories")
+    click(driver, driver.find_element(By.CSS_SELECTOR, f"button[aria-label='Delete {project}/app']"), alert=True)
+    assert "The repository was deleted." in body_text(driver)
+    delete_project()
+    assert "The project was deleted." in body_text(driver)
+    assert project not in driver.find_element(By.ID, "projects").text
+    step("project deleted")
     errors = console_errors(driver)
     assert not errors, errors
     step("journey done")
@@ -429,9 +447,11 @@ ROLE_ACTIONS = {
     "projectAdmin": {"add-member", "change-role", "remove-member", "create-robot", "delete-robot",
                      "delete-repository", "add-tag", "remove-tag", "delete-artifact", "save-configs",
                      "create-label", "delete-label", "add-artifact-label", "remove-artifact-label",
-                     "create-immutable", "delete-immutable", "create-webhook", "delete-webhook"},
+                     "create-immutable", "delete-immutable", "create-webhook", "delete-webhook", "delete-project",
+                     "scan", "generate-sbom"},
     "maintainer": {"delete-repository", "add-tag", "remove-tag", "delete-artifact", "create-label", "delete-label",
-                   "add-artifact-label", "remove-artifact-label", "create-immutable", "delete-immutable"},
+                   "add-artifact-label", "remove-artifact-label", "create-immutable", "delete-immutable", "scan",
+                   "generate-sbom"},
     "developer": {"add-tag", "add-artifact-label", "remove-artifact-label"},
     "guest": set(),
     "limitedGuest": set(),
@@ -455,6 +475,9 @@ def offered(driver, pid, artifact_path):
         actions.add("delete-artifact")
     if has(driver, "#label_id"):
         actions.add("add-artifact-label")
+    for text, action in [("Scan now", "scan"), ("Generate SBOM", "generate-sbom")]:
+        if driver.find_elements(By.XPATH, f"//button[text()='{text}']"):
+            actions.add(action)
     if has(driver, "button[aria-label^='Remove label']"):
         actions.add("remove-artifact-label")
     for tab, checks in [
@@ -465,7 +488,8 @@ def offered(driver, pid, artifact_path):
         ("tag-strategy", [("#repo_pattern", "create-immutable"),
                           ("#immutability button[aria-label^='Delete']", "delete-immutable")]),
         ("webhook", [("#hook_name", "create-webhook"), ("#webhooks button[aria-label^='Delete']", "delete-webhook")]),
-        ("configs", [("form[action$='/configs'] button[type=submit]", "save-configs")]),
+        ("configs", [("form[action$='/configs'] button[type=submit]", "save-configs"),
+                     ("form[action$='/delete'] button.danger", "delete-project")]),
     ]:
         go(driver, f"/harbor/projects/{pid}/{tab}")
         if tab not in tabs:

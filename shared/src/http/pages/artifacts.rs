@@ -28,6 +28,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(&format!("{artifact}/tags/{{tag}}/delete"), post(remove_tag))
         .route(&format!("{artifact}/delete"), post(delete))
         .route(&format!("{artifact}/labels"), post(add_label))
+        .route(&format!("{artifact}/scan"), post(scan))
         .route(&format!("{artifact}/labels/{{label}}/delete"), post(remove_label))
 }
 
@@ -157,6 +158,7 @@ async fn detail(visit: Visit, Path((id, repo, digest)): Path<(i64, String, Strin
     };
     let links = artifact.get("addition_links").and_then(Value::as_object);
     let has = |k: &str| links.is_some_and(|l| l.contains_key(k));
+    let (may_scan, may_sbom) = (frame.perms.can("scan", "create"), frame.perms.can("sbom", "create"));
     let (may_label, may_unlabel) =
         (frame.perms.can("artifact-label", "create"), frame.perms.can("artifact-label", "delete"));
     let project_labels = if may_label {
@@ -200,7 +202,14 @@ async fn detail(visit: Visit, Path((id, repo, digest)): Path<(i64, String, Strin
                 dt { "Size" } dd { (size(int(&artifact, "size"))) }
                 dt { "Pushed" } dd { (when(&text(&artifact, "push_time"))) }
                 dt { "Pulled" } dd { (when(&text(&artifact, "pull_time"))) }
-                dt { "Vulnerabilities" } dd { (scan_summary(&artifact)) }
+                dt { "Vulnerabilities" } dd {
+                    (scan_summary(&artifact))
+                    @if may_scan { " " (scan_form(&visit, &page_path, "vulnerability", "Scan now")) }
+                }
+                dt { "SBOM" } dd {
+                    @if artifact.get("sbom_overview").is_some_and(|s| !s.is_null()) || has_accessory(&artifact, "sbom") { "Yes" } @else { "No" }
+                    @if may_sbom { " " (scan_form(&visit, &page_path, "sbom", "Generate SBOM")) }
+                }
                 dt { "Labels" } dd {
                     @for l in artifact.get("labels").map(items).unwrap_or_default() {
                         @let name = text(l, "name");
@@ -312,6 +321,29 @@ async fn add_tag(visit: Visit, Path((id, repo, digest)): Path<(i64, String, Stri
     let path = format!("{}/artifacts/{}/tags", api_path(&frame, &repo), seg(&digest));
     let answer = visit.api(Method::POST, &path, Some(&json!({"name": field(&fields, "name")}))).await;
     after(&visit, &artifact_page(id, &repo, &digest), &answer, "The tag was added.")
+}
+
+/// A button that starts a scan of `scan_type`.
+fn scan_form(visit: &Visit, page_path: &str, scan_type: &str, label: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(format!("{page_path}/scan")) {
+            (csrf(visit))
+            input type="hidden" name="scan_type" value=(scan_type);
+            button.secondary type="submit" { (label) }
+        }
+    }
+}
+
+async fn scan(visit: Visit, Path((id, repo, digest)): Path<(i64, String, String)>, body: Bytes) -> Response {
+    let frame = match Frame::load(&visit, id).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let fields = form(&body);
+    let scan_type = if field(&fields, "scan_type") == "sbom" { "sbom" } else { "vulnerability" };
+    let path = format!("{}/artifacts/{}/scan", api_path(&frame, &repo), seg(&digest));
+    let answer = visit.api(Method::POST, &path, Some(&json!({"scan_type": scan_type}))).await;
+    after(&visit, &artifact_page(id, &repo, &digest), &answer, "The scan was started.")
 }
 
 async fn add_label(visit: Visit, Path((id, repo, digest)): Path<(i64, String, String)>, body: Bytes) -> Response {

@@ -31,6 +31,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/harbor/projects/{id}/robot-account/{rid}/delete", post(delete_robot))
         .route("/harbor/projects/{id}/logs", get(logs))
         .route("/harbor/projects/{id}/configs", get(configs).post(save_configs))
+        .route("/harbor/projects/{id}/delete", post(delete_project))
 }
 
 /// Harbor's project roles, by id.
@@ -613,6 +614,16 @@ async fn configs(visit: Visit, Path(id): Path<i64>) -> Response {
                 @if may_edit { p { button type="submit" { "Save" } } }
             }
         }
+        @if frame.perms.can(".", "delete") {
+            form.panel method="post" action=(format!("/harbor/projects/{id}/delete"))
+                data-confirm=(format!("Delete the project {}?", frame.name())) {
+                h2 { "Delete the project" }
+                p.muted { "Only an empty project (no repositories) can be deleted." }
+                (csrf(&visit))
+                label.check { input type="checkbox" name="confirm" required; "I understand this deletes the project." }
+                p { button.danger type="submit" { "Delete project" } }
+            }
+        }
     };
     frame.render(&visit, "configs", "Configuration", body)
 }
@@ -641,4 +652,12 @@ async fn save_configs(visit: Visit, Path(id): Path<i64>, body: Bytes) -> Respons
     });
     let answer = visit.api(Method::PUT, &format!("/projects/{id}"), Some(&body)).await;
     after(&visit, &format!("/harbor/projects/{id}/configs"), &answer, "The configuration was saved.")
+}
+
+async fn delete_project(visit: Visit, Path(id): Path<i64>) -> Response {
+    let answer = visit.api(Method::DELETE, &format!("/projects/{id}"), None).await;
+    if answer.ok() {
+        return back("/harbor/projects", Ok("The project was deleted."));
+    }
+    after(&visit, &format!("/harbor/projects/{id}/configs"), &answer, "")
 }
