@@ -253,6 +253,18 @@ def journey(driver):
     go(driver, "/harbor/interrogation-services/scanners")
     assert "berth" in driver.find_element(By.ID, "scanners").text
     shot(driver, "admin-scanners")
+    go(driver, "/harbor/groups")
+    driver.find_element(By.ID, "group_name").send_keys("qa-team")
+    click(driver, button(driver, "Create group"))
+    assert "The group was created." in body_text(driver)
+    assert "qa-team" in driver.find_element(By.ID, "groups").text
+    shot(driver, "admin-groups")
+    go(driver, "/harbor/robot-accounts")
+    driver.find_element(By.ID, "robot_name").send_keys("mirror")
+    click(driver, button(driver, "Create robot account"))
+    assert driver.find_element(By.ID, "robot-secret").text
+    assert "mirror" in driver.find_element(By.ID, "robots").text
+    shot(driver, "admin-robots")
     step("administration pages")
 
     go(driver, f"/harbor/projects/{pid}/robot-account")

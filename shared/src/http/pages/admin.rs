@@ -1,5 +1,5 @@
-//! Administration: users, garbage collection (history, run, log), the
-//! audit log and the scanners. The navigation offers them to system
+//! Administration: users, groups, system robot accounts, garbage
+//! collection (history, run, log), the audit log and the scanners. The navigation offers them to system
 //! administrators; anyone else asking by address gets the API's refusal.
 
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
-use super::layout::{csrf, page, pager, search};
+use super::layout::{copy, csrf, page, pager, search};
 use super::{Viewer, Visit, after, checked, field, form, html, int, items, seg, text, when};
 use crate::http::state::AppState;
 
@@ -25,12 +25,18 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/harbor/clearing-job/gc", get(gc).post(run_gc))
         .route("/harbor/clearing-job/gc/{gid}/log", get(gc_log))
         .route("/harbor/logs", get(audit))
+        .route("/harbor/groups", get(groups).post(create_group))
+        .route("/harbor/groups/{gid}/delete", post(delete_group))
+        .route("/harbor/robot-accounts", get(robots).post(create_robot))
+        .route("/harbor/robot-accounts/{rid}/delete", post(delete_robot))
         .route("/harbor/interrogation-services/scanners", get(scanners))
 }
 
 /// The administration pages, for the navigation.
-pub const PAGES: [(&str, &str); 4] = [
+pub const PAGES: [(&str, &str); 6] = [
     ("/harbor/users", "Users"),
+    ("/harbor/groups", "Groups"),
+    ("/harbor/robot-accounts", "Robot accounts"),
     ("/harbor/clearing-job/gc", "Garbage collection"),
     ("/harbor/logs", "Audit log"),
     ("/harbor/interrogation-services/scanners", "Scanners"),
@@ -256,4 +262,154 @@ async fn scanners(visit: Visit) -> Response {
         @if items(&list).is_empty() { p.muted { "No scanners." } }
     };
     admin_page(&visit, &viewer, "Scanners", body)
+}
+
+// ------------------------------------------------------------ groups
+
+const GROUP_TYPES: [(i64, &str); 3] = [(1, "LDAP"), (2, "HTTP"), (3, "OIDC")];
+
+async fn groups(visit: Visit) -> Response {
+    let (viewer, list, total, next) = match listing(&visit, format!("/usergroups?{}", visit.paging())).await {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let body = html! {
+        div.table-wrap { table #groups {
+            thead { tr { th scope="col" { "Name" } th scope="col" { "Type" } th scope="col" { "LDAP DN" } th scope="col" { "Actions" } } }
+            tbody { @for g in items(&list) {
+                @let name = text(g, "group_name");
+                @let kind = int(g, "group_type");
+                tr {
+                    td { (name) }
+                    td { (GROUP_TYPES.iter().find(|(k, _)| *k == kind).map_or("—", |(_, n)| n)) }
+                    td.mono { (text(g, "ldap_group_dn")) }
+                    td { form.inline method="post" action=(format!("/harbor/groups/{}/delete", int(g, "id")))
+                        data-confirm=(format!("Delete the group {name}?")) {
+                        (csrf(&visit))
+                        button.danger type="submit" aria-label=(format!("Delete {name}")) { "Delete" }
+                    } }
+                }
+            } }
+        } }
+        @if items(&list).is_empty() { p.muted { "No groups." } }
+        (pager(&visit, "/harbor/groups", total, next.as_deref()))
+        form.panel method="post" action="/harbor/groups" {
+            h2 { "New group" }
+            (csrf(&visit))
+            label for="group_name" { "Name" } input #group_name type="text" name="group_name" required;
+            label for="group_type" { "Type" }
+            select #group_type name="group_type" {
+                @for (k, n) in GROUP_TYPES { option value=(k) selected[k == 2] { (n) } }
+            }
+            label for="group_dn" { "LDAP group DN (LDAP groups)" } input #group_dn type="text" name="ldap_group_dn";
+            p { button type="submit" { "Create group" } }
+        }
+    };
+    admin_page(&visit, &viewer, "Groups", body)
+}
+
+async fn create_group(visit: Visit, body: Bytes) -> Response {
+    let fields = form(&body);
+    let body = json!({
+        "group_name": field(&fields, "group_name"),
+        "group_type": field(&fields, "group_type").parse::<i64>().unwrap_or(2),
+        "ldap_group_dn": field(&fields, "ldap_group_dn"),
+    });
+    let answer = visit.api(Method::POST, "/usergroups", Some(&body)).await;
+    after(&visit, "/harbor/groups", &answer, "The group was created.")
+}
+
+async fn delete_group(visit: Visit, Path(gid): Path<i64>) -> Response {
+    let answer = visit.api(Method::DELETE, &format!("/usergroups/{gid}"), None).await;
+    after(&visit, "/harbor/groups", &answer, "The group was deleted.")
+}
+
+// ------------------------------------------------------------ system robots
+
+async fn robots(visit: Visit) -> Response {
+    robots_page(visit, None).await
+}
+
+/// The system robot accounts; `created` is one just made, whose secret is
+/// shown this once.
+async fn robots_page(visit: Visit, created: Option<Value>) -> Response {
+    let path = format!("/robots?{}&q={}", visit.paging(), seg("Level=system"));
+    let (viewer, list, total, next) = match listing(&visit, path).await {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let body = html! {
+        @if let Some(robot) = &created {
+            @let secret = text(robot, "secret");
+            div.secret role="status" {
+                p { strong { "Robot " (text(robot, "name")) " was created." }
+                    " Copy its secret now: it is not shown again." }
+                p { code #robot-secret { (secret) } " " (copy(&secret, "Copy the robot's secret")) }
+            }
+        }
+        div.table-wrap { table #robots {
+            thead { tr { th scope="col" { "Name" } th scope="col" { "Description" } th scope="col" { "Permissions" }
+                th scope="col" { "Enabled" } th scope="col" { "Actions" } } }
+            tbody { @for r in items(&list) {
+                @let name = text(r, "name");
+                tr {
+                    td { (name) } td { (text(r, "description")) }
+                    td { @for p in r.get("permissions").map(items).unwrap_or_default() {
+                        @for a in p.get("access").map(items).unwrap_or_default() {
+                            span.badge { (text(p, "namespace")) " " (text(a, "resource")) ":" (text(a, "action")) }
+                        }
+                    } }
+                    td { @if r.get("disable").and_then(Value::as_bool).unwrap_or(false) { "No" } @else { "Yes" } }
+                    td { form.inline method="post" action=(format!("/harbor/robot-accounts/{}/delete", int(r, "id")))
+                        data-confirm=(format!("Delete the robot account {name}?")) {
+                        (csrf(&visit))
+                        button.danger type="submit" aria-label=(format!("Delete {name}")) { "Delete" }
+                    } }
+                }
+            } }
+        } }
+        @if items(&list).is_empty() { p.muted { "No system robot accounts." } }
+        (pager(&visit, "/harbor/robot-accounts", total, next.as_deref()))
+        form.panel method="post" action="/harbor/robot-accounts" {
+            h2 { "New system robot account" }
+            (csrf(&visit))
+            label for="robot_name" { "Name" } input #robot_name type="text" name="name" required;
+            label for="robot_description" { "Description" } input #robot_description type="text" name="description";
+            label for="robot_days" { "Expires after (days; −1: never)" }
+            input #robot_days type="number" name="duration" value="30" min="-1";
+            fieldset {
+                legend { "In every project" }
+                label.check { input type="checkbox" name="pull" checked; "Pull" }
+                label.check { input type="checkbox" name="push"; "Push" }
+            }
+            p { button type="submit" { "Create robot account" } }
+        }
+    };
+    admin_page(&visit, &viewer, "Robot accounts", body)
+}
+
+async fn create_robot(visit: Visit, body: Bytes) -> Response {
+    let fields = form(&body);
+    let access: Vec<Value> = ["pull", "push"]
+        .into_iter()
+        .filter(|a| checked(&fields, a))
+        .map(|a| json!({"resource": "repository", "action": a}))
+        .collect();
+    let body = json!({
+        "name": field(&fields, "name"),
+        "description": field(&fields, "description"),
+        "duration": field(&fields, "duration").parse::<i64>().unwrap_or(30),
+        "level": "system",
+        "permissions": [{"kind": "project", "namespace": "*", "access": access}],
+    });
+    let answer = visit.api(Method::POST, "/robots", Some(&body)).await;
+    if answer.ok() {
+        return robots_page(visit, Some(answer.body)).await;
+    }
+    after(&visit, "/harbor/robot-accounts", &answer, "")
+}
+
+async fn delete_robot(visit: Visit, Path(rid): Path<i64>) -> Response {
+    let answer = visit.api(Method::DELETE, &format!("/robots/{rid}"), None).await;
+    after(&visit, "/harbor/robot-accounts", &answer, "The robot account was deleted.")
 }
