@@ -294,6 +294,13 @@ def journey(driver):
     out, _ = api_ok("GET", f"/projects/{pid}")
     assert out["metadata"].get("auto_scan") == "true", out["metadata"]
     shot(driver, "configs")
+    quota = driver.find_element(By.ID, "quota_gib")
+    quota.clear()
+    quota.send_keys("2")
+    click(driver, button(driver, "Set quota"))
+    assert "The quota was set." in body_text(driver)
+    quotas, _ = api_ok("GET", f"/quotas?reference=project&reference_id={pid}")
+    assert quotas[0]["hard"]["storage"] == 2 * 1024 ** 3, quotas
     step("configuration saved")
 
     go(driver, f"/harbor/projects/{pid}/labels")

@@ -32,6 +32,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/harbor/projects/{id}/logs", get(logs))
         .route("/harbor/projects/{id}/configs", get(configs).post(save_configs))
         .route("/harbor/projects/{id}/delete", post(delete_project))
+        .route("/harbor/projects/{id}/quota", post(save_quota))
 }
 
 /// Harbor's project roles, by id.
@@ -47,6 +48,16 @@ fn is_public(p: &Value) -> bool {
 }
 
 // ------------------------------------------------------------ the list
+
+const GIB: i64 = 1024 * 1024 * 1024;
+
+/// A storage limit typed in GiB, in bytes (−1: unlimited).
+fn gib_to_bytes(typed: &str) -> i64 {
+    match typed.trim().parse::<i64>() {
+        Ok(n) if n >= 0 => n.saturating_mul(GIB),
+        _ => -1,
+    }
+}
 
 async fn list(visit: Visit) -> Response {
     let viewer = match visit.viewer().await {
@@ -130,8 +141,7 @@ fn quota(summary: &Value) -> Markup {
 
 async fn create(visit: Visit, body: Bytes) -> Response {
     let fields = form(&body);
-    let limit = field(&fields, "storage_limit").parse::<i64>().unwrap_or(-1);
-    let bytes = if limit < 0 { -1 } else { limit.saturating_mul(1024 * 1024 * 1024) };
+    let bytes = gib_to_bytes(field(&fields, "storage_limit"));
     let public = checked(&fields, "public");
     let body = json!({
         "project_name": field(&fields, "project_name"),
@@ -614,6 +624,18 @@ async fn configs(visit: Visit, Path(id): Path<i64>) -> Response {
                 @if may_edit { p { button type="submit" { "Save" } } }
             }
         }
+        @if frame.viewer.sysadmin {
+            @let hard = summary.body.pointer("/quota/hard/storage").and_then(Value::as_i64).unwrap_or(-1);
+            form.bar method="post" action=(format!("/harbor/projects/{id}/quota")) {
+                (csrf(&visit))
+                div {
+                    label for="quota_gib" { "Storage quota in GiB (−1: unlimited)" }
+                    input #quota_gib type="number" name="storage_limit" min="-1"
+                        value=(if hard < 0 { -1 } else { hard / GIB });
+                }
+                button type="submit" { "Set quota" }
+            }
+        }
         @if frame.perms.can(".", "delete") {
             form.panel method="post" action=(format!("/harbor/projects/{id}/delete"))
                 data-confirm=(format!("Delete the project {}?", frame.name())) {
@@ -660,4 +682,17 @@ async fn delete_project(visit: Visit, Path(id): Path<i64>) -> Response {
         return back("/harbor/projects", Ok("The project was deleted."));
     }
     after(&visit, &format!("/harbor/projects/{id}/configs"), &answer, "")
+}
+
+/// `PUT /quotas/{id}` of the project's quota (administrators).
+async fn save_quota(visit: Visit, Path(id): Path<i64>, body: Bytes) -> Response {
+    let fields = form(&body);
+    let here = format!("/harbor/projects/{id}/configs");
+    let quotas = visit.get(format!("/quotas?reference=project&reference_id={id}")).await;
+    let Some(quota_id) = items(&quotas.body).first().map(|q| int(q, "id")) else {
+        return after(&visit, &here, &quotas, "");
+    };
+    let body = json!({"hard": {"storage": gib_to_bytes(field(&fields, "storage_limit"))}});
+    let answer = visit.api(Method::PUT, &format!("/quotas/{quota_id}"), Some(&body)).await;
+    after(&visit, &here, &answer, "The quota was set.")
 }
