@@ -37,6 +37,7 @@ use crate::auth::oidc::{Login, OidcError};
 use crate::auth::session::{self, COOKIE, CSRF_COOKIE, CSRF_HEADER, Session};
 use crate::auth::{AuthError, Subject};
 use crate::meta::now_unix;
+use crate::service::ServiceError;
 use crate::service::settings::Settings;
 use crate::service::users::{ADMIN, Source, validate_username};
 
@@ -512,7 +513,8 @@ async fn oidc_onboard(State(state): State<Arc<AppState>>, headers: HeaderMap, bo
             resp
         }
         Err(OidcError::Service(e)) => {
-            let message = e.to_string();
+            let message =
+                if matches!(e, ServiceError::Backend(_)) { "internal error".to_owned() } else { e.to_string() };
             refused(ApiError::from(e).into_response(), &message)
         }
         Err(e) => oidc_failure(&headers, e),
