@@ -199,3 +199,96 @@ fn portal_headers() {
 fn html_asset(html: &str, ext: &str) -> String {
     html.split('"').find(|s| s.starts_with("/assets/portal.") && s.ends_with(&format!(".{ext}"))).unwrap().to_owned()
 }
+
+/// A page action the role may not use, posted by address with a valid
+/// CSRF token, is refused by the API behind it: the page comes back with
+/// the refusal and nothing changes.
+#[test]
+fn portal_actions_are_refused_as_the_api_refuses_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(tmp.path(), &["--data", "data"], &[("BERTH_ADMIN_PASSWORD", PASSWORD)]);
+    let client = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let admin = |method: reqwest::Method, path: &str, body: serde_json::Value| {
+        let r = client
+            .request(method, server.url(&format!("/api/v2.0{path}")))
+            .basic_auth("admin", Some(PASSWORD))
+            .json(&body)
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r
+    };
+    admin(reqwest::Method::POST, "/projects", serde_json::json!({"project_name": "guarded"}));
+    for name in ["visitor", "bystander"] {
+        admin(
+            reqwest::Method::POST,
+            "/users",
+            serde_json::json!({"username": name, "email": format!("{name}@example.com"), "realname": name,
+                "password": "Visitor12345"}),
+        );
+    }
+    let project: serde_json::Value = client
+        .get(server.url("/api/v2.0/projects/guarded"))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let id = project["project_id"].as_i64().unwrap();
+    admin(
+        reqwest::Method::POST,
+        &format!("/projects/{id}/members"),
+        serde_json::json!({"role_id": 3, "member_user": {"username": "visitor"}}),
+    );
+
+    let login = client
+        .post(server.url("/account/sign-in"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("principal=visitor&password=Visitor12345")
+        .send()
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let cookies: Vec<String> = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect();
+    let csrf = cookies.iter().find_map(|c| c.strip_prefix("__csrf=")).unwrap().to_owned();
+    let cookie = cookies.join("; ");
+    let post = |path: &str, form: &str| {
+        client
+            .post(server.url(path))
+            .header("cookie", &cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("_csrf={csrf}&{form}"))
+            .send()
+            .unwrap()
+    };
+    let members = format!("/harbor/projects/{id}/members");
+    let r = post(&members, "username=bystander&role_id=1");
+    assert_eq!(r.status(), 303);
+    let to = r.headers()["location"].to_str().unwrap();
+    assert!(to.starts_with(&format!("{members}?error=")), "{to}");
+    let r = post(&format!("/harbor/projects/{id}/configs"), "public=on&severity=low");
+    assert!(r.headers()["location"].to_str().unwrap().contains("error="));
+    let list: Vec<serde_json::Value> = client
+        .get(server.url(&format!("/api/v2.0/projects/{id}/members")))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(list.iter().all(|m| m["entity_name"] != "bystander"), "{list:?}");
+    let project: serde_json::Value = client
+        .get(server.url(&format!("/api/v2.0/projects/{id}")))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(project["metadata"]["public"], "false");
+    // The page itself offers neither.
+    let page = client.get(server.url(&members)).header("cookie", &cookie).send().unwrap().text().unwrap();
+    assert!(!page.contains("id=\"member_name\"") && !page.contains("Change role"), "{page}");
+}
