@@ -143,6 +143,19 @@ fn lookup_key<'p>(package: &'p Package, os: Option<&OsInfo>) -> Option<(&'static
             Some("alpine") | None => ("Alpine", source(), package.version.as_str()),
             Some(_) => return None,
         },
+        Ecosystem::Rpm => {
+            let base = match os.map(|o| o.id.as_str())? {
+                "rhel" => "Red Hat",
+                "almalinux" => "AlmaLinux",
+                "rocky" => "Rocky Linux",
+                "opensuse-leap" | "opensuse-tumbleweed" | "opensuse" => "openSUSE",
+                "sles" | "sled" => "SUSE",
+                "mageia" => "Mageia",
+                "openEuler" | "openeuler" => "openEuler",
+                _ => return None,
+            };
+            (base, package.name.as_str(), package.version.as_str())
+        }
         Ecosystem::PyPI => ("PyPI", package.name.as_str(), package.version.as_str()),
         Ecosystem::Npm => ("npm", package.name.as_str(), package.version.as_str()),
         Ecosystem::Cargo => ("crates.io", package.name.as_str(), package.version.as_str()),
@@ -167,6 +180,9 @@ pub(crate) fn release_matches(ecosystem: &str, os: Option<&OsInfo>) -> bool {
         // `Ubuntu:22.04:LTS`, `Ubuntu:24.10`; Ubuntu Pro's ESM advisories
         // (`Ubuntu:Pro:18.04:LTS`) need a subscription image, not this one.
         "Ubuntu" => !rest.contains(&"Pro") && rest[0] == leading(2),
+        "AlmaLinux" | "Rocky Linux" | "Mageia" => rest[0] == leading(1),
+        // `Red Hat:enterprise_linux:9::appstream`.
+        "Red Hat" => rest.get(1).is_some_and(|major| *major == leading(1)),
         _ => true,
     }
 }

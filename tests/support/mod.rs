@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod distribution;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;

@@ -2,7 +2,8 @@
 //! background workers over the configured backends; `worker` runs only the
 //! workers (container replicas of the background side); `migrate` prepares
 //! a backend's resources; `admin` manages accounts offline (a lost admin
-//! password); `push-blob` is a client of the upload extension. Everything
+//! password); `import` brings a Distribution store in; `vulndb` manages
+//! the scanner's database; `push-blob` is a client of the upload extension. Everything
 //! else lives in the `berth` library.
 
 mod push_blob;
@@ -71,6 +72,20 @@ enum Command {
         common: CommonArgs,
         #[command(subcommand)]
         action: AdminAction,
+    },
+    /// Import a Distribution (Docker registry 2) filesystem store: every
+    /// repository, manifest, tag and blob, read from the folder directly
+    /// (no registry needs to run). One-level names go into --project.
+    /// Running it again copies nothing twice. (The local backend only
+    /// while no `berth serve` uses its data folder.)
+    Import {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// The project for one-level repository names (created if missing).
+        #[arg(long, default_value = "library")]
+        project: String,
+        /// The store's root (its `rootdirectory`), or its `docker/registry/v2`.
+        path: PathBuf,
     },
     /// The built-in scanner's vulnerability database (the local backend
     /// only while no `berth serve` uses its data folder).
@@ -331,6 +346,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     ),
                     None => println!("no vulnerability database has been imported"),
                 },
+            }
+        }
+        Command::Import { common, project, path } => {
+            let config = common.load(None, None)?;
+            let ctx = AppContext::open(config).await?;
+            ctx.bootstrap().await?;
+            let s = ctx.registry().import_distribution(&path, &project).await?;
+            println!(
+                "imported {} repositories: {} manifests, {} tags, {} blobs ({} bytes) copied",
+                s.repositories, s.manifests, s.tags, s.blobs, s.bytes
+            );
+            for f in &s.failures {
+                eprintln!("not imported: {f}");
+            }
+            if !s.failures.is_empty() {
+                anyhow::bail!("{} items were not imported", s.failures.len());
             }
         }
         Command::PushBlob(push) => push.run().await?,

@@ -13,6 +13,7 @@ pub(crate) mod golang;
 pub(crate) mod npm;
 pub(crate) mod os;
 pub(crate) mod python;
+pub(crate) mod rpm;
 
 use std::io::Read;
 
@@ -47,6 +48,8 @@ pub enum Ecosystem {
     Deb,
     /// apk (Alpine).
     Apk,
+    /// rpm (RHEL and its rebuilds, Fedora, openSUSE).
+    Rpm,
     PyPI,
     Npm,
     Cargo,
@@ -86,6 +89,7 @@ pub(crate) fn wants(path: &str) -> bool {
     os::wants(path)
         || dpkg::wants(path)
         || apk::wants(path)
+        || rpm::wants(path)
         || python::wants(path)
         || cargo::wants(path)
         || npm::wants(path)
@@ -97,6 +101,7 @@ pub(crate) fn catalog(files: &Files, limits: &Limits) -> Result<Inventory, ScanE
     for (path, data) in files {
         let found = match data {
             FileData::Go(info) => golang::packages(path, info),
+            FileData::Bytes(bytes) if rpm::wants(path) => rpm::packages(path, bytes, os.as_ref()),
             FileData::Bytes(bytes) => {
                 let text = String::from_utf8_lossy(bytes);
                 if dpkg::wants(path) {

@@ -1,7 +1,8 @@
 //! The events queue's consumer: each event becomes its effects — a pushed
 //! artifact's `extra_attrs` and its scan when the project scans on push, an audit
 //! record (unless `skip_audit_log_database`), a line to the syslog
-//! endpoint (`audit_log_forward_endpoint`), webhook deliveries — and a
+//! endpoint (`audit_log_forward_endpoint`), webhook deliveries, the
+//! security hub's view of a scan or a deleted artifact — and a
 //! batch of pulls becomes pull statistics too. Every effect tolerates a
 //! repeated message: records are create-only under the event's id, pull
 //! batches are counted once, webhook executions are created once per
@@ -50,6 +51,23 @@ async fn effects(registry: &Registry, event: &Event) -> Result<(), RouteError> {
     {
         registry.fill_extra_attrs(&repo, &digest).await?;
         registry.scan_on_push(&crate::jobs::scan::ScanJob::queued(), &repo, &digest, &event.id).await?;
+    }
+    // The security hub follows scans and the artifacts they are of.
+    if matches!(
+        event.kind,
+        EventKind::ScanningCompleted
+            | EventKind::ScanningFailed
+            | EventKind::ScanningStopped
+            | EventKind::DeleteArtifact
+    ) && let Some(digest) = event.digest.as_deref().and_then(|d| d.parse::<crate::oci::Digest>().ok())
+    {
+        registry.sync_security_hub(&digest).await?;
+    }
+    if event.kind == EventKind::DeleteRepository
+        && let Some(repo) = event.repository.as_deref().or(event.resource.as_deref())
+        && let Ok(repo) = crate::oci::RepoName::parse(repo)
+    {
+        registry.unindex_repository(&repo).await?;
     }
     let settings = registry.settings().await?;
     let skip_pull = event.kind == EventKind::PullArtifact && settings.pull_audit_log_disable;

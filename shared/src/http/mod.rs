@@ -1,11 +1,13 @@
 //! The HTTP surface, one axum `Router` for every host (the `berth` server,
 //! containers, the `api` Lambda): `/v2` (OCI distribution), health,
 //! `/service/token`, `/api/v2.0`, the portal's `/c/` endpoints and its
-//! pages.
+//! pages, and the built-in scanner as a Pluggable Scanner API adapter
+//! (`/scanner-adapter`).
 //!
 //! Handlers parse and authorize requests, call services and map service
 //! errors to the protocol's error body; they hold no registry rules.
 
+pub mod adapter;
 pub mod api;
 pub mod metrics;
 mod pages;

@@ -30,6 +30,7 @@ pub fn router(ctx: Arc<AppContext>) -> Router {
         .route("/ready", get(ready))
         .route("/service/token", get(super::token::issue).post(super::token::post_refused))
         .route("/api/version", get(super::api::version))
+        .nest(super::adapter::PREFIX, super::adapter::routes())
         .nest(super::api::PREFIX, super::api::routes().layer(from_fn_with_state(state.clone(), portal::sessions)))
         .merge(portal::routes().layer(from_fn_with_state(state.clone(), portal::sessions)))
         .merge(pages::routes(&state).layer(from_fn_with_state(state.clone(), portal::sessions)))

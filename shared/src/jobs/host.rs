@@ -23,12 +23,15 @@ pub fn all_jobs() -> Jobs {
         .with(Arc::new(super::scan::ScanJob::queued()))
         .with(Arc::new(super::scan_all::ScanAllJob))
         .with(Arc::new(super::cve_export::CveExportJob))
+        .with(Arc::new(super::adapter_scan::AdapterScanJob::queued()))
 }
 
 /// Every job kind with what this process's jobs need to run (the scan
 /// job's way to the registry and its token keys).
 pub fn jobs_of(ctx: &AppContext) -> Jobs {
-    all_jobs().with(Arc::new(super::scan::ScanJob::with_env(super::scan::ScanEnv::from_context(ctx))))
+    all_jobs()
+        .with(Arc::new(super::scan::ScanJob::with_env(super::scan::ScanEnv::from_context(ctx))))
+        .with(Arc::new(super::adapter_scan::AdapterScanJob::with_keys(ctx.token_keys.clone())))
 }
 
 /// The worker of this process's context.

@@ -18,6 +18,7 @@
 //! The same worker code runs in `berth serve`, in `berth worker` and in the
 //! worker Lambda functions.
 
+pub mod adapter_scan;
 pub mod cve_export;
 pub mod gc;
 pub mod host;

@@ -79,6 +79,15 @@
 //! a project's cosign keys       P#<project>              COSIGN_KEYS
 //! scan of an artifact           SCAN#<digest>            <scan type>#<registration uuid>
 //! a scan-all run's tallies      X#<execution id>         SCANALL#<Started | a scan status>
+//! security hub: scanned digest  HUB#<registration>       A#<digest>
+//!   its totals (one per figure) HUB#<registration>       N#<figure>
+//!   a CVE's description         HUB#<registration>       CVE#<cve id>
+//!   digests by danger           HUBDA#<registration>     <critical, high, medium, low: inverted, 10 digits each>#<digest>
+//!   digests of a repository     HUBR#<registration>#<repository> <digest>
+//!   findings, by score          HUBV#<registration>      <finding>
+//!   findings of a digest        HUBVD#<registration>#<digest> <finding>
+//!   findings of a CVE           HUBVC#<registration>#<cve id> <finding>
+//!   (<finding>: <inverted CVSS v3 score in tenths, 4 digits>#<digest>#<cve id>#<package>#<version>)
 //! ```
 //! A repository's tags, manifests, links and referrers share one partition,
 //! so each listing is one query by sort-key prefix. Lists the API pages
@@ -210,6 +219,66 @@ pub fn scans_of(digest: &Digest) -> String {
 
 pub fn scan(digest: &Digest, scan_type: &str, registration: &str) -> Key {
     (scans_of(digest), format!("{scan_type}#{registration}"))
+}
+
+/// The security hub's entry of a scanned digest, for a scanner.
+pub fn hub_entry(registration: &str, digest: &Digest) -> Key {
+    (format!("HUB#{registration}"), format!("A#{digest}"))
+}
+
+/// One of the hub's totals (`critical`, `fixable`, `scanned`, …).
+pub fn hub_total(registration: &str, figure: &str) -> Key {
+    (format!("HUB#{registration}"), format!("N#{figure}"))
+}
+
+/// The partition and prefix of the hub's totals.
+pub fn hub_totals(registration: &str) -> (String, &'static str) {
+    (format!("HUB#{registration}"), "N#")
+}
+
+pub fn hub_cve(registration: &str, cve: &str) -> Key {
+    (format!("HUB#{registration}"), format!("CVE#{cve}"))
+}
+
+/// The most dangerous digests first: by critical, high, medium and low
+/// findings, each count inverted so that more sorts first.
+pub fn hub_danger(registration: &str, counts: [u64; 4], digest: &Digest) -> Key {
+    let inv = |n: u64| 9_999_999_999u64.saturating_sub(n.min(9_999_999_999));
+    let [c, h, m, l] = counts.map(inv);
+    (format!("HUBDA#{registration}"), format!("{c:010}#{h:010}#{m:010}#{l:010}#{digest}"))
+}
+
+pub fn hub_dangers(registration: &str) -> String {
+    format!("HUBDA#{registration}")
+}
+
+pub fn hub_repository_digest(registration: &str, repo: &str, digest: &Digest) -> Key {
+    (hub_repository(registration, repo), digest.to_string())
+}
+
+pub fn hub_repository(registration: &str, repo: &str) -> String {
+    format!("HUBR#{registration}#{repo}")
+}
+
+/// A finding's sort key: the highest CVSS v3 score first (tenths, from
+/// 100; a finding without one last), then digest, CVE, package, version.
+pub fn hub_finding(score_tenths: Option<u32>, digest: &Digest, cve: &str, package: &str, version: &str) -> String {
+    let rank = score_tenths.map_or(9999, |s| 1000 - s.min(100));
+    format!("{rank:04}#{digest}#{cve}#{package}#{version}")
+}
+
+/// The partitions a finding is written to: every finding, the digest's,
+/// the CVE's.
+pub fn hub_findings(registration: &str) -> String {
+    format!("HUBV#{registration}")
+}
+
+pub fn hub_digest_findings(registration: &str, digest: &Digest) -> String {
+    format!("HUBVD#{registration}#{digest}")
+}
+
+pub fn hub_cve_findings(registration: &str, cve: &str) -> String {
+    format!("HUBVC#{registration}#{cve}")
 }
 
 pub fn label(id: i64) -> Key {

@@ -88,21 +88,128 @@ async fn database(reg: &Registry) -> Result<Arc<VulnDb>, String> {
     Ok(db)
 }
 
+/// The largest manifest read from another registry.
+const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// Where a scan reads an image's layers from: this registry's object
+/// store, or another registry that asked berth to scan one of its images
+/// (the Pluggable Scanner API, [`crate::http::adapter`]).
+#[derive(Clone)]
+pub enum LayerSource {
+    Local(Registry),
+    Remote(RemoteImage),
+}
+
+impl LayerSource {
+    async fn open(&self, digest: &crate::oci::Digest) -> Result<crate::blob::ByteStream, String> {
+        match self {
+            Self::Local(reg) => reg.read_blob(digest).await.map_err(|e| format!("layer {digest}: {e}")),
+            Self::Remote(image) => image.blob(digest).await,
+        }
+    }
+}
+
+/// An image of another registry, read with the credential its scan
+/// request carries (sent to that registry only: a redirect to another host
+/// goes without it).
+#[derive(Clone)]
+pub struct RemoteImage {
+    client: reqwest::Client,
+    base: String,
+    repository: String,
+    authorization: String,
+}
+
+impl RemoteImage {
+    pub fn new(registry_url: &str, repository: &str, authorization: &str) -> Result<Self, String> {
+        let base = registry_url.trim_end_matches('/');
+        let url = url::Url::parse(base).map_err(|e| format!("registry url {base:?}: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("registry url {base:?}: not http or https"));
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .read_timeout(std::time::Duration::from_secs(60))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            client,
+            base: base.to_owned(),
+            repository: repository.to_owned(),
+            authorization: authorization.to_owned(),
+        })
+    }
+
+    fn get(&self, what: &str, reference: &str) -> reqwest::RequestBuilder {
+        let url = format!("{}/v2/{}/{what}/{reference}", self.base, self.repository);
+        let req = self.client.get(url);
+        if self.authorization.is_empty() {
+            req
+        } else {
+            req.header(reqwest::header::AUTHORIZATION, &self.authorization)
+        }
+    }
+
+    /// The image manifest `digest` names, checked against it. The error
+    /// says whether another attempt may succeed (the registry unreachable
+    /// or failing, not refusing).
+    pub async fn manifest(
+        &self,
+        digest: &crate::oci::Digest,
+        media_type: &str,
+    ) -> Result<crate::oci::Manifest, (bool, String)> {
+        let accept = [media_type, crate::oci::media::OCI_MANIFEST, crate::oci::media::DOCKER_MANIFEST].join(", ");
+        let resp = self
+            .get("manifests", &digest.to_string())
+            .header(reqwest::header::ACCEPT, accept)
+            .send()
+            .await
+            .map_err(|e| (true, format!("fetching the manifest: {e}")))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let retry = status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS;
+            return Err((retry, format!("fetching the manifest: the registry answered {status}")));
+        }
+        let content_type =
+            resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let bytes = resp.bytes().await.map_err(|e| (true, format!("fetching the manifest: {e}")))?;
+        if bytes.len() > MAX_MANIFEST_BYTES {
+            return Err((false, "the manifest is too large".to_owned()));
+        }
+        if digest.of_same_kind(&bytes) != *digest {
+            return Err((false, format!("the manifest the registry sent is not {digest}")));
+        }
+        crate::oci::Manifest::parse(content_type.as_deref(), &bytes).map_err(|e| (false, format!("the manifest: {e}")))
+    }
+
+    async fn blob(&self, digest: &crate::oci::Digest) -> Result<crate::blob::ByteStream, String> {
+        let resp =
+            self.get("blobs", &digest.to_string()).send().await.map_err(|e| format!("fetching layer {digest}: {e}"))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(format!("fetching layer {digest}: the registry answered {status}"));
+        }
+        Ok(Box::pin(resp.bytes_stream().map_err(std::io::Error::other)))
+    }
+}
+
+/// The layers a scan reads: media type and digest of each.
+pub fn layers_of(manifest: &crate::oci::Manifest) -> Vec<(String, crate::oci::Digest)> {
+    manifest.layers.iter().map(|l| (l.media_type.clone(), l.digest.clone())).collect()
+}
+
 /// The packages of an image's layers, listed on the blocking pool; each
-/// layer is opened when the walk reaches it, so one object read is open
-/// at a time.
-async fn inventory(reg: &Registry, artifact: &ArtifactInfo) -> Result<berth_scanner::Inventory, String> {
-    let layers: Vec<(String, crate::oci::Digest)> =
-        artifact.manifest.layers.iter().map(|l| (l.media_type.clone(), l.digest.clone())).collect();
-    let (reg, handle) = (reg.clone(), tokio::runtime::Handle::current());
+/// layer is opened when the walk reaches it, so one read is open at a time.
+async fn inventory(
+    source: &LayerSource,
+    layers: Vec<(String, crate::oci::Digest)>,
+) -> Result<berth_scanner::Inventory, String> {
+    let (source, handle) = (source.clone(), tokio::runtime::Handle::current());
     let work = tokio::task::spawn_blocking(move || {
         let opened = layers.into_iter().map(|(media_type, digest)| {
-            let reader: Box<dyn std::io::Read + Send> = match handle.block_on(reg.read_blob(&digest)) {
-                Ok(s) => Box::new(SyncIoBridge::new_with_handle(
-                    StreamReader::new(s.map_err(std::io::Error::other)),
-                    handle.clone(),
-                )),
-                Err(e) => Box::new(FailingReader(format!("layer {digest}: {e}"))),
+            let reader: Box<dyn std::io::Read + Send> = match handle.block_on(source.open(&digest)) {
+                Ok(s) => Box::new(SyncIoBridge::new_with_handle(StreamReader::new(s), handle.clone())),
+                Err(e) => Box::new(FailingReader(e)),
             };
             Layer::new(media_type, reader)
         });
@@ -111,15 +218,28 @@ async fn inventory(reg: &Registry, artifact: &ArtifactInfo) -> Result<berth_scan
     work.await.map_err(|e| e.to_string())?
 }
 
-/// Scans an image for vulnerabilities: its report's body and what it says.
-/// The error is the scan's failure as its log and status show it.
+/// Scans an image of this registry for vulnerabilities: its report's body
+/// and what it says. The error is the scan's failure as its log and status
+/// show it.
 pub async fn scan(
     reg: &Registry,
     repo: &RepoName,
     artifact: &ArtifactInfo,
 ) -> Result<(bytes::Bytes, VulnerabilityReport), String> {
+    let source = LayerSource::Local(reg.clone());
+    scan_layers(reg, &source, layers_of(&artifact.manifest), artifact_ref(repo, artifact)).await
+}
+
+/// Scans the `layers` of an image for vulnerabilities (`artifact` is what
+/// the report says it is of).
+pub async fn scan_layers(
+    reg: &Registry,
+    source: &LayerSource,
+    layers: Vec<(String, crate::oci::Digest)>,
+    artifact: serde_json::Value,
+) -> Result<(bytes::Bytes, VulnerabilityReport), String> {
     let db = database(reg).await?;
-    let inv = inventory(reg, artifact).await?;
+    let inv = inventory(source, layers).await?;
     let packages = inv.packages.len();
     let os = inv.os.clone();
     let findings = tokio::task::spawn_blocking(move || berth_scanner::find_vulnerabilities(&db, &inv))
@@ -144,7 +264,7 @@ pub async fn scan(
         .collect();
     let mut report = VulnerabilityReport {
         generated_at: crate::service::record::rfc3339_ms(crate::events::now_ms()),
-        artifact: Some(artifact_ref(repo, artifact)),
+        artifact: Some(artifact),
         scanner: Some(info()),
         severity: String::new(),
         vulnerabilities,
@@ -161,12 +281,13 @@ pub async fn scan(
     Ok((bytes.into(), report))
 }
 
+/// What a report says it is of.
+pub fn artifact_json(repository: &str, digest: &str, mime_type: &str) -> serde_json::Value {
+    serde_json::json!({"repository": repository, "digest": digest, "mime_type": mime_type})
+}
+
 fn artifact_ref(repo: &RepoName, artifact: &ArtifactInfo) -> serde_json::Value {
-    serde_json::json!({
-        "repository": repo.to_string(),
-        "digest": artifact.digest.to_string(),
-        "mime_type": artifact.manifest.media_type,
-    })
+    artifact_json(repo.as_str(), &artifact.digest.to_string(), &artifact.manifest.media_type)
 }
 
 /// Makes an image's SBOM (SPDX 2.3 JSON): the SBOM report's body and the
@@ -176,13 +297,25 @@ pub async fn sbom(
     repo: &RepoName,
     artifact: &ArtifactInfo,
 ) -> Result<(bytes::Bytes, bytes::Bytes), String> {
-    let inv = inventory(reg, artifact).await?;
+    let source = LayerSource::Local(reg.clone());
+    sbom_of_layers(&source, layers_of(&artifact.manifest), artifact_ref(repo, artifact)).await
+}
+
+/// Makes the SBOM of an image's `layers` (`artifact` is what the report
+/// says it is of: its `repository` and `digest` name the document).
+pub async fn sbom_of_layers(
+    source: &LayerSource,
+    layers: Vec<(String, crate::oci::Digest)>,
+    artifact: serde_json::Value,
+) -> Result<(bytes::Bytes, bytes::Bytes), String> {
+    let inv = inventory(source, layers).await?;
     let created = crate::service::record::rfc3339_ms(crate::events::now_ms());
-    let subject = berth_scanner::Subject { repository: repo.to_string(), digest: artifact.digest.to_string() };
+    let field = |k: &str| artifact.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    let subject = berth_scanner::Subject { repository: field("repository"), digest: field("digest") };
     let document = berth_scanner::spdx(&inv, &subject, &created);
     let report = serde_json::json!({
         "generated_at": created,
-        "artifact": artifact_ref(repo, artifact),
+        "artifact": artifact,
         "scanner": info(),
         "media_type": SPDX_MIME,
         "sbom": document,

@@ -15,6 +15,7 @@
 //! ([`paging`]); account changes reach every replica through the account
 //! epoch ([`revocation`]).
 
+pub mod adapter_scans;
 pub mod additions;
 pub mod artifacts;
 pub mod audit;
@@ -27,6 +28,7 @@ pub mod executions;
 pub mod gc;
 pub mod groups;
 pub mod immutability;
+pub mod import;
 pub mod jobqueues;
 pub mod labels;
 pub mod manifests;
@@ -48,6 +50,7 @@ pub mod sboms;
 pub mod scanners;
 pub mod scans;
 pub mod schedules;
+pub mod security_hub;
 pub mod selectors;
 pub mod sessions;
 pub mod settings;

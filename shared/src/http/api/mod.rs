@@ -35,6 +35,7 @@ mod robots;
 mod scan;
 mod scan_all;
 mod scanners;
+mod security_hub;
 mod system;
 mod usergroups;
 mod users;
@@ -154,6 +155,10 @@ fn table() -> openapi::Routes {
         .returns::<scan_all::StatsView>()
         .get("/scans/schedule/metrics", "getLatestScheduledScanAllMetrics", "scanAll", 200, scan_all::schedule_metrics)
         .returns::<scan_all::StatsView>()
+        .get("/security/summary", "getSecuritySummary", "securityhub", 200, security_hub::summary)
+        .returns::<crate::service::security_hub::SecuritySummary>()
+        .get("/security/vul", "ListVulnerabilities", "securityhub", 200, security_hub::list)
+        .returns::<Vec<security_hub::VulnerabilityItem>>()
         .get("/scanners", "listScanners", "scanner", 200, scanners::list)
         .returns::<Vec<scanners::RegistrationView>>()
         .post("/scanners", "createScanner", "scanner", 201, scanners::create)
