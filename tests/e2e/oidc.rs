@@ -375,6 +375,7 @@ fn oidc_login_sessions_and_cli_secrets() {
             user("eve-sub", "eve", &[]),
             user("frank-sub", "frank", &[]),
             user("carol-sub", "carol", &[]),
+            user("gina-sub", "gina", &[]),
         ],
     );
     let berth = Berth::start();
@@ -558,6 +559,54 @@ fn oidc_login_sessions_and_cli_secrets() {
     // Later logins find her by subject and issuer, not by name.
     let again = sign_in(&berth, "carol-sub");
     assert_eq!(again.current(&berth)["username"], "carol-picked");
+
+    // The same through the portal's pages: the sign-in page offers the
+    // provider; the onboarding page's form posts to /c/oidc/onboard and
+    // lands where the login was going, or comes back with the reason.
+    let page = http().get(berth.server.url("/account/sign-in?redirect_url=/harbor/projects")).send().unwrap();
+    let html = page.text().unwrap();
+    assert!(html.contains("href=\"/c/oidc/login?redirect_url=%2Fharbor%2Fprojects\""), "{html}");
+    let cb = login(&berth, "gina-sub");
+    let to = location(&cb.response);
+    let page = http().get(berth.server.url(&to)).send().unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().unwrap();
+    assert!(html.contains("action=\"/c/oidc/onboard\"") && html.contains("value=\"gina\""), "{html}");
+    let (pending, _) = set_cookie(cb.response.headers(), "__oidc_onboard").unwrap();
+    let post = |name: &str| {
+        http()
+            .post(berth.server.url("/c/oidc/onboard"))
+            .header("cookie", format!("__oidc_onboard={pending}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[("username", name), ("redirect_url", "/harbor/projects")]))
+            .send()
+            .unwrap()
+    };
+    let see_other = |r: &Response| {
+        assert_eq!(r.status(), 303);
+        r.headers()["location"].to_str().unwrap().to_owned()
+    };
+    let back = see_other(&post("alice"));
+    assert!(back.starts_with("/oidc-onboard?username=alice") && back.contains("&error="), "{back}");
+    let r = post("gina-picked");
+    assert_eq!(see_other(&r), "/harbor/projects");
+    let gina = Portal::of(r.headers());
+    assert_eq!(gina.current(&berth)["username"], "gina-picked");
+    // Her CLI secret page shows the secret, and its form replaces it.
+    let secret = gina.current(&berth)["oidc_user_meta"]["secret"].as_str().unwrap().to_owned();
+    let cookie = format!("sid={}", gina.sid);
+    let page = http().get(berth.server.url("/account/cli-secret")).header("cookie", &cookie).send().unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().unwrap().contains(&format!("<code id=\"cli-secret\">{secret}</code>")));
+    let r = http()
+        .post(berth.server.url("/account/cli-secret"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("_csrf", &gina.csrf), ("secret", "Gina1NewSecret")]))
+        .send()
+        .unwrap();
+    assert_eq!(see_other(&r), "/account/cli-secret?done=The+CLI+secret+was+replaced.");
+    assert_eq!(gina.current(&berth)["oidc_user_meta"]["secret"], "Gina1NewSecret");
 
     // Portal login under OIDC: Harbor's redirect for users, the password
     // for the administrator.

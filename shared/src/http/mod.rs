@@ -1,7 +1,8 @@
 //! The HTTP surface, one axum `Router` for every host (the `berth` server,
 //! containers, the `api` Lambda): `/v2` (OCI distribution), health,
-//! `/service/token`, `/api/v2.0`, the portal's `/c/` endpoints and the
-//! built-in scanner as a Pluggable Scanner API adapter (`/scanner-adapter`).
+//! `/service/token`, `/api/v2.0`, the portal's `/c/` endpoints and its
+//! pages, and the built-in scanner as a Pluggable Scanner API adapter
+//! (`/scanner-adapter`).
 //!
 //! Handlers parse and authorize requests, call services and map service
 //! errors to the protocol's error body; they hold no registry rules.
@@ -9,6 +10,7 @@
 pub mod adapter;
 pub mod api;
 pub mod metrics;
+mod pages;
 mod portal;
 mod router;
 pub mod serve;

@@ -37,6 +37,7 @@ use crate::auth::oidc::{Login, OidcError};
 use crate::auth::session::{self, COOKIE, CSRF_COOKIE, CSRF_HEADER, Session};
 use crate::auth::{AuthError, Subject};
 use crate::meta::now_unix;
+use crate::service::ServiceError;
 use crate::service::settings::Settings;
 use crate::service::users::{ADMIN, Source, validate_username};
 
@@ -129,7 +130,7 @@ fn redirect(location: &str) -> Response {
 }
 
 /// A path on this site (not `//host`, not a URL): where a login may return.
-fn is_local_path(p: &str) -> bool {
+pub(super) fn is_local_path(p: &str) -> bool {
     p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') && !p.chars().any(char::is_control)
 }
 
@@ -152,7 +153,17 @@ fn cross_origin(state: &AppState, headers: &HeaderMap) -> Option<Response> {
 
 /// Unsafe requests that need no CSRF token: they act on no session.
 fn csrf_exempt(path: &str) -> bool {
-    matches!(path, "/c/login" | "/c/oidc/onboard")
+    matches!(path, "/c/login" | "/c/oidc/onboard" | "/account/sign-in")
+}
+
+/// The largest form body whose CSRF field the session layer reads.
+const FORM_LIMIT: usize = 256 * 1024;
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
 }
 
 /// Authenticates a request by its session cookie (see the module doc).
@@ -171,8 +182,24 @@ pub async fn sessions(State(state): State<Arc<AppState>>, mut req: Request, next
     }
     let csrf = HeaderValue::from_str(&state.sessions.csrf_token(&session)).ok();
     if !req.method().is_safe() && !csrf_exempt(req.uri().path()) {
-        let sent = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-        if !state.sessions.csrf_matches(&session, sent) {
+        let sent = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        // A portal form (sent without script) carries the token as its
+        // `_csrf` field; the body is read here and handed on unchanged.
+        let sent = if sent.is_empty() && is_form(req.headers()) {
+            let (parts, body) = req.into_parts();
+            let Ok(bytes) = axum::body::to_bytes(body, FORM_LIMIT).await else {
+                return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "form too large").into_response();
+            };
+            let token = url::form_urlencoded::parse(&bytes)
+                .find(|(k, _)| k == super::pages::CSRF_FIELD)
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            req = Request::from_parts(parts, axum::body::Body::from(bytes));
+            token
+        } else {
+            sent
+        };
+        if !state.sessions.csrf_matches(&session, &sent) {
             let mut resp = ApiError::new(StatusCode::FORBIDDEN, "CSRF token invalid").into_response();
             if let Some(v) = csrf {
                 resp.headers_mut().insert(CSRF_HEADER, v);
@@ -219,7 +246,7 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
 }
 
 /// `POST /c/login`.
-async fn login(
+pub(super) async fn login(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
@@ -260,7 +287,7 @@ async fn login(
 }
 
 /// `GET /c/log_out`.
-async fn log_out(
+pub(super) async fn log_out(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     session: Option<Extension<Session>>,
@@ -433,28 +460,63 @@ async fn oidc_onboard(State(state): State<Arc<AppState>>, headers: HeaderMap, bo
     struct Onboard {
         username: String,
     }
-    let username = match serde_json::from_slice::<Onboard>(&body) {
-        Ok(b) => b.username,
-        Err(e) => return ApiError::bad_request(format!("bad onboard request: {e}")).into_response(),
+    // The portal's page posts a form and is sent on to `redirect_url`;
+    // Harbor's clients post JSON and are answered 200.
+    let from_page = is_form(&headers);
+    let (username, return_to) = if from_page {
+        let fields = form_fields(None, &body);
+        let to = field(&fields, "redirect_url");
+        (field(&fields, "username").trim().to_owned(), if is_local_path(to) { to.to_owned() } else { "/".to_owned() })
+    } else {
+        match serde_json::from_slice::<Onboard>(&body) {
+            Ok(b) => (b.username, String::new()),
+            Err(e) => return ApiError::bad_request(format!("bad onboard request: {e}")).into_response(),
+        }
+    };
+    // A refusal sends the page back to its form with the reason.
+    let refused = |resp: Response, message: &str| {
+        if !from_page {
+            return resp;
+        }
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("username", &username)
+            .append_pair("redirect_url", &return_to)
+            .append_pair("error", message)
+            .finish();
+        let mut to = redirect(&format!("/oidc-onboard?{q}"));
+        *to.status_mut() = StatusCode::SEE_OTHER;
+        to
     };
     let settings = match state.registry.settings().await {
         Ok(s) => s,
         Err(e) => return ApiError::from(e).into_response(),
     };
     if let Err(e) = validate_username(&username, settings.robot_prefix()) {
-        return ApiError::from(e).into_response();
+        let message = e.to_string();
+        return refused(ApiError::from(e).into_response(), &message);
     }
     let Some(id) = cookie(&headers, ONBOARD_COOKIE) else {
-        return ApiError::bad_request("Failed to get OIDC user info from session").into_response();
+        let message = "Failed to get OIDC user info from session";
+        return refused(ApiError::bad_request(message).into_response(), message);
     };
     match state.oidc.onboard(&state.registry, &settings, id, &username).await {
         Ok((user, _)) => {
-            let mut resp = StatusCode::OK.into_response();
+            let mut resp = if from_page {
+                let mut to = redirect(&return_to);
+                *to.status_mut() = StatusCode::SEE_OTHER;
+                to
+            } else {
+                StatusCode::OK.into_response()
+            };
             start_session(&state, &headers, &settings, user.user_id, &mut resp);
             add_cookie(&mut resp, set_cookie(ONBOARD_COOKIE, "", OIDC_PATH, 0, "Lax", is_secure(&state, &headers)));
             resp
         }
-        Err(OidcError::Service(e)) => ApiError::from(e).into_response(),
+        Err(OidcError::Service(e)) => {
+            let message =
+                if matches!(e, ServiceError::Backend(_)) { "internal error".to_owned() } else { e.to_string() };
+            refused(ApiError::from(e).into_response(), &message)
+        }
         Err(e) => oidc_failure(&headers, e),
     }
 }

@@ -1,6 +1,6 @@
 //! Assembles the router and the layers every request passes through
-//! (request id, tracing span; the session layer on `/api/v2.0` and the
-//! portal's `/c/`).
+//! (request id, tracing span; the session layer on `/api/v2.0`, the
+//! portal's `/c/` and its pages).
 
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use super::state::AppState;
-use super::{portal, v2};
+use super::{pages, portal, v2};
 use crate::context::AppContext;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -33,6 +33,7 @@ pub fn router(ctx: Arc<AppContext>) -> Router {
         .nest(super::adapter::PREFIX, super::adapter::routes())
         .nest(super::api::PREFIX, super::api::routes().layer(from_fn_with_state(state.clone(), portal::sessions)))
         .merge(portal::routes().layer(from_fn_with_state(state.clone(), portal::sessions)))
+        .merge(pages::routes(&state).layer(from_fn_with_state(state.clone(), portal::sessions)))
         .layer(from_fn_with_state(state.clone(), read_only))
         .layer(axum::middleware::from_fn(super::metrics::observe))
         .with_state(state)
@@ -60,7 +61,10 @@ async fn read_only(
     let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     let exempt = (method == Method::PUT && path == "/api/v2.0/configurations")
         || (method == Method::POST
-            && matches!(path, "/c/login" | "/c/userExists" | "/c/oidc/onboard" | "/service/token"));
+            && matches!(
+                path,
+                "/c/login" | "/c/userExists" | "/c/oidc/onboard" | "/service/token" | "/account/sign-in"
+            ));
     if safe || exempt {
         return next.run(req).await;
     }

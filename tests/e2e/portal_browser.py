@@ -1,0 +1,583 @@
+"""Drives berth's portal in headless Chromium (Selenium), for tests/e2e/portal.rs.
+
+usage: portal_browser.py SCENARIO URL ADMIN_PASSWORD OCI_LAYOUT SHOTS_DIR
+
+SCENARIO is one of `journey`, `hostile`, `roles`. The registry at URL is a
+fresh berth; OCI_LAYOUT an OCI image layout holding the image `base` that
+skopeo pushes. Every page visited is saved as a screenshot in SHOTS_DIR
+(the file names are printed). Each step prints a line the Rust test looks
+for; any failure raises (a non-zero exit).
+"""
+
+import base64
+import json
+import os
+import random
+import string
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from selenium import webdriver
+from selenium.common.exceptions import NoAlertPresentException, WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
+
+SCENARIO, URL, ADMIN_PASSWORD, LAYOUT, SHOTS = sys.argv[1:6]
+HOST = URL.split("://", 1)[1].rstrip("/")
+PAYLOAD = "<script>window.__pwned=1</script>\"'><img src=x onerror=window.__pwned=2>javascript:alert(1)"
+shot_count = 0
+
+
+def step(text):
+    print(text, flush=True)
+
+
+def suffix():
+    return "".join(random.choice(string.ascii_lowercase + string.digits) for _ in range(6))
+
+
+# ------------------------------------------------------------ API and skopeo
+
+
+def api(method, path, body=None, user="admin", password=None):
+    """A call to /api/v2.0 with basic auth: (status, parsed body, headers)."""
+    password = ADMIN_PASSWORD if password is None else password
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(URL + "/api/v2.0" + path, data=data, method=method)
+    req.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            raw = resp.read()
+            return resp.status, (json.loads(raw) if raw else None), resp.headers
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        return e.code, (json.loads(raw) if raw else None), e.headers
+
+
+def api_ok(method, path, body=None):
+    status, out, headers = api(method, path, body)
+    assert 200 <= status < 300, f"{method} {path}: {status} {out}"
+    return out, headers
+
+
+def skopeo(*args):
+    out = subprocess.run(["skopeo", "--insecure-policy", *args], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, f"skopeo {args}: {out.stderr}"
+    return out.stdout
+
+
+def push(project, repo, tag):
+    skopeo("copy", "--dest-creds", f"admin:{ADMIN_PASSWORD}", "--dest-tls-verify=false",
+           f"oci:{LAYOUT}:base", f"docker://{HOST}/{project}/{repo}:{tag}")
+
+
+def create_user(name, password="Portal12345"):
+    api_ok("POST", "/users", {"username": name, "email": f"{suffix()}@example.com", "realname": name,
+                              "password": password, "comment": ""})
+    return password
+
+
+# ------------------------------------------------------------ the browser
+
+
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = os.environ.get("BERTH_TEST_CHROMIUM", "/usr/bin/chromium")
+    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000",
+                "--disable-gpu"]:
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = Service(executable_path=os.environ.get("BERTH_TEST_CHROMEDRIVER", "/usr/bin/chromedriver"))
+    driver = webdriver.Chrome(options=options, service=service)
+    driver.set_page_load_timeout(30)
+    return driver
+
+
+def shot(driver, name):
+    global shot_count
+    shot_count += 1
+    path = os.path.join(SHOTS, f"{SCENARIO}-{shot_count:02d}-{name}.png")
+    driver.save_screenshot(path)
+    step(f"screenshot {path}")
+
+
+def click(driver, element, alert=False):
+    """Clicks what loads a new page (accepting a confirm dialog first when
+    `alert`) and waits for that page: loaded, and without the mark set on
+    the old one."""
+    driver.execute_script("window.__old_page = true")
+    element.click()
+    if alert:
+        WebDriverWait(driver, 10).until(expected_conditions.alert_is_present())
+        driver.switch_to.alert.accept()
+
+    def loaded(d):
+        try:
+            return d.execute_script("return window.__old_page === undefined && document.readyState === 'complete'")
+        except WebDriverException:
+            return False  # between the pages
+
+    WebDriverWait(driver, 15).until(loaded)
+
+
+def button(driver, text):
+    return driver.find_element(By.XPATH, f"//button[text()='{text}']")
+
+
+def go(driver, path):
+    driver.get(URL + path)
+
+
+def body_text(driver):
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def has(driver, css):
+    return len(driver.find_elements(By.CSS_SELECTOR, css)) > 0
+
+
+def no_alert(driver):
+    try:
+        alert = driver.switch_to.alert
+        text = alert.text
+        alert.dismiss()
+        raise AssertionError(f"an alert opened: {text!r}")
+    except NoAlertPresentException:
+        pass
+
+
+def console_errors(driver):
+    """Severe console entries (CSP refusals, script errors), the missing
+    favicon and a refused password aside."""
+    return [e for e in driver.get_log("browser")
+            if e["level"] == "SEVERE" and "favicon.ico" not in e["message"]
+            and "/account/sign-in - Failed to load resource: the server responded with a status of 401" not in e["message"]]
+
+
+def sign_in(driver, user, password):
+    go(driver, "/account/sign-in")
+    driver.find_element(By.ID, "principal").send_keys(user)
+    driver.find_element(By.ID, "password").send_keys(password)
+    click(driver, driver.find_element(By.CSS_SELECTOR, "form[action='/account/sign-in'] button[type=submit]"))
+
+
+def sign_out(driver):
+    driver.find_element(By.CSS_SELECTOR, "details.user summary").click()
+    click(driver, driver.find_element(By.CSS_SELECTOR, "form[action='/account/sign-out'] button"))
+    assert "/account/sign-in" in driver.current_url, driver.current_url
+
+
+def project_id(name):
+    out, _ = api_ok("GET", f"/projects/{name}")
+    return out["project_id"]
+
+
+# ------------------------------------------------------------ scenarios
+
+
+def journey(driver):
+    go(driver, "/")
+    assert "/account/sign-in" in driver.current_url, driver.current_url
+    shot(driver, "sign-in")
+    sign_in(driver, "admin", "wrong-password")
+    assert "Invalid user name or password" in body_text(driver)
+    step("wrong password refused")
+    sign_in(driver, "admin", ADMIN_PASSWORD)
+    assert driver.current_url.endswith("/harbor/projects"), driver.current_url
+    shot(driver, "projects")
+    step("signed in as admin")
+
+    project = "portal-" + suffix()
+    driver.find_element(By.ID, "project_name").send_keys(project)
+    click(driver, button(driver, "Create project"))
+    assert "The project was created." in body_text(driver), body_text(driver)
+    assert f"/harbor/projects/{project_id(project)}/repositories" in driver.current_url
+    shot(driver, "project-created")
+    step(f"project created {project}")
+
+    push(project, "app", "v1")
+    driver.refresh()
+    click(driver, driver.find_element(By.LINK_TEXT, f"{project}/app"))
+    assert "v1" in driver.find_element(By.ID, "artifacts").text
+    shot(driver, "artifacts")
+    step("pushed image listed with its tag")
+
+    click(driver, driver.find_element(By.CSS_SELECTOR, "#artifacts tbody a"))
+    pull = driver.find_element(By.ID, "pull").text
+    assert pull.startswith(f"docker pull {HOST}/{project}/app@sha256:"), pull
+    assert has(driver, f"button[data-copy='{pull}']")
+    driver.find_element(By.ID, "tag_name").send_keys("v2")
+    click(driver, button(driver, "Add tag"))
+    assert "The tag was added." in body_text(driver)
+    assert "v2" in driver.find_element(By.ID, "tags").text
+    shot(driver, "artifact")
+    click(driver, driver.find_element(By.CSS_SELECTOR, "button[aria-label='Remove tag v2']"), alert=True)
+    assert "The tag was removed." in body_text(driver)
+    assert "v2" not in driver.find_element(By.ID, "tags").text
+    step("tags added and removed")
+    click(driver, button(driver, "Scan now"))
+    assert "The scan was started." in body_text(driver), body_text(driver)
+    step("scan started")
+    artifact_url = driver.current_url.split("?")[0].removeprefix(URL)
+
+    member = "dev-" + suffix()
+    member_password = create_user(member)
+    pid = project_id(project)
+    go(driver, f"/harbor/projects/{pid}/members")
+    driver.find_element(By.ID, "member_name").send_keys(member)
+    click(driver, button(driver, "Add member"))
+    assert "The member was added." in body_text(driver)
+    assert member in driver.find_element(By.ID, "members").text
+    shot(driver, "members")
+    step("member added")
+
+    go(driver, "/harbor/users")
+    assert member in driver.find_element(By.ID, "users").text
+    shot(driver, "admin-users")
+    go(driver, "/harbor/clearing-job/gc")
+    driver.find_element(By.NAME, "dry_run").click()
+    click(driver, button(driver, "Run garbage collection now"))
+    assert "Garbage collection was started." in body_text(driver)
+    shot(driver, "admin-gc")
+    go(driver, "/harbor/logs")
+    assert project in driver.find_element(By.ID, "audit").text
+    shot(driver, "admin-audit")
+    go(driver, "/harbor/interrogation-services/scanners")
+    assert "berth" in driver.find_element(By.ID, "scanners").text
+    shot(driver, "admin-scanners")
+    go(driver, "/harbor/groups")
+    driver.find_element(By.ID, "group_name").send_keys("qa-team")
+    click(driver, button(driver, "Create group"))
+    assert "The group was created." in body_text(driver)
+    assert "qa-team" in driver.find_element(By.ID, "groups").text
+    shot(driver, "admin-groups")
+    go(driver, "/harbor/robot-accounts")
+    driver.find_element(By.ID, "robot_name").send_keys("mirror")
+    click(driver, button(driver, "Create robot account"))
+    assert driver.find_element(By.ID, "robot-secret").text
+    assert "mirror" in driver.find_element(By.ID, "robots").text
+    shot(driver, "admin-robots")
+    step("administration pages")
+
+    go(driver, f"/harbor/projects/{pid}/robot-account")
+    driver.find_element(By.ID, "robot_name").send_keys("puller")
+    driver.find_element(By.ID, "robot_description").send_keys("pulls app")
+    click(driver, button(driver, "Create robot account"))
+    secret = driver.find_element(By.ID, "robot-secret").text
+    notice = driver.find_element(By.CSS_SELECTOR, "div.secret strong").text
+    robot_name = notice.removeprefix("Robot ").removesuffix(" was created.")
+    assert secret and robot_name.startswith("robot$"), (notice, secret)
+    assert has(driver, "div.secret button[data-copy]")
+    shot(driver, "robot-created")
+    with tempfile.TemporaryDirectory() as tmp:
+        skopeo("copy", "--src-creds", f"{robot_name}:{secret}", "--src-tls-verify=false",
+               f"docker://{HOST}/{project}/app:v1", f"oci:{tmp}/out:v1")
+    go(driver, f"/harbor/projects/{pid}/robot-account")
+    assert "robot-secret" not in driver.page_source, "the secret is shown once only"
+    step("robot pulled with its secret")
+
+    go(driver, f"/harbor/projects/{pid}/logs")
+    assert "create" in driver.find_element(By.ID, "logs").text
+    shot(driver, "logs")
+    go(driver, f"/harbor/projects/{pid}/configs")
+    driver.find_element(By.NAME, "auto_scan").click()
+    click(driver, button(driver, "Save"))
+    assert "The configuration was saved." in body_text(driver)
+    out, _ = api_ok("GET", f"/projects/{pid}")
+    assert out["metadata"].get("auto_scan") == "true", out["metadata"]
+    shot(driver, "configs")
+    quota = driver.find_element(By.ID, "quota_gib")
+    quota.clear()
+    quota.send_keys("2")
+    click(driver, button(driver, "Set quota"))
+    assert "The quota was set." in body_text(driver)
+    quotas, _ = api_ok("GET", f"/quotas?reference=project&reference_id={pid}")
+    assert quotas[0]["hard"]["storage"] == 2 * 1024 ** 3, quotas
+    step("configuration saved")
+
+    go(driver, f"/harbor/projects/{pid}/labels")
+    driver.find_element(By.ID, "label_name").send_keys("reviewed")
+    click(driver, button(driver, "Create label"))
+    assert "The label was created." in body_text(driver)
+    go(driver, artifact_url)
+    click(driver, button(driver, "Add label"))
+    assert "The label was added." in body_text(driver)
+    assert has(driver, "button[aria-label='Remove label reviewed']")
+    go(driver, f"/harbor/projects/{pid}/tag-strategy")
+    pattern = driver.find_element(By.ID, "repo_pattern")
+    pattern.clear()
+    pattern.send_keys("frozen/**")
+    click(driver, button(driver, "Add rule"))
+    assert "The rule was added." in body_text(driver)
+    assert "frozen/**" in driver.find_element(By.ID, "immutability").text
+    shot(driver, "tag-strategy")
+    go(driver, f"/harbor/projects/{pid}/webhook")
+    driver.find_element(By.ID, "hook_name").send_keys("ci")
+    driver.find_element(By.ID, "hook_address").send_keys("http://127.0.0.1:9/hook")
+    click(driver, button(driver, "Create webhook"))
+    assert "The webhook was created." in body_text(driver)
+    assert "ci" in driver.find_element(By.ID, "webhooks").text
+    shot(driver, "webhooks")
+    step("labels, immutability and webhooks")
+
+    sign_out(driver)
+    go(driver, "/harbor/projects")
+    assert "/account/sign-in" in driver.current_url
+    sign_in(driver, member, member_password)
+    assert project in driver.find_element(By.ID, "projects").text
+    go(driver, f"/harbor/projects/{pid}/members")
+    assert not has(driver, "#member_name"), "a developer may not add members"
+    assert not has(driver, "button[aria-label^='Remove']")
+    go(driver, artifact_url)
+    assert has(driver, "#tag_name"), "a developer may add tags"
+    assert not has(driver, "form[action$='/delete'] button.danger"), "a developer may not delete"
+    shot(driver, "member-view")
+    assert not has(driver, "a[href='/harbor/users']"), "administration is not offered to a member"
+    go(driver, "/harbor/users")
+    assert "Not allowed" in body_text(driver)
+    # The refusal is a 403 (the browser logs it; nothing else may be there).
+    assert all("/harbor/users - " in e["message"] and "403" in e["message"] for e in console_errors(driver))
+    go(driver, "/harbor/projects")
+    step("member sees what a developer may do")
+    go(driver, "/account/password")
+    driver.find_element(By.ID, "old").send_keys(member_password)
+    driver.find_element(By.ID, "new").send_keys("Changed12345")
+    click(driver, button(driver, "Change password"))
+    assert "Your password was changed." in body_text(driver), body_text(driver)
+    shot(driver, "password-changed")
+    sign_out(driver)
+    sign_in(driver, member, member_password)
+    assert "Invalid user name or password" in body_text(driver)
+    sign_in(driver, member, "Changed12345")
+    assert driver.current_url.endswith("/harbor/projects"), driver.current_url
+    step("own password changed")
+    sign_out(driver)
+
+    sign_in(driver, "admin", ADMIN_PASSWORD)
+    go(driver, artifact_url)
+    driver.find_element(By.NAME, "confirm").click()
+    click(driver, button(driver, "Delete artifact"), alert=True)
+    assert "The artifact was deleted." in body_text(driver)
+    assert "/artifacts-tab" in driver.current_url
+    shot(driver, "artifact-deleted")
+    step("artifact deleted")
+
+    def delete_project():
+        go(driver, f"/harbor/projects/{pid}/configs")
+        driver.find_element(By.NAME, "confirm").click()
+        click(driver, button(driver, "Delete project"), alert=True)
+
+    delete_project()
+    assert "contains repositories" in driver.find_element(By.CSS_SELECTOR, "p.error").text
+    go(driver, f"/harbor/projects/{pid}/repositories")
+    click(driver, driver.find_element(By.CSS_SELECTOR, f"button[aria-label='Delete {project}/app']"), alert=True)
+    assert "The repository was deleted." in body_text(driver)
+    delete_project()
+    assert "The project was deleted." in body_text(driver)
+    assert project not in driver.find_element(By.ID, "projects").text
+    step("project deleted")
+    errors = console_errors(driver)
+    assert not errors, errors
+    step("journey done")
+
+
+def hostile(driver):
+    project = "hostile-" + suffix()
+    api_ok("POST", "/projects", {"project_name": project, "metadata": {"public": "false"}})
+    pid = project_id(project)
+    push(project, "app", "v1")
+    _, headers = api_ok("POST", "/labels", {"name": PAYLOAD, "description": PAYLOAD, "color": "#000000",
+                                            "scope": "p", "project_id": pid})
+    label_id = int(headers["Location"].rsplit("/", 1)[1])
+    arts, _ = api_ok("GET", f"/projects/{project}/repositories/app/artifacts")
+    digest = arts[0]["digest"]
+    api_ok("POST", f"/projects/{project}/repositories/app/artifacts/{digest}/labels", {"id": label_id})
+    api_ok("POST", "/robots", {"name": "r" + suffix(), "description": PAYLOAD, "duration": -1, "level": "project",
+                               "permissions": [{"kind": "project", "namespace": project,
+                                                "access": [{"resource": "repository", "action": "pull"}]}]})
+    api_ok("POST", f"/projects/{pid}/webhook/policies", {
+        "name": PAYLOAD[:100], "enabled": False, "event_types": ["PUSH_ARTIFACT"],
+        "targets": [{"type": "http", "address": "http://127.0.0.1:9/hook"}]})
+    user = "<b>x'" + suffix() + "</b>"
+    create_user(user)
+    api_ok("POST", f"/projects/{pid}/members", {"role_id": 2, "member_user": {"username": user}})
+    step("hostile names stored")
+
+    # `javascript:` as the place to return to after signing in.
+    go(driver, "/account/sign-in?redirect_url=javascript:alert(1)")
+    sign_in_page_url = driver.current_url
+    driver.find_element(By.ID, "principal").send_keys("admin")
+    driver.find_element(By.ID, "password").send_keys(ADMIN_PASSWORD)
+    click(driver, driver.find_element(By.CSS_SELECTOR, "form[action='/account/sign-in'] button[type=submit]"))
+    no_alert(driver)
+    assert driver.current_url.endswith("/harbor/projects"), (sign_in_page_url, driver.current_url)
+
+    quoted = urllib.parse.quote(PAYLOAD)
+    pages = [
+        ("artifacts", f"/harbor/projects/{pid}/repositories/app/artifacts-tab", "artifacts"),
+        ("artifact", f"/harbor/projects/{pid}/repositories/app/artifacts-tab/artifacts/{digest}", None),
+        ("robots", f"/harbor/projects/{pid}/robot-account", "robots"),
+        ("labels", f"/harbor/projects/{pid}/labels", "labels"),
+        ("webhooks", f"/harbor/projects/{pid}/webhook", "webhooks"),
+        ("members", f"/harbor/projects/{pid}/members", None),
+        ("reflected", f"/harbor/projects?error={quoted}&done={quoted}&q={quoted}", None),
+        ("reflected-repos", f"/harbor/projects/{pid}/repositories?q={quoted}&error={quoted}", None),
+    ]
+    for name, path, table in pages:
+        go(driver, path)
+        no_alert(driver)
+        shot(driver, name)
+        text = body_text(driver)
+        if name.startswith("reflected"):
+            assert PAYLOAD in text, f"{name}: the payload is not shown as text"
+            assert driver.find_element(By.ID, "q").get_attribute("value") == PAYLOAD
+        elif name == "webhooks":
+            assert PAYLOAD[:100] in text, f"{name}: the payload is not shown as text:\n{text}"
+        elif name == "members":
+            assert user in driver.find_element(By.ID, "members").text, "the user name is not shown as text"
+        else:
+            assert PAYLOAD in text, f"{name}: the payload is not shown as text:\n{text}"
+        assert driver.execute_script("return typeof window.__pwned") == "undefined", f"{name}: a payload ran"
+        assert not has(driver, "a[href^='javascript:']"), f"{name}: a javascript: link"
+        assert not has(driver, "main img, main script"), f"{name}: markup from the payload"
+        errors = console_errors(driver)
+        assert not errors, f"{name}: {errors}"
+        step(f"hostile {name} rendered as text")
+    step("hostile done")
+
+
+# What each role's project pages offer: the tabs and the actions.
+ROLE_TABS = {
+    "projectAdmin": {"repositories", "members", "labels", "tag-strategy", "robot-account", "webhook", "logs", "configs"},
+    "maintainer": {"repositories", "members", "labels", "tag-strategy", "robot-account", "webhook", "configs"},
+    "developer": {"repositories", "members", "labels", "tag-strategy", "robot-account", "configs"},
+    "guest": {"repositories", "members", "labels", "robot-account", "configs"},
+    "limitedGuest": {"repositories", "configs"},
+}
+ROLE_ACTIONS = {
+    "projectAdmin": {"add-member", "change-role", "remove-member", "create-robot", "delete-robot",
+                     "delete-repository", "add-tag", "remove-tag", "delete-artifact", "save-configs",
+                     "create-label", "delete-label", "add-artifact-label", "remove-artifact-label",
+                     "create-immutable", "delete-immutable", "create-webhook", "delete-webhook", "delete-project",
+                     "scan", "generate-sbom"},
+    "maintainer": {"delete-repository", "add-tag", "remove-tag", "delete-artifact", "create-label", "delete-label",
+                   "add-artifact-label", "remove-artifact-label", "create-immutable", "delete-immutable", "scan",
+                   "generate-sbom"},
+    "developer": {"add-tag", "add-artifact-label", "remove-artifact-label"},
+    "guest": set(),
+    "limitedGuest": set(),
+}
+ROLE_IDS = {"projectAdmin": 1, "developer": 2, "guest": 3, "maintainer": 4, "limitedGuest": 5}
+
+
+def offered(driver, pid, artifact_path):
+    """The tabs and the actions the project pages offer the signed-in user."""
+    go(driver, f"/harbor/projects/{pid}/repositories")
+    tabs = {a.get_attribute("href").rsplit("/", 1)[1] for a in driver.find_elements(By.CSS_SELECTOR, "ul.tabs a")}
+    actions = set()
+    if has(driver, "#repositories button[aria-label^='Delete']"):
+        actions.add("delete-repository")
+    go(driver, artifact_path)
+    if has(driver, "#tag_name"):
+        actions.add("add-tag")
+    if has(driver, "button[aria-label^='Remove tag']"):
+        actions.add("remove-tag")
+    if has(driver, "form[action$='/delete'] button.danger") and has(driver, "input[name=confirm]"):
+        actions.add("delete-artifact")
+    if has(driver, "#label_id"):
+        actions.add("add-artifact-label")
+    for text, action in [("Scan now", "scan"), ("Generate SBOM", "generate-sbom")]:
+        if driver.find_elements(By.XPATH, f"//button[text()='{text}']"):
+            actions.add(action)
+    if has(driver, "button[aria-label^='Remove label']"):
+        actions.add("remove-artifact-label")
+    for tab, checks in [
+        ("members", [("#member_name", "add-member"), ("select[name=role_id]:not(#member_role)", "change-role"),
+                     ("button[aria-label^='Remove']", "remove-member")]),
+        ("robot-account", [("#robot_name", "create-robot"), ("#robots button[aria-label^='Delete']", "delete-robot")]),
+        ("labels", [("#label_name", "create-label"), ("#labels button[aria-label^='Delete']", "delete-label")]),
+        ("tag-strategy", [("#repo_pattern", "create-immutable"),
+                          ("#immutability button[aria-label^='Delete']", "delete-immutable")]),
+        ("webhook", [("#hook_name", "create-webhook"), ("#webhooks button[aria-label^='Delete']", "delete-webhook")]),
+        ("configs", [("form[action$='/configs'] button[type=submit]", "save-configs"),
+                     ("form[action$='/delete'] button.danger", "delete-project")]),
+    ]:
+        go(driver, f"/harbor/projects/{pid}/{tab}")
+        if tab not in tabs:
+            # A tab not offered is refused when asked for by its address.
+            assert "Not allowed" in body_text(driver) or not any(has(driver, c) for c, _ in checks), tab
+            continue
+        for css, action in checks:
+            if has(driver, css):
+                actions.add(action)
+    return tabs, actions
+
+
+def roles(driver):
+    project = "roles-" + suffix()
+    api_ok("POST", "/projects", {"project_name": project, "metadata": {"public": "false"}})
+    pid = project_id(project)
+    push(project, "app", "v1")
+    arts, _ = api_ok("GET", f"/projects/{project}/repositories/app/artifacts")
+    digest = arts[0]["digest"]
+    api_ok("POST", "/robots", {"name": "r" + suffix(), "description": "", "duration": -1, "level": "project",
+                               "permissions": [{"kind": "project", "namespace": project,
+                                                "access": [{"resource": "repository", "action": "pull"}]}]})
+    _, headers = api_ok("POST", "/labels", {"name": "reviewed", "color": "#000000", "scope": "p", "project_id": pid})
+    label_id = int(headers["Location"].rsplit("/", 1)[1])
+    api_ok("POST", f"/projects/{project}/repositories/app/artifacts/{digest}/labels", {"id": label_id})
+    api_ok("POST", f"/projects/{pid}/immutabletagrules", {
+        "action": "immutable", "template": "immutable_template",
+        "tag_selectors": [{"kind": "doublestar", "decoration": "matches", "pattern": "release-*"}],
+        "scope_selectors": {"repository": [{"kind": "doublestar", "decoration": "repoMatches", "pattern": "none/**"}]}})
+    api_ok("POST", f"/projects/{pid}/webhook/policies", {
+        "name": "hook", "enabled": False, "event_types": ["PUSH_ARTIFACT"],
+        "targets": [{"type": "http", "address": "http://127.0.0.1:9/hook"}]})
+    artifact_path = f"/harbor/projects/{pid}/repositories/app/artifacts-tab/artifacts/{digest}"
+    users = {}
+    for role, rid in ROLE_IDS.items():
+        name = f"{role.lower()}-{suffix()}"
+        users[role] = (name, create_user(name))
+        api_ok("POST", f"/projects/{pid}/members", {"role_id": rid, "member_user": {"username": name}})
+    for role in ["projectAdmin", "maintainer", "developer", "guest", "limitedGuest"]:
+        name, password = users[role]
+        sign_in(driver, name, password)
+        tabs, actions = offered(driver, pid, artifact_path)
+        go(driver, f"/harbor/projects/{pid}/repositories")
+        shot(driver, f"role-{role}")
+        assert tabs == ROLE_TABS[role], f"{role}: tabs {sorted(tabs)}, expected {sorted(ROLE_TABS[role])}"
+        assert actions == ROLE_ACTIONS[role], f"{role}: actions {sorted(actions)}, expected {sorted(ROLE_ACTIONS[role])}"
+        step(f"role {role} offered exactly its actions")
+        sign_out(driver)
+    step("roles done")
+
+
+def main():
+    os.makedirs(SHOTS, exist_ok=True)
+    for old in os.listdir(SHOTS):
+        if old.startswith(SCENARIO + "-"):
+            os.remove(os.path.join(SHOTS, old))
+    driver = browser()
+    try:
+        {"journey": journey, "hostile": hostile, "roles": roles}[SCENARIO](driver)
+    except Exception:
+        try:
+            shot(driver, "failure")
+            step(f"failed at {driver.current_url}")
+        except Exception:
+            pass
+        raise
+    finally:
+        driver.quit()
+
+
+if __name__ == "__main__":
+    main()
