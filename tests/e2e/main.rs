@@ -30,6 +30,7 @@ mod oidc;
 mod permissions;
 mod pull_policy_clients;
 mod quotas;
+mod registries;
 mod replicas;
 mod retention;
 mod scanning;
