@@ -431,7 +431,7 @@ impl Client {
         let url = self.v2(repo, &format!("blobs/{digest}"))?;
         let req = Req::new(Method::HEAD, url);
         let what = req.what();
-        let resp = self.send_following(req, &[auth::pull_scope(repo)], true).await?;
+        let resp = self.send_following(req, &[auth::pull_scope(repo)]).await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -455,7 +455,7 @@ impl Client {
             req = req.header(RANGE, value);
         }
         let what = req.what();
-        let resp = self.send_following(req, &[auth::pull_scope(repo)], true).await?;
+        let resp = self.send_following(req, &[auth::pull_scope(repo)]).await?;
         let resp = expect(resp, &[StatusCode::OK, StatusCode::PARTIAL_CONTENT], &what).await?;
         let partial = resp.status() == StatusCode::PARTIAL_CONTENT;
         let size = resp.content_length();
@@ -734,13 +734,13 @@ impl Client {
     /// [`Self::send`], then redirects followed (blob GET and HEAD): to the
     /// registry's own host with its credentials, elsewhere (an object
     /// store's presigned URL) without.
-    async fn send_following(&self, req: Req, scopes: &[String], follow: bool) -> RemoteResult<reqwest::Response> {
+    async fn send_following(&self, req: Req, scopes: &[String]) -> RemoteResult<reqwest::Response> {
         let streaming = req.streaming;
         let mut headers = req.headers.clone();
         let method = req.method.clone();
         let mut resp = self.send(req, scopes).await?;
         let mut hops = 0;
-        while follow && resp.status().is_redirection() && resp.status() != StatusCode::NOT_MODIFIED {
+        while resp.status().is_redirection() && resp.status() != StatusCode::NOT_MODIFIED {
             hops += 1;
             let what = format!("{method} {}", resp.url().path());
             if hops > MAX_REDIRECTS {
@@ -810,10 +810,7 @@ impl Client {
             if !matches!(realm.scheme(), "http" | "https") {
                 return Err(RemoteError::protocol(format!("Bearer realm {realm} is not http(s)")));
             }
-            let scheme = Scheme::Bearer { realm, service: c.param("service").map(str::to_owned) };
-            if state.scheme != scheme {
-                state.scheme = scheme;
-            }
+            state.scheme = Scheme::Bearer { realm, service: c.param("service").map(str::to_owned) };
             state.tokens.forget(scopes);
             return Ok(true);
         }
