@@ -99,10 +99,19 @@ fn basic(user: &str, password: &str) -> Credential {
 
 /// Bytes that do not repeat in a way a store could deduplicate.
 fn pattern(len: usize, seed: u8) -> Bytes {
-    (0..len).map(|i| (i as u64).wrapping_mul(2_654_435_761).wrapping_add(u64::from(seed)) as u8).collect::<Vec<_>>().into()
+    (0..len)
+        .map(|i| (i as u64).wrapping_mul(2_654_435_761).wrapping_add(u64::from(seed)) as u8)
+        .collect::<Vec<_>>()
+        .into()
 }
 
-fn manifest(config: &Digest, config_size: usize, layer: &Digest, layer_size: usize, subject: Option<(&Digest, usize)>) -> Bytes {
+fn manifest(
+    config: &Digest,
+    config_size: usize,
+    layer: &Digest,
+    layer_size: usize,
+    subject: Option<(&Digest, usize)>,
+) -> Bytes {
     let mut m = json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
@@ -127,7 +136,9 @@ struct Pushed3 {
 /// `chunks`: how many PATCHes the 3 MiB layer takes (1 MiB chunks, or the
 /// registry's `OCI-Chunk-Min-Length` when larger).
 async fn push_image(client: &Client, repo: &str, tag: &str, seed: u8, chunks: usize) -> Pushed3 {
-    let config = Bytes::from(format!(r#"{{"architecture":"amd64","os":"linux","seed":{seed},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#));
+    let config = Bytes::from(format!(
+        r#"{{"architecture":"amd64","os":"linux","seed":{seed},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+    ));
     let config_digest = Digest::sha256_of(&config);
     let layer = pattern(3 * MIB + 17, seed);
     let layer_digest = Digest::sha256_of(&layer);
@@ -212,8 +223,17 @@ async fn round_trip(client: &Client, prefix: &str, referrers_api: bool, chunks: 
     let sig = Bytes::from_static(b"signature");
     let sig_digest = Digest::sha256_of(&sig);
     client.push_blob(&repo, &sig_digest, BlobSource::Bytes(sig.clone()), None).await.unwrap();
-    let referrer = manifest(&image.config.0, image.config.1.len(), &sig_digest, sig.len(), Some((&image.digest, image.manifest.len())));
-    let referrer_digest = client.put_manifest(&repo, &Digest::sha256_of(&referrer).to_string(), OCI_MANIFEST, referrer.clone()).await.unwrap();
+    let referrer = manifest(
+        &image.config.0,
+        image.config.1.len(),
+        &sig_digest,
+        sig.len(),
+        Some((&image.digest, image.manifest.len())),
+    );
+    let referrer_digest = client
+        .put_manifest(&repo, &Digest::sha256_of(&referrer).to_string(), OCI_MANIFEST, referrer.clone())
+        .await
+        .unwrap();
     if !referrers_api {
         // What a client of the tag schema writes beside the referrer.
         let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
@@ -303,7 +323,10 @@ async fn client_against_berth_token_flow() {
     let err = client(&url, basic("admin", "wrong")).ping().await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Unauthorized, "{err}");
     let anon = client(&url, Credential::Anonymous);
-    let err = anon.push_blob("library/x", &Digest::sha256_of(b"x"), BlobSource::Bytes(Bytes::from_static(b"x")), None).await.unwrap_err();
+    let err = anon
+        .push_blob("library/x", &Digest::sha256_of(b"x"), BlobSource::Bytes(Bytes::from_static(b"x")), None)
+        .await
+        .unwrap_err();
     assert!(matches!(err.kind, ErrorKind::Unauthorized | ErrorKind::Denied), "{err}");
 
     let admin = client(&url, basic("admin", ADMIN_PASSWORD));
@@ -393,9 +416,23 @@ async fn registries_api() {
 
     // Types and their patterns.
     let types: Vec<String> = admin.get("/api/v2.0/replication/adapters").send().await.expect(200).json();
-    for t in ["harbor", "docker-registry", "docker-hub", "aws-ecr", "google-gcr", "azure-acr", "quay", "github-ghcr",
-        "gitlab", "jfrog-artifactory", "ali-acr", "huawei-SWR", "volcengine-cr", "tencent-tcr", "dtr"]
-    {
+    for t in [
+        "harbor",
+        "docker-registry",
+        "docker-hub",
+        "aws-ecr",
+        "google-gcr",
+        "azure-acr",
+        "quay",
+        "github-ghcr",
+        "gitlab",
+        "jfrog-artifactory",
+        "ali-acr",
+        "huawei-SWR",
+        "volcengine-cr",
+        "tencent-tcr",
+        "dtr",
+    ] {
         assert!(types.iter().any(|x| x == t), "{t} in {types:?}");
     }
     let infos: Value = admin.get("/api/v2.0/replication/adapterinfos").send().await.expect(200).json();
@@ -483,7 +520,8 @@ async fn registries_api() {
 
     // Listing: paged, filtered.
     for i in 0..3 {
-        let b = json!({"name": format!("extra-{i}"), "type": "docker-registry", "url": format!("https://r{i}.example")});
+        let b =
+            json!({"name": format!("extra-{i}"), "type": "docker-registry", "url": format!("https://r{i}.example")});
         admin.post("/api/v2.0/registries").json(&b).send().await.expect(201);
     }
     let page = admin.get("/api/v2.0/registries?page=1&page_size=2").send().await.expect(200);
@@ -521,7 +559,10 @@ async fn registries_api() {
     assert_eq!(page.header("x-total-count"), "4");
     // The name is free again.
     admin.post("/api/v2.0/registries").json(&body).send().await.expect(201);
-    assert!(app.ctx().meta.transact(berth::service::registries::registry_endpoint_use(id, 1)).await.is_err(), "no use of a deleted endpoint");
+    assert!(
+        app.ctx().meta.transact(berth::service::registries::registry_endpoint_use(id, 1)).await.is_err(),
+        "no use of a deleted endpoint"
+    );
 }
 
 /// A system robot granted `registry` may manage endpoints (Harbor's
@@ -546,4 +587,3 @@ async fn a_system_robot_with_registry_access_manages_endpoints() {
     rc.delete(&format!("/api/v2.0/registries/{id}")).send().await.expect(200);
     rc.get("/api/v2.0/replication/adapters").send().await.expect(403);
 }
-

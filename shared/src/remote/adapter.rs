@@ -200,7 +200,9 @@ pub fn provider_info(registry_type: &str) -> ProviderInfo {
             AWS_REGIONS.iter().map(|r| ((*r).to_owned(), format!("https://api.ecr.{r}.amazonaws.com"))),
         ))),
         GOOGLE_GCR => Some(listed(choices(
-            ["gcr.io", "us.gcr.io", "eu.gcr.io", "asia.gcr.io"].iter().map(|h| ((*h).to_owned(), format!("https://{h}"))),
+            ["gcr.io", "us.gcr.io", "eu.gcr.io", "asia.gcr.io"]
+                .iter()
+                .map(|h| ((*h).to_owned(), format!("https://{h}"))),
         ))),
         _ => None,
     };

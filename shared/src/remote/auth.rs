@@ -189,7 +189,9 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert!(c[0].is_basic());
         assert_eq!(c[0].param("charset"), Some("UTF-8"));
-        let c = parse_challenges(r#"Basic realm="a" , BEARER  realm = "https://x/t" ,service=reg , error="insufficient_scope""#);
+        let c = parse_challenges(
+            r#"Basic realm="a" , BEARER  realm = "https://x/t" ,service=reg , error="insufficient_scope""#,
+        );
         assert_eq!(c.len(), 2);
         assert_eq!(c[1].scheme, "bearer");
         assert_eq!(c[1].param("realm"), Some("https://x/t"));

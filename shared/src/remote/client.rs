@@ -220,7 +220,10 @@ enum Scheme {
     /// Not asked yet: requests go without credentials until a `401` says.
     Unknown,
     Basic,
-    Bearer { realm: Url, service: Option<String> },
+    Bearer {
+        realm: Url,
+        service: Option<String>,
+    },
 }
 
 #[derive(Debug)]
@@ -443,7 +446,12 @@ impl Client {
     /// end of the blob), following redirects to presigned URLs; the
     /// registry's credentials go only to the registry itself. The bytes
     /// are not checked against the digest here: the pushing side checks.
-    pub async fn get_blob(&self, repo: &str, digest: &Digest, range: Option<(u64, Option<u64>)>) -> RemoteResult<BlobReader> {
+    pub async fn get_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        range: Option<(u64, Option<u64>)>,
+    ) -> RemoteResult<BlobReader> {
         let url = self.v2(repo, &format!("blobs/{digest}"))?;
         let mut req = Req::new(Method::GET, url);
         req.streaming = true;
@@ -511,12 +519,7 @@ impl Client {
     /// The referrers of `digest` in `repo` (of `artifact_type` only, when
     /// given): the referrers API, or the referrers tag schema when the
     /// registry answers the API with 404. No referrers is an empty list.
-    pub async fn referrers(
-        &self,
-        repo: &str,
-        digest: &Digest,
-        artifact_type: Option<&str>,
-    ) -> RemoteResult<Referrers> {
+    pub async fn referrers(&self, repo: &str, digest: &Digest, artifact_type: Option<&str>) -> RemoteResult<Referrers> {
         let mut url = self.v2(repo, &format!("referrers/{digest}"))?;
         if let Some(t) = artifact_type {
             url.query_pairs_mut().append_pair("artifactType", t);
@@ -662,7 +665,8 @@ impl Client {
         let next = resp.headers().get(reqwest::header::LINK).and_then(|v| v.to_str().ok()).and_then(next_link);
         let next = match next {
             Some(n) => {
-                let url = resp.url().join(&n).map_err(|e| RemoteError::protocol(format!("{what}: bad Link {n:?}: {e}")))?;
+                let url =
+                    resp.url().join(&n).map_err(|e| RemoteError::protocol(format!("{what}: bad Link {n:?}: {e}")))?;
                 let mut cursor = url.path().to_owned();
                 if let Some(q) = url.query() {
                     cursor.push('?');
@@ -944,7 +948,9 @@ fn verified_digest(reference: &str, claimed: Option<&str>, bytes: &[u8], what: &
     let expected = match reference.parse::<Digest>() {
         Ok(d) => Some(d),
         Err(_) => match claimed {
-            Some(c) => Some(c.parse::<Digest>().map_err(|_| RemoteError::protocol(format!("{what}: bad digest {c:?}")))?),
+            Some(c) => {
+                Some(c.parse::<Digest>().map_err(|_| RemoteError::protocol(format!("{what}: bad digest {c:?}")))?)
+            }
             None => None,
         },
     };
@@ -1035,7 +1041,10 @@ mod tests {
         assert_eq!(verified_digest("latest", None, bytes, "x").unwrap(), d);
         let other = Digest::sha256_of(b"other");
         assert_eq!(verified_digest(&other.to_string(), None, bytes, "x").unwrap_err().kind, ErrorKind::Protocol);
-        assert_eq!(verified_digest("latest", Some(&other.to_string()), bytes, "x").unwrap_err().kind, ErrorKind::Protocol);
+        assert_eq!(
+            verified_digest("latest", Some(&other.to_string()), bytes, "x").unwrap_err().kind,
+            ErrorKind::Protocol
+        );
     }
 
     #[test]

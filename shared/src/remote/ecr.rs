@@ -55,8 +55,10 @@ pub async fn authorization_token(access_key: &str, secret_key: &str, region: &st
             Some(429) => ErrorKind::TooManyRequests,
             _ => ErrorKind::Unavailable,
         };
-        let mut err =
-            RemoteError::new(kind, format!("ecr:GetAuthorizationToken: {}", aws_sdk_ecr::error::DisplayErrorContext(&e)));
+        let mut err = RemoteError::new(
+            kind,
+            format!("ecr:GetAuthorizationToken: {}", aws_sdk_ecr::error::DisplayErrorContext(&e)),
+        );
         err.status = status;
         err
     })?;
@@ -64,9 +66,8 @@ pub async fn authorization_token(access_key: &str, secret_key: &str, region: &st
         .authorization_data()
         .first()
         .ok_or_else(|| RemoteError::protocol("ecr:GetAuthorizationToken gave no authorization data"))?;
-    let token = data
-        .authorization_token()
-        .ok_or_else(|| RemoteError::protocol("ecr:GetAuthorizationToken gave no token"))?;
+    let token =
+        data.authorization_token().ok_or_else(|| RemoteError::protocol("ecr:GetAuthorizationToken gave no token"))?;
     let decoded = B64
         .decode(token.trim())
         .ok()

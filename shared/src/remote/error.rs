@@ -185,7 +185,10 @@ mod tests {
         let mut h = reqwest::header::HeaderMap::new();
         h.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
         let e = RemoteError::from_answer("GET x", 429, &h, b"");
-        assert_eq!((e.kind, e.retry_after, e.status), (ErrorKind::TooManyRequests, Some(Duration::from_secs(7)), Some(429)));
+        assert_eq!(
+            (e.kind, e.retry_after, e.status),
+            (ErrorKind::TooManyRequests, Some(Duration::from_secs(7)), Some(429))
+        );
         assert!(e.is_retryable());
         let none = reqwest::header::HeaderMap::new();
         let kind = |s| RemoteError::from_answer("x", s, &none, b"").kind;
@@ -195,7 +198,12 @@ mod tests {
         assert_eq!(kind(400), ErrorKind::Refused);
         assert_eq!(kind(503), ErrorKind::Unavailable);
         assert!(!RemoteError::from_answer("x", 404, &none, b"").is_retryable());
-        let e = RemoteError::from_answer("GET /v2/a/manifests/1", 404, &none, br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"gone"}]}"#);
+        let e = RemoteError::from_answer(
+            "GET /v2/a/manifests/1",
+            404,
+            &none,
+            br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"gone"}]}"#,
+        );
         assert_eq!(e.message, "GET /v2/a/manifests/1: MANIFEST_UNKNOWN: gone");
     }
 

@@ -33,15 +33,15 @@ mod tests {
 
     #[test]
     fn finds_the_next_link() {
-        assert_eq!(
-            next_link(r#"</v2/_catalog?last=b&n=2>; rel="next""#).as_deref(),
-            Some("/v2/_catalog?last=b&n=2")
-        );
+        assert_eq!(next_link(r#"</v2/_catalog?last=b&n=2>; rel="next""#).as_deref(), Some("/v2/_catalog?last=b&n=2"));
         assert_eq!(
             next_link(r#"</api/v2.0/x?page=1>; rel="prev" , </api/v2.0/x?page=3>; rel="next""#).as_deref(),
             Some("/api/v2.0/x?page=3")
         );
-        assert_eq!(next_link(r#"<https://r.example/v2/a/tags/list?n=1&last=x>;rel=next"#).as_deref(), Some("https://r.example/v2/a/tags/list?n=1&last=x"));
+        assert_eq!(
+            next_link(r#"<https://r.example/v2/a/tags/list?n=1&last=x>;rel=next"#).as_deref(),
+            Some("https://r.example/v2/a/tags/list?n=1&last=x")
+        );
         assert_eq!(next_link(r#"</x?page=1>; rel="prev""#), None);
         assert_eq!(next_link(""), None);
         assert_eq!(next_link("garbage <unterminated"), None);

@@ -121,7 +121,11 @@ fn check(e: &mut RegistryEndpoint) -> ServiceResult<()> {
         return bad(format!("a registry description has at most {MAX_DESCRIPTION} characters"));
     }
     if !adapter::is_known(&e.registry_type) {
-        return bad(format!("adapter for {:?} not found: the types are {}", e.registry_type, adapter::TYPES.join(", ")));
+        return bad(format!(
+            "adapter for {:?} not found: the types are {}",
+            e.registry_type,
+            adapter::TYPES.join(", ")
+        ));
     }
     e.url = normalize_url(&e.url)?;
     if e.credential_type.is_empty() {
@@ -357,7 +361,10 @@ impl Registry {
         let same = Condition::equals(keys::attr::UPDATE_TIME, e.update_time);
         match self
             .meta
-            .transact(vec![Write::Put { item: record, cond: same }, Write::Put { item: entry, cond: Condition::Exists }])
+            .transact(vec![
+                Write::Put { item: record, cond: same },
+                Write::Put { item: entry, cond: Condition::Exists },
+            ])
             .await
         {
             Err(err) if err.is(ErrorKind::ConditionFailed) => Ok(()),

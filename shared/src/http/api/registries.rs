@@ -167,7 +167,12 @@ pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, Id(id): Id)
     Ok(Json(RegistryView::from(state.registry.registry_endpoint(id).await?)).into_response())
 }
 
-pub async fn update(State(state): State<Arc<AppState>>, caller: Caller, Id(id): Id, Body(body): Body<UpdateBody>) -> ApiResult {
+pub async fn update(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Id(id): Id,
+    Body(body): Body<UpdateBody>,
+) -> ApiResult {
     caller.require((Res::Registry, Act::Update), On::Registry)?;
     let change = EndpointChange {
         name: body.name,
@@ -200,15 +205,18 @@ pub async fn ping(State(state): State<Arc<AppState>>, caller: Caller, Body(body)
             let target = registry.registry_endpoint_target(&e)?;
             (Some(e), target)
         }
-        None => (None, adapter::Target {
-            registry_type: String::new(),
-            url: String::new(),
-            credential_type: String::new(),
-            access_key: String::new(),
-            access_secret: String::new(),
-            insecure: false,
-            timeout: crate::service::registries::ENDPOINT_TIMEOUT,
-        }),
+        None => (
+            None,
+            adapter::Target {
+                registry_type: String::new(),
+                url: String::new(),
+                credential_type: String::new(),
+                access_key: String::new(),
+                access_secret: String::new(),
+                insecure: false,
+                timeout: crate::service::registries::ENDPOINT_TIMEOUT,
+            },
+        ),
     };
     let changed = body.kind.is_some()
         || body.url.is_some()
