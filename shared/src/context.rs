@@ -90,7 +90,12 @@ impl AppContext {
         token_keys: TokenKeys,
         events: Arc<EventBus>,
     ) -> Self {
-        let registry = Registry::from_ports(blobs.clone(), meta.clone(), events.clone(), config.auth.token_ttl_secs);
+        let mut registry =
+            Registry::from_ports(blobs.clone(), meta.clone(), events.clone(), config.auth.token_ttl_secs);
+        match crate::auth::seal::Sealer::new(&token_keys) {
+            Ok(sealer) => registry = registry.with_sealer(sealer),
+            Err(e) => tracing::error!(error = %e, "no seal key: registry endpoint secrets cannot be kept"),
+        }
         Self { config, blobs, meta, queue, token_keys, events, registry }
     }
 

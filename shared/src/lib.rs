@@ -21,6 +21,7 @@ pub mod oci;
 pub mod port;
 pub mod queue;
 pub mod rbac;
+pub mod remote;
 pub mod scanner;
 pub mod service;
 pub mod startup;

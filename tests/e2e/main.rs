@@ -32,6 +32,7 @@ mod permissions;
 mod portal;
 mod pull_policy_clients;
 mod quotas;
+mod registries;
 mod replicas;
 mod retention;
 mod scanner_adapter;

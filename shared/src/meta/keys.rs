@@ -75,6 +75,10 @@
 //! label list entry              LABELS#g | LABELS#p#<project id> <id, 12 digits>
 //! artifact carrying a label     LBLU#<label id>          <repository>@<digest>
 //! scanner registration          SCANNERS                 <uuid>
+//! registry endpoint             REG#<id>                 META
+//! what uses a registry endpoint REG#<id>                 USES
+//! registry endpoint name        REGN#<name>              META
+//! registry endpoint list entry  REGISTRIES               <id, 12 digits>
 //! a project's scanner           P#<project>              SCANNER
 //! a project's cosign keys       P#<project>              COSIGN_KEYS
 //! scan of an artifact           SCAN#<digest>            <scan type>#<registration uuid>
@@ -322,6 +326,29 @@ pub fn label_use(label_id: i64, repo: &RepoName, digest: &Digest) -> Key {
     (label_uses(label_id), format!("{repo}@{digest}"))
 }
 
+/// A registry endpoint (another registry berth talks to).
+pub fn registry_endpoint(id: i64) -> Key {
+    (format!("REG#{id}"), "META".to_owned())
+}
+
+/// How many replication policies and proxy-cache projects use a registry
+/// endpoint (attribute [`attr::COUNT`]).
+pub fn registry_endpoint_uses(id: i64) -> Key {
+    (format!("REG#{id}"), "USES".to_owned())
+}
+
+/// Reserves a registry endpoint's name.
+pub fn registry_endpoint_name(name: &str) -> Key {
+    (format!("REGN#{name}"), "META".to_owned())
+}
+
+/// The partition listing the registry endpoints, by id.
+pub const REGISTRY_ENDPOINTS: &str = "REGISTRIES";
+
+pub fn registry_endpoint_entry(id: i64) -> Key {
+    (REGISTRY_ENDPOINTS.to_owned(), format!("{id:012}"))
+}
+
 /// A robot account, by its name without the configurable prefix.
 pub fn robot(name: &str) -> Key {
     (format!("ROB#{name}"), "META".to_owned())
@@ -414,6 +441,8 @@ pub enum Counted<'a> {
     Schedules,
     /// The global labels (`None`) or a project's, by project id.
     Labels(Option<i64>),
+    /// The registry endpoints.
+    RegistryEndpoints,
     /// Not a list: the bytes of every blob stored once (its shards sum
     /// sizes, not entries).
     StoredBytes,
@@ -443,6 +472,7 @@ pub fn counter(list: Counted<'_>) -> String {
         Counted::Labels(None) => "N#labels#g".to_owned(),
         Counted::Labels(Some(id)) => format!("N#labels#p#{id}"),
         Counted::StoredBytes => "N#stored-bytes".to_owned(),
+        Counted::RegistryEndpoints => "N#registries".to_owned(),
         Counted::Artifacts(repo) => format!("N#artifacts#{repo}"),
         Counted::HiddenArtifacts(repo) => format!("N#hidden#{repo}"),
         Counted::ProjectArtifacts(project) => format!("N#project-artifacts#{project}"),

@@ -42,6 +42,7 @@ pub mod pulls;
 pub mod quotas;
 pub mod record;
 pub mod references;
+pub mod registries;
 pub mod reindex;
 pub mod retention;
 pub mod revocation;
@@ -84,6 +85,9 @@ pub struct Registry {
     actor: Arc<Actor>,
     /// Projects' pull policies as this process last read them.
     policies: Arc<pull_policy::PolicyCache>,
+    /// Seals the secrets berth must give back to others (registry
+    /// endpoints' credentials); `None` without a key (a bare test registry).
+    sealer: Option<Arc<crate::auth::seal::Sealer>>,
 }
 
 impl Registry {
@@ -98,7 +102,18 @@ impl Registry {
         let settings = Arc::new(SettingsStore::new(meta.clone(), token_ttl_secs));
         let epoch = Arc::new(AccountEpoch::new(meta.clone()));
         let policies = Arc::default();
-        Self { blobs, meta, settings, epoch, events, actor: Arc::new(Actor::system()), policies }
+        Self { blobs, meta, settings, epoch, events, actor: Arc::new(Actor::system()), policies, sealer: None }
+    }
+
+    /// This registry, sealing secrets with `sealer`.
+    pub fn with_sealer(self, sealer: crate::auth::seal::Sealer) -> Self {
+        Self { sealer: Some(Arc::new(sealer)), ..self }
+    }
+
+    pub(crate) fn sealer(&self) -> ServiceResult<&crate::auth::seal::Sealer> {
+        self.sealer.as_deref().ok_or_else(|| {
+            ServiceError::Backend(crate::port::PortError::msg(crate::port::ErrorKind::Internal, "no seal key"))
+        })
     }
 
     /// This registry, recording the changes made through it as `actor`'s

@@ -29,6 +29,7 @@ pub mod openapi;
 mod project_metadata;
 mod projects;
 mod quotas;
+mod registries;
 mod repositories;
 mod retention;
 mod robots;
@@ -190,6 +191,23 @@ fn table() -> openapi::Routes {
         .returns::<cve_allowlist::AllowlistView>()
         .put("/system/CVEAllowlist", "putSystemCVEAllowlist", "SystemCVEAllowlist", 200, cve_allowlist::put)
         .accepts::<cve_allowlist::AllowlistBody>()
+        .get("/registries", "listRegistries", "registry", 200, registries::list)
+        .returns::<Vec<registries::RegistryView>>()
+        .post("/registries", "createRegistry", "registry", 201, registries::create)
+        .accepts::<registries::RegistryBody>()
+        .post("/registries/ping", "pingRegistry", "registry", 200, registries::ping)
+        .accepts::<registries::PingBody>()
+        .get("/registries/{id}", "getRegistry", "registry", 200, registries::get)
+        .returns::<registries::RegistryView>()
+        .put("/registries/{id}", "updateRegistry", "registry", 200, registries::update)
+        .accepts::<registries::UpdateBody>()
+        .delete("/registries/{id}", "deleteRegistry", "registry", 200, registries::delete)
+        .get("/registries/{id}/info", "getRegistryInfo", "registry", 200, registries::info)
+        .returns::<crate::remote::adapter::RegistryInfo>()
+        .get("/replication/adapters", "listRegistryProviderTypes", "registry", 200, registries::adapters)
+        .returns::<Vec<String>>()
+        .get("/replication/adapterinfos", "listRegistryProviderInfos", "registry", 200, registries::adapter_infos)
+        .returns::<std::collections::BTreeMap<String, crate::remote::adapter::ProviderInfo>>()
         .get("/labels", "ListLabels", "label", 200, labels::list)
         .returns::<Vec<labels::LabelView>>()
         .post("/labels", "CreateLabel", "label", 201, labels::create)
