@@ -5,9 +5,7 @@
 //! referrers API) — and Harbor's registry endpoint API (`/registries`,
 //! `/replication/adapters`, `/replication/adapterinfos`).
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth::oci::Digest;
 use berth::remote::adapter::Target;
@@ -16,6 +14,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::support::app::{ADMIN_PASSWORD, TestApp};
+use crate::support::distribution::Distribution;
 use crate::support::free_port;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -24,69 +23,6 @@ const SIGNATURE_TYPE: &str = "application/vnd.berth.e2e.signature.v1";
 const MIB: usize = 1024 * 1024;
 
 // ---------------------------------------------------------------- peers
-
-/// Debian's Distribution on a loopback port with its own storage folder,
-/// killed when dropped.
-struct Distribution {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Distribution {
-    /// Started with `htpasswd` users (`user`, `password`) when given.
-    fn start(users: &[(&str, &str)]) -> Self {
-        let bin = Path::new("/usr/bin/docker-registry");
-        assert!(bin.exists(), "docker-registry is missing (run .ci/run)");
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
-        );
-        if !users.is_empty() {
-            let file = dir.path().join("htpasswd");
-            for (i, (user, password)) in users.iter().enumerate() {
-                let mut cmd = Command::new("htpasswd");
-                cmd.arg("-bB");
-                if i == 0 {
-                    cmd.arg("-c");
-                }
-                let out = cmd.arg(&file).arg(user).arg(password).output().expect("htpasswd (run .ci/run)");
-                assert!(out.status.success(), "htpasswd: {}", String::from_utf8_lossy(&out.stderr));
-            }
-            config.push_str(&format!("auth:\n  htpasswd:\n    realm: e2e\n    path: {}\n", file.display()));
-        }
-        let config_file = dir.path().join("config.yml");
-        std::fs::write(&config_file, config).unwrap();
-        let child = Command::new(bin)
-            .arg("serve")
-            .arg(&config_file)
-            .env_remove("AWS_CA_BUNDLE")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
-            .spawn()
-            .unwrap();
-        let d = Self { child, port, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        d
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Distribution {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn client(url: &str, credential: Credential) -> Client {
     // Small sizes, so that a 3 MiB blob goes up in chunks.
