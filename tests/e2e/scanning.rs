@@ -156,6 +156,11 @@ async fn an_adapter_scans_on_push_and_on_demand() {
         .await
         .expect(200);
     assert!(adapter.seen_auth.lock().unwrap().iter().all(|a| a == "Bearer adapter-token"));
+    // The credential is kept sealed: the table never holds it in clear.
+    let (pk, sk) = berth::meta::keys::scanner(&uuid);
+    let stored = app.ctx().meta.get(&pk, &sk).await.unwrap().unwrap();
+    let stored = serde_json::to_string(&stored.attrs).unwrap();
+    assert!(!stored.contains("adapter-token") && stored.contains("credential_sealed"), "{stored}");
 
     let r: Value = app.admin().get(&format!("/api/v2.0/scanners/{uuid}")).send().await.expect(200).json();
     assert_eq!(

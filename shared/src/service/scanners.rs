@@ -57,6 +57,15 @@ pub struct Registration {
     /// Whether berth made it (the built-in scanner): it cannot be deleted.
     #[serde(default)]
     pub immutable: bool,
+    /// Whether `access_credential` is the stored, sealed form (only ever
+    /// true in the table: reads open it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub credential_sealed: bool,
+}
+
+/// The context a registration's credential is sealed for.
+fn credential_context(uuid: &str) -> String {
+    format!("scanner-credential:{uuid}")
 }
 
 impl Registration {
@@ -139,8 +148,11 @@ impl Registry {
     /// Every registration, by name.
     pub async fn scanners(&self) -> ServiceResult<Vec<Registration>> {
         let page = self.meta.query(Query::table(keys::SCANNERS, "").limit(MAX_SCANNERS)).await?;
-        let mut all =
-            page.items.into_iter().map(|i| from_item(i, "scanner")).collect::<ServiceResult<Vec<Registration>>>()?;
+        let mut all = page
+            .items
+            .into_iter()
+            .map(|i| self.opened(from_item(i, "scanner")?))
+            .collect::<ServiceResult<Vec<Registration>>>()?;
         all.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(all)
     }
@@ -148,9 +160,22 @@ impl Registry {
     pub async fn scanner(&self, uuid: &str) -> ServiceResult<Registration> {
         let (pk, sk) = keys::scanner(uuid);
         match self.meta.get(&pk, &sk).await? {
-            Some(item) => from_item(item, "scanner"),
+            Some(item) => self.opened(from_item(item, "scanner")?),
             None => Err(not_found(uuid)),
         }
+    }
+
+    /// A stored registration with its credential opened (one stored before
+    /// credentials were sealed reads as it is).
+    fn opened(&self, mut r: Registration) -> ServiceResult<Registration> {
+        if r.credential_sealed {
+            r.access_credential = self
+                .sealer()?
+                .open_str(&credential_context(&r.uuid), &r.access_credential)
+                .map_err(|_| super::record::corrupt("scanner credential"))?;
+            r.credential_sealed = false;
+        }
+        Ok(r)
     }
 
     /// Registers an adapter. The first registration becomes the default.
@@ -181,14 +206,24 @@ impl Registry {
             update_time: now,
             metadata,
             immutable: false,
+            credential_sealed: false,
         };
         self.put_scanner(&r, Condition::NotExists).await?;
         Ok(r)
     }
 
+    /// Stores a registration, its credential sealed.
     async fn put_scanner(&self, r: &Registration, cond: Condition) -> ServiceResult<()> {
         let (pk, sk) = keys::scanner(&r.uuid);
-        self.meta.put(to_item(pk, sk, r, "scanner")?, cond).await.map_err(|e| {
+        let mut stored = r.clone();
+        if !stored.access_credential.is_empty() {
+            stored.access_credential = self
+                .sealer()?
+                .seal(&credential_context(&r.uuid), r.access_credential.as_bytes())
+                .map_err(|e| ServiceError::Invalid(format!("sealing the credential: {e}")))?;
+            stored.credential_sealed = true;
+        }
+        self.meta.put(to_item(pk, sk, &stored, "scanner")?, cond).await.map_err(|e| {
             if e.is(ErrorKind::ConditionFailed) {
                 ServiceError::Conflict("the registration changed".into())
             } else {
@@ -342,6 +377,7 @@ impl Registry {
             update_time: now,
             metadata: Some(metadata),
             immutable: true,
+            credential_sealed: false,
         };
         match self.put_scanner(&r, Condition::NotExists).await {
             Ok(()) | Err(ServiceError::Conflict(_)) => Ok(()),
