@@ -29,6 +29,7 @@ mod metrics;
 mod oci_conformance;
 mod oidc;
 mod permissions;
+mod preheat;
 mod pull_policy_clients;
 mod quotas;
 mod replicas;
