@@ -278,11 +278,12 @@ async fn policies_are_the_project_administrators() {
     let ours = schedules.as_array().unwrap().iter().find(|s| s["vendor_type"] == "P2P_PREHEAT").cloned();
     assert_eq!(ours.as_ref().map(|s| s["vendor_id"].as_i64()), Some(got["id"].as_i64()), "{schedules}");
 
-    // A developer reads but does not change; the instance in use stays.
+    // Only project administrators see policies (Harbor's role matrix); the
+    // instance in use stays.
     app.create_user("dev", "Passw0rd1").await;
     app.add_member(pid, "dev", 2).await;
     let dev = app.user("dev", "Passw0rd1");
-    dev.get(&format!("{base}/policy_new_name")).send().await.expect(200);
+    dev.get(&format!("{base}/policy_new_name")).send().await.expect(403);
     dev.post(base).json(&body("p3", RE_V1, MANUAL, provider)).send().await.expect(403);
     dev.delete(&format!("{base}/policy_new_name")).send().await.expect(403);
     owner.delete("/api/v2.0/p2p/preheat/instances/df").send().await.expect(403);
