@@ -254,6 +254,8 @@ fn dragonfly_job(body: &[u8]) -> Result<Progress, DriverError> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
