@@ -365,6 +365,28 @@ async fn a_manual_run_preheats_the_matching_images() {
         .collect();
     seen.sort();
     assert_eq!(seen, ["hot/rebar/deep:v1.0", "hot/redis:latest", "hot/redis:v1.0.1"]);
+
+    // A label filter picks the labelled image only.
+    let label = app
+        .admin()
+        .post("/api/v2.0/labels")
+        .json(&json!({"name": "release", "scope": "g"}))
+        .send()
+        .await
+        .expect(201)
+        .location_id();
+    app.admin()
+        .post("/api/v2.0/projects/hot/repositories/nginx/artifacts/v1.0.1/labels")
+        .json(&json!({"id": label}))
+        .send()
+        .await
+        .expect(200);
+    policy(&app, "hot", "released", kraken_id, r#"[{"type":"label","value":"release"}]"#, MANUAL).await;
+    let x = ended(&app, &execute(&app, "hot", "released").await).await;
+    assert_eq!(x["status"], "Success", "{x}");
+    let last = kr.posted("/registry/notifications");
+    assert_eq!(last.len(), 4);
+    assert_eq!(last[3]["events"][0]["target"]["repository"], "hot/nginx");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -110,6 +110,10 @@ impl PreheatJob {
             ctx.log(format!("policy {policy_id} is gone: nothing to do"));
             return Ok(());
         };
+        if !policy.enabled && reg.execution_record(ctx.execution).await?.trigger != "MANUAL" {
+            ctx.log(format!("policy {} is disabled: nothing to do", policy.name));
+            return Ok(());
+        }
         if after.is_none() {
             let driver = self.driver(ctx, policy.provider_id).await?;
             driver.healthy().await.map_err(|e| {

@@ -880,7 +880,11 @@ impl Registry {
             }
             Err(e) => return Err(e),
         };
-        let project = self.project(&ProjectRef::Name(project.clone())).await?;
+        let project = match self.project(&ProjectRef::Name(project.clone())).await {
+            Ok(p) => p,
+            Err(ServiceError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
         let job = crate::jobs::preheat::PreheatJob::queued();
         for policy in policies {
             let Ok(filters) = parse_filters(&policy.filters) else { continue };
