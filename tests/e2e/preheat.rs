@@ -287,6 +287,13 @@ async fn policies_are_the_project_administrators() {
     dev.post(base).json(&body("p3", RE_V1, MANUAL, provider)).send().await.expect(403);
     dev.delete(&format!("{base}/policy_new_name")).send().await.expect(403);
     owner.delete("/api/v2.0/p2p/preheat/instances/df").send().await.expect(403);
+    // A renamed instance is named so in its policies.
+    let renamed = json!({"name": "df2", "vendor": "dragonfly", "endpoint": "http://127.0.0.1:9", "enabled": true});
+    app.admin().put("/api/v2.0/p2p/preheat/instances/df").json(&renamed).send().await.expect(200);
+    let got: Value = owner.get(&format!("{base}/policy_new_name")).send().await.expect(200).json();
+    assert_eq!(got["provider_name"], "df2");
+    let back = json!({"name": "df", "vendor": "dragonfly", "endpoint": "http://127.0.0.1:9", "enabled": true});
+    app.admin().put("/api/v2.0/p2p/preheat/instances/df2").json(&back).send().await.expect(200);
     let refused = app.admin().delete("/api/v2.0/p2p/preheat/instances/df").send().await;
     assert_eq!(refused.code(), 412, "{}", refused.text());
     let disable = json!({"name": "df", "vendor": "dragonfly", "endpoint": "http://127.0.0.1:9", "enabled": false});

@@ -156,14 +156,16 @@ pub(super) struct PolicyView {
     update_time: String,
 }
 
-fn policy_view(p: PreheatPolicy) -> PolicyView {
+/// The policy as shown, naming its instance as it is now called.
+fn policy_view(p: PreheatPolicy, instances: &[Instance]) -> PolicyView {
+    let provider_name = instances.iter().find(|i| i.id == p.provider_id).map_or(p.provider_name, |i| i.name.clone());
     PolicyView {
         id: p.id,
         name: p.name,
         description: p.description,
         project_id: p.project_id,
         provider_id: p.provider_id,
-        provider_name: p.provider_name,
+        provider_name,
         filters: p.filters,
         trigger: p.trigger,
         enabled: p.enabled,
@@ -366,7 +368,8 @@ pub async fn list_policies(
     let listing = state.registry.list_preheat_policies(&r, name.as_ref(), &paging.0).await?;
     let p = format!("/projects/{}/preheat/policies", project.name);
     let rest: Vec<(&str, &str)> = q.q.as_deref().map(|v| ("q", v)).into_iter().collect();
-    Ok(paging.respond(&p, &rest, listing.map(policy_view)))
+    let instances = state.registry.p2p_instances().await?;
+    Ok(paging.respond(&p, &rest, listing.map(|p| policy_view(p, &instances))))
 }
 
 pub async fn create_policy(
@@ -387,7 +390,8 @@ pub async fn get_policy(
     Path(path): Path<Vec<(String, String)>>,
 ) -> ApiResult {
     let (_, policy) = policy_for(&state, &caller, &path, Act::Read).await?;
-    Ok(Json(policy_view(policy)).into_response())
+    let instances = state.registry.p2p_instances().await?;
+    Ok(Json(policy_view(policy, &instances)).into_response())
 }
 
 pub async fn update_policy(
