@@ -18,6 +18,7 @@ pub mod meta;
 pub mod metrics;
 pub mod migrate;
 pub mod oci;
+pub mod p2p;
 pub mod port;
 pub mod queue;
 pub mod rbac;

@@ -30,6 +30,7 @@ mod oci_conformance;
 mod oidc;
 mod permissions;
 mod portal;
+mod preheat;
 mod pull_policy_clients;
 mod quotas;
 mod registries;

@@ -83,5 +83,6 @@ async fn effects(registry: &Registry, event: &Event) -> Result<(), RouteError> {
         }
     }
     registry.dispatch_webhooks(event).await?;
+    registry.preheat_on_push(event).await?;
     Ok(())
 }

@@ -24,6 +24,7 @@ pub fn all_jobs() -> Jobs {
         .with(Arc::new(super::scan_all::ScanAllJob))
         .with(Arc::new(super::cve_export::CveExportJob))
         .with(Arc::new(super::adapter_scan::AdapterScanJob::queued()))
+        .with(Arc::new(super::preheat::PreheatJob::queued()))
 }
 
 /// Every job kind with what this process's jobs need to run (the scan
@@ -32,6 +33,7 @@ pub fn jobs_of(ctx: &AppContext) -> Jobs {
     all_jobs()
         .with(Arc::new(super::scan::ScanJob::with_env(super::scan::ScanEnv::from_context(ctx))))
         .with(Arc::new(super::adapter_scan::AdapterScanJob::with_keys(ctx.token_keys.clone())))
+        .with(Arc::new(super::preheat::PreheatJob::with_env(super::scan::ScanEnv::from_context(ctx))))
 }
 
 /// The worker of this process's context.

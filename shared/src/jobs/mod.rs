@@ -24,6 +24,7 @@ pub mod gc;
 pub mod host;
 pub mod lambda;
 pub mod pool;
+pub mod preheat;
 pub mod purge;
 pub mod retention;
 pub mod scan;

@@ -55,6 +55,10 @@
 //! audit record                  AUD#<shard 0..7>         <time ms, 13 digits>#<event id>
 //! audit record of a project     AUDP#<project>#<0..3>    <time ms, 13 digits>#<event id>
 //! webhook policy                P#<project>              WH#<policy id, 16 digits>
+//! preheat policy                P#<project>              PH#<policy id, 16 digits>
+//! P2P preheat instance          P2P_INSTANCES            <instance name>
+//! policy using an instance      P2PUSE#<instance id>     <project>#<policy id, 16 digits>
+//! preheat submitted by a task   X#<execution id>         PH#<task id, 16 digits>
 //! immutability rules            P#<project>              IMMUTABLE
 //! project storage usage         P#<project>              QUOTA
 //! retention policy              RET#<policy id>          META
@@ -438,6 +442,8 @@ pub enum Counted<'a> {
     Executions(&'a str, i64),
     /// The webhook policies of a project, by name.
     WebhookPolicies(&'a str),
+    /// The preheat policies of a project, by name.
+    PreheatPolicies(&'a str),
     Schedules,
     /// The global labels (`None`) or a project's, by project id.
     Labels(Option<i64>),
@@ -468,6 +474,7 @@ pub fn counter(list: Counted<'_>) -> String {
         Counted::ProjectAudit(project) => format!("N#audit#{project}"),
         Counted::Executions(kind, vendor) => format!("N#executions#{kind}#{vendor}"),
         Counted::WebhookPolicies(project) => format!("N#webhooks#{project}"),
+        Counted::PreheatPolicies(project) => format!("N#preheat#{project}"),
         Counted::Schedules => "N#schedules".to_owned(),
         Counted::Labels(None) => "N#labels#g".to_owned(),
         Counted::Labels(Some(id)) => format!("N#labels#p#{id}"),
@@ -599,6 +606,36 @@ pub const WEBHOOK_POLICY_PREFIX: &str = "WH#";
 /// A webhook policy, in its project's partition.
 pub fn webhook_policy(project: &str, id: i64) -> Key {
     (format!("P#{project}"), format!("WH#{id:016}"))
+}
+
+pub const PREHEAT_POLICY_PREFIX: &str = "PH#";
+
+/// A preheat policy, in its project's partition.
+pub fn preheat_policy(project: &str, id: i64) -> Key {
+    (format!("P#{project}"), format!("{PREHEAT_POLICY_PREFIX}{id:016}"))
+}
+
+/// The partition of P2P preheat instances (few: one query lists them).
+pub const P2P_INSTANCES: &str = "P2P_INSTANCES";
+
+pub fn p2p_instance(name: &str) -> Key {
+    (P2P_INSTANCES.to_owned(), name.to_owned())
+}
+
+/// The partition naming the policies that use an instance.
+pub fn p2p_instance_uses(instance: i64) -> String {
+    format!("P2PUSE#{instance}")
+}
+
+/// A policy's use of an instance (an instance in use is not deleted).
+pub fn p2p_instance_use(instance: i64, project: &str, policy: i64) -> Key {
+    (p2p_instance_uses(instance), format!("{project}#{policy:016}"))
+}
+
+/// What a preheat task submitted to its provider (its job id there), so a
+/// task run again polls instead of submitting again.
+pub fn preheat_submitted(execution: i64, task: i64) -> Key {
+    (execution_partition(execution), format!("PH#{task:016}"))
 }
 
 pub fn execution(id: i64) -> Key {

@@ -36,6 +36,7 @@ pub mod members;
 pub mod oidc;
 pub mod paging;
 pub mod passwords;
+pub mod preheat;
 pub mod projects;
 pub mod pull_policy;
 pub mod pulls;

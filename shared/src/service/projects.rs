@@ -608,7 +608,8 @@ impl Registry {
         for (pk, sk) in [keys::project_scanner(&project.name), keys::project_cosign_keys(&project.name)] {
             self.meta.delete(&pk, &sk, crate::meta::Condition::Always).await?;
         }
-        self.delete_webhook_policies_of(&project.name).await
+        self.delete_webhook_policies_of(&project.name).await?;
+        self.delete_preheat_policies_of(&project.name).await
     }
 
     /// Repositories of a project.

@@ -26,6 +26,7 @@ mod ldap;
 mod members;
 mod oidc_ping;
 pub mod openapi;
+mod preheat;
 mod project_metadata;
 mod projects;
 mod quotas;
@@ -305,6 +306,40 @@ fn table() -> openapi::Routes {
         .put("/projects/{project_name_or_id}/immutabletagrules/{immutable_rule_id}", "UpdateImmuRule", "immutable", 200, immutability::update)
         .accepts::<crate::service::immutability::ImmutableRule>()
         .delete("/projects/{project_name_or_id}/immutabletagrules/{immutable_rule_id}", "DeleteImmuRule", "immutable", 200, immutability::delete)
+        .get("/p2p/preheat/providers", "ListProviders", "preheat", 200, preheat::providers)
+        .returns::<Vec<crate::p2p::Metadata>>()
+        .post("/p2p/preheat/instances/ping", "PingInstances", "preheat", 200, preheat::ping_instance)
+        .accepts::<preheat::InstanceBody>()
+        .get("/p2p/preheat/instances", "ListInstances", "preheat", 200, preheat::list_instances)
+        .returns::<Vec<preheat::InstanceView>>()
+        .post("/p2p/preheat/instances", "CreateInstance", "preheat", 201, preheat::create_instance)
+        .accepts::<preheat::InstanceBody>()
+        .get("/p2p/preheat/instances/{preheat_instance_name}", "GetInstance", "preheat", 200, preheat::get_instance)
+        .returns::<preheat::InstanceView>()
+        .put("/p2p/preheat/instances/{preheat_instance_name}", "UpdateInstance", "preheat", 200, preheat::update_instance)
+        .accepts::<preheat::InstanceBody>()
+        .delete("/p2p/preheat/instances/{preheat_instance_name}", "DeleteInstance", "preheat", 200, preheat::delete_instance)
+        .get("/projects/{project_name_or_id}/preheat/providers", "ListProvidersUnderProject", "preheat", 200, preheat::providers_of_project)
+        .returns::<Vec<preheat::ProviderUnderProject>>()
+        .get("/projects/{project_name_or_id}/preheat/policies", "ListPolicies", "preheat", 200, preheat::list_policies)
+        .returns::<Vec<preheat::PolicyView>>()
+        .post("/projects/{project_name_or_id}/preheat/policies", "CreatePolicy", "preheat", 201, preheat::create_policy)
+        .accepts::<preheat::PolicyBody>()
+        .get("/projects/{project_name_or_id}/preheat/policies/{preheat_policy_name}", "GetPolicy", "preheat", 200, preheat::get_policy)
+        .returns::<preheat::PolicyView>()
+        .put("/projects/{project_name_or_id}/preheat/policies/{preheat_policy_name}", "UpdatePolicy", "preheat", 200, preheat::update_policy)
+        .accepts::<preheat::PolicyBody>()
+        .post("/projects/{project_name_or_id}/preheat/policies/{preheat_policy_name}", "ManualPreheat", "preheat", 201, preheat::execute)
+        .delete("/projects/{project_name_or_id}/preheat/policies/{preheat_policy_name}", "DeletePolicy", "preheat", 200, preheat::delete_policy)
+        .get("/projects/{project_name_or_id}/preheat/policies/{preheat_policy_name}/executions", "ListExecutions", "preheat", 200, preheat::executions)
+        .returns::<Vec<jobs::ExecutionView>>()
+        .get("/projects/{project_name_or_id}/preheat/policies/{preheat_policy_name}/executions/{execution_id}", "GetExecution", "preheat", 200, preheat::execution)
+        .returns::<jobs::ExecutionView>()
+        .patch("/projects/{project_name_or_id}/preheat/policies/{preheat_policy_name}/executions/{execution_id}", "StopExecution", "preheat", 200, preheat::stop)
+        .accepts::<preheat::StopBody>()
+        .get("/projects/{project_name_or_id}/preheat/policies/{preheat_policy_name}/executions/{execution_id}/tasks", "ListTasks", "preheat", 200, preheat::tasks)
+        .returns::<Vec<jobs::TaskView>>()
+        .get("/projects/{project_name_or_id}/preheat/policies/{preheat_policy_name}/executions/{execution_id}/tasks/{task_id}/logs", "GetPreheatLog", "preheat", 200, preheat::task_log)
         .get("/projects/{project_name_or_id}/webhook/policies", "ListWebhookPoliciesOfProject", "webhook", 200, webhooks::list)
         .returns::<Vec<webhooks::PolicyView>>()
         .post("/projects/{project_name_or_id}/webhook/policies", "CreateWebhookPolicyOfProject", "webhook", 201, webhooks::create)
