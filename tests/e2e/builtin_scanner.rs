@@ -704,7 +704,7 @@ async fn a_scan_task_delivered_twice_scans_once() {
 
 /// Handles every message of the jobs queue twice at once and once more, as
 /// a queue delivering each twice would, until none is left.
-async fn drain_twice(app: &TestApp) {
+pub(crate) async fn drain_twice(app: &TestApp) {
     let reg = app.ctx().registry();
     let queue = app.ctx().queue.clone();
     let worker = berth::jobs::host::worker(app.ctx());

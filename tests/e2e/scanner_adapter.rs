@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::builtin_scanner::{debian_image, osv_fixture, push, report};
+use super::builtin_scanner::{debian_image, drain_twice, osv_fixture, push, report};
 use super::events::eventually;
 use crate::support::app::{ADMIN_PASSWORD, TestApp, TestAppBuilder, Workers};
 
@@ -176,4 +176,57 @@ async fn the_adapter_api_answers_in_its_own_format() {
     .await
     .expect("the scan never failed");
     assert!(failed.json::<Value>()["error"]["message"].as_str().unwrap().contains("manifest"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_adapter_scan_task_delivered_twice_scans_once() {
+    // Registry and scanner in one: it scans an image it holds itself.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = TestApp::local().await;
+    app.serve_on(listener);
+    let dir = tempfile::tempdir().unwrap();
+    osv_fixture(dir.path());
+    app.ctx().registry().import_vulndb(vec![dir.path().to_owned()]).await.unwrap();
+    app.create_project("sec", false).await;
+    let digest = push(&app, "sec/debian", "v1", &debian_image()).await;
+    let token: Value = reqwest::Client::new()
+        .get(format!("{url}/service/token?scope=repository:sec/debian:pull"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let request = json!({
+        "registry": {"url": url, "authorization": format!("Bearer {}", token["token"].as_str().unwrap())},
+        "artifact": {"repository": "sec/debian", "digest": digest, "mime_type": "application/vnd.oci.image.manifest.v1+json"},
+    });
+    let r = app.admin().post(&format!("{BASE}/scan")).json(&request).send().await.expect(202);
+    let id = r.json::<Value>()["id"].as_str().unwrap().to_owned();
+
+    // Its one message handled twice at once and once more after.
+    drain_twice(&app).await;
+    let runs = app
+        .ctx()
+        .registry()
+        .list_executions("ADAPTER_SCAN", 0, &berth::service::paging::PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(runs.items.len(), 1);
+    let tasks = app.ctx().registry().tasks_of(runs.items[0].record.id).await.unwrap();
+    assert_eq!((tasks.len(), tasks[0].run_count), (1, 1), "{tasks:?}");
+    let report: Value = app
+        .admin()
+        .get(&format!("{BASE}/scan/{id}/report"))
+        .header("accept", HARBOR_MIME)
+        .send()
+        .await
+        .expect(200)
+        .json();
+    let mut ids: Vec<&str> =
+        report["vulnerabilities"].as_array().unwrap().iter().map(|v| v["id"].as_str().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, ["CVE-2023-32681", "CVE-2026-1000"]);
 }
