@@ -36,7 +36,7 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 /// Pushes two images, an index of both, a cosign signature by tag scheme
 /// and an SBOM through `subject`; the digests (amd64, arm64, index,
 /// signature, sbom).
-async fn push_all(app: &TestApp) -> [String; 5] {
+pub(crate) async fn push_all(app: &TestApp) -> [String; 5] {
     app.create_project("acc", false).await;
     let amd = app.push_image("acc/app", "amd64").await;
     let arm = app.push_image("acc/app", "arm64").await;

@@ -15,16 +15,16 @@ use crate::support::distribution::Distribution;
 use crate::support::{Server, run};
 
 const PASSWORD: &str = "Harbor12345";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub(crate) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub(crate) const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
-fn digest(bytes: &[u8]) -> String {
+pub(crate) fn digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
 }
 
 /// Pushes a blob to Distribution (monolithic upload).
-fn put_blob(client: &reqwest::blocking::Client, url: &str, repo: &str, bytes: &[u8]) -> String {
+pub(crate) fn put_blob(client: &reqwest::blocking::Client, url: &str, repo: &str, bytes: &[u8]) -> String {
     let d = digest(bytes);
     let r = client.post(format!("{url}/v2/{repo}/blobs/uploads/")).send().unwrap();
     assert_eq!(r.status(), 202, "{}", r.text().unwrap_or_default());
@@ -36,7 +36,7 @@ fn put_blob(client: &reqwest::blocking::Client, url: &str, repo: &str, bytes: &[
     d
 }
 
-fn put_manifest(client: &reqwest::blocking::Client, url: &str, repo: &str, reference: &str, media: &str, body: &[u8]) {
+pub(crate) fn put_manifest(client: &reqwest::blocking::Client, url: &str, repo: &str, reference: &str, media: &str, body: &[u8]) {
     let r = client
         .put(format!("{url}/v2/{repo}/manifests/{reference}"))
         .header("content-type", media)
@@ -47,7 +47,7 @@ fn put_manifest(client: &reqwest::blocking::Client, url: &str, repo: &str, refer
 }
 
 /// An image manifest of `media` with a config and these layers.
-fn image(
+pub(crate) fn image(
     client: &reqwest::blocking::Client,
     url: &str,
     repo: &str,
@@ -78,7 +78,7 @@ fn image(
     serde_json::to_vec_pretty(&m).unwrap()
 }
 
-fn noise(len: usize, seed: u32) -> Vec<u8> {
+pub(crate) fn noise(len: usize, seed: u32) -> Vec<u8> {
     let mut x = seed.wrapping_mul(2654435761) | 1;
     (0..len)
         .map(|_| {

@@ -35,6 +35,7 @@ mod pull_policy_clients;
 mod quotas;
 mod registries;
 mod replicas;
+mod replication;
 mod retention;
 mod scanner_adapter;
 mod scanning;

@@ -2,7 +2,8 @@
 //! artifact's `extra_attrs` and its scan when the project scans on push, an audit
 //! record (unless `skip_audit_log_database`), a line to the syslog
 //! endpoint (`audit_log_forward_endpoint`), webhook deliveries, the
-//! security hub's view of a scan or a deleted artifact — and a
+//! security hub's view of a scan or a deleted artifact, preheat and
+//! replication runs of event-based policies — and a
 //! batch of pulls becomes pull statistics too. Every effect tolerates a
 //! repeated message: records are create-only under the event's id, pull
 //! batches are counted once, webhook executions are created once per
@@ -84,5 +85,6 @@ async fn effects(registry: &Registry, event: &Event) -> Result<(), RouteError> {
     }
     registry.dispatch_webhooks(event).await?;
     registry.preheat_on_push(event).await?;
+    registry.replicate_on_event(event).await?;
     Ok(())
 }

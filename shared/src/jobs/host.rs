@@ -25,6 +25,7 @@ pub fn all_jobs() -> Jobs {
         .with(Arc::new(super::cve_export::CveExportJob))
         .with(Arc::new(super::adapter_scan::AdapterScanJob::queued()))
         .with(Arc::new(super::preheat::PreheatJob::queued()))
+        .with(Arc::new(super::replication::ReplicationJob))
 }
 
 /// Every job kind with what this process's jobs need to run (the scan

@@ -26,6 +26,7 @@ pub mod lambda;
 pub mod pool;
 pub mod preheat;
 pub mod purge;
+pub mod replication;
 pub mod retention;
 pub mod scan;
 pub mod scan_all;

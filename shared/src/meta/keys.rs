@@ -353,6 +353,30 @@ pub fn registry_endpoint_entry(id: i64) -> Key {
     (REGISTRY_ENDPOINTS.to_owned(), format!("{id:012}"))
 }
 
+/// A replication policy.
+pub fn replication_policy(id: i64) -> Key {
+    (format!("REPL#{id}"), "META".to_owned())
+}
+
+/// Reserves a replication policy's name.
+pub fn replication_policy_name(name: &str) -> Key {
+    (format!("REPLN#{name}"), "META".to_owned())
+}
+
+/// The partition listing the replication policies, by id.
+pub const REPLICATION_POLICIES: &str = "REPLICATIONS";
+
+pub fn replication_policy_entry(id: i64) -> Key {
+    (REPLICATION_POLICIES.to_owned(), format!("{id:012}"))
+}
+
+/// How far the copy of one blob to one repository has come in a
+/// replication execution (kept in the execution's partition, so that a
+/// task run again, or its follow-up, resumes it).
+pub fn replication_blob(execution: i64, dest_repo: &str, digest: &Digest) -> Key {
+    (execution_partition(execution), format!("RB#{dest_repo}@{digest}"))
+}
+
 /// A robot account, by its name without the configurable prefix.
 pub fn robot(name: &str) -> Key {
     (format!("ROB#{name}"), "META".to_owned())
@@ -449,6 +473,8 @@ pub enum Counted<'a> {
     Labels(Option<i64>),
     /// The registry endpoints.
     RegistryEndpoints,
+    /// The replication policies.
+    ReplicationPolicies,
     /// Not a list: the bytes of every blob stored once (its shards sum
     /// sizes, not entries).
     StoredBytes,
@@ -480,6 +506,7 @@ pub fn counter(list: Counted<'_>) -> String {
         Counted::Labels(Some(id)) => format!("N#labels#p#{id}"),
         Counted::StoredBytes => "N#stored-bytes".to_owned(),
         Counted::RegistryEndpoints => "N#registries".to_owned(),
+        Counted::ReplicationPolicies => "N#replications".to_owned(),
         Counted::Artifacts(repo) => format!("N#artifacts#{repo}"),
         Counted::HiddenArtifacts(repo) => format!("N#hidden#{repo}"),
         Counted::ProjectArtifacts(project) => format!("N#project-artifacts#{project}"),

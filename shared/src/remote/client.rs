@@ -519,6 +519,63 @@ impl Client {
     /// The referrers of `digest` in `repo` (of `artifact_type` only, when
     /// given): the referrers API, or the referrers tag schema when the
     /// registry answers the API with 404. No referrers is an empty list.
+    /// Opens an upload session for a blob sent chunk by chunk
+    /// ([`Self::patch_chunk`], [`Self::finish_upload`]): its location, which
+    /// is what resumes it, and the registry's smallest chunk.
+    pub async fn begin_upload(&self, repo: &str) -> RemoteResult<(Url, usize)> {
+        match self.start_upload(repo, None).await? {
+            Upload::Session { location, min_chunk } => Ok((location, min_chunk)),
+            Upload::Mounted => Err(RemoteError::protocol("the registry answered an upload with a mount")),
+        }
+    }
+
+    /// How many bytes an upload session holds, from its `Range` (`0-<last>`);
+    /// `None` when the session is gone. (Registries write `0-0` for an
+    /// empty session too: a caller resuming after one byte can't tell.)
+    pub async fn upload_offset(&self, repo: &str, location: &Url) -> RemoteResult<Option<u64>> {
+        let req = Req::new(Method::GET, location.clone());
+        let what = req.what();
+        let resp = self.send(req, &[auth::push_scope(repo)]).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let resp = expect(resp, &[StatusCode::NO_CONTENT, StatusCode::OK], &what).await?;
+        let Some(range) = header_str(resp.headers(), RANGE.as_str()) else { return Ok(Some(0)) };
+        let last = range
+            .trim()
+            .trim_start_matches("bytes=")
+            .split_once('-')
+            .and_then(|(_, end)| end.parse::<u64>().ok())
+            .ok_or_else(|| RemoteError::protocol(format!("{what}: bad Range {range:?}")))?;
+        Ok(Some(if last == 0 { 0 } else { last + 1 }))
+    }
+
+    /// Sends the bytes at `offset` of an upload session; returns where the
+    /// session goes on.
+    pub async fn patch_chunk(&self, repo: &str, location: &Url, offset: u64, chunk: Bytes) -> RemoteResult<Url> {
+        if chunk.is_empty() {
+            return Ok(location.clone());
+        }
+        let end = offset + chunk.len() as u64 - 1;
+        let req = Req::new(Method::PATCH, location.clone())
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(CONTENT_RANGE, format!("{offset}-{end}"))
+            .header(CONTENT_LENGTH, chunk.len().to_string())
+            .body(chunk);
+        let what = req.what();
+        let resp = expect(self.send(req, &[auth::push_scope(repo)]).await?, &[StatusCode::ACCEPTED], &what).await?;
+        self.location(&resp, &what)
+    }
+
+    /// Ends an upload session as the blob `digest`.
+    pub async fn finish_upload(&self, repo: &str, location: &Url, digest: &Digest) -> RemoteResult<()> {
+        let req = Req::new(Method::PUT, with_digest(location.clone(), digest))
+            .header(CONTENT_LENGTH, "0")
+            .body(Bytes::new());
+        let what = req.what();
+        expect(self.send(req, &[auth::push_scope(repo)]).await?, &[StatusCode::CREATED], &what).await.map(drop)
+    }
+
     pub async fn referrers(&self, repo: &str, digest: &Digest, artifact_type: Option<&str>) -> RemoteResult<Referrers> {
         let mut url = self.v2(repo, &format!("referrers/{digest}"))?;
         if let Some(t) = artifact_type {
@@ -559,12 +616,32 @@ impl Client {
     pub async fn harbor_api_get(&self, path_and_query: &str) -> RemoteResult<Bytes> {
         let url = self.url(path_and_query)?;
         let req = Req::new(Method::GET, url).header(ACCEPT, "application/json");
+        self.harbor_api(req, &[StatusCode::OK]).await
+    }
+
+    /// `POST` of a JSON body to a path of Harbor's management API; `true`
+    /// when it was created, `false` when Harbor says it exists already
+    /// (`409`).
+    pub async fn harbor_api_create(&self, path: &str, body: &serde_json::Value) -> RemoteResult<bool> {
+        let url = self.url(path)?;
+        let req = Req::new(Method::POST, url)
+            .header(ACCEPT, "application/json")
+            .header(CONTENT_TYPE, "application/json")
+            .body(Bytes::from(body.to_string()));
+        match self.harbor_api(req, &[StatusCode::CREATED, StatusCode::OK]).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.status == Some(409) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn harbor_api(&self, req: Req, ok: &[StatusCode]) -> RemoteResult<Bytes> {
         let what = req.what();
         let basic = match &self.credential {
             Credential::Header(h) => Some(h.clone()),
             _ => self.basic().await?,
         };
-        let resp = expect(self.send_once(&req, basic.as_deref()).await?, &[StatusCode::OK], &what).await?;
+        let resp = expect(self.send_once(&req, basic.as_deref()).await?, ok, &what).await?;
         read_limited(resp, MAX_DOCUMENT, &what).await
     }
 
@@ -599,7 +676,6 @@ impl Client {
         size: u64,
         mut stream: ByteStream,
     ) -> RemoteResult<Pushed> {
-        let scopes = [auth::push_scope(repo)];
         let chunk_size = self.chunk_size.max(min_chunk);
         let mut offset: u64 = 0;
         let mut chunks = 0usize;
@@ -620,24 +696,15 @@ impl Client {
             }
             let take = buffer.len().min(chunk_size);
             let chunk = buffer.split_to(take).freeze();
-            let end = offset + chunk.len() as u64 - 1;
-            let req = Req::new(Method::PATCH, location.clone())
-                .header(CONTENT_TYPE, "application/octet-stream")
-                .header(CONTENT_RANGE, format!("{offset}-{end}"))
-                .header(CONTENT_LENGTH, chunk.len().to_string())
-                .body(chunk);
-            let what = req.what();
-            let resp = expect(self.send(req, &scopes).await?, &[StatusCode::ACCEPTED], &what).await?;
-            location = self.location(&resp, &what)?;
-            offset = end + 1;
+            let len = chunk.len() as u64;
+            location = self.patch_chunk(repo, &location, offset, chunk).await?;
+            offset += len;
             chunks += 1;
         }
         if offset != size {
             return Err(RemoteError::invalid(format!("the blob to push has {offset} bytes, not the {size} announced")));
         }
-        let req = Req::new(Method::PUT, with_digest(location, digest)).header(CONTENT_LENGTH, "0").body(Bytes::new());
-        let what = req.what();
-        expect(self.send(req, &scopes).await?, &[StatusCode::CREATED], &what).await?;
+        self.finish_upload(repo, &location, digest).await?;
         Ok(Pushed::Chunked(chunks))
     }
 

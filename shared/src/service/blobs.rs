@@ -92,6 +92,37 @@ impl Registry {
         }
     }
 
+    /// Links a blob berth stores already (for whichever repository) to
+    /// `repo` without reading it; `None` when berth does not have it. For
+    /// berth's own jobs (replication), which may read every repository.
+    pub(crate) async fn link_stored_blob(&self, repo: &RepoName, digest: &Digest) -> ServiceResult<Option<BlobInfo>> {
+        match self.blob_record(digest).await? {
+            Some(b) if b.deleting == 0 => {
+                let info = BlobInfo { digest: digest.clone(), size: b.size };
+                self.link_blob(repo, &info).await?;
+                Ok(Some(info))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The bytes of a blob `repo` links (a range of them), read from the
+    /// store whatever it hands out to clients: for berth's own jobs.
+    pub(crate) async fn read_linked_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        range: Option<ByteRange>,
+    ) -> ServiceResult<ObjectRead> {
+        let info = self.stat_blob(repo, digest).await?;
+        match self.blobs.get(&blob_keys::blob(digest), range).await {
+            Ok(read) => Ok(read),
+            Err(e) if e.is(ErrorKind::InvalidRange) => Err(ServiceError::RangeNotSatisfiable { size: info.size }),
+            Err(e) if e.is(ErrorKind::NotFound) => Err(ServiceError::BlobUnknown(digest.clone())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Removes the repository's link to a blob (and, with its last
     /// reference in the project, its bytes from the project's usage); the
     /// bytes stay for other repositories and GC decides when they go.

@@ -148,7 +148,7 @@ impl Registry {
         Ok(summary)
     }
 
-    async fn ensure_project(&self, name: &str) -> ServiceResult<()> {
+    pub(crate) async fn ensure_project(&self, name: &str) -> ServiceResult<()> {
         match self.project(&super::projects::ProjectRef::Name(name.to_owned())).await {
             Ok(_) => Ok(()),
             Err(ServiceError::NotFound(_)) => {

@@ -45,6 +45,7 @@ pub mod record;
 pub mod references;
 pub mod registries;
 pub mod reindex;
+pub mod replication;
 pub mod retention;
 pub mod revocation;
 pub mod robots;

@@ -115,6 +115,12 @@ fn compile(pattern: &str) -> ServiceResult<Vec<Vec<char>>> {
     Ok(out)
 }
 
+/// Checks that a pattern is well formed (balanced braces and classes, not
+/// too many alternatives).
+pub fn check_pattern(pattern: &str) -> ServiceResult<()> {
+    compile(pattern).map(drop)
+}
+
 /// Whether `name` matches `pattern` (a malformed pattern matches nothing).
 pub fn matches(pattern: &str, name: &str) -> bool {
     if pattern.is_empty() {

@@ -31,6 +31,7 @@ mod project_metadata;
 mod projects;
 mod quotas;
 mod registries;
+mod replication;
 mod repositories;
 mod retention;
 mod robots;
@@ -209,6 +210,25 @@ fn table() -> openapi::Routes {
         .returns::<Vec<String>>()
         .get("/replication/adapterinfos", "listRegistryProviderInfos", "registry", 200, registries::adapter_infos)
         .returns::<std::collections::BTreeMap<String, crate::remote::adapter::ProviderInfo>>()
+        .get("/replication/policies", "listReplicationPolicies", "replication", 200, replication::list)
+        .returns::<Vec<replication::PolicyView>>()
+        .post("/replication/policies", "createReplicationPolicy", "replication", 201, replication::create)
+        .accepts::<replication::PolicyBody>()
+        .get("/replication/policies/{id}", "getReplicationPolicy", "replication", 200, replication::get)
+        .returns::<replication::PolicyView>()
+        .put("/replication/policies/{id}", "updateReplicationPolicy", "replication", 200, replication::update)
+        .accepts::<replication::PolicyBody>()
+        .delete("/replication/policies/{id}", "deleteReplicationPolicy", "replication", 200, replication::delete)
+        .get("/replication/executions", "listReplicationExecutions", "replication", 200, replication::executions)
+        .returns::<Vec<replication::ExecutionView>>()
+        .post("/replication/executions", "startReplication", "replication", 201, replication::start)
+        .accepts::<replication::StartBody>()
+        .get("/replication/executions/{id}", "getReplicationExecution", "replication", 200, replication::execution)
+        .returns::<replication::ExecutionView>()
+        .put("/replication/executions/{id}", "stopReplication", "replication", 200, replication::stop)
+        .get("/replication/executions/{id}/tasks", "listReplicationTasks", "replication", 200, replication::tasks)
+        .returns::<Vec<replication::TaskView>>()
+        .get("/replication/executions/{id}/tasks/{task_id}/log", "getReplicationLog", "replication", 200, replication::task_log)
         .get("/labels", "ListLabels", "label", 200, labels::list)
         .returns::<Vec<labels::LabelView>>()
         .post("/labels", "CreateLabel", "label", 201, labels::create)
