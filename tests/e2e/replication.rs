@@ -70,7 +70,7 @@ async fn berth_manifest(app: &TestApp, repo: &str, reference: &str) -> Option<(S
         .header("accept", &format!("{OCI_MANIFEST}, {OCI_INDEX}, {DOCKER_MANIFEST}"))
         .send()
         .await;
-    (r.code() == 200).then(|| (r.header("content-type").to_owned(), r.text().into_bytes()))
+    (r.code() == 200).then(|| (r.header("content-type").to_owned(), r.body.to_vec()))
 }
 
 /// The tags berth has of a repository.
@@ -90,7 +90,7 @@ async fn berth_tags(app: &TestApp, repo: &str) -> Vec<String> {
 async fn berth_blob(app: &TestApp, repo: &str, digest: &str) -> Vec<u8> {
     let r = app.admin().get(&format!("/v2/{repo}/blobs/{digest}")).send().await;
     match r.code() {
-        200 => r.text().into_bytes(),
+        200 => r.body.to_vec(),
         307 => reqwest::get(r.header("location")).await.unwrap().bytes().await.unwrap().to_vec(),
         other => panic!("blob {repo}@{digest}: {other}"),
     }

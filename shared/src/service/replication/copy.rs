@@ -396,10 +396,12 @@ impl Copier {
         if !r.tags.is_empty() && tags.is_empty() {
             return Ok(Outcome::Done);
         }
-        if Box::pin(self.copy_tree(src_repo, dst_repo, &top, 0)).await? == Outcome::Paused {
+        if Box::pin(self.copy_tree(src_repo, dst_repo, &top, tags.first().map(String::as_str), 0)).await?
+            == Outcome::Paused
+        {
             return Ok(Outcome::Paused);
         }
-        for tag in &tags {
+        for tag in tags.iter().skip(1) {
             self.dst.put_manifest(dst_repo, tag, &top.media_type, top.bytes.clone()).await?;
         }
         let shown = if tags.is_empty() { top.digest.to_string() } else { tags.join(",") };
@@ -413,10 +415,13 @@ impl Copier {
         }
         for (digest, tags) in self.src.accessories(src_repo, subject).await? {
             let Some(m) = self.src.manifest(src_repo, &digest.to_string()).await? else { continue };
-            if Box::pin(self.copy_tree(src_repo, dst_repo, &m, 0)).await? == Outcome::Paused {
+            // By its tag first: a cosign signature is known by its tag.
+            if Box::pin(self.copy_tree(src_repo, dst_repo, &m, tags.first().map(String::as_str), 0)).await?
+                == Outcome::Paused
+            {
                 return Ok(Outcome::Paused);
             }
-            for tag in &tags {
+            for tag in tags.iter().skip(1) {
                 self.dst.put_manifest(dst_repo, tag, &m.media_type, m.bytes.clone()).await?;
             }
             self.note(format!("copied accessory {digest} of {subject}"));
@@ -427,8 +432,16 @@ impl Copier {
         Ok(Outcome::Done)
     }
 
-    /// Copies a manifest by digest after what it references.
-    async fn copy_tree(&mut self, src_repo: &str, dst_repo: &str, m: &Fetched, depth: u32) -> ServiceResult<Outcome> {
+    /// Copies a manifest after what it references, by `tag` when given
+    /// (else by digest).
+    async fn copy_tree(
+        &mut self,
+        src_repo: &str,
+        dst_repo: &str,
+        m: &Fetched,
+        tag: Option<&str>,
+        depth: u32,
+    ) -> ServiceResult<Outcome> {
         if depth > 2 {
             return Err(ServiceError::Invalid(format!("{src_repo}@{}: indexes nested too deep", m.digest)));
         }
@@ -436,6 +449,9 @@ impl Copier {
             return Err(ServiceError::Invalid(format!("{src_repo}@{}: manifest too large", m.digest)));
         }
         if self.dst.resolve(dst_repo, &m.digest.to_string()).await?.is_some() {
+            if let Some(tag) = tag {
+                self.dst.put_manifest(dst_repo, tag, &m.media_type, m.bytes.clone()).await?;
+            }
             return Ok(Outcome::Done);
         }
         let parsed = Manifest::parse(Some(m.media_type.as_str()), &m.bytes)
@@ -448,7 +464,7 @@ impl Copier {
                         m.digest, child.digest
                     )));
                 };
-                if Box::pin(self.copy_tree(src_repo, dst_repo, &cm, depth + 1)).await? == Outcome::Paused {
+                if Box::pin(self.copy_tree(src_repo, dst_repo, &cm, None, depth + 1)).await? == Outcome::Paused {
                     return Ok(Outcome::Paused);
                 }
             }
@@ -463,7 +479,8 @@ impl Copier {
                 }
             }
         }
-        self.dst.put_manifest(dst_repo, &m.digest.to_string(), &m.media_type, m.bytes.clone()).await?;
+        let reference = tag.map_or_else(|| m.digest.to_string(), str::to_owned);
+        self.dst.put_manifest(dst_repo, &reference, &m.media_type, m.bytes.clone()).await?;
         self.manifests += 1;
         Ok(Outcome::Done)
     }
