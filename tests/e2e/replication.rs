@@ -367,30 +367,57 @@ async fn berth_to_berth_brings_signatures_and_sboms_along() {
     assert_eq!(berth_tags(&target, "acc/app").await.iter().filter(|t| t.as_str() == "amd64").count(), 0);
 }
 
-/// A copy task delivered twice (at once and again) copies once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_copy_task_delivered_twice_copies_once() {
+/// A copy task delivered twice (at once and again) copies once; a layer
+/// over the chunk threshold goes by chunk (S3 multipart parts on AWS).
+async fn copy_task_delivered_twice(app: TestApp) {
     let dist = Distribution::start(&[]);
     let src = fill(dist.url()).await;
-    let app = TestApp::local().await;
+    let url = dist.url();
+    let chunky = noise(40 * 1024 * 1024 + 3, 12);
+    let layer = digest(&chunky);
+    let chunky_image = tokio::task::spawn_blocking(move || {
+        let http = reqwest::blocking::Client::new();
+        let m = image(&http, &url, "chunky", OCI_MANIFEST, "amd64", &[&chunky]);
+        put_manifest(&http, &url, "chunky", "v1", OCI_MANIFEST, &m);
+        m
+    })
+    .await
+    .unwrap();
     let reg = endpoint(&app, "dist", "docker-registry", &dist.url(), "", "").await;
     let policy = create_policy(
         &app,
         json!({"name": "twice", "src_registry": {"id": reg}, "dest_namespace": "twice", "override": true,
-            "enabled": true, "filters": [{"type": "name", "value": "alpine"}]}),
+            "enabled": true, "filters": [{"type": "name", "value": "{alpine,chunky}"}]}),
     )
     .await;
     let x = start(&app, policy).await;
     super::builtin_scanner::drain_twice(&app).await;
     let view: Value = app.admin().get(&format!("/api/v2.0/replication/executions/{x}")).send().await.expect(200).json();
     assert_eq!(view["status"], "Succeed", "{view}\n{}", logs(&app, x).await);
-    assert_eq!(view["total"], 1, "one copy task: {view}");
+    assert_eq!(view["total"], 2, "one copy task per repository: {view}");
     assert_eq!(berth_tags(&app, "twice/alpine").await, ["3.19", "latest"]);
     assert_eq!(berth_manifest(&app, "twice/alpine", "latest").await.unwrap().1, src.alpine);
+    assert_eq!(berth_manifest(&app, "twice/chunky", "v1").await.unwrap().1, chunky_image);
+    let got = berth_blob(&app, "twice/chunky", &layer).await;
+    assert_eq!(digest(&got), layer);
     let arts: Value = app.admin().get("/api/v2.0/projects/twice/repositories/alpine/artifacts").send().await.expect(200).json();
     assert_eq!(arts.as_array().unwrap().len(), 1, "{arts}");
-    let t = tasks(&app, x).await;
-    assert_eq!(t[0]["status"], "Succeed");
+    let log = logs(&app, x).await;
+    assert!(log.contains("in chunks"), "{log}");
+    for t in tasks(&app, x).await {
+        assert_eq!(t["status"], "Succeed");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_copy_task_delivered_twice_copies_once() {
+    copy_task_delivered_twice(TestApp::local().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_copy_task_delivered_twice_copies_once_on_aws() {
+    let Some(app) = TestApp::aws("repl-twice").await else { return };
+    copy_task_delivered_twice(app).await;
 }
 
 /// A TCP proxy in front of `upstream` that counts the bytes it sends back.
@@ -539,6 +566,7 @@ fn a_big_blob_copy_resumes_after_the_worker_is_killed() {
     };
     assert_eq!(view["status"], "Succeed", "{view}\n{}", server.log_text());
     let total = proxy.sent();
+    println!("the source sent {total} bytes for a {SIZE}-byte blob; killed at {at_kill}");
     assert!(total >= SIZE, "the whole blob crossed: {total}");
     assert!(
         total <= SIZE + 3 * CHUNK + 4 * 1024 * 1024,
