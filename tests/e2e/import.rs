@@ -36,7 +36,14 @@ pub(crate) fn put_blob(client: &reqwest::blocking::Client, url: &str, repo: &str
     d
 }
 
-pub(crate) fn put_manifest(client: &reqwest::blocking::Client, url: &str, repo: &str, reference: &str, media: &str, body: &[u8]) {
+pub(crate) fn put_manifest(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    repo: &str,
+    reference: &str,
+    media: &str,
+    body: &[u8],
+) {
     let r = client
         .put(format!("{url}/v2/{repo}/manifests/{reference}"))
         .header("content-type", media)

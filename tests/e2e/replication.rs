@@ -33,14 +33,21 @@ async fn create_policy(app: &TestApp, body: Value) -> i64 {
 }
 
 async fn start(app: &TestApp, policy: i64) -> i64 {
-    let r = app.admin().post("/api/v2.0/replication/executions").json(&json!({"policy_id": policy})).send().await.expect(201);
+    let r = app
+        .admin()
+        .post("/api/v2.0/replication/executions")
+        .json(&json!({"policy_id": policy}))
+        .send()
+        .await
+        .expect(201);
     r.header("location").rsplit('/').next().unwrap().parse().unwrap()
 }
 
 /// Waits for an execution to end; its view.
 async fn finished(app: &TestApp, id: i64) -> Value {
     eventually(Duration::from_secs(120), || async {
-        let x: Value = app.admin().get(&format!("/api/v2.0/replication/executions/{id}")).send().await.expect(200).json();
+        let x: Value =
+            app.admin().get(&format!("/api/v2.0/replication/executions/{id}")).send().await.expect(200).json();
         (x["status"] != "InProgress").then_some(x)
     })
     .await
@@ -48,7 +55,8 @@ async fn finished(app: &TestApp, id: i64) -> Value {
 }
 
 async fn tasks(app: &TestApp, id: i64) -> Vec<Value> {
-    let t: Value = app.admin().get(&format!("/api/v2.0/replication/executions/{id}/tasks")).send().await.expect(200).json();
+    let t: Value =
+        app.admin().get(&format!("/api/v2.0/replication/executions/{id}/tasks")).send().await.expect(200).json();
     t.as_array().unwrap().clone()
 }
 
@@ -57,7 +65,9 @@ async fn logs(app: &TestApp, id: i64) -> String {
     let mut out = String::new();
     for t in tasks(app, id).await {
         let tid = t["id"].as_i64().unwrap();
-        out.push_str(&app.admin().get(&format!("/api/v2.0/replication/executions/{id}/tasks/{tid}/log")).send().await.text());
+        out.push_str(
+            &app.admin().get(&format!("/api/v2.0/replication/executions/{id}/tasks/{tid}/log")).send().await.text(),
+        );
     }
     out
 }
@@ -189,14 +199,23 @@ async fn pull_replication_from_distribution_with_filters_flattening_and_migratio
     assert_eq!(got["src_registry"]["id"], reg);
     assert_eq!(got["dest_registry"]["id"], 0, "berth is Harbor's local registry: {got}");
     assert_eq!(got["filters"][1], json!({"type": "name", "value": "**/other", "decoration": "excludes"}));
-    admin.post("/api/v2.0/replication/policies").json(&json!({"name": "team-mirror", "src_registry": {"id": reg}})).send().await.expect(409);
+    admin
+        .post("/api/v2.0/replication/policies")
+        .json(&json!({"name": "team-mirror", "src_registry": {"id": reg}}))
+        .send()
+        .await
+        .expect(409);
     // The endpoint is in use.
     admin.delete(&format!("/api/v2.0/registries/{reg}")).send().await.expect(412);
 
     let x = start(&app, policy).await;
     let view = finished(&app, x).await;
     assert_eq!(view["status"], "Succeed", "{view}\n{}", logs(&app, x).await);
-    assert_eq!((view["trigger"].as_str(), view["total"].as_u64(), view["succeed"].as_u64()), (Some("manual"), Some(1), Some(1)), "{view}");
+    assert_eq!(
+        (view["trigger"].as_str(), view["total"].as_u64(), view["succeed"].as_u64()),
+        (Some("manual"), Some(1), Some(1)),
+        "{view}"
+    );
     let t = tasks(&app, x).await;
     assert_eq!(t[0]["src_resource"], "team/tools/app:[*]", "{t:?}");
     assert_eq!(t[0]["operation"], "copy");
@@ -317,7 +336,8 @@ async fn push_replication_to_distribution_on_push_delete_and_schedule() {
     assert!(ran.is_some(), "the scheduled policy ran");
     assert!(dist_manifest(&url, "timed/app", "v1").await.is_some());
     // A policy stops running once deleted (its schedule goes with it).
-    let mut body: Value = app.admin().get(&format!("/api/v2.0/replication/policies/{scheduled}")).send().await.expect(200).json();
+    let mut body: Value =
+        app.admin().get(&format!("/api/v2.0/replication/policies/{scheduled}")).send().await.expect(200).json();
     body["trigger"] = json!({"type": "manual"});
     app.admin().put(&format!("/api/v2.0/replication/policies/{scheduled}")).json(&body).send().await.expect(200);
     let schedules: Value = app.admin().get("/api/v2.0/schedules").send().await.expect(200).json();
@@ -358,10 +378,12 @@ async fn berth_to_berth_brings_signatures_and_sboms_along() {
         .await
         .expect(200)
         .json();
-    let mut kinds: Vec<String> = acc.as_array().unwrap().iter().map(|a| a["type"].as_str().unwrap().to_owned()).collect();
+    let mut kinds: Vec<String> =
+        acc.as_array().unwrap().iter().map(|a| a["type"].as_str().unwrap().to_owned()).collect();
     kinds.sort();
     assert_eq!(kinds, ["signature.cosign", "subject.accessory"], "{acc}");
-    let referrers: Value = target.admin().get(&format!("/v2/acc/app/referrers/{index}")).send().await.expect(200).json();
+    let referrers: Value =
+        target.admin().get(&format!("/v2/acc/app/referrers/{index}")).send().await.expect(200).json();
     assert!(referrers.to_string().contains(&sbom), "{referrers}");
     // The tag filter left the images' own tags behind.
     assert_eq!(berth_tags(&target, "acc/app").await.iter().filter(|t| t.as_str() == "amd64").count(), 0);
@@ -400,7 +422,8 @@ async fn copy_task_delivered_twice(app: TestApp) {
     assert_eq!(berth_manifest(&app, "twice/chunky", "v1").await.unwrap().1, chunky_image);
     let got = berth_blob(&app, "twice/chunky", &layer).await;
     assert_eq!(digest(&got), layer);
-    let arts: Value = app.admin().get("/api/v2.0/projects/twice/repositories/alpine/artifacts").send().await.expect(200).json();
+    let arts: Value =
+        app.admin().get("/api/v2.0/projects/twice/repositories/alpine/artifacts").send().await.expect(200).json();
     assert_eq!(arts.as_array().unwrap().len(), 1, "{arts}");
     let log = logs(&app, x).await;
     assert!(log.contains("in chunks"), "{log}");
@@ -534,8 +557,10 @@ fn a_big_blob_copy_resumes_after_the_worker_is_killed() {
         "url": format!("http://{}", proxy.addr), "insecure": true})));
     assert_eq!(r.status(), 201);
     let reg: i64 = r.headers()["location"].to_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
-    let r = admin(http.post(api(&server, "/replication/policies")).json(&json!({"name": "big", "src_registry": {"id": reg},
-        "override": true, "enabled": true, "copy_by_chunk": true, "filters": [{"type": "name", "value": "big/**"}]})));
+    let r = admin(
+        http.post(api(&server, "/replication/policies")).json(&json!({"name": "big", "src_registry": {"id": reg},
+        "override": true, "enabled": true, "copy_by_chunk": true, "filters": [{"type": "name", "value": "big/**"}]})),
+    );
     assert_eq!(r.status(), 201);
     let policy: i64 = r.headers()["location"].to_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
     let r = admin(http.post(api(&server, "/replication/executions")).json(&json!({"policy_id": policy})));

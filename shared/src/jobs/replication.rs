@@ -212,7 +212,12 @@ fn flush(ctx: &mut TaskContext, copier: &mut Copier) {
     ctx.set_attr("chunks", copier.chunks);
 }
 
-async fn delete(ctx: &mut TaskContext, policy: &ReplicationPolicy, dest_repo: &str, digest: &str) -> Result<(), JobError> {
+async fn delete(
+    ctx: &mut TaskContext,
+    policy: &ReplicationPolicy,
+    dest_repo: &str,
+    digest: &str,
+) -> Result<(), JobError> {
     let digest: Digest = digest.parse().map_err(|_| fatal(format!("bad digest {digest}")))?;
     let (_, dst) = sides(&ctx.registry, policy).await?;
     if dst.delete_manifest(dest_repo, &digest).await? {
@@ -245,8 +250,8 @@ async fn record(
         Ok(()) => format!("replication policy {} ({operation} to {dest_repo}): {status}", policy.name),
         Err(e) => format!("replication policy {} ({operation} to {dest_repo}): {status}: {e}", policy.name),
     };
-    let mut event = Event::about(EventKind::Replication, ctx.registry.actor(), project.as_deref(), dest_repo)
-        .with_detail(detail);
+    let mut event =
+        Event::about(EventKind::Replication, ctx.registry.actor(), project.as_deref(), dest_repo).with_detail(detail);
     event.id = format!("replication-{}-{}-{}", ctx.execution, ctx.task, ctx.attempt);
     if let Err(e) = ctx.registry.commit_with_events(Vec::new(), vec![event]).await {
         tracing::warn!(execution = ctx.execution, task = ctx.task, "recording the replication event: {e}");

@@ -569,9 +569,8 @@ impl Client {
 
     /// Ends an upload session as the blob `digest`.
     pub async fn finish_upload(&self, repo: &str, location: &Url, digest: &Digest) -> RemoteResult<()> {
-        let req = Req::new(Method::PUT, with_digest(location.clone(), digest))
-            .header(CONTENT_LENGTH, "0")
-            .body(Bytes::new());
+        let req =
+            Req::new(Method::PUT, with_digest(location.clone(), digest)).header(CONTENT_LENGTH, "0").body(Bytes::new());
         let what = req.what();
         expect(self.send(req, &[auth::push_scope(repo)]).await?, &[StatusCode::CREATED], &what).await.map(drop)
     }

@@ -229,7 +229,11 @@ pub async fn list(State(state): State<Arc<AppState>>, caller: Caller, Query(q): 
         .into_iter()
         .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
         .collect();
-    Ok(paging.respond("/replication/policies", &rest, Listing { items: views, total: listing.total, next: listing.next }))
+    Ok(paging.respond(
+        "/replication/policies",
+        &rest,
+        Listing { items: views, total: listing.total, next: listing.next },
+    ))
 }
 
 pub async fn create(State(state): State<Arc<AppState>>, caller: Caller, Body(body): Body<PolicyBody>) -> ApiResult {
@@ -398,7 +402,9 @@ pub async fn executions(
     caller.require((Res::Replication, Act::List), On::Registry)?;
     let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref(), q.cursor.as_deref())?;
     let policy_id = match q.policy_id.as_deref().filter(|p| !p.is_empty()) {
-        Some(p) => Some(p.parse::<i64>().map_err(|_| ApiError::bad_request(format!("policy_id {p:?} is not a number")))?),
+        Some(p) => {
+            Some(p.parse::<i64>().map_err(|_| ApiError::bad_request(format!("policy_id {p:?} is not a number")))?)
+        }
         None => None,
     };
     let keep = |v: &ExecutionView| {
@@ -424,7 +430,10 @@ pub async fn executions(
             loop {
                 let page = state.registry.list_replication_policies(None, &req).await?;
                 for p in &page.items {
-                    let xs = state.registry.list_executions(REPLICATION, p.id, &PageRequest::first(MERGED_PER_POLICY)).await?;
+                    let xs = state
+                        .registry
+                        .list_executions(REPLICATION, p.id, &PageRequest::first(MERGED_PER_POLICY))
+                        .await?;
                     all.extend(xs.items);
                 }
                 match page.next {
@@ -432,7 +441,7 @@ pub async fn executions(
                     None => break,
                 }
             }
-            all.sort_by(|a, b| b.record.id.cmp(&a.record.id));
+            all.sort_by_key(|x| std::cmp::Reverse(x.record.id));
             let mut views = Vec::new();
             for x in all {
                 let v = execution_view(&state.registry, x).await?;

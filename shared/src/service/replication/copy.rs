@@ -74,10 +74,7 @@ fn reference(r: &str) -> ServiceResult<Reference> {
 }
 
 fn absent(e: &ServiceError) -> bool {
-    matches!(
-        e,
-        ServiceError::ManifestUnknown(_) | ServiceError::NotFound(_) | ServiceError::NameUnknown(_)
-    )
+    matches!(e, ServiceError::ManifestUnknown(_) | ServiceError::NotFound(_) | ServiceError::NameUnknown(_))
 }
 
 /// Whether a tag is a cosign tag-scheme accessory (`sha256-<hex>.sig`,
@@ -176,19 +173,25 @@ impl Side {
 
     async fn put_manifest(&self, repo: &str, r: &str, media_type: &str, bytes: Bytes) -> ServiceResult<()> {
         match self {
-            Self::Local(reg) => reg.put_manifest(&repo_name(repo)?, &reference(r)?, Some(media_type), bytes).await.map(drop),
-            Self::Remote { client, .. } => client.put_manifest(repo, r, media_type, bytes).await.map(drop).map_err(remote),
+            Self::Local(reg) => {
+                reg.put_manifest(&repo_name(repo)?, &reference(r)?, Some(media_type), bytes).await.map(drop)
+            }
+            Self::Remote { client, .. } => {
+                client.put_manifest(repo, r, media_type, bytes).await.map(drop).map_err(remote)
+            }
         }
     }
 
     /// Deletes a manifest (with its tags); `false` when it was not there.
     pub async fn delete_manifest(&self, repo: &str, digest: &Digest) -> ServiceResult<bool> {
         match self {
-            Self::Local(reg) => match reg.delete_manifest(&repo_name(repo)?, &Reference::Digest(digest.clone())).await {
-                Ok(()) => Ok(true),
-                Err(e) if absent(&e) => Ok(false),
-                Err(e) => Err(e),
-            },
+            Self::Local(reg) => {
+                match reg.delete_manifest(&repo_name(repo)?, &Reference::Digest(digest.clone())).await {
+                    Ok(()) => Ok(true),
+                    Err(e) if absent(&e) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
             Self::Remote { client, .. } => match client.delete_manifest(repo, digest).await {
                 Ok(()) => Ok(true),
                 Err(e) if e.is_not_found() => Ok(false),
@@ -367,8 +370,7 @@ impl Copier {
     }
 
     async fn out_of_time(&self) -> bool {
-        Instant::now() >= self.deadline
-            || self.reg.stop_requested(self.execution, self.task).await.unwrap_or(false)
+        Instant::now() >= self.deadline || self.reg.stop_requested(self.execution, self.task).await.unwrap_or(false)
     }
 
     /// Copies one artifact (by digest or by tag) with its selected tags and
@@ -409,7 +411,13 @@ impl Copier {
         Box::pin(self.copy_accessories(src_repo, dst_repo, &top.digest, 1)).await
     }
 
-    async fn copy_accessories(&mut self, src_repo: &str, dst_repo: &str, subject: &Digest, depth: u32) -> ServiceResult<Outcome> {
+    async fn copy_accessories(
+        &mut self,
+        src_repo: &str,
+        dst_repo: &str,
+        subject: &Digest,
+        depth: u32,
+    ) -> ServiceResult<Outcome> {
         if depth > ACCESSORY_DEPTH {
             return Ok(Outcome::Done);
         }
@@ -486,7 +494,13 @@ impl Copier {
     }
 
     /// Copies one blob, unless the destination has it.
-    pub async fn copy_blob(&mut self, src_repo: &str, dst_repo: &str, digest: &Digest, size: u64) -> ServiceResult<Outcome> {
+    pub async fn copy_blob(
+        &mut self,
+        src_repo: &str,
+        dst_repo: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> ServiceResult<Outcome> {
         if self.dst.has_blob(dst_repo, digest).await? {
             return Ok(Outcome::Done);
         }
@@ -575,7 +589,8 @@ impl Copier {
                 Ok(session.to_owned())
             }
             Side::Remote { client, .. } => {
-                let url = url::Url::parse(session).map_err(|e| ServiceError::Invalid(format!("upload session: {e}")))?;
+                let url =
+                    url::Url::parse(session).map_err(|e| ServiceError::Invalid(format!("upload session: {e}")))?;
                 Ok(client.patch_chunk(dst_repo, &url, offset, chunk).await.map_err(remote)?.to_string())
             }
         }
@@ -585,7 +600,8 @@ impl Copier {
         match &self.dst {
             Side::Local(reg) => reg.complete_upload(&repo_name(dst_repo)?, session, digest, None, None).await.map(drop),
             Side::Remote { client, .. } => {
-                let url = url::Url::parse(session).map_err(|e| ServiceError::Invalid(format!("upload session: {e}")))?;
+                let url =
+                    url::Url::parse(session).map_err(|e| ServiceError::Invalid(format!("upload session: {e}")))?;
                 client.finish_upload(dst_repo, &url, digest).await.map_err(remote)
             }
         }
@@ -629,7 +645,13 @@ impl Copier {
     }
 
     /// Copies a big blob chunk by chunk from where an earlier attempt got.
-    async fn copy_chunked(&mut self, src_repo: &str, dst_repo: &str, digest: &Digest, size: u64) -> ServiceResult<Outcome> {
+    async fn copy_chunked(
+        &mut self,
+        src_repo: &str,
+        dst_repo: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> ServiceResult<Outcome> {
         let (mut session, mut offset) = match self.progress(dst_repo, digest).await? {
             Some((session, recorded)) => match self.session_offset(dst_repo, &session).await? {
                 Some(at) => {
@@ -694,13 +716,22 @@ impl Copier {
     /// Writes a chunk, retrying what may pass later: after a failure the
     /// session's offset is read again, so a chunk the destination took is
     /// not sent twice.
-    async fn write_chunk_retried(&self, dst_repo: &str, session: &str, offset: u64, chunk: Bytes) -> ServiceResult<String> {
+    async fn write_chunk_retried(
+        &self,
+        dst_repo: &str,
+        session: &str,
+        offset: u64,
+        chunk: Bytes,
+    ) -> ServiceResult<String> {
         let mut tries = 0;
         loop {
             tries += 1;
             match self.write_chunk(dst_repo, session, offset, chunk.clone()).await {
                 Ok(s) => return Ok(s),
-                Err(e) if tries < CHUNK_TRIES && (e.is_unavailable() || matches!(e, ServiceError::RangeInvalid { .. })) => {
+                Err(e)
+                    if tries < CHUNK_TRIES
+                        && (e.is_unavailable() || matches!(e, ServiceError::RangeInvalid { .. })) =>
+                {
                     tokio::time::sleep(Duration::from_millis(500 * u64::from(tries))).await;
                     if let Ok(Some(at)) = self.session_offset(dst_repo, session).await
                         && at == offset + chunk.len() as u64

@@ -61,9 +61,9 @@ impl TriggerKind {
             "" | "manual" => Ok(Self::Manual),
             "event_based" => Ok(Self::EventBased),
             "scheduled" => Ok(Self::Scheduled),
-            other => Err(ServiceError::Invalid(format!(
-                "trigger type {other:?} is not manual, event_based or scheduled"
-            ))),
+            other => {
+                Err(ServiceError::Invalid(format!("trigger type {other:?} is not manual, event_based or scheduled")))
+            }
         }
     }
 
@@ -99,7 +99,9 @@ impl Filter {
         let exclude = match decoration {
             "" | "matches" => false,
             "excludes" => true,
-            other => return Err(ServiceError::Invalid(format!("filter decoration {other:?} is not matches or excludes"))),
+            other => {
+                return Err(ServiceError::Invalid(format!("filter decoration {other:?} is not matches or excludes")));
+            }
         };
         let text = |what: &str| -> ServiceResult<String> {
             match value {
@@ -428,7 +430,10 @@ impl Registry {
         let (record, entry) = items(&policy)?;
         let (npk, nsk) = keys::replication_policy_name(&policy.name);
         let mut writes = vec![
-            Write::Put { item: Item::new(npk.clone(), nsk.clone()).with(keys::attr::ID, id), cond: Condition::NotExists },
+            Write::Put {
+                item: Item::new(npk.clone(), nsk.clone()).with(keys::attr::ID, id),
+                cond: Condition::NotExists,
+            },
             Write::Put { item: record, cond: Condition::NotExists },
             Write::Put { item: entry, cond: Condition::NotExists },
             count_write(Counted::ReplicationPolicies, &id.to_string(), 1),
@@ -550,7 +555,13 @@ impl Registry {
         ];
         // The endpoint's count goes down; its existence is not required.
         let (upk, usk) = keys::registry_endpoint_uses(policy.endpoint()?);
-        writes.push(Write::Add { pk: upk, sk: usk, attr: keys::attr::COUNT.to_owned(), delta: -1, cond: Condition::Always });
+        writes.push(Write::Add {
+            pk: upk,
+            sk: usk,
+            attr: keys::attr::COUNT.to_owned(),
+            delta: -1,
+            cond: Condition::Always,
+        });
         match self.meta.transact(writes).await {
             Err(e) if e.is(ErrorKind::ConditionFailed) => Err(not_found(id)),
             other => other.map_err(Into::into),
@@ -662,7 +673,8 @@ mod tests {
     fn a_policy_has_one_remote_side() {
         let mut input = PolicyInput { name: "p".into(), dest_registry: Some(1), ..PolicyInput::default() };
         assert_eq!(check_input(&mut input).unwrap(), TriggerKind::Manual);
-        let mut both = PolicyInput { name: "p".into(), src_registry: Some(1), dest_registry: Some(2), ..PolicyInput::default() };
+        let mut both =
+            PolicyInput { name: "p".into(), src_registry: Some(1), dest_registry: Some(2), ..PolicyInput::default() };
         assert!(check_input(&mut both).is_err());
         let mut none = PolicyInput { name: "p".into(), src_registry: Some(0), ..PolicyInput::default() };
         assert!(check_input(&mut none).is_err());

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    DEFAULT_PROJECT, Direction, ReplicationPolicy, TriggerKind, destination_repository,
-    has_tag_filter, labels_selected, repository_selected, resource_selected, tag_selected,
+    DEFAULT_PROJECT, Direction, ReplicationPolicy, TriggerKind, destination_repository, has_tag_filter,
+    labels_selected, repository_selected, resource_selected, tag_selected,
 };
 use crate::events::{Event, EventKind};
 use crate::meta::keys;
@@ -84,7 +84,11 @@ impl ReplicationTask {
                 let names: Vec<String> = refs
                     .iter()
                     .flat_map(|r| {
-                        if r.tags.is_empty() { r.digest.clone().into_iter().collect::<Vec<_>>() } else { r.tags.clone() }
+                        if r.tags.is_empty() {
+                            r.digest.clone().into_iter().collect::<Vec<_>>()
+                        } else {
+                            r.tags.clone()
+                        }
                     })
                     .collect();
                 names.join(",")
@@ -96,7 +100,9 @@ impl ReplicationTask {
                 let r = refs(references);
                 (format!("{src_repo}:[{r}]"), format!("{dest_repo}:[{r}]"))
             }
-            Self::Delete { dest_repo, digest, .. } => (format!("{dest_repo}@{digest}"), format!("{dest_repo}@{digest}")),
+            Self::Delete { dest_repo, digest, .. } => {
+                (format!("{dest_repo}@{digest}"), format!("{dest_repo}@{digest}"))
+            }
         }
     }
 
@@ -169,7 +175,11 @@ impl Registry {
         }
     }
 
-    async fn plan_push(&self, policy: &ReplicationPolicy, cursor: Option<String>) -> ServiceResult<Vec<ReplicationTask>> {
+    async fn plan_push(
+        &self,
+        policy: &ReplicationPolicy,
+        cursor: Option<String>,
+    ) -> ServiceResult<Vec<ReplicationTask>> {
         let req = PageRequest { after: cursor, ..PageRequest::first(REPOSITORIES_PER_PLAN) };
         let repos = self.list_all_repositories(None, None, &req).await?;
         let mut tasks = Vec::new();
@@ -246,12 +256,7 @@ impl Registry {
                     continue;
                 }
             };
-            tasks.push(ReplicationTask::Copy {
-                policy_id: policy.id,
-                src_repo: name,
-                dest_repo,
-                references: None,
-            });
+            tasks.push(ReplicationTask::Copy { policy_id: policy.id, src_repo: name, dest_repo, references: None });
         }
         if let Some(next) = next {
             tasks.push(ReplicationTask::Plan { policy_id: policy.id, cursor: Some(next) });
@@ -309,7 +314,9 @@ impl Registry {
             } else {
                 let artifact = match self.artifact(&repo, &Reference::Digest(digest.clone())).await {
                     Ok(a) => a,
-                    Err(ServiceError::ManifestUnknown(_) | ServiceError::NotFound(_) | ServiceError::NameUnknown(_)) => {
+                    Err(
+                        ServiceError::ManifestUnknown(_) | ServiceError::NotFound(_) | ServiceError::NameUnknown(_),
+                    ) => {
                         return Ok(());
                     }
                     Err(e) => return Err(e),
@@ -360,7 +367,10 @@ mod tests {
             policy_id: 3,
             src_repo: "library/alpine".into(),
             dest_repo: "mirror/alpine".into(),
-            references: Some(vec![CopyRef { digest: Some("sha256:ab".into()), tags: vec!["3".into(), "latest".into()] }]),
+            references: Some(vec![CopyRef {
+                digest: Some("sha256:ab".into()),
+                tags: vec!["3".into(), "latest".into()],
+            }]),
         };
         let v = t.to_value().unwrap();
         assert_eq!(v["op"], "copy");
