@@ -190,6 +190,9 @@ pub fn default_retention(project_id: i64) -> RetentionPolicy {
     }
 }
 
+/// A project's setup as read, and when.
+type ReadSetup = (Instant, Option<Arc<ProxySetup>>);
+
 /// What this process keeps for proxy caching: its settings, projects'
 /// setups read lately, a client per endpoint (with its tokens), and a lock
 /// per blob being fetched.
@@ -197,7 +200,7 @@ pub fn default_retention(project_id: i64) -> RetentionPolicy {
 pub struct ProxyRuntime {
     tag_ttl: Duration,
     timeout: Duration,
-    setups: Mutex<HashMap<String, (Instant, Option<Arc<ProxySetup>>)>>,
+    setups: Mutex<HashMap<String, ReadSetup>>,
     /// Per endpoint id: the endpoint's `update_time` the client was made at.
     clients: Mutex<HashMap<i64, (i64, Arc<Client>)>>,
     fetches: Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>,
