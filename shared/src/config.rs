@@ -32,6 +32,7 @@ pub struct Config {
     pub gc: GcConfig,
     pub metric: MetricConfig,
     pub scanner: ScannerConfig,
+    pub proxy: ProxyConfig,
 }
 
 impl Default for Config {
@@ -49,6 +50,7 @@ impl Default for Config {
             gc: GcConfig::default(),
             metric: MetricConfig::default(),
             scanner: ScannerConfig::default(),
+            proxy: ProxyConfig::default(),
         }
     }
 }
@@ -170,6 +172,26 @@ pub struct GcConfig {
 impl Default for GcConfig {
     fn default() -> Self {
         Self { time_window_secs: 7200 }
+    }
+}
+
+/// Proxy-cache projects.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// How long a tag's digest, once checked upstream, is trusted before
+    /// the upstream is asked again (`BERTH_PROXY_TAG_TTL_SECS`; 0: every
+    /// pull by tag asks, as Harbor does).
+    pub tag_ttl_secs: u64,
+    /// How long one call to an upstream registry may take (for a blob: any
+    /// pause in it) before the cached copy is served instead
+    /// (`BERTH_PROXY_TIMEOUT_SECS`).
+    pub timeout_secs: u64,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self { tag_ttl_secs: 60, timeout_secs: 20 }
     }
 }
 
@@ -398,6 +420,12 @@ impl Config {
             && p.expose().len() < 8
         {
             return bad("admin.password", "must be at least 8 characters");
+        }
+        if self.proxy.tag_ttl_secs > 86_400 {
+            return bad("proxy.tag_ttl_secs", "must be 0..=86400");
+        }
+        if !(1..=600).contains(&self.proxy.timeout_secs) {
+            return bad("proxy.timeout_secs", "must be 1..=600");
         }
         if !(60..=86_400).contains(&self.auth.token_ttl_secs) {
             return bad("auth.token_ttl_secs", "must be 60..=86400");

@@ -91,7 +91,8 @@ impl AppContext {
         events: Arc<EventBus>,
     ) -> Self {
         let mut registry =
-            Registry::from_ports(blobs.clone(), meta.clone(), events.clone(), config.auth.token_ttl_secs);
+            Registry::from_ports(blobs.clone(), meta.clone(), events.clone(), config.auth.token_ttl_secs)
+                .with_proxy_config(&config.proxy);
         match crate::auth::seal::Sealer::new(&token_keys) {
             Ok(sealer) => registry = registry.with_sealer(sealer),
             Err(e) => tracing::error!(error = %e, "no seal key: registry endpoint secrets cannot be kept"),

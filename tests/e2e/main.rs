@@ -31,6 +31,7 @@ mod oidc;
 mod permissions;
 mod portal;
 mod preheat;
+mod proxy_cache;
 mod pull_policy_clients;
 mod quotas;
 mod registries;

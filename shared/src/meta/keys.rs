@@ -45,6 +45,9 @@
 //! cosign tag-scheme signature   R#<repository>           AC#<subject digest>#<digest>
 //! index → child reference       R#<repository>           PA#<child digest>#<index digest>
 //! label on an artifact          R#<repository>           LB#<digest>#<label id, 12 digits>
+//! proxy cache: tag checked (TTL) R#<repository>          PT#<tag>
+//! proxy cache: child not cached  R#<repository>          PC#<child digest>#<index digest>
+//! proxy cache: blob fetch lease  PXL#<digest>            META
 //! blob                          B#<digest>               META
 //! blob with no link (GC)        GCC#<shard 0..15>        <digest>
 //! a collection's marking (TTL)  GCB#<execution>          COUNT | PLANNED | PLAN#<page> | DONE#<page> | PARTS
@@ -907,6 +910,26 @@ pub fn parents_prefix(child: &Digest) -> String {
 
 pub fn parent_link(repo: &RepoName, child: &Digest, parent: &Digest) -> Key {
     (repo_partition(repo), format!("{}{parent}", parents_prefix(child)))
+}
+
+/// When a proxy-cache project last asked its upstream what a tag is.
+pub fn proxy_tag_check(repo: &RepoName, tag: &Tag) -> Key {
+    (repo_partition(repo), format!("PT#{tag}"))
+}
+
+/// The prefix of the cached indexes that list `child`, not cached yet.
+pub fn proxy_pending_prefix(child: &Digest) -> String {
+    format!("PC#{child}#")
+}
+
+/// A cached index lists `child`, which is not cached yet.
+pub fn proxy_pending_child(repo: &RepoName, child: &Digest, index: &Digest) -> Key {
+    (repo_partition(repo), format!("{}{index}", proxy_pending_prefix(child)))
+}
+
+/// Who fetches a blob from an upstream registry right now.
+pub fn proxy_blob_lease(digest: &Digest) -> Key {
+    (format!("PXL#{digest}"), "META".to_owned())
 }
 
 pub fn blob(digest: &Digest) -> Key {

@@ -343,7 +343,17 @@ impl Registry {
             Some(b64) => bytes::Bytes::from(B64.decode(b64).map_err(|_| corrupt("manifest body"))?),
             None => self.blobs.get_bytes(&blob_keys::blob(&digest)).await?,
         };
-        let manifest = Manifest::parse(Some(&record.media_type), &body).map_err(|_| corrupt("stored manifest"))?;
+        let mut manifest = Manifest::parse(Some(&record.media_type), &body).map_err(|_| corrupt("stored manifest"))?;
+        if record.partial {
+            // A proxy cache's index references the children it holds.
+            let held = futures::future::try_join_all(manifest.manifests.iter().map(|c| async move {
+                let (pk, sk) = keys::artifact(repo, &c.digest);
+                self.meta.get(&pk, &sk).await.map(|i| i.is_some())
+            }))
+            .await?;
+            let mut held = held.into_iter();
+            manifest.manifests.retain(|_| held.next().unwrap_or(false));
+        }
         let tags = self.tags_of(repo, &digest, &PageRequest::first(TAGS_PER_ARTIFACT), None).await?.items;
         Ok(ArtifactInfo {
             size: record.size,

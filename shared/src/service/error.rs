@@ -62,6 +62,14 @@ pub enum ServiceError {
     /// 403 `DENIED` with its quota message).
     #[error("{0}")]
     QuotaExceeded(String),
+    /// A proxy-cache project's upstream registry failed, and nothing
+    /// cached could answer instead.
+    #[error("upstream registry: {0}")]
+    Upstream(crate::remote::RemoteError),
+    /// A pull a proxy-cache project refuses: the repository does not
+    /// match the project's repository filter.
+    #[error("{0}")]
+    NotProxied(String),
     /// A backend failed: `Unavailable` (retry may help) or `Internal`.
     #[error(transparent)]
     Backend(PortError),

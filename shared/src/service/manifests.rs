@@ -108,6 +108,10 @@ pub(super) struct ArtifactRecord {
     /// The lists above were left out to fit the item: read the manifest.
     #[serde(default)]
     pub in_body: bool,
+    /// An index a proxy cache stored before all its children: its
+    /// references are the children stored since.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
     #[serde(default)]
     pub tag_count: i64,
     /// The last pull counted, Unix seconds (0: never), set by the pull
@@ -223,6 +227,7 @@ fn artifact_record(key: &Key, manifest: &Manifest, bytes: &Bytes, now: i64) -> A
         subject: manifest.subject.as_ref().map(|s| s.digest.to_string()),
         body: None,
         in_body: false,
+        partial: false,
         tag_count: 0,
         pull_time: 0,
         parents: 0,
@@ -305,6 +310,20 @@ impl Registry {
         content_type: Option<&str>,
         bytes: Bytes,
     ) -> ServiceResult<PutOutcome> {
+        self.store_manifest(repo, reference, content_type, bytes, false).await.map(|(outcome, _)| outcome)
+    }
+
+    /// [`Self::put_manifest`]; with `children_may_be_absent` (a proxy
+    /// cache storing an index before its children) an index is stored
+    /// while children are missing, and the missing ones are returned.
+    pub(super) async fn store_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: Bytes,
+        children_may_be_absent: bool,
+    ) -> ServiceResult<(PutOutcome, Vec<Digest>)> {
         let manifest =
             Manifest::parse(content_type, &bytes).map_err(|e| ServiceError::ManifestInvalid(e.to_string()))?;
         let digest = match reference {
@@ -318,9 +337,10 @@ impl Registry {
             Reference::Tag(_) => Digest::sha256_of(&bytes),
         };
         self.require_project(repo).await?;
-        let refs = self.check_references(repo, &manifest).await?;
+        let (refs, absent) = self.check_references(repo, &manifest, children_may_be_absent).await?;
         let now = now_unix();
-        let record = artifact_record(&keys::artifact(repo, &digest), &manifest, &bytes, now);
+        let mut record = artifact_record(&keys::artifact(repo, &digest), &manifest, &bytes, now);
+        record.partial = !absent.is_empty();
         if record.body.is_none() {
             self.record_manifest_body(&digest, bytes.len() as u64).await?;
             self.blobs.put_bytes(&blob_keys::blob(&digest), bytes.clone()).await?;
@@ -365,7 +385,7 @@ impl Registry {
                     }
                     // What a push seen before left undone.
                     self.adopt_children(repo, &digest, &children).await?;
-                    return Ok(PutOutcome { digest, subject: manifest.subject.map(|s| s.digest) });
+                    return Ok((PutOutcome { digest, subject: manifest.subject.map(|s| s.digest) }, absent));
                 }
                 if gains_tag {
                     writes.push(tag_count_write(repo, &digest, 1));
@@ -416,7 +436,7 @@ impl Registry {
                         self.warn_if_near(repo, &digest, change).await;
                     }
                     self.adopt_children(repo, &digest, &children).await?;
-                    return Ok(PutOutcome { digest, subject: manifest.subject.map(|s| s.digest) });
+                    return Ok((PutOutcome { digest, subject: manifest.subject.map(|s| s.digest) }, absent));
                 }
                 // Over quota; or a concurrent push or delete moved the tag
                 // or the artifact: read again and redo.
@@ -465,23 +485,33 @@ impl Registry {
     /// and every child manifest stored there (`ManifestBlobUnknown`): one
     /// read each, distinct ones once (images repeat layers, and a 4 MiB
     /// manifest can name one blob 20,000 times). Returns them, to touch.
-    async fn check_references(&self, repo: &RepoName, manifest: &Manifest) -> ServiceResult<Vec<(Key, Digest)>> {
+    /// With `children_may_be_absent`, a missing child manifest is no error:
+    /// it is returned (second) and left out of the references to touch.
+    async fn check_references(
+        &self,
+        repo: &RepoName,
+        manifest: &Manifest,
+        children_may_be_absent: bool,
+    ) -> ServiceResult<(Vec<(Key, Digest)>, Vec<Digest>)> {
         let blobs = manifest.required_blobs();
         let children = manifest.child_manifests();
-        let checks: BTreeMap<Key, Digest> = blobs
+        let checks: BTreeMap<Key, (Digest, bool)> = blobs
             .iter()
-            .map(|d| (keys::blob_link(repo, &d.digest), d.digest.clone()))
-            .chain(children.iter().map(|d| (keys::artifact(repo, &d.digest), d.digest.clone())))
+            .map(|d| (keys::blob_link(repo, &d.digest), (d.digest.clone(), false)))
+            .chain(children.iter().map(|d| (keys::artifact(repo, &d.digest), (d.digest.clone(), true))))
             .collect();
-        let lookups = checks.iter().map(|((pk, sk), digest)| async move {
+        let lookups = checks.iter().map(|((pk, sk), (digest, child))| async move {
             match self.meta.get(pk, sk).await {
-                Ok(Some(_)) => Ok(()),
+                Ok(Some(_)) => Ok(None),
+                Ok(None) if *child && children_may_be_absent => Ok(Some(digest.clone())),
                 Ok(None) => Err(ServiceError::ManifestBlobUnknown(digest.clone())),
                 Err(e) => Err(e.into()),
             }
         });
-        futures::future::try_join_all(lookups).await?;
-        Ok(checks.into_iter().collect())
+        let found = futures::future::try_join_all(lookups).await?;
+        let absent: Vec<Digest> = found.into_iter().flatten().collect();
+        let refs = checks.into_iter().filter(|(_, (d, _))| !absent.contains(d)).map(|(k, (d, _))| (k, d)).collect();
+        Ok((refs, absent))
     }
 
     /// The writes that touch references: garbage collection leaves alone

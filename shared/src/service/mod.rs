@@ -38,6 +38,7 @@ pub mod paging;
 pub mod passwords;
 pub mod preheat;
 pub mod projects;
+pub mod proxy_cache;
 pub mod pull_policy;
 pub mod pulls;
 pub mod quotas;
@@ -90,6 +91,9 @@ pub struct Registry {
     /// Seals the secrets berth must give back to others (registry
     /// endpoints' credentials); `None` without a key (a bare test registry).
     sealer: Option<Arc<crate::auth::seal::Sealer>>,
+    /// Proxy-cache projects' settings, upstream clients and blob fetches
+    /// under way in this process.
+    proxy: Arc<proxy_cache::ProxyRuntime>,
 }
 
 impl Registry {
@@ -104,7 +108,22 @@ impl Registry {
         let settings = Arc::new(SettingsStore::new(meta.clone(), token_ttl_secs));
         let epoch = Arc::new(AccountEpoch::new(meta.clone()));
         let policies = Arc::default();
-        Self { blobs, meta, settings, epoch, events, actor: Arc::new(Actor::system()), policies, sealer: None }
+        Self {
+            blobs,
+            meta,
+            settings,
+            epoch,
+            events,
+            actor: Arc::new(Actor::system()),
+            policies,
+            sealer: None,
+            proxy: Arc::default(),
+        }
+    }
+
+    /// This registry, proxy-caching with `config`.
+    pub fn with_proxy_config(self, config: &crate::config::ProxyConfig) -> Self {
+        Self { proxy: Arc::new(proxy_cache::ProxyRuntime::new(config)), ..self }
     }
 
     /// This registry, sealing secrets with `sealer`.

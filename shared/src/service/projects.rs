@@ -41,6 +41,9 @@ const METADATA_KEYS: &[&str] = &[
     "reuse_sys_cve_allowlist",
     "retention_id",
     "proxy_speed_kb",
+    "proxy_cache_filter_pattern",
+    "proxy_cache_filter_kind",
+    "proxy_cache_local_on_not_found",
 ];
 const BOOLEAN_METADATA: &[&str] = &[
     "public",
@@ -50,6 +53,7 @@ const BOOLEAN_METADATA: &[&str] = &[
     "auto_scan",
     "auto_sbom_generation",
     "reuse_sys_cve_allowlist",
+    "proxy_cache_local_on_not_found",
 ];
 const SEVERITIES: &[&str] = &["none", "low", "medium", "high", "critical"];
 
@@ -70,11 +74,19 @@ pub struct Project {
     /// The project's own CVE allowlist (used unless `reuse_sys_cve_allowlist`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cve_allowlist: Option<super::cve_allowlist::CveAllowlist>,
+    /// The registry endpoint a proxy-cache project caches (0: none).
+    #[serde(default)]
+    pub registry_id: i64,
 }
 
 impl Project {
     pub fn public(&self) -> bool {
         self.metadata.get("public").is_some_and(|v| v == "true")
+    }
+
+    /// Whether the project is a proxy cache of another registry.
+    pub fn is_proxy(&self) -> bool {
+        self.registry_id != 0
     }
 }
 
@@ -86,6 +98,8 @@ pub struct NewProject {
     pub metadata: BTreeMap<String, String>,
     pub storage_limit: Option<i64>,
     pub cve_allowlist: Option<super::cve_allowlist::CveAllowlist>,
+    /// The registry endpoint to proxy-cache (0 or none: an ordinary project).
+    pub registry_id: i64,
 }
 
 /// Who creates a project: it becomes its owner and first ProjectAdmin
@@ -174,6 +188,11 @@ fn known_metadata(metadata: BTreeMap<String, String>) -> ServiceResult<BTreeMap<
         if k == "severity" && !SEVERITIES.contains(&v.as_str()) {
             return Err(ServiceError::Invalid(format!("severity must be one of {SEVERITIES:?}")));
         }
+        if k == "proxy_speed_kb" && v.trim().parse::<i32>().is_err() {
+            return Err(ServiceError::Invalid(format!(
+                "proxy_speed_kb must be a number of KB/s (-1: no limit), not {v:?}"
+            )));
+        }
         out.insert(k, v);
     }
     Ok(out)
@@ -200,6 +219,8 @@ pub fn metadata_pair(key: &str, value: &str) -> ServiceResult<(String, String)> 
         v
     } else if key == "proxy_speed_kb" {
         value.trim().parse::<i32>().map_err(|_| invalid())?.to_string()
+    } else if key == "proxy_cache_filter_pattern" || key == "proxy_cache_filter_kind" {
+        value.to_owned()
     } else {
         return Err(ServiceError::Invalid(format!("invalid key: {key}")));
     };
@@ -271,6 +292,16 @@ impl Registry {
             return Err(ServiceError::Forbidden("Only system admin can create project".to_owned()));
         }
         let mut metadata = known_metadata(new.metadata)?;
+        super::proxy_cache::check_filter(&metadata)?;
+        if new.registry_id != 0 {
+            match self.registry_endpoint(new.registry_id).await {
+                Ok(_) => {}
+                Err(ServiceError::NotFound(_)) => {
+                    return Err(ServiceError::Invalid(format!("registry {} not found", new.registry_id)));
+                }
+                Err(e) => return Err(e),
+            }
+        }
         if let Some(public) = new.public {
             metadata.insert("public".to_owned(), public.to_string());
         }
@@ -299,6 +330,7 @@ impl Registry {
                 update_time: now,
                 ..l
             }),
+            registry_id: new.registry_id,
         };
         let (ipk, isk) = keys::project_id(id);
         let admin = super::members::Member {
@@ -320,14 +352,27 @@ impl Registry {
         // The creator's membership (it replaces any leftover of a deleted
         // project of the same name).
         writes.extend(super::members::add_writes(&project.name, &admin)?);
+        if project.is_proxy() {
+            // Counted in with the project: the endpoint cannot go while used.
+            writes.extend(super::registries::registry_endpoint_use(project.registry_id, 1));
+        }
         let event = Event::about(EventKind::CreateProject, self.actor(), Some(&project.name), &project.name);
         match self.commit_with_events(writes, vec![event]).await {
-            Ok(()) => Ok(project),
+            Ok(()) => {}
             Err(e) if e.is(ErrorKind::ConditionFailed) => {
-                Err(ServiceError::Conflict(format!("project {} already exists", project.name)))
+                if project.is_proxy() && self.registry_endpoint(project.registry_id).await.is_err() {
+                    return Err(ServiceError::Invalid(format!("registry {} not found", project.registry_id)));
+                }
+                return Err(ServiceError::Conflict(format!("project {} already exists", project.name)));
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
         }
+        if project.is_proxy() {
+            // What a proxy cache holds expires: Harbor's default policy.
+            self.create_retention(super::proxy_cache::default_retention(project.project_id)).await?;
+            return self.project(&ProjectRef::Id(project.project_id)).await;
+        }
+        Ok(project)
     }
 
     /// Creates the `library` project, owned by the admin and public like
@@ -480,6 +525,11 @@ impl Registry {
         by_admin: bool,
     ) -> ServiceResult<Project> {
         let metadata = known_metadata(metadata)?;
+        if metadata.keys().any(|k| k.starts_with("proxy_cache_filter")) {
+            let mut merged = self.project(r).await?.metadata;
+            merged.extend(metadata.clone());
+            super::proxy_cache::check_filter(&merged)?;
+        }
         let storage_limit = storage_limit.filter(|_| by_admin);
         if let Some(limit) = storage_limit {
             validate_storage_limit(limit)?;
@@ -551,7 +601,10 @@ impl Registry {
             }
             let event = Event::about(EventKind::UpdateProject, self.actor(), Some(&project.name), &project.name);
             match self.commit_with_events(writes, vec![event]).await {
-                Ok(()) => return Ok(project),
+                Ok(()) => {
+                    self.proxy.forget(&project.name);
+                    return Ok(project);
+                }
                 // Another update won; apply this one on top of it.
                 Err(e) if e.is(ErrorKind::ConditionFailed) => continue,
                 Err(e) => return Err(e.into()),
@@ -576,6 +629,9 @@ impl Registry {
             Write::Delete { pk: ipk, sk: isk, cond: Condition::Always },
         ];
         writes.extend(list_writes(&project, -1));
+        if project.is_proxy() {
+            writes.extend(super::registries::registry_endpoint_use(project.registry_id, -1));
+        }
         let event = Event::about(EventKind::DeleteProject, self.actor(), Some(&project.name), &project.name);
         match self.commit_with_events(writes, vec![event]).await {
             Err(e) if e.is(ErrorKind::ConditionFailed) => {
@@ -586,6 +642,7 @@ impl Registry {
             }
             other => other?,
         }
+        self.proxy.forget(&project.name);
         self.delete_project_members(&project).await?;
         self.delete_project_robots(&project).await?;
         self.delete_project_labels(project.project_id).await?;
@@ -655,7 +712,9 @@ mod tests {
         assert!(known_metadata(m("auto_scan", "yes")).is_err());
         assert!(known_metadata(m("severity", "high")).is_ok());
         assert!(known_metadata(m("severity", "extreme")).is_err());
-        assert!(known_metadata(m("proxy_cache_local_on_not_found", "true")).unwrap().is_empty(), "ignored");
+        assert!(known_metadata(m("proxy_cache_local_on_not_found", "yes")).is_err());
+        assert!(known_metadata(m("proxy_speed_kb", "fast")).is_err());
+        assert!(known_metadata(m("max_upstream_conn", "3")).unwrap().is_empty(), "ignored");
     }
 
     fn owner(sysadmin: bool) -> Owner {

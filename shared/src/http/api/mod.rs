@@ -532,8 +532,13 @@ impl From<ServiceError> for ApiError {
             | ServiceError::ManifestUnknown(_)
             | ServiceError::BlobUnknown(_)
             | ServiceError::UploadUnknown
-            | ServiceError::ManifestBlobUnknown(_) => StatusCode::NOT_FOUND,
+            | ServiceError::ManifestBlobUnknown(_)
+            | ServiceError::NotProxied(_) => StatusCode::NOT_FOUND,
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
+            ServiceError::Upstream(r) if r.kind == crate::remote::ErrorKind::TooManyRequests => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ServiceError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ServiceError::Forbidden(_) | ServiceError::QuotaExceeded(_) => StatusCode::FORBIDDEN,
             ServiceError::PreconditionFailed(_) | ServiceError::Immutable(_) | ServiceError::PolicyViolation(_) => {
                 StatusCode::PRECONDITION_FAILED

@@ -85,7 +85,7 @@ fn project_view(p: Project, repo_count: u64, caller: &Caller, access: &ProjectAc
         owner_id,
         owner_name: p.owner_name,
         name: p.name,
-        registry_id: 0,
+        registry_id: p.registry_id,
         creation_time: rfc3339(p.creation_time),
         update_time: rfc3339(p.update_time),
         deleted: false,
@@ -222,8 +222,12 @@ pub async fn create(
     Body(body): Body<CreateBody>,
 ) -> ApiResult {
     caller.require((Res::Project, Act::Create), On::Registry)?;
-    if body.registry_id.is_some_and(|id| id != 0) {
-        return Err(ApiError::bad_request("proxy-cache projects (registry_id) are not supported yet"));
+    let registry_id = body.registry_id.unwrap_or(0);
+    if registry_id < 0 {
+        return Err(ApiError::bad_request("registry_id must be the id of a registry endpoint"));
+    }
+    if registry_id != 0 && !caller.is_sysadmin() {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "Only system admin can create proxy cache project"));
     }
     let new = NewProject {
         name: body.project_name,
@@ -231,6 +235,7 @@ pub async fn create(
         metadata: body.metadata.unwrap_or_default(),
         storage_limit: body.storage_limit,
         cve_allowlist: body.cve_allowlist.map(AllowlistBody::into_list).transpose()?,
+        registry_id,
     };
     // A robot's projects belong to the administrator, as in Harbor.
     let owner = match &caller.0 {

@@ -229,6 +229,26 @@ impl From<ServiceError> for OciError {
                 return OciError { message: Some(why.clone()), ..OciError::new(OciCode::PolicyViolation) }.detail(why);
             }
             ServiceError::NotFound(_) => OciCode::NameUnknown,
+            ServiceError::NotProxied(why) => {
+                let why = why.clone();
+                return OciError { message: Some(why.clone()), ..OciError::new(OciCode::NameUnknown) }.detail(why);
+            }
+            ServiceError::Upstream(r) => {
+                // The client may retry when the upstream said when.
+                let code = if r.kind == crate::remote::ErrorKind::TooManyRequests {
+                    OciCode::TooManyRequests
+                } else {
+                    OciCode::Unavailable
+                };
+                let why = format!("the upstream registry failed and nothing is cached: {}", r.message);
+                let mut err = OciError { message: Some(why.clone()), ..OciError::new(code) }.detail(why);
+                if let Some(after) = r.retry_after
+                    && let Ok(v) = HeaderValue::from_str(&after.as_secs().max(1).to_string())
+                {
+                    err = err.header(header::RETRY_AFTER, v);
+                }
+                return err;
+            }
             ServiceError::Backend(p) if p.is(crate::port::ErrorKind::Unavailable) => OciCode::Unavailable,
             ServiceError::Backend(_) => OciCode::Internal,
         };

@@ -56,6 +56,12 @@ fn unsupported(method: &Method) -> OciError {
 
 pub(super) async fn route(c: Ctx<'_>, route: V2Route, body: Body) -> HandlerResult {
     let m = c.method.clone();
+    let pushes = matches!(route, V2Route::UploadStart { .. } | V2Route::Upload { .. } | V2Route::DirectUpload { .. })
+        || (matches!(route, V2Route::Manifest { .. }) && m == Method::PUT);
+    let pushed_project = if pushes { route.name().map(|n| n.project().to_owned()) } else { None };
+    if let Some(project) = pushed_project {
+        refuse_proxy_push(&c, &project).await?;
+    }
     match route {
         V2Route::Base if m == Method::GET || m == Method::HEAD => {
             Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], "{}").into_response())
@@ -108,6 +114,29 @@ pub(super) async fn route(c: Ctx<'_>, route: V2Route, body: Body) -> HandlerResu
         V2Route::Referrers { name, digest } if m == Method::GET => referrers(&c, &name, &digest).await,
         V2Route::DirectUpload { name, id } => direct_upload(&c, &name, id.as_deref(), body).await,
         _ => Err(unsupported(&m)),
+    }
+}
+
+/// Refuses a push into a proxy-cache project: what it holds comes from
+/// its upstream only.
+async fn refuse_proxy_push(c: &Ctx<'_>, project: &str) -> Result<(), OciError> {
+    if c.state.registry.proxy_setup(project).await?.is_some() {
+        let why = format!("can not push artifact to a proxy project: {project}");
+        return Err(OciError { message: Some(why.clone()), ..OciError::new(OciCode::Denied) }.detail(why));
+    }
+    Ok(())
+}
+
+/// A manifest, through the project's proxy cache when it is one.
+async fn read_manifest(
+    c: &Ctx<'_>,
+    setup: Option<&crate::service::proxy_cache::ProxySetup>,
+    name: &RepoName,
+    reference: &Reference,
+) -> Result<crate::service::manifests::ManifestRecord, ServiceError> {
+    match setup {
+        Some(setup) => c.registry().proxy_manifest(setup, name, reference).await,
+        None => c.state.registry.get_manifest(name, reference, true).await,
     }
 }
 
@@ -318,7 +347,10 @@ fn parse_range(headers: &HeaderMap, size: u64) -> Result<Option<ByteRange>, OciE
 
 async fn get_blob(c: &Ctx<'_>, name: &RepoName, digest: &Digest) -> HandlerResult {
     let registry = &c.state.registry;
-    let info = registry.stat_blob(name, digest).await?;
+    let info = match registry.proxy_setup(name.project()).await? {
+        Some(setup) => c.registry().proxy_blob(&setup, name, digest).await?,
+        None => registry.stat_blob(name, digest).await?,
+    };
     let digest_hv = hv(&digest.to_string());
     let common = [
         (CONTENT_DIGEST, digest_hv.clone()),
@@ -356,7 +388,8 @@ async fn get_blob(c: &Ctx<'_>, name: &RepoName, digest: &Digest) -> HandlerResul
 async fn get_manifest(c: &Ctx<'_>, name: &RepoName, reference: &Reference) -> HandlerResult {
     let registry = &c.state.registry;
     let head = *c.method == Method::HEAD;
-    let mut record = registry.get_manifest(name, reference, true).await?;
+    let setup = registry.proxy_setup(name.project()).await?;
+    let mut record = read_manifest(c, setup.as_deref(), name, reference).await?;
     let accept: Vec<&str> = c.headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).collect();
     // A client that cannot take an index gets the linux/amd64 image of it,
     // as Distribution does for old clients.
@@ -365,7 +398,7 @@ async fn get_manifest(c: &Ctx<'_>, name: &RepoName, reference: &Reference) -> Ha
             .ok()
             .and_then(|m| m.platform_child("linux", "amd64").map(|d| d.digest.clone()));
         if let Some(child) = child
-            && let Ok(found) = registry.get_manifest(name, &Reference::Digest(child), true).await
+            && let Ok(found) = read_manifest(c, setup.as_deref(), name, &Reference::Digest(child)).await
             && media::accepts(&accept, &found.media_type)
         {
             record = found;
