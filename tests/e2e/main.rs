@@ -9,6 +9,7 @@ mod support;
 mod accessories;
 mod additions;
 mod auth_faults;
+mod backup;
 mod builtin_scanner;
 mod clients;
 mod container;

@@ -78,13 +78,34 @@ enum Command {
     /// (no registry needs to run). One-level names go into --project.
     /// Running it again copies nothing twice. (The local backend only
     /// while no `berth serve` uses its data folder.)
+    ///
+    /// With --metadata, PATH is instead a file `berth export` wrote: its
+    /// items are restored into this backend's table, which must be empty
+    /// (or --overwrite).
     Import {
         #[command(flatten)]
         common: CommonArgs,
         /// The project for one-level repository names (created if missing).
         #[arg(long, default_value = "library")]
         project: String,
+        /// PATH is a metadata export to restore.
+        #[arg(long)]
+        metadata: bool,
+        /// With --metadata: restore into a table that holds items (items of
+        /// the same keys are replaced).
+        #[arg(long, requires = "metadata")]
+        overwrite: bool,
         /// The store's root (its `rootdirectory`), or its `docker/registry/v2`.
+        path: PathBuf,
+    },
+    /// Export the metadata (every item of the table: projects, accounts,
+    /// artifacts, policies, executions…) to a file of JSON lines, for backup
+    /// or a move to another backend; blobs stay in the object store. Put
+    /// the registry in read-only mode first for a consistent copy.
+    Export {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// The file to write.
         path: PathBuf,
     },
     /// The built-in scanner's vulnerability database (the local backend
@@ -348,7 +369,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             }
         }
-        Command::Import { common, project, path } => {
+        Command::Import { common, metadata: true, overwrite, path, .. } => {
+            let config = common.load(None, None)?;
+            let ctx = AppContext::open(config).await?;
+            let file = tokio::fs::File::open(&path).await?;
+            let n = ctx.registry().import_metadata(tokio::io::BufReader::new(file), overwrite).await?;
+            println!("restored {n} items from {}", path.display());
+        }
+        Command::Export { common, path } => {
+            let config = common.load(None, None)?;
+            let ctx = AppContext::open(config).await?;
+            let mut file = tokio::io::BufWriter::new(tokio::fs::File::create(&path).await?);
+            let n = ctx.registry().export_metadata(&mut file).await?;
+            eprintln!("exported {n} items");
+        }
+        Command::Import { common, project, path, .. } => {
             let config = common.load(None, None)?;
             let ctx = AppContext::open(config).await?;
             ctx.bootstrap().await?;

@@ -19,7 +19,7 @@ macro_rules! meta_store_conformance {
             put_get_delete, conditions, concurrent_create_one_winner, concurrent_versioned_updates,
             counters, concurrent_counters, transaction_applies_all, set_changes_only_its_attributes, transaction_rolls_back,
             transaction_rules, query_pagination, query_prefix_and_order, index_queries, expiry, expired_walk,
-            keys_only_queries, invalid_input);
+            live_walk, keys_only_queries, invalid_input);
     };
     (@cases $ctor:path; $($case:ident),*) => {
         $(
@@ -471,6 +471,53 @@ pub async fn expired_walk(s: Store, p: &str) {
     s.delete(&pk, "old1", cond).await.unwrap();
     let left: BTreeSet<String> = walk(1000).await.into_iter().map(|i| i.sk).collect();
     assert_eq!(left, (2..7).map(|i| format!("old{i}")).collect::<BTreeSet<_>>());
+}
+
+/// The walk over the table for live items finds every live item once,
+/// with its attributes, across pages of any size; expired items stay
+/// hidden; a deleted item is gone from the next walk.
+pub async fn live_walk(s: Store, p: &str) {
+    let pk = format!("{p}#live");
+    for i in 0..7 {
+        s.put(Item::new(&pk, format!("k{i}")).with("n", i).with("body", json!({"a": [i, "x"]})), Condition::Always)
+            .await
+            .unwrap();
+    }
+    s.put(Item::new(&pk, "later").with("expires_at", now_unix() + 3600), Condition::Always).await.unwrap();
+    s.put(Item::new(&pk, "gone").with("expires_at", now_unix() - 10), Condition::Always).await.unwrap();
+    let walk = |limit: usize| {
+        let s = s.clone();
+        let pk = pk.clone();
+        async move {
+            let mut found = Vec::new();
+            let mut after = None;
+            loop {
+                let page = s.scan(after, limit).await.unwrap();
+                found.extend(page.items.into_iter().filter(|i| i.pk == pk));
+                match page.next {
+                    Some(n) => after = Some(n),
+                    None => return found,
+                }
+            }
+        }
+    };
+    let found = walk(1000).await;
+    let mut names: Vec<String> = found.iter().map(|i| i.sk.clone()).collect();
+    names.sort();
+    let mut want: Vec<String> = (0..7).map(|i| format!("k{i}")).collect();
+    want.push("later".to_owned());
+    want.sort();
+    assert_eq!(names, want, "every live item once, the expired one hidden");
+    let k3 = found.iter().find(|i| i.sk == "k3").unwrap();
+    assert_eq!(k3.i64("n"), Some(3));
+    assert_eq!(k3.attrs.get("body"), Some(&json!({"a": [3, "x"]})), "attributes come along whole");
+    let small = walk(3).await;
+    assert_eq!(small.len(), 8, "pages of 3 find the same items");
+    s.delete(&pk, "k0", Condition::Always).await.unwrap();
+    assert_eq!(walk(1000).await.len(), 7);
+    assert_eq!(kind(s.scan(None, 0).await), ErrorKind::InvalidInput);
+    assert_eq!(kind(s.scan(None, 1001).await), ErrorKind::InvalidInput);
+    assert_eq!(kind(s.scan(Some("not a cursor!".into()), 10).await), ErrorKind::InvalidInput);
 }
 
 pub async fn keys_only_queries(s: Store, p: &str) {

@@ -121,6 +121,11 @@ impl MetaStore for CountingMetaStore {
         bump(&self.counters.queries);
         self.inner.expired(after, limit).await
     }
+
+    async fn scan(&self, after: Option<String>, limit: usize) -> PortResult<Page> {
+        bump(&self.counters.queries);
+        self.inner.scan(after, limit).await
+    }
 }
 
 #[cfg(test)]

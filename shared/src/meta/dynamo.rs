@@ -258,6 +258,34 @@ impl DynamoMetaStore {
     }
 }
 
+impl DynamoMetaStore {
+    /// A page of a Scan of the whole table, kept by `filter` (over `#ttl`
+    /// and `:now`).
+    async fn walk(&self, after: Option<String>, limit: usize, filter: &str) -> PortResult<Page> {
+        if !(1..=1000).contains(&limit) {
+            return Err(PortError::msg(ErrorKind::InvalidInput, format_args!("limit {limit} is not within 1..=1000")));
+        }
+        let start = after.as_deref().map(decode_scan_cursor).transpose()?;
+        let now = now_unix();
+        // Limit bounds the items examined, before the filter, as the port asks.
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression(filter)
+            .expression_attribute_names("#ttl", TTL_ATTR)
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .limit(i32::try_from(limit).unwrap_or(1000))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| translate("scan", e).err)?;
+        let items = out.items.unwrap_or_default().into_iter().map(item_from_map).collect::<PortResult<Vec<_>>>()?;
+        let next = out.last_evaluated_key.as_ref().map(encode_cursor).transpose()?;
+        Ok(Page { items, next })
+    }
+}
+
 #[async_trait]
 impl MetaStore for DynamoMetaStore {
     async fn get(&self, pk: &str, sk: &str) -> PortResult<Option<Item>> {
@@ -415,27 +443,11 @@ impl MetaStore for DynamoMetaStore {
     }
 
     async fn expired(&self, after: Option<String>, limit: usize) -> PortResult<Page> {
-        if !(1..=1000).contains(&limit) {
-            return Err(PortError::msg(ErrorKind::InvalidInput, format_args!("limit {limit} is not within 1..=1000")));
-        }
-        let start = after.as_deref().map(decode_scan_cursor).transpose()?;
-        let now = now_unix();
-        // Limit bounds the items examined, before the filter, as the port asks.
-        let out = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .filter_expression("#ttl <= :now")
-            .expression_attribute_names("#ttl", TTL_ATTR)
-            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-            .limit(i32::try_from(limit).unwrap_or(1000))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| translate("scan", e).err)?;
-        let items = out.items.unwrap_or_default().into_iter().map(item_from_map).collect::<PortResult<Vec<_>>>()?;
-        let next = out.last_evaluated_key.as_ref().map(encode_cursor).transpose()?;
-        Ok(Page { items, next })
+        self.walk(after, limit, "#ttl <= :now").await
+    }
+
+    async fn scan(&self, after: Option<String>, limit: usize) -> PortResult<Page> {
+        self.walk(after, limit, "attribute_not_exists(#ttl) OR #ttl > :now").await
     }
 
     async fn transact(&self, writes: Vec<Write>) -> PortResult<()> {

@@ -207,6 +207,50 @@ fn decode_cursor(cursor: &str) -> PortResult<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(cursor).map_err(|_| PortError::msg(ErrorKind::InvalidInput, "invalid query cursor"))
 }
 
+impl LocalMetaStore {
+    /// A page of the walk over the whole table: the expired items (`expired`)
+    /// or the live ones among at most `limit` examined.
+    async fn walk(&self, after: Option<String>, limit: usize, expired: bool) -> PortResult<Page> {
+        if !(1..=1000).contains(&limit) {
+            return Err(PortError::msg(ErrorKind::InvalidInput, format_args!("limit {limit} is not within 1..=1000")));
+        }
+        let start = after.as_deref().map(decode_cursor).transpose()?;
+        let now = now_unix();
+        self.db
+            .read(move |txn| {
+                let items = txn.open_table(ITEMS).map_err(db_error)?;
+                let range = match &start {
+                    Some(c) => {
+                        items.range::<&[u8]>((std::ops::Bound::Excluded(c.as_slice()), std::ops::Bound::Unbounded))
+                    }
+                    None => items.range::<&[u8]>(..),
+                }
+                .map_err(db_error)?;
+                let mut page = Page::default();
+                let mut last: Option<Vec<u8>> = None;
+                for (examined, entry) in range.enumerate() {
+                    let (k, v) = entry.map_err(db_error)?;
+                    if examined == limit {
+                        // More remain: the next page starts past the last examined.
+                        page.next = last.take().map(|l| URL_SAFE_NO_PAD.encode(l));
+                        break;
+                    }
+                    // Only an item with an expiry can have expired.
+                    let may_have_expired = TTL_FINDER.find(v.value()).is_some();
+                    if may_have_expired || !expired {
+                        let item = decode_item(k.value(), v.value())?;
+                        if item.is_expired(now) == expired {
+                            page.items.push(item);
+                        }
+                    }
+                    last = Some(k.value().to_vec());
+                }
+                Ok(page)
+            })
+            .await
+    }
+}
+
 #[async_trait]
 impl MetaStore for LocalMetaStore {
     async fn get(&self, pk: &str, sk: &str) -> PortResult<Option<Item>> {
@@ -331,41 +375,11 @@ impl MetaStore for LocalMetaStore {
     }
 
     async fn expired(&self, after: Option<String>, limit: usize) -> PortResult<Page> {
-        if !(1..=1000).contains(&limit) {
-            return Err(PortError::msg(ErrorKind::InvalidInput, format_args!("limit {limit} is not within 1..=1000")));
-        }
-        let start = after.as_deref().map(decode_cursor).transpose()?;
-        let now = now_unix();
-        self.db
-            .read(move |txn| {
-                let items = txn.open_table(ITEMS).map_err(db_error)?;
-                let range = match &start {
-                    Some(c) => {
-                        items.range::<&[u8]>((std::ops::Bound::Excluded(c.as_slice()), std::ops::Bound::Unbounded))
-                    }
-                    None => items.range::<&[u8]>(..),
-                }
-                .map_err(db_error)?;
-                let mut page = Page::default();
-                let mut last: Option<Vec<u8>> = None;
-                for (examined, entry) in range.enumerate() {
-                    let (k, v) = entry.map_err(db_error)?;
-                    if examined == limit {
-                        // More remain: the next page starts past the last examined.
-                        page.next = last.take().map(|l| URL_SAFE_NO_PAD.encode(l));
-                        break;
-                    }
-                    if TTL_FINDER.find(v.value()).is_some() {
-                        let item = decode_item(k.value(), v.value())?;
-                        if item.is_expired(now) {
-                            page.items.push(item);
-                        }
-                    }
-                    last = Some(k.value().to_vec());
-                }
-                Ok(page)
-            })
-            .await
+        self.walk(after, limit, true).await
+    }
+
+    async fn scan(&self, after: Option<String>, limit: usize) -> PortResult<Page> {
+        self.walk(after, limit, false).await
     }
 
     async fn transact(&self, writes: Vec<Write>) -> PortResult<()> {

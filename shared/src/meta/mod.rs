@@ -309,6 +309,15 @@ pub trait MetaStore: Debug + Send + Sync + 'static {
     /// expiry, so an item renewed meanwhile stays.
     async fn expired(&self, after: Option<String>, limit: usize) -> PortResult<Page>;
 
+    /// The same walk over the whole table for the live items (every item
+    /// a read may return): examines at most `limit` items (1..=1000) from
+    /// where `after` left off and returns the live ones among them with
+    /// their attributes; `next` is `None` once the table is done, and a page
+    /// may hold no item and still have a `next`. For backups (`berth
+    /// export`): not a snapshot, so writes made meanwhile may or may not
+    /// be seen.
+    async fn scan(&self, after: Option<String>, limit: usize) -> PortResult<Page>;
+
     /// Reads a whole partition (every page). For small partitions only.
     async fn query_all(&self, query: Query) -> PortResult<Vec<Item>> {
         let mut out = Vec::new();

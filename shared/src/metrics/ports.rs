@@ -157,6 +157,10 @@ impl MetaStore for TimedMetaStore {
     async fn expired(&self, after: Option<String>, limit: usize) -> PortResult<Page> {
         self.time("expired", self.inner.expired(after, limit)).await
     }
+
+    async fn scan(&self, after: Option<String>, limit: usize) -> PortResult<Page> {
+        self.time("scan", self.inner.scan(after, limit)).await
+    }
 }
 
 #[derive(Debug)]

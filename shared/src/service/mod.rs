@@ -19,6 +19,7 @@ pub mod adapter_scans;
 pub mod additions;
 pub mod artifacts;
 pub mod audit;
+pub mod backup;
 pub mod blobs;
 pub mod cosign_keys;
 pub mod cve_allowlist;
