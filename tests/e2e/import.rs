@@ -103,21 +103,32 @@ fn skopeo() -> Command {
     c
 }
 
-#[test]
-fn a_distribution_store_is_imported_and_pulls_bit_exact() {
-    let mut dist = Distribution::start(&[]);
-    let url = dist.url();
-    let http = reqwest::blocking::Client::new();
-    let shared = noise(70_000, 1);
-    let big = noise(6 * 1024 * 1024 + 17, 2);
+/// What [`fill_distribution`] pushed.
+pub(crate) struct Fixture {
+    pub shared: Vec<u8>,
+    pub big: Vec<u8>,
+    pub alpine: Vec<u8>,
+    pub v1: Vec<u8>,
+    pub v2: Vec<u8>,
+    pub index: Vec<u8>,
+    pub untagged: Vec<u8>,
+}
 
-    let alpine = image(&http, &url, "alpine", DOCKER_MANIFEST, "amd64", &[&shared, &noise(1000, 3)]);
-    put_manifest(&http, &url, "alpine", "3.19", DOCKER_MANIFEST, &alpine);
-    put_manifest(&http, &url, "alpine", "latest", DOCKER_MANIFEST, &alpine);
-    let v1 = image(&http, &url, "team/tools/app", OCI_MANIFEST, "amd64", &[&shared, &big]);
-    let v2 = image(&http, &url, "team/tools/app", OCI_MANIFEST, "arm64", &[&noise(5000, 4), &shared]);
-    put_manifest(&http, &url, "team/tools/app", "v1", OCI_MANIFEST, &v1);
-    put_manifest(&http, &url, "team/tools/app", "v2", OCI_MANIFEST, &v2);
+/// Fills a Distribution: `alpine` (Docker manifest, tags 3.19 and latest),
+/// `team/tools/app` (OCI images v1 with a `big_len`-byte layer and v2, an
+/// index `multi` of both, an untagged image), a layer shared by both
+/// repositories.
+pub(crate) fn fill_distribution(http: &reqwest::blocking::Client, url: &str, big_len: usize) -> Fixture {
+    let shared = noise(70_000, 1);
+    let big = noise(big_len, 2);
+
+    let alpine = image(http, url, "alpine", DOCKER_MANIFEST, "amd64", &[&shared, &noise(1000, 3)]);
+    put_manifest(http, url, "alpine", "3.19", DOCKER_MANIFEST, &alpine);
+    put_manifest(http, url, "alpine", "latest", DOCKER_MANIFEST, &alpine);
+    let v1 = image(http, url, "team/tools/app", OCI_MANIFEST, "amd64", &[&shared, &big]);
+    let v2 = image(http, url, "team/tools/app", OCI_MANIFEST, "arm64", &[&noise(5000, 4), &shared]);
+    put_manifest(http, url, "team/tools/app", "v1", OCI_MANIFEST, &v1);
+    put_manifest(http, url, "team/tools/app", "v2", OCI_MANIFEST, &v2);
     let index = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2, "mediaType": OCI_INDEX,
         "manifests": [
@@ -126,9 +137,18 @@ fn a_distribution_store_is_imported_and_pulls_bit_exact() {
         ],
     }))
     .unwrap();
-    put_manifest(&http, &url, "team/tools/app", "multi", OCI_INDEX, &index);
-    let untagged = image(&http, &url, "team/tools/app", OCI_MANIFEST, "s390x", &[&noise(300, 5)]);
-    put_manifest(&http, &url, "team/tools/app", &digest(&untagged), OCI_MANIFEST, &untagged);
+    put_manifest(http, url, "team/tools/app", "multi", OCI_INDEX, &index);
+    let untagged = image(http, url, "team/tools/app", OCI_MANIFEST, "s390x", &[&noise(300, 5)]);
+    put_manifest(http, url, "team/tools/app", &digest(&untagged), OCI_MANIFEST, &untagged);
+    Fixture { shared, big, alpine, v1, v2, index, untagged }
+}
+
+#[test]
+fn a_distribution_store_is_imported_and_pulls_bit_exact() {
+    let mut dist = Distribution::start(&[]);
+    let url = dist.url();
+    let http = reqwest::blocking::Client::new();
+    let Fixture { shared, big, alpine, v1, index, untagged, .. } = fill_distribution(&http, &url, 6 * 1024 * 1024 + 17);
     dist.stop();
 
     let work = tempfile::tempdir().unwrap();

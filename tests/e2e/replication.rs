@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use sha2::Digest as _;
 
 use super::events::eventually;
-use super::import::{DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, digest, image, noise, put_manifest};
+use super::import::{
+    DOCKER_MANIFEST, Fixture, OCI_INDEX, OCI_MANIFEST, digest, fill_distribution, image, noise, put_manifest,
+};
 use crate::support::app::TestApp;
 use crate::support::distribution::Distribution;
 
@@ -117,44 +119,17 @@ async fn dist_manifest(url: &str, repo: &str, reference: &str) -> Option<Vec<u8>
     if r.status() == 200 { Some(r.bytes().await.unwrap().to_vec()) } else { None }
 }
 
-struct Source {
-    alpine: Vec<u8>,
-    v1: Vec<u8>,
-    v2: Vec<u8>,
-    big: Vec<u8>,
-}
-
-/// Fills a Distribution: `alpine` (3.19, latest), `team/tools/app` (v1, v2,
-/// an index `multi`, an untagged image), `team/tools/other` (v1),
-/// `tmp/junk` (x).
-async fn fill(url: String) -> Source {
+/// Fills a Distribution with the import test's images (`alpine`,
+/// `team/tools/app`), and `team/tools/other` (v1) and `tmp/junk` (x).
+async fn fill(url: String) -> Fixture {
     tokio::task::spawn_blocking(move || {
         let http = reqwest::blocking::Client::new();
-        let shared = noise(70_000, 1);
-        let big = noise(3 * 1024 * 1024 + 5, 2);
-        let alpine = image(&http, &url, "alpine", DOCKER_MANIFEST, "amd64", &[&shared, &noise(1000, 3)]);
-        put_manifest(&http, &url, "alpine", "3.19", DOCKER_MANIFEST, &alpine);
-        put_manifest(&http, &url, "alpine", "latest", DOCKER_MANIFEST, &alpine);
-        let v1 = image(&http, &url, "team/tools/app", OCI_MANIFEST, "amd64", &[&shared, &big]);
-        let v2 = image(&http, &url, "team/tools/app", OCI_MANIFEST, "arm64", &[&noise(5000, 4), &shared]);
-        put_manifest(&http, &url, "team/tools/app", "v1", OCI_MANIFEST, &v1);
-        put_manifest(&http, &url, "team/tools/app", "v2", OCI_MANIFEST, &v2);
-        let index = serde_json::to_vec(&json!({
-            "schemaVersion": 2, "mediaType": OCI_INDEX,
-            "manifests": [
-                {"mediaType": OCI_MANIFEST, "digest": digest(&v1), "size": v1.len(), "platform": {"architecture": "amd64", "os": "linux"}},
-                {"mediaType": OCI_MANIFEST, "digest": digest(&v2), "size": v2.len(), "platform": {"architecture": "arm64", "os": "linux"}},
-            ],
-        }))
-        .unwrap();
-        put_manifest(&http, &url, "team/tools/app", "multi", OCI_INDEX, &index);
-        let untagged = image(&http, &url, "team/tools/app", OCI_MANIFEST, "s390x", &[&noise(300, 5)]);
-        put_manifest(&http, &url, "team/tools/app", &digest(&untagged), OCI_MANIFEST, &untagged);
-        let other = image(&http, &url, "team/tools/other", OCI_MANIFEST, "amd64", &[&noise(200, 6)]);
-        put_manifest(&http, &url, "team/tools/other", "v1", OCI_MANIFEST, &other);
-        let junk = image(&http, &url, "tmp/junk", OCI_MANIFEST, "amd64", &[&noise(100, 7)]);
-        put_manifest(&http, &url, "tmp/junk", "x", OCI_MANIFEST, &junk);
-        Source { alpine, v1, v2, big }
+        let fixture = fill_distribution(&http, &url, 3 * 1024 * 1024 + 5);
+        for (repo, tag, seed) in [("team/tools/other", "v1", 6), ("tmp/junk", "x", 7)] {
+            let m = image(&http, &url, repo, OCI_MANIFEST, "amd64", &[&noise(200, seed)]);
+            put_manifest(&http, &url, repo, tag, OCI_MANIFEST, &m);
+        }
+        fixture
     })
     .await
     .unwrap()

@@ -92,10 +92,16 @@ impl Registry {
         }
     }
 
-    /// Links a blob berth stores already (for whichever repository) to
-    /// `repo` without reading it; `None` when berth does not have it. For
-    /// berth's own jobs (replication), which may read every repository.
-    pub(crate) async fn link_stored_blob(&self, repo: &RepoName, digest: &Digest) -> ServiceResult<Option<BlobInfo>> {
+    /// The blob as `repo` holds it, linking one berth stores already (for
+    /// whichever repository) without reading it; `None` when berth does not
+    /// have it. For berth's own work (replication, the proxy cache), which
+    /// may read every repository.
+    pub(crate) async fn held_blob(&self, repo: &RepoName, digest: &Digest) -> ServiceResult<Option<BlobInfo>> {
+        match self.stat_blob(repo, digest).await {
+            Ok(info) => return Ok(Some(info)),
+            Err(ServiceError::BlobUnknown(_)) => {}
+            Err(e) => return Err(e),
+        }
         match self.blob_record(digest).await? {
             Some(b) if b.deleting == 0 => {
                 let info = BlobInfo { digest: digest.clone(), size: b.size };

@@ -541,24 +541,6 @@ impl Registry {
         copied
     }
 
-    /// The blob as `repo` may read it, linking it when berth stores it for
-    /// another repository; `None` when berth does not have it.
-    async fn held_blob(&self, repo: &RepoName, digest: &Digest) -> ServiceResult<Option<BlobInfo>> {
-        match self.stat_blob(repo, digest).await {
-            Ok(info) => return Ok(Some(info)),
-            Err(ServiceError::BlobUnknown(_)) => {}
-            Err(e) => return Err(e),
-        }
-        match self.blob_record(digest).await? {
-            Some(b) if b.deleting == 0 => {
-                let info = BlobInfo { digest: digest.clone(), size: b.size };
-                self.link_blob(repo, &info).await?;
-                Ok(Some(info))
-            }
-            _ => Ok(None),
-        }
-    }
-
     /// Takes the fetch lease of `digest` (free, or lapsed); false when
     /// another holds it.
     async fn take_blob_lease(&self, digest: &Digest, holder: i64) -> ServiceResult<bool> {

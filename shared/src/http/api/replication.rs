@@ -460,8 +460,10 @@ pub async fn executions(
     Ok(paging.respond("/replication/executions", &rest, listing))
 }
 
-/// A replication execution's id from the path, when it is one.
-async fn execution_id(state: &AppState, path: &[(String, String)]) -> ApiResult<i64> {
+/// The id of the replication execution the path names, once the caller
+/// may `act` on runs.
+async fn execution_id(state: &AppState, caller: &Caller, path: &[(String, String)], act: Act) -> ApiResult<i64> {
+    caller.require((Res::Replication, act), On::Registry)?;
     let id = path_number(path, "id")?;
     let x = state.registry.execution_record(id).await?;
     if x.vendor_type != REPLICATION {
@@ -475,8 +477,7 @@ pub async fn execution(
     caller: Caller,
     Path(path): Path<Vec<(String, String)>>,
 ) -> ApiResult {
-    caller.require((Res::Replication, Act::Read), On::Registry)?;
-    let id = execution_id(&state, &path).await?;
+    let id = execution_id(&state, &caller, &path, Act::Read).await?;
     let x = state.registry.execution(id).await?;
     Ok(Json(execution_view(&state.registry, x).await?).into_response())
 }
@@ -487,8 +488,7 @@ pub async fn stop(
     caller: Caller,
     Path(path): Path<Vec<(String, String)>>,
 ) -> ApiResult {
-    caller.require((Res::Replication, Act::Update), On::Registry)?;
-    let id = execution_id(&state, &path).await?;
+    let id = execution_id(&state, &caller, &path, Act::Update).await?;
     state.registry.stop_execution(id).await?;
     Ok(StatusCode::OK.into_response())
 }
@@ -509,9 +509,8 @@ pub async fn tasks(
     Path(path): Path<Vec<(String, String)>>,
     Query(q): Query<TasksQuery>,
 ) -> ApiResult {
-    caller.require((Res::Replication, Act::Read), On::Registry)?;
     let paging = Paging::parse(q.page.as_deref(), q.page_size.as_deref(), q.cursor.as_deref())?;
-    let id = execution_id(&state, &path).await?;
+    let id = execution_id(&state, &caller, &path, Act::Read).await?;
     let views: Vec<TaskView> = state
         .registry
         .tasks_of(id)
@@ -534,7 +533,6 @@ pub async fn task_log(
     caller: Caller,
     Path(path): Path<Vec<(String, String)>>,
 ) -> ApiResult {
-    caller.require((Res::Replication, Act::Read), On::Registry)?;
-    let id = execution_id(&state, &path).await?;
+    let id = execution_id(&state, &caller, &path, Act::Read).await?;
     log_response(&state, id, path_number(&path, "task_id")?).await
 }

@@ -122,14 +122,7 @@ impl Side {
     /// for another repository instead of copying it again).
     async fn has_blob(&self, repo: &str, digest: &Digest) -> ServiceResult<bool> {
         match self {
-            Self::Local(reg) => {
-                let repo = repo_name(repo)?;
-                match reg.stat_blob(&repo, digest).await {
-                    Ok(_) => Ok(true),
-                    Err(ServiceError::BlobUnknown(_)) => Ok(reg.link_stored_blob(&repo, digest).await?.is_some()),
-                    Err(e) => Err(e),
-                }
-            }
+            Self::Local(reg) => Ok(reg.held_blob(&repo_name(repo)?, digest).await?.is_some()),
             Self::Remote { client, .. } => client.blob_size(repo, digest).await.map(|s| s.is_some()).map_err(remote),
         }
     }

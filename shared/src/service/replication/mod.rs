@@ -332,6 +332,30 @@ pub struct PolicyInput {
     pub single_active_replication: bool,
 }
 
+impl PolicyInput {
+    /// `base` with what this input sets (its id and times kept).
+    fn applied(self, trigger: TriggerKind, base: ReplicationPolicy) -> ReplicationPolicy {
+        ReplicationPolicy {
+            name: self.name,
+            description: self.description,
+            src_registry: self.src_registry,
+            dest_registry: self.dest_registry,
+            dest_namespace: self.dest_namespace,
+            dest_namespace_replace_count: self.dest_namespace_replace_count.unwrap_or(-1),
+            trigger,
+            cron: self.cron,
+            filters: self.filters,
+            replicate_deletion: self.replicate_deletion,
+            override_: self.override_,
+            enabled: self.enabled,
+            speed: self.speed.unwrap_or(-1),
+            copy_by_chunk: self.copy_by_chunk,
+            single_active_replication: self.single_active_replication,
+            ..base
+        }
+    }
+}
+
 fn check_input(input: &mut PolicyInput) -> ServiceResult<TriggerKind> {
     input.name = input.name.trim().to_owned();
     if input.name.is_empty() || input.name.chars().count() > MAX_NAME {
@@ -407,26 +431,29 @@ impl Registry {
         let (cpk, csk) = keys::counters();
         let id = self.meta.add(cpk, csk, "replication_policy_id", 1, Condition::Always).await?;
         let now = now_ms();
-        let policy = ReplicationPolicy {
-            id,
-            name: input.name,
-            description: input.description,
-            src_registry: input.src_registry,
-            dest_registry: input.dest_registry,
-            dest_namespace: input.dest_namespace,
-            dest_namespace_replace_count: input.dest_namespace_replace_count.unwrap_or(-1),
+        let policy = input.applied(
             trigger,
-            cron: input.cron,
-            filters: input.filters,
-            replicate_deletion: input.replicate_deletion,
-            override_: input.override_,
-            enabled: input.enabled,
-            speed: input.speed.unwrap_or(-1),
-            copy_by_chunk: input.copy_by_chunk,
-            single_active_replication: input.single_active_replication,
-            creation_time: now,
-            update_time: now,
-        };
+            ReplicationPolicy {
+                id,
+                name: String::new(),
+                description: String::new(),
+                src_registry: None,
+                dest_registry: None,
+                dest_namespace: String::new(),
+                dest_namespace_replace_count: -1,
+                trigger,
+                cron: String::new(),
+                filters: Vec::new(),
+                replicate_deletion: false,
+                override_: false,
+                enabled: false,
+                speed: -1,
+                copy_by_chunk: false,
+                single_active_replication: false,
+                creation_time: now,
+                update_time: now,
+            },
+        );
         let (record, entry) = items(&policy)?;
         let (npk, nsk) = keys::replication_policy_name(&policy.name);
         let mut writes = vec![
@@ -482,25 +509,7 @@ impl Registry {
     pub async fn update_replication_policy(&self, id: i64, mut input: PolicyInput) -> ServiceResult<ReplicationPolicy> {
         let trigger = check_input(&mut input)?;
         let old = self.replication_policy(id).await?;
-        let policy = ReplicationPolicy {
-            name: input.name,
-            description: input.description,
-            src_registry: input.src_registry,
-            dest_registry: input.dest_registry,
-            dest_namespace: input.dest_namespace,
-            dest_namespace_replace_count: input.dest_namespace_replace_count.unwrap_or(-1),
-            trigger,
-            cron: input.cron,
-            filters: input.filters,
-            replicate_deletion: input.replicate_deletion,
-            override_: input.override_,
-            enabled: input.enabled,
-            speed: input.speed.unwrap_or(-1),
-            copy_by_chunk: input.copy_by_chunk,
-            single_active_replication: input.single_active_replication,
-            update_time: now_ms(),
-            ..old.clone()
-        };
+        let policy = input.applied(trigger, ReplicationPolicy { update_time: now_ms(), ..old.clone() });
         let (record, entry) = items(&policy)?;
         let cond = Condition::equals("update_time", old.update_time);
         let mut writes = vec![Write::Put { item: record, cond }, Write::Put { item: entry, cond: Condition::Always }];
