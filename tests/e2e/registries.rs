@@ -523,3 +523,37 @@ async fn a_system_robot_with_registry_access_manages_endpoints() {
     rc.delete(&format!("/api/v2.0/registries/{id}")).send().await.expect(200);
     rc.get("/api/v2.0/replication/adapters").send().await.expect(403);
 }
+
+/// The regular health check pings every endpoint once per slot, whichever
+/// replica ticks first, and records what it found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn endpoints_are_checked_every_five_minutes_once() {
+    let app = TestApp::local().await;
+    let dist = Distribution::start(&[]);
+    let admin = app.admin();
+    let up = admin
+        .post("/api/v2.0/registries")
+        .json(&json!({"name": "up", "type": "docker-registry", "url": dist.url()}))
+        .send()
+        .await
+        .expect(201)
+        .location_id();
+    let down = admin
+        .post("/api/v2.0/registries")
+        .json(&json!({"name": "down", "type": "docker-registry", "url": format!("http://127.0.0.1:{}", free_port())}))
+        .send()
+        .await
+        .expect(201)
+        .location_id();
+    let reg = app.ctx().registry();
+    let now = berth::events::now_ms();
+    assert_eq!(reg.recheck_registry_endpoints(now).await.unwrap(), 2);
+    assert_eq!(reg.registry_endpoint(up).await.unwrap().status, "healthy");
+    assert_eq!(reg.registry_endpoint(down).await.unwrap().status, "unhealthy");
+    let replica = app.replica().await;
+    assert_eq!(replica.ctx().registry().recheck_registry_endpoints(now + 1000).await.unwrap(), 0, "one check per slot");
+    let next_slot = now + berth::service::registries::HEALTH_EVERY_MS;
+    drop(dist);
+    assert_eq!(reg.recheck_registry_endpoints(next_slot).await.unwrap(), 2);
+    assert_eq!(reg.registry_endpoint(up).await.unwrap().status, "unhealthy", "the next slot sees it stopped");
+}

@@ -127,6 +127,10 @@ pub async fn tick(registry: &Registry, now_ms: i64) -> ServiceResult<usize> {
             }
         }
     }
+    // The registry endpoints' regular health check rides on the tick.
+    if let Err(e) = registry.recheck_registry_endpoints(now_ms).await {
+        tracing::warn!(error = %e, "the registry endpoints' health check failed");
+    }
     Ok(started)
 }
 

@@ -33,6 +33,13 @@ const MAX_NAME: usize = 255;
 const MAX_DESCRIPTION: usize = 1024;
 /// How long a call to an endpoint may take (pings, listings).
 pub const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often every endpoint's status is checked (Harbor's regular health
+/// check).
+pub const HEALTH_EVERY_MS: i64 = 5 * 60 * 1000;
+/// How long one endpoint's regular check may take.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// The schedule slot of the regular check.
+const HEALTH_CHECK: &str = "REGISTRY_HEALTH";
 
 /// A registry endpoint as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -346,6 +353,41 @@ impl Registry {
             insecure: e.insecure,
             timeout: ENDPOINT_TIMEOUT,
         })
+    }
+
+    /// Pings every endpoint and records its status, as Harbor's core does
+    /// every five minutes: at most once per [`HEALTH_EVERY_MS`] across
+    /// replicas (the slot is leased); each ping gets [`HEALTH_TIMEOUT`].
+    /// Returns how many endpoints were checked (0 when another replica has
+    /// this slot).
+    pub async fn recheck_registry_endpoints(&self, now_ms: i64) -> ServiceResult<usize> {
+        let slot = now_ms - now_ms.rem_euclid(HEALTH_EVERY_MS);
+        if !self.lease_slot(HEALTH_CHECK, 0, slot).await? {
+            return Ok(0);
+        }
+        let mut req = PageRequest::first(super::paging::MAX_PAGE_SIZE);
+        let mut checked = 0;
+        loop {
+            let page = self.list_registry_endpoints(&[], &req).await?;
+            let pings = page.items.iter().map(|e| async move {
+                let healthy = match self.registry_endpoint_target(e) {
+                    Ok(target) => matches!(tokio::time::timeout(HEALTH_TIMEOUT, target.ping()).await, Ok(Ok(()))),
+                    Err(_) => false,
+                };
+                (e.id, healthy)
+            });
+            for (id, healthy) in futures::future::join_all(pings).await {
+                match self.set_registry_endpoint_status(id, healthy).await {
+                    Ok(()) | Err(ServiceError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                checked += 1;
+            }
+            match page.next {
+                Some(n) => req.after = Some(n),
+                None => return Ok(checked),
+            }
+        }
     }
 
     /// Records what a ping of endpoint `id` found (no change when it says
