@@ -124,6 +124,8 @@ fn portal_operations() {
             "audit log purge run and log read",
             "webhook edited, disabled, deliveries read",
             "robot edited and its secret refreshed",
+            "error pages keep the user menu",
+            "read-only mode offers no writes",
             "operations done",
         ],
     );

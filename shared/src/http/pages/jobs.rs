@@ -28,7 +28,8 @@ struct Job {
     /// Says what a run did ("Garbage collection").
     noun: &'static str,
     params: fn(&[(String, String)], bool) -> Value,
-    fields: fn(&Value) -> Markup,
+    /// The parameters' fields, their ids starting with the prefix given.
+    fields: fn(&Value, &str) -> Markup,
 }
 
 const GC: Job = Job {
@@ -80,13 +81,13 @@ fn gc_params(fields: &[(String, String)], now: bool) -> Value {
     })
 }
 
-fn gc_fields(current: &Value) -> Markup {
+fn gc_fields(current: &Value, prefix: &str) -> Markup {
     let workers = current.get("workers").and_then(Value::as_u64).unwrap_or(1);
     html! {
         label.check { input type="checkbox" name="delete_untagged"
             checked[current.get("delete_untagged").and_then(Value::as_bool).unwrap_or(false)]; "Delete untagged artifacts" }
-        label for="gc_workers" { "Workers (1 to 5)" }
-        input #gc_workers type="number" name="workers" min="1" max="5" value=(workers);
+        label for=(format!("{prefix}_workers")) { "Workers (1 to 5)" }
+        input id=(format!("{prefix}_workers")) type="number" name="workers" min="1" max="5" value=(workers);
     }
 }
 
@@ -98,13 +99,13 @@ fn purge_params(fields: &[(String, String)], now: bool) -> Value {
     })
 }
 
-fn purge_fields(current: &Value) -> Markup {
+fn purge_fields(current: &Value, prefix: &str) -> Markup {
     let hours = current.get("audit_retention_hour").and_then(Value::as_i64).unwrap_or(24 * 30);
     html! {
-        label for="purge_hours" { "Keep the entries of the last (hours)" }
-        input #purge_hours type="number" name="audit_retention_hour" min="0" value=(hours) required;
-        label for="purge_types" { "Only these event types (comma-separated; empty: all)" }
-        input #purge_types type="text" name="include_event_types" value=(text(current, "include_event_types"));
+        label for=(format!("{prefix}_hours")) { "Keep the entries of the last (hours)" }
+        input id=(format!("{prefix}_hours")) type="number" name="audit_retention_hour" min="0" value=(hours) required;
+        label for=(format!("{prefix}_types")) { "Only these event types (comma-separated; empty: all)" }
+        input id=(format!("{prefix}_types")) type="text" name="include_event_types" value=(text(current, "include_event_types"));
     }
 }
 
@@ -164,11 +165,11 @@ async fn history(visit: Visit, job: &Job) -> Response {
             form.panel method="post" action=(job.page) {
                 h2 { "Run now" }
                 (csrf(&visit))
-                ((job.fields)(&current))
+                ((job.fields)(&current, "now"))
                 label.check { input type="checkbox" name="dry_run"; "Dry run (report only)" }
                 p { button type="submit" { "Run " (job.title.to_lowercase()) " now" } }
             }
-            (schedule_form(&visit, &format!("{}/schedule", job.page), "job", &schedule.body, (job.fields)(&current)))
+            (schedule_form(&visit, &format!("{}/schedule", job.page), "job", &schedule.body, (job.fields)(&current, "job")))
         }
         h2 { "History" }
         div.table-wrap { table #history {
