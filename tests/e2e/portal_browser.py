@@ -10,6 +10,7 @@ for; any failure raises (a non-zero exit).
 """
 
 import base64
+import hashlib
 import json
 import os
 import random
@@ -78,6 +79,27 @@ def skopeo(*args):
 def push(project, repo, tag):
     skopeo("copy", "--dest-creds", f"admin:{ADMIN_PASSWORD}", "--dest-tls-verify=false",
            f"oci:{LAYOUT}:base", f"docker://{HOST}/{project}/{repo}:{tag}")
+
+
+def push_distinct(project, repo, tag):
+    """Pushes a manifest of its own (an annotation names the tag) through
+    /v2 with basic auth: a new artifact per tag, as skopeo's copies of the
+    one image are not."""
+    config = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
+    digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest, "size": len(config)},
+        "layers": [], "annotations": {"org.example.tag": tag}}).encode()
+    auth = "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
+    for method, path, body, kind in [
+            ("POST", f"/v2/{project}/{repo}/blobs/uploads/?digest={digest}", config, "application/octet-stream"),
+            ("PUT", f"/v2/{project}/{repo}/manifests/{tag}", manifest, "application/vnd.oci.image.manifest.v1+json")]:
+        req = urllib.request.Request(URL + path, data=body, method=method)
+        req.add_header("Authorization", auth)
+        req.add_header("Content-Type", kind)
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.status == 201, (path, resp.status)
 
 
 def create_user(name, password="Portal12345"):
@@ -471,7 +493,7 @@ def operations(driver):
     api_ok("POST", "/projects", {"project_name": project, "metadata": {"public": "false"}})
     pid = project_id(project)
     for tag in ["v1", "v2", "v3"]:
-        push(project, "app", tag)
+        push_distinct(project, "app", tag)
     sign_in(driver, "admin", ADMIN_PASSWORD)
 
     # Retention: add a rule, edit it, dry-run it, read the run's task and log.
@@ -570,7 +592,7 @@ def operations(driver):
     driver.find_element(By.ID, "hook_address").send_keys("http://127.0.0.1:9/hook")
     click(driver, button(driver, "Create webhook"))
     assert "The webhook was created." in body_text(driver)
-    push(project, "app", "v4")
+    push_distinct(project, "app", "v4")
     click(driver, driver.find_element(By.LINK_TEXT, "ci"))
     wait_for(driver, driver.current_url.removeprefix(URL).split("?")[0],
              lambda d: len(d.find_elements(By.CSS_SELECTOR, "#webhook-runs tbody a")) > 0, "a delivery")
