@@ -423,9 +423,19 @@ def hostile(driver):
     api_ok("POST", "/robots", {"name": "r" + suffix(), "description": PAYLOAD, "duration": -1, "level": "project",
                                "permissions": [{"kind": "project", "namespace": project,
                                                 "access": [{"resource": "repository", "action": "pull"}]}]})
-    api_ok("POST", f"/projects/{pid}/webhook/policies", {
-        "name": PAYLOAD[:100], "enabled": False, "event_types": ["PUSH_ARTIFACT"],
+    _, headers = api_ok("POST", f"/projects/{pid}/webhook/policies", {
+        "name": PAYLOAD[:100], "description": PAYLOAD, "enabled": False, "event_types": ["PUSH_ARTIFACT"],
         "targets": [{"type": "http", "address": "http://127.0.0.1:9/hook"}]})
+    hook_id = int(headers["Location"].rsplit("/", 1)[1])
+    robots, _ = api_ok("GET", f"/robots?q=Level=project,ProjectID={pid}")
+    robot_id = robots[0]["id"]
+    api_ok("POST", "/retentions", {
+        "algorithm": "or", "scope": {"level": "project", "ref": pid},
+        "trigger": {"kind": "Schedule", "settings": {"cron": ""}, "references": {}},
+        "rules": [{"action": "retain", "template": "always", "params": {},
+                   "tag_selectors": [{"kind": "doublestar", "decoration": "matches", "pattern": PAYLOAD}],
+                   "scope_selectors": {"repository": [{"kind": "doublestar", "decoration": "repoMatches",
+                                                       "pattern": PAYLOAD}]}}]})
     user = "<b>x'" + suffix() + "</b>"
     create_user(user)
     api_ok("POST", f"/projects/{pid}/members", {"role_id": 2, "member_user": {"username": user}})
@@ -447,6 +457,10 @@ def hostile(driver):
         ("robots", f"/harbor/projects/{pid}/robot-account", "robots"),
         ("labels", f"/harbor/projects/{pid}/labels", "labels"),
         ("webhooks", f"/harbor/projects/{pid}/webhook", "webhooks"),
+        ("webhook", f"/harbor/projects/{pid}/webhook/{hook_id}", None),
+        ("robot", f"/harbor/projects/{pid}/robot-account/{robot_id}", None),
+        ("retention", f"/harbor/projects/{pid}/tag-strategy", "retention"),
+        ("retention-rule", f"/harbor/projects/{pid}/tag-strategy/retention/rules/0", None),
         ("members", f"/harbor/projects/{pid}/members", None),
         ("reflected", f"/harbor/projects?error={quoted}&done={quoted}&q={quoted}", None),
         ("reflected-repos", f"/harbor/projects/{pid}/repositories?q={quoted}&error={quoted}", None),
@@ -461,6 +475,9 @@ def hostile(driver):
             assert driver.find_element(By.ID, "q").get_attribute("value") == PAYLOAD
         elif name == "webhooks":
             assert PAYLOAD[:100] in text, f"{name}: the payload is not shown as text:\n{text}"
+        elif name == "robot":
+            value = driver.find_element(By.ID, "robot_description").get_attribute("value")
+            assert value == PAYLOAD, f"{name}: the payload is not the field's text: {value!r}"
         elif name == "members":
             assert user in driver.find_element(By.ID, "members").text, "the user name is not shown as text"
         else:
