@@ -206,8 +206,11 @@ enum Kind {
     Choice(&'static [(&'static str, &'static str)]),
 }
 
+/// A group of settings: its title, and each setting's key, label and kind.
+type Group = (&'static str, &'static [(&'static str, &'static str, Kind)]);
+
 /// The groups of settings, as Harbor's configuration page has them.
-const SETTINGS: [(&str, &[(&str, &str, Kind)]); 3] = [
+const SETTINGS: [Group; 3] = [
     (
         "Authentication",
         &[
