@@ -34,13 +34,13 @@ fn provider_bin() -> PathBuf {
 }
 
 /// A running `oidc-provider-mock`, killed on drop.
-struct Provider {
+pub(crate) struct Provider {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Provider {
-    fn start(dir: &Path, users: &[Value]) -> Self {
+    pub(crate) fn start(dir: &Path, users: &[Value]) -> Self {
         let bin = provider_bin();
         assert!(bin.exists(), "oidc-provider-mock is missing: {} (run .ci/run)", bin.display());
         let port = free_port();
@@ -336,12 +336,12 @@ fn docker_push_pull(work: &Path, host: &str, repo: &str, user: &str, secret: &st
 
 // ------------------------------------------------------------------ tests
 
-fn user(sub: &str, name: &str, groups: &[&str]) -> Value {
+pub(crate) fn user(sub: &str, name: &str, groups: &[&str]) -> Value {
     json!({ "sub": sub, "name": name, "email": format!("{name}@example.org"), "groups": groups })
 }
 
 /// The OIDC settings of these tests, for `provider`.
-fn oidc_settings(provider: &Provider) -> Value {
+pub(crate) fn oidc_settings(provider: &Provider) -> Value {
     json!({
         "auth_mode": "oidc_auth",
         "oidc_name": "mock",

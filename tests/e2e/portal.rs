@@ -41,18 +41,25 @@ fn image_layout(dir: &Path) -> PathBuf {
 /// Runs one scenario of the browser script against a fresh berth and
 /// checks that it reached every step.
 fn scenario(name: &str, steps: &[&str]) {
+    scenario_with(name, steps, |_| Vec::new());
+}
+
+/// [`scenario`], with `prepare` setting berth up first; it returns the
+/// environment variables the script is given.
+fn scenario_with(name: &str, steps: &[&str], prepare: impl FnOnce(&Server) -> Vec<(&'static str, String)>) {
     require("skopeo", &["--version"]);
     let python = selenium_python();
     assert!(python.exists(), "selenium is missing: {} (run .ci/run)", python.display());
     let tmp = tempfile::tempdir().unwrap();
     let layout = image_layout(tmp.path());
     let server = Server::start(tmp.path(), &["--data", "data"], &[("BERTH_ADMIN_PASSWORD", PASSWORD)]);
+    let env = prepare(&server);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/e2e/portal_browser.py");
     let shots = screenshots();
     std::fs::create_dir_all(&shots).unwrap();
     let shots = shots.canonicalize().unwrap();
     let out = crate::support::cli::exec(
-        Command::new(python).args([script, name, &server.url(""), PASSWORD]).arg(&layout).arg(&shots),
+        Command::new(python).args([script, name, &server.url(""), PASSWORD]).arg(&layout).arg(&shots).envs(env),
         None,
         Duration::from_secs(600),
     );
@@ -101,6 +108,52 @@ fn portal_journey() {
     );
 }
 
+/// Tag retention (a rule added, edited, dry-run, its run's task and log
+/// read, scheduled, deleted), garbage collection (a dry run and its log, a
+/// schedule), the audit log purge, a webhook edited and disabled with its
+/// deliveries read, a robot edited and its secret refreshed (then used).
+#[test]
+fn portal_operations() {
+    scenario(
+        "operations",
+        &[
+            "retention rule added and edited",
+            "retention dry run read in the browser",
+            "retention schedule saved and rule deleted",
+            "garbage collection run, log read and scheduled",
+            "audit log purge run and log read",
+            "webhook edited, disabled, deliveries read",
+            "robot edited and its secret refreshed",
+            "error pages keep the user menu",
+            "read-only mode offers no writes",
+            "operations done",
+        ],
+    );
+}
+
+/// OIDC in the browser against `oidc-provider-mock`: the sign-in page's
+/// button, the provider's form, onboarding with a chosen name, the user
+/// signed in, the CLI secret page showing a secret that works with the
+/// API.
+#[test]
+fn portal_oidc_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider =
+        super::oidc::Provider::start(dir.path(), &[super::oidc::user("carol-sub", "carol", &["developers"])]);
+    scenario_with("oidc", &["oidc button offered", "provider form completed", "onboarded", "oidc signed in", "cli secret shown", "oidc done"], |server| {
+        let mut settings = super::oidc::oidc_settings(&provider);
+        settings["oidc_auto_onboard"] = serde_json::Value::Bool(false);
+        let r = reqwest::blocking::Client::new()
+            .put(server.url("/api/v2.0/configurations"))
+            .basic_auth("admin", Some(PASSWORD))
+            .json(&settings)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+        vec![("BERTH_TEST_OIDC_URL", provider.url.clone())]
+    });
+}
+
 /// Names made of HTML and script metacharacters render as text on every
 /// page, and no script of theirs runs.
 #[test]
@@ -114,6 +167,10 @@ fn portal_hostile_names() {
             "hostile members rendered as text",
             "hostile labels rendered as text",
             "hostile webhooks rendered as text",
+            "hostile webhook rendered as text",
+            "hostile robot rendered as text",
+            "hostile retention rendered as text",
+            "hostile retention-rule rendered as text",
             "hostile reflected rendered as text",
             "hostile done",
         ],
@@ -291,4 +348,89 @@ fn portal_actions_are_refused_as_the_api_refuses_them() {
     // The page itself offers neither.
     let page = client.get(server.url(&members)).header("cookie", &cookie).send().unwrap().text().unwrap();
     assert!(!page.contains("id=\"member_name\"") && !page.contains("Change role"), "{page}");
+}
+
+/// The heaviest pages with 10,000 artifacts in one repository (made
+/// through the service layer: one small manifest each, tagged, a few
+/// hundred with a label) each stay under 100 KB: every list is paged. The
+/// weights and the in-process times (debug build, not asserted) are
+/// printed; `scripts/bench-portal` gives the release build's times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_pages_stay_small_with_ten_thousand_artifacts() {
+    use berth::oci::name::{Reference, RepoName};
+    use futures::StreamExt as _;
+
+    use crate::support::app::{TestApp, image_manifest};
+
+    const ARTIFACTS: usize = 10_000;
+    const LIMIT: usize = 100 * 1024;
+    let app = TestApp::local().await;
+    let pid = app.create_project("heavy", false).await;
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_digest = app.upload_blob("heavy/app", config).await;
+    let layer_digest = app.upload_blob("heavy/app", b"one shared layer").await;
+    let registry = app.ctx().registry();
+    let repo = RepoName::parse("heavy/app").unwrap();
+    futures::stream::iter(0..ARTIFACTS)
+        .for_each_concurrent(16, |i| {
+            let manifest = image_manifest(&config_digest, config.len() as u64)
+                .layer(&layer_digest, 16)
+                .annotation("org.example.n", &i.to_string())
+                .bytes();
+            let (registry, repo) = (&registry, &repo);
+            async move {
+                let tag = Reference::parse(&format!("v{i:05}")).unwrap();
+                registry
+                    .put_manifest(repo, &tag, Some(berth::oci::media::OCI_MANIFEST), manifest.into())
+                    .await
+                    .unwrap_or_else(|e| panic!("artifact {i}: {e}"));
+            }
+        })
+        .await;
+    let listed = app.admin().get("/api/v2.0/projects/heavy/repositories/app/artifacts?page_size=1").send().await;
+    assert_eq!(listed.success().header("x-total-count"), ARTIFACTS.to_string());
+
+    let login = app
+        .post("/account/sign-in")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("principal=admin&password={PASSWORD}"))
+        .send()
+        .await
+        .expect(303);
+    let cookie: Vec<String> = login
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect();
+    let cookie = cookie.join("; ");
+    let newest: Vec<serde_json::Value> =
+        app.admin().get("/api/v2.0/projects/heavy/repositories/app/artifacts?page_size=1").send().await.json();
+    let digest = newest[0]["digest"].as_str().unwrap().to_owned();
+    let pages = [
+        format!("/harbor/projects/{pid}/repositories/app/artifacts-tab"),
+        format!("/harbor/projects/{pid}/repositories/app/artifacts-tab/artifacts/{digest}"),
+        format!("/harbor/projects/{pid}/repositories"),
+        format!("/harbor/projects/{pid}/logs"),
+        "/harbor/logs".to_owned(),
+        "/harbor/projects".to_owned(),
+        format!("/harbor/projects/{pid}/repositories/app/artifacts-tab?page=400"),
+    ];
+    for path in &pages {
+        let mut times = Vec::new();
+        let mut size = 0;
+        for _ in 0..5 {
+            let started = std::time::Instant::now();
+            let page = app.get(path).header("cookie", &cookie).send().await;
+            times.push(started.elapsed());
+            assert_eq!(page.code(), 200, "{path}: {}", page.text());
+            size = page.body.len();
+        }
+        times.sort();
+        println!("page {path}: {size} bytes, {:.1} ms (median of 5, debug build, in process)", times[2].as_secs_f64() * 1e3);
+        assert!(size < LIMIT, "{path} weighs {size} bytes");
+    }
+    // The last page is the 400th of 15 rows: paging reaches the end.
+    let last = app.get(&pages[6]).header("cookie", &cookie).send().await.text();
+    assert!(last.contains("Page 400 of 667") && last.matches("<td").count() >= 15, "{last}");
 }

@@ -10,6 +10,7 @@ for; any failure raises (a non-zero exit).
 """
 
 import base64
+import hashlib
 import json
 import os
 import random
@@ -17,6 +18,7 @@ import string
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,7 +28,7 @@ from selenium.common.exceptions import NoAlertPresentException, WebDriverExcepti
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 SCENARIO, URL, ADMIN_PASSWORD, LAYOUT, SHOTS = sys.argv[1:6]
 HOST = URL.split("://", 1)[1].rstrip("/")
@@ -77,6 +79,27 @@ def skopeo(*args):
 def push(project, repo, tag):
     skopeo("copy", "--dest-creds", f"admin:{ADMIN_PASSWORD}", "--dest-tls-verify=false",
            f"oci:{LAYOUT}:base", f"docker://{HOST}/{project}/{repo}:{tag}")
+
+
+def push_distinct(project, repo, tag):
+    """Pushes a manifest of its own (an annotation names the tag) through
+    /v2 with basic auth: a new artifact per tag, as skopeo's copies of the
+    one image are not."""
+    config = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
+    digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest, "size": len(config)},
+        "layers": [], "annotations": {"org.example.tag": tag}}).encode()
+    auth = "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
+    for method, path, body, kind in [
+            ("POST", f"/v2/{project}/{repo}/blobs/uploads/?digest={digest}", config, "application/octet-stream"),
+            ("PUT", f"/v2/{project}/{repo}/manifests/{tag}", manifest, "application/vnd.oci.image.manifest.v1+json")]:
+        req = urllib.request.Request(URL + path, data=body, method=method)
+        req.add_header("Authorization", auth)
+        req.add_header("Content-Type", kind)
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.status == 201, (path, resp.status)
 
 
 def create_user(name, password="Portal12345"):
@@ -243,9 +266,6 @@ def journey(driver):
     assert member in driver.find_element(By.ID, "users").text
     shot(driver, "admin-users")
     go(driver, "/harbor/clearing-job/gc")
-    driver.find_element(By.NAME, "dry_run").click()
-    click(driver, button(driver, "Run garbage collection now"))
-    assert "Garbage collection was started." in body_text(driver)
     shot(driver, "admin-gc")
     go(driver, "/harbor/logs")
     assert project in driver.find_element(By.ID, "audit").text
@@ -403,9 +423,19 @@ def hostile(driver):
     api_ok("POST", "/robots", {"name": "r" + suffix(), "description": PAYLOAD, "duration": -1, "level": "project",
                                "permissions": [{"kind": "project", "namespace": project,
                                                 "access": [{"resource": "repository", "action": "pull"}]}]})
-    api_ok("POST", f"/projects/{pid}/webhook/policies", {
-        "name": PAYLOAD[:100], "enabled": False, "event_types": ["PUSH_ARTIFACT"],
+    _, headers = api_ok("POST", f"/projects/{pid}/webhook/policies", {
+        "name": PAYLOAD[:100], "description": PAYLOAD, "enabled": False, "event_types": ["PUSH_ARTIFACT"],
         "targets": [{"type": "http", "address": "http://127.0.0.1:9/hook"}]})
+    hook_id = int(headers["Location"].rsplit("/", 1)[1])
+    robots, _ = api_ok("GET", f"/robots?q=Level=project,ProjectID={pid}")
+    robot_id = robots[0]["id"]
+    api_ok("POST", "/retentions", {
+        "algorithm": "or", "scope": {"level": "project", "ref": pid},
+        "trigger": {"kind": "Schedule", "settings": {"cron": ""}, "references": {}},
+        "rules": [{"action": "retain", "template": "always", "params": {},
+                   "tag_selectors": [{"kind": "doublestar", "decoration": "matches", "pattern": PAYLOAD}],
+                   "scope_selectors": {"repository": [{"kind": "doublestar", "decoration": "repoMatches",
+                                                       "pattern": PAYLOAD}]}}]})
     user = "<b>x'" + suffix() + "</b>"
     create_user(user)
     api_ok("POST", f"/projects/{pid}/members", {"role_id": 2, "member_user": {"username": user}})
@@ -427,6 +457,10 @@ def hostile(driver):
         ("robots", f"/harbor/projects/{pid}/robot-account", "robots"),
         ("labels", f"/harbor/projects/{pid}/labels", "labels"),
         ("webhooks", f"/harbor/projects/{pid}/webhook", "webhooks"),
+        ("webhook", f"/harbor/projects/{pid}/webhook/{hook_id}", None),
+        ("robot", f"/harbor/projects/{pid}/robot-account/{robot_id}", None),
+        ("retention", f"/harbor/projects/{pid}/tag-strategy", "retention"),
+        ("retention-rule", f"/harbor/projects/{pid}/tag-strategy/retention/rules/0", None),
         ("members", f"/harbor/projects/{pid}/members", None),
         ("reflected", f"/harbor/projects?error={quoted}&done={quoted}&q={quoted}", None),
         ("reflected-repos", f"/harbor/projects/{pid}/repositories?q={quoted}&error={quoted}", None),
@@ -441,6 +475,9 @@ def hostile(driver):
             assert driver.find_element(By.ID, "q").get_attribute("value") == PAYLOAD
         elif name == "webhooks":
             assert PAYLOAD[:100] in text, f"{name}: the payload is not shown as text:\n{text}"
+        elif name == "robot":
+            value = driver.find_element(By.ID, "robot_description").get_attribute("value")
+            assert value == PAYLOAD, f"{name}: the payload is not the field's text: {value!r}"
         elif name == "members":
             assert user in driver.find_element(By.ID, "members").text, "the user name is not shown as text"
         else:
@@ -452,6 +489,263 @@ def hostile(driver):
         assert not errors, f"{name}: {errors}"
         step(f"hostile {name} rendered as text")
     step("hostile done")
+
+
+def wait_for(driver, path, done, what, timeout=60):
+    """Reloads `path` until `done(driver)` holds (a job finishing)."""
+    deadline = time.time() + timeout
+    while True:
+        go(driver, path)
+        if done(driver):
+            return
+        if time.time() > deadline:
+            raise AssertionError(f"{what}: not done after {timeout} s:\n{body_text(driver)}")
+        time.sleep(0.5)
+
+
+def operations(driver):
+    """Tag retention, garbage collection, the audit log purge, webhook and
+    robot editing, in the browser."""
+    project = "ops-" + suffix()
+    api_ok("POST", "/projects", {"project_name": project, "metadata": {"public": "false"}})
+    pid = project_id(project)
+    for tag in ["v1", "v2", "v3"]:
+        push_distinct(project, "app", tag)
+    sign_in(driver, "admin", ADMIN_PASSWORD)
+
+    # Retention: add a rule, edit it, dry-run it, read the run's task and log.
+    go(driver, f"/harbor/projects/{pid}/tag-strategy")
+    assert "No retention rules" in body_text(driver)
+    driver.find_element(By.ID, "rule_count").clear()
+    driver.find_element(By.ID, "rule_count").send_keys("5")
+    pattern = driver.find_element(By.ID, "rule_tag_pattern")
+    pattern.clear()
+    pattern.send_keys("v*")
+    click(driver, button(driver, "Add retention rule"))
+    assert "The retention rule was added." in body_text(driver), body_text(driver)
+    assert "most recently pushed 5 artifacts" in driver.find_element(By.ID, "retention").text
+    click(driver, driver.find_element(By.CSS_SELECTOR, "a[aria-label='Edit retention rule 1']"))
+    count = driver.find_element(By.ID, "rule_count")
+    assert count.get_attribute("value") == "5", count.get_attribute("value")
+    count.clear()
+    count.send_keys("1")
+    shot(driver, "retention-edit")
+    click(driver, button(driver, "Save retention rule"))
+    assert "The retention rule was saved." in body_text(driver), body_text(driver)
+    rules = driver.find_element(By.ID, "retention").text
+    assert "most recently pushed 1 artifacts" in rules and "tags matching v*" in rules, rules
+    policy_id = api_ok("GET", f"/projects/{pid}")[0]["metadata"]["retention_id"]
+    rule = api_ok("GET", f"/retentions/{policy_id}")[0]["rules"][0]
+    assert rule["template"] == "latestPushedK" and rule["params"]["latestPushedK"] == 1, rule
+    step("retention rule added and edited")
+    click(driver, button(driver, "Dry run"))
+    assert "The dry run was started." in body_text(driver)
+    wait_for(driver, f"/harbor/projects/{pid}/tag-strategy",
+             lambda d: "Success" in d.find_element(By.ID, "retention-runs").text, "the dry run")
+    runs = driver.find_element(By.ID, "retention-runs").text
+    assert "Yes" in runs, runs  # a dry run
+    shot(driver, "retention-runs")
+    click(driver, driver.find_element(By.CSS_SELECTOR, "#retention-runs tbody a"))
+    tasks = driver.find_element(By.ID, "retention-tasks").text
+    assert f"{project}/app" in tasks, tasks
+    cells = [c.text for c in driver.find_elements(By.CSS_SELECTOR, "#retention-tasks tbody td")]
+    assert cells[2:4] == ["3", "1"], cells  # 3 artifacts, 1 retained
+    shot(driver, "retention-tasks")
+    click(driver, driver.find_element(By.CSS_SELECTOR, f"a[aria-label='Log of {project}/app']"))
+    log = driver.find_element(By.ID, "task-log").text
+    marks = sorted([c.strip() for c in line.split("|") if c.strip()][-1]
+                   for line in log.splitlines() if "sha256:" in line)
+    assert marks == ["DEL", "DEL", "RETAIN"], log
+    shot(driver, "retention-log")
+    out, _ = api_ok("GET", f"/projects/{project}/repositories/app/artifacts")
+    assert len(out) == 3, "a dry run deletes nothing"
+    step("retention dry run read in the browser")
+    go(driver, f"/harbor/projects/{pid}/tag-strategy")
+    cron = driver.find_element(By.ID, "retention_cron")
+    cron.send_keys("0 0 4 * * *")
+    click(driver, button(driver, "Save schedule"))
+    assert "The schedule was saved." in body_text(driver), body_text(driver)
+    assert api_ok("GET", f"/retentions/{policy_id}")[0]["trigger"]["settings"]["cron"] == "0 0 4 * * *"
+    click(driver, driver.find_element(By.CSS_SELECTOR, "button[aria-label='Delete retention rule 1']"), alert=True)
+    assert "The retention rule was deleted." in body_text(driver)
+    assert "No retention rules" in body_text(driver)
+    step("retention schedule saved and rule deleted")
+
+    # Garbage collection: a dry run now, its log; a schedule.
+    go(driver, "/harbor/clearing-job/gc")
+    driver.find_element(By.NAME, "dry_run").click()
+    click(driver, button(driver, "Run garbage collection now"))
+    assert "Garbage collection was started." in body_text(driver), body_text(driver)
+    wait_for(driver, "/harbor/clearing-job/gc",
+             lambda d: "Success" in d.find_element(By.ID, "history").text, "garbage collection")
+    shot(driver, "gc")
+    click(driver, driver.find_element(By.CSS_SELECTOR, "#history tbody a"))
+    log = driver.find_element(By.ID, "job-log").text
+    assert "eligible for deletion" in log, log
+    shot(driver, "gc-log")
+    go(driver, "/harbor/clearing-job/gc")
+    Select(driver.find_element(By.ID, "job_kind")).select_by_value("Custom")
+    driver.find_element(By.ID, "job_cron").send_keys("0 0 3 * * 6")
+    click(driver, button(driver, "Save schedule"))
+    assert "The schedule was saved." in body_text(driver), body_text(driver)
+    sched, _ = api_ok("GET", "/system/gc/schedule")
+    assert sched["schedule"]["type"] == "Custom" and sched["schedule"]["cron"] == "0 0 3 * * 6", sched
+    step("garbage collection run, log read and scheduled")
+
+    go(driver, "/harbor/clearing-job/audit-log-purge")
+    driver.find_element(By.NAME, "dry_run").click()
+    click(driver, button(driver, "Run audit log purge now"))
+    assert "The audit log purge was started." in body_text(driver), body_text(driver)
+    wait_for(driver, "/harbor/clearing-job/audit-log-purge",
+             lambda d: "Success" in d.find_element(By.ID, "history").text, "the purge")
+    click(driver, driver.find_element(By.CSS_SELECTOR, "#history tbody a"))
+    assert driver.find_element(By.ID, "job-log").text.strip(), "an empty purge log"
+    shot(driver, "purge-log")
+    step("audit log purge run and log read")
+
+    # Webhooks: edit the target and events, disable, read the deliveries.
+    go(driver, f"/harbor/projects/{pid}/webhook")
+    driver.find_element(By.ID, "hook_name").send_keys("ci")
+    driver.find_element(By.ID, "hook_address").send_keys("http://127.0.0.1:9/hook")
+    click(driver, button(driver, "Create webhook"))
+    assert "The webhook was created." in body_text(driver)
+    push_distinct(project, "app", "v4")
+    click(driver, driver.find_element(By.LINK_TEXT, "ci"))
+    wait_for(driver, driver.current_url.removeprefix(URL).split("?")[0],
+             lambda d: len(d.find_elements(By.CSS_SELECTOR, "#webhook-runs tbody a")) > 0, "a delivery")
+    hook_url = driver.current_url.removeprefix(URL).split("?")[0]
+    assert "PUSH_ARTIFACT" in driver.find_element(By.ID, "webhook-runs").text
+    click(driver, driver.find_element(By.CSS_SELECTOR, "#webhook-runs tbody a"))
+    delivery = driver.current_url.removeprefix(URL)
+    wait_for(driver, delivery, lambda d: has(d, "#webhook-tasks tbody a"), "a delivery task")
+    shot(driver, "webhook-delivery")
+    task_log = driver.find_element(By.CSS_SELECTOR, "#webhook-tasks tbody a").get_attribute("href").removeprefix(URL)
+    # The endpoint refuses the connection: the attempt is logged.
+    wait_for(driver, task_log, lambda d: d.find_element(By.ID, "task-log").text.strip() != "", "the delivery log")
+    go(driver, hook_url)
+    address = driver.find_element(By.ID, "hook_address")
+    address.clear()
+    address.send_keys("http://127.0.0.1:9/other")
+    for box in driver.find_elements(By.CSS_SELECTOR, "input[name=event]"):
+        if box.get_attribute("value") != "DELETE_ARTIFACT" and box.is_selected():
+            box.click()
+    click(driver, button(driver, "Save webhook"))
+    assert "The webhook was saved." in body_text(driver), body_text(driver)
+    click(driver, button(driver, "Disable webhook"))
+    assert "The webhook was disabled." in body_text(driver), body_text(driver)
+    hooks, _ = api_ok("GET", f"/projects/{pid}/webhook/policies")
+    assert hooks[0]["targets"][0]["address"] == "http://127.0.0.1:9/other", hooks
+    assert hooks[0]["event_types"] == ["DELETE_ARTIFACT"] and hooks[0]["enabled"] is False, hooks
+    shot(driver, "webhook-edited")
+    go(driver, f"/harbor/projects/{pid}/webhook")
+    assert driver.find_element(By.CSS_SELECTOR, "#webhooks td.wide-only").text != "—", "no last trigger"
+    step("webhook edited, disabled, deliveries read")
+
+    # Robots: edit (description, permissions, disable), refresh the secret.
+    go(driver, f"/harbor/projects/{pid}/robot-account")
+    driver.find_element(By.ID, "robot_name").send_keys("puller")
+    click(driver, button(driver, "Create robot account"))
+    robot_name = driver.find_element(By.CSS_SELECTOR, "div.secret strong").text.removeprefix("Robot ").removesuffix(
+        " was created.")
+    click(driver, driver.find_element(By.LINK_TEXT, robot_name))
+    description = driver.find_element(By.ID, "robot_description")
+    description.send_keys("edited")
+    driver.find_element(By.CSS_SELECTOR, "input[value='repository:push']").click()
+    click(driver, button(driver, "Save robot account"))
+    assert "The robot account was saved." in body_text(driver), body_text(driver)
+    assert driver.find_element(By.CSS_SELECTOR, "input[value='repository:push']").is_selected()
+    click(driver, button(driver, "Refresh secret"), alert=True)
+    secret = driver.find_element(By.ID, "robot-secret").text
+    assert secret, "no new secret shown"
+    shot(driver, "robot-refreshed")
+    with tempfile.TemporaryDirectory() as tmp:
+        skopeo("copy", "--src-creds", f"{robot_name}:{secret}", "--src-tls-verify=false",
+               f"docker://{HOST}/{project}/app:v4", f"oci:{tmp}/out:v4")
+    driver.find_element(By.NAME, "disable").click()
+    click(driver, button(driver, "Save robot account"))
+    robots, _ = api_ok("GET", f"/robots?q=Level=project,ProjectID={pid}")
+    robot = next(r for r in robots if r["name"] == robot_name)
+    assert robot["disable"] is True and robot["description"] == "edited", robot
+    step("robot edited and its secret refreshed")
+
+    # Error pages keep the user's menu.
+    for path in ["/harbor/no-such-page", "/harbor/projects/999999/repositories"]:
+        go(driver, path)
+        assert "Not found" in body_text(driver), body_text(driver)
+        assert has(driver, "details.user summary"), f"{path}: no user menu"
+    shot(driver, "not-found")
+    console_errors(driver)  # the two 404s
+    step("error pages keep the user menu")
+
+    # Read-only mode: every page says so; project pages offer no writes.
+    api_ok("PUT", "/configurations", {"read_only": True})
+    try:
+        go(driver, f"/harbor/projects/{pid}/tag-strategy")
+        assert "read-only mode" in body_text(driver), body_text(driver)
+        assert not has(driver, "main form[method=post]"), "a write offered in read-only mode"
+        go(driver, artifact_page(project, pid))
+        assert not has(driver, "#tag_name") and not has(driver, "main button.danger")
+        shot(driver, "read-only")
+    finally:
+        api_ok("PUT", "/configurations", {"read_only": False})
+    step("read-only mode offers no writes")
+
+    errors = console_errors(driver)
+    assert not errors, errors
+    step("operations done")
+
+
+def artifact_page(project, pid):
+    arts, _ = api_ok("GET", f"/projects/{project}/repositories/app/artifacts")
+    return f"/harbor/projects/{pid}/repositories/app/artifacts-tab/artifacts/{arts[0]['digest']}"
+
+
+def oidc(driver):
+    """Signs in through the OIDC provider (BERTH_TEST_OIDC_URL) in the
+    browser: its button, its form, onboarding, the CLI secret."""
+    provider = os.environ["BERTH_TEST_OIDC_URL"]
+    go(driver, "/harbor/projects")
+    assert "/account/sign-in" in driver.current_url, driver.current_url
+    link = driver.find_element(By.PARTIAL_LINK_TEXT, "Sign in via mock")
+    shot(driver, "oidc-sign-in")
+    step("oidc button offered")
+    click(driver, link)
+    assert driver.current_url.startswith(provider), driver.current_url
+    driver.find_element(By.NAME, "sub").send_keys("carol-sub")
+    shot(driver, "oidc-provider")
+    click(driver, driver.find_element(By.XPATH, "//button[text()='Authorize']"))
+    # The mock provider's page asks a CDN for its stylesheet (no network
+    # here): that is its noise, not berth's.
+    noise = [e for e in console_errors(driver) if "cdn.jsdelivr.net" not in e["message"]]
+    assert not noise, noise
+    step("provider form completed")
+    assert "/oidc-onboard" in driver.current_url, driver.current_url
+    name = driver.find_element(By.ID, "username")
+    assert name.get_attribute("value") == "carol", name.get_attribute("value")
+    name.clear()
+    name.send_keys("carol-o")
+    shot(driver, "oidc-onboard")
+    click(driver, button(driver, "Continue"))
+    step("onboarded")
+    assert driver.current_url.endswith("/harbor/projects"), driver.current_url
+    assert driver.find_element(By.CSS_SELECTOR, "details.user summary").text.startswith("carol-o")
+    shot(driver, "oidc-signed-in")
+    step("oidc signed in")
+    driver.find_element(By.CSS_SELECTOR, "details.user summary").click()
+    click(driver, driver.find_element(By.LINK_TEXT, "CLI secret"))
+    secret = driver.find_element(By.ID, "cli-secret").text
+    assert len(secret) >= 8, secret
+    # The secret is the user's password for registry clients (the API
+    # takes it for listings, not for account changes).
+    status, _, _ = api("GET", "/projects", user="carol-o", password=secret)
+    assert status == 200, status
+    status, _, _ = api("GET", "/projects", user="carol-o", password=secret + "x")
+    assert status == 401, status
+    shot(driver, "oidc-cli-secret")
+    step("cli secret shown")
+    errors = console_errors(driver)
+    assert not errors, errors
+    step("oidc done")
 
 
 # What each role's project pages offer: the tabs and the actions.
@@ -567,7 +861,8 @@ def main():
             os.remove(os.path.join(SHOTS, old))
     driver = browser()
     try:
-        {"journey": journey, "hostile": hostile, "roles": roles}[SCENARIO](driver)
+        {"journey": journey, "hostile": hostile, "roles": roles, "operations": operations,
+         "oidc": oidc}[SCENARIO](driver)
     except Exception:
         try:
             shot(driver, "failure")

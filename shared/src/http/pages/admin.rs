@@ -22,8 +22,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/harbor/users", get(users).post(create_user))
         .route("/harbor/users/{uid}/admin", post(set_admin))
         .route("/harbor/users/{uid}/delete", post(delete_user))
-        .route("/harbor/clearing-job/gc", get(gc).post(run_gc))
-        .route("/harbor/clearing-job/gc/{gid}/log", get(gc_log))
         .route("/harbor/logs", get(audit))
         .route("/harbor/groups", get(groups).post(create_group))
         .route("/harbor/groups/{gid}/delete", post(delete_group))
@@ -33,13 +31,17 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 /// The administration pages, for the navigation.
-pub const PAGES: [(&str, &str); 6] = [
+pub const PAGES: [(&str, &str); 10] = [
     ("/harbor/users", "Users"),
     ("/harbor/groups", "Groups"),
     ("/harbor/robot-accounts", "Robot accounts"),
+    ("/harbor/registries", "Registries"),
     ("/harbor/clearing-job/gc", "Garbage collection"),
+    ("/harbor/clearing-job/audit-log-purge", "Log purge"),
     ("/harbor/logs", "Audit log"),
     ("/harbor/interrogation-services/scanners", "Scanners"),
+    ("/harbor/configs", "Configuration"),
+    ("/harbor/interrogation-services/vulnerability", "Scan all"),
 ];
 
 fn admin_page(visit: &Visit, viewer: &Viewer, title: &str, content: Markup) -> Response {
@@ -143,75 +145,6 @@ async fn set_admin(visit: Visit, Path(uid): Path<i64>, body: Bytes) -> Response 
 async fn delete_user(visit: Visit, Path(uid): Path<i64>) -> Response {
     let answer = visit.api(Method::DELETE, &format!("/users/{uid}"), None).await;
     after(&visit, "/harbor/users", &answer, "The user was deleted.")
-}
-
-// ------------------------------------------------------------ GC
-
-async fn gc(visit: Visit) -> Response {
-    let (viewer, list, total, next) = match listing(&visit, format!("/system/gc?{}", visit.paging())).await {
-        Ok(l) => l,
-        Err(r) => return r,
-    };
-    let schedule = visit.get("/system/gc/schedule").await.body;
-    let body = html! {
-        p { "Schedule: " (schedule.pointer("/schedule/type").and_then(Value::as_str).unwrap_or("None"))
-            @if let Some(cron) = schedule.pointer("/schedule/cron").and_then(Value::as_str).filter(|c| !c.is_empty()) {
-                " (" code { (cron) } ")"
-            }
-        }
-        form.panel method="post" action="/harbor/clearing-job/gc" {
-            (csrf(&visit))
-            label.check { input type="checkbox" name="delete_untagged"; "Delete untagged artifacts" }
-            label.check { input type="checkbox" name="dry_run"; "Dry run (report only)" }
-            p { button type="submit" { "Run garbage collection now" } }
-        }
-        div.table-wrap { table #gc {
-            thead { tr { th scope="col" { "Id" } th scope="col" { "Trigger" } th scope="col" { "Status" }
-                th scope="col" { "Dry run" } th scope="col" { "Started" } th scope="col" { "Updated" } th scope="col" { "Log" } } }
-            tbody { @for g in items(&list) {
-                @let gid = int(g, "id");
-                tr {
-                    td { (gid) }
-                    td { (g.pointer("/schedule/type").and_then(Value::as_str).unwrap_or("Manual")) }
-                    td { (text(g, "job_status")) }
-                    td { @if text(g, "job_parameters").contains("\"dry_run\":true") { "Yes" } @else { "No" } }
-                    td { (when(&text(g, "creation_time"))) } td { (when(&text(g, "update_time"))) }
-                    td { a href=(format!("/harbor/clearing-job/gc/{gid}/log")) { "Log" } }
-                }
-            } }
-        } }
-        @if items(&list).is_empty() { p.muted { "No runs yet." } }
-        (pager(&visit, "/harbor/clearing-job/gc", total, next.as_deref()))
-    };
-    admin_page(&visit, &viewer, "Garbage collection", body)
-}
-
-async fn run_gc(visit: Visit, body: Bytes) -> Response {
-    let fields = form(&body);
-    let body = json!({
-        "schedule": {"type": "Manual"},
-        "parameters": {"delete_untagged": checked(&fields, "delete_untagged"), "dry_run": checked(&fields, "dry_run")},
-    });
-    let answer = visit.api(Method::POST, "/system/gc/schedule", Some(&body)).await;
-    after(&visit, "/harbor/clearing-job/gc", &answer, "Garbage collection was started.")
-}
-
-async fn gc_log(visit: Visit, Path(gid): Path<i64>) -> Response {
-    let viewer = match visit.viewer().await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let answer = visit.get(format!("/system/gc/{gid}/log")).await;
-    let log = match answer.into_body(&visit) {
-        Ok(Value::String(s)) => s,
-        Ok(other) => other.to_string(),
-        Err(r) => return *r,
-    };
-    let body = html! {
-        p { a href="/harbor/clearing-job/gc" { "Back to garbage collection" } }
-        pre.panel { (log) }
-    };
-    admin_page(&visit, &viewer, &format!("Garbage collection {gid}: log"), body)
 }
 
 // ------------------------------------------------------------ audit log

@@ -31,9 +31,14 @@ pub fn page(visit: &Visit, viewer: Option<&Viewer>, title: &str, content: Markup
                             ul {
                                 li { a href="/harbor/projects" { "Projects" } }
                                 @if v.sysadmin {
-                                    @for (path, label) in super::admin::PAGES {
-                                        li { a href=(path) { (label) } }
-                                    }
+                                    li { details.admin {
+                                        summary { "Administration" }
+                                        ul.menu {
+                                            @for (path, label) in super::admin::PAGES {
+                                                li { a href=(path) { (label) } }
+                                            }
+                                        }
+                                    } }
                                 }
                             }
                         }
@@ -41,6 +46,9 @@ pub fn page(visit: &Visit, viewer: Option<&Viewer>, title: &str, content: Markup
                     }
                 }
                 main #main {
+                    @if viewer.is_some_and(|v| v.read_only) {
+                        p.notice role="status" { "The registry is in read-only mode: nothing can be pushed, changed or deleted." }
+                    }
                     (notices(visit))
                     (content)
                 }
@@ -128,8 +136,9 @@ pub fn search(visit: &Visit, action: &str, label: &str, table: &str) -> Markup {
     }
 }
 
-/// An error page (403, 404, …) with the API's message.
-pub fn error_page(visit: &Visit, status: StatusCode, message: &str) -> Response {
+/// An error page (403, 404, …) with the API's message, in the frame of
+/// the signed-in `viewer` (with the user's menu) when there is one.
+pub fn error_page(visit: &Visit, viewer: Option<&Viewer>, status: StatusCode, message: &str) -> Response {
     let title = match status {
         StatusCode::FORBIDDEN => "Not allowed",
         StatusCode::NOT_FOUND => "Not found",
@@ -140,6 +149,5 @@ pub fn error_page(visit: &Visit, status: StatusCode, message: &str) -> Response 
         p.error role="alert" { (message) }
         p { a href="/harbor/projects" { "Back to the projects" } }
     };
-    // The frame without the user menu: the viewer is not read again here.
-    super::html(status, page(visit, None, title, body))
+    super::html(status, page(visit, viewer, title, body))
 }

@@ -27,9 +27,12 @@ mod account;
 mod admin;
 mod artifacts;
 pub(super) mod assets;
+mod jobs;
 mod layout;
 mod policies;
 mod projects;
+mod retention;
+mod system;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -74,6 +77,10 @@ pub fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .merge(projects::routes())
         .merge(artifacts::routes())
         .merge(policies::routes())
+        .merge(retention::routes())
+        .merge(jobs::routes())
+        .merge(system::routes())
+        .route("/harbor/{*rest}", get(not_found))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::Extension(api))
 }
@@ -90,6 +97,16 @@ async fn security_headers(mut resp: Response) -> Response {
 /// `/`: the projects, or the sign-in page for a visitor.
 async fn root(visit: Visit) -> Response {
     if visit.session.is_some() { see_other("/harbor/projects") } else { see_other("/account/sign-in") }
+}
+
+/// A portal address that is no page: the 404 page, in the frame of the
+/// signed-in user.
+async fn not_found(visit: Visit) -> Response {
+    let viewer = match visit.viewer().await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    layout::error_page(&visit, Some(&viewer), StatusCode::NOT_FOUND, "There is no such page.")
 }
 
 // ------------------------------------------------------------ the API
@@ -133,7 +150,7 @@ impl Answer {
 fn refusal(visit: &Visit, answer: &Answer) -> Response {
     match answer.status {
         StatusCode::UNAUTHORIZED => visit.to_sign_in(),
-        status => layout::error_page(visit, status, &answer.message()),
+        status => layout::error_page(visit, visit.seen.get(), status, &answer.message()),
     }
 }
 
@@ -153,6 +170,9 @@ pub(super) struct Visit {
     /// The registry's host (and port), as clients address it.
     pub host: String,
     pub query: Vec<(String, String)>,
+    /// The signed-in user, once [`Visit::viewer`] has read it: an error
+    /// page keeps the user's menu with it.
+    seen: std::sync::OnceLock<Viewer>,
 }
 
 impl FromRequestParts<Arc<AppState>> for Visit {
@@ -183,6 +203,7 @@ impl FromRequestParts<Arc<AppState>> for Visit {
             },
             here: parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned()),
             query,
+            seen: std::sync::OnceLock::new(),
         })
     }
 }
@@ -266,28 +287,45 @@ impl Visit {
             return Err(self.to_sign_in());
         }
         let settings = self.get("/systeminfo").await;
-        Ok(Viewer {
+        let viewer = Viewer {
             name: text(&me.body, "username"),
             id: me.body.get("user_id").and_then(Value::as_i64).unwrap_or(0),
             sysadmin: me.body.get("sysadmin_flag").and_then(Value::as_bool).unwrap_or(false),
             oidc: text(&settings.body, "auth_mode") == "oidc_auth",
             local: !matches!(text(&settings.body, "auth_mode").as_str(), "oidc_auth" | "ldap_auth"),
-        })
+            read_only: settings.body.get("read_only").and_then(Value::as_bool).unwrap_or(false),
+        };
+        let _ = self.seen.set(viewer.clone());
+        Ok(viewer)
     }
 
-    /// What the visitor may do in a project, by the API's own listing.
+    /// Whether the registry is read-only (as the viewer was read).
+    pub fn read_only(&self) -> bool {
+        self.seen.get().is_some_and(|v| v.read_only)
+    }
+
+    /// What the visitor may do in a project, by the API's own listing; in
+    /// read-only mode only what reads.
     pub async fn permissions(&self, project_id: i64) -> Perms {
         let answer = self.get(&format!("/users/current/permissions?scope=/project/{project_id}&relative=true")).await;
+        let read_only = self.read_only();
         let set = answer
             .body
             .as_array()
-            .map(|items| items.iter().map(|p| (text(p, "resource"), text(p, "action"))).collect())
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|p| (text(p, "resource"), text(p, "action")))
+                    .filter(|(_, action)| !read_only || matches!(action.as_str(), "read" | "list" | "pull"))
+                    .collect()
+            })
             .unwrap_or_default();
         Perms(set)
     }
 }
 
 /// The signed-in user of a page.
+#[derive(Clone)]
 pub(super) struct Viewer {
     pub name: String,
     pub id: i64,
@@ -296,6 +334,8 @@ pub(super) struct Viewer {
     pub oidc: bool,
     /// Users are the registry's own (they can change their password).
     pub local: bool,
+    /// The registry is read-only: pages offer no change.
+    pub read_only: bool,
 }
 
 /// The visitor's permissions in a project: (resource, action).

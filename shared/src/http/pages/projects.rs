@@ -29,6 +29,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/harbor/projects/{id}/members/{mid}/delete", post(remove_member))
         .route("/harbor/projects/{id}/robot-account", get(robots).post(create_robot))
         .route("/harbor/projects/{id}/robot-account/{rid}/delete", post(delete_robot))
+        .route("/harbor/projects/{id}/robot-account/{rid}", get(robot).post(save_robot))
+        .route("/harbor/projects/{id}/robot-account/{rid}/secret", post(refresh_robot))
         .route("/harbor/projects/{id}/logs", get(logs))
         .route("/harbor/projects/{id}/configs", get(configs).post(save_configs))
         .route("/harbor/projects/{id}/delete", post(delete_project))
@@ -433,6 +435,7 @@ async fn robots_page(visit: Visit, id: i64, created: Option<Value>) -> Response 
         Err(r) => return *r,
     };
     let (may_create, may_delete) = (frame.perms.can("robot", "create"), frame.perms.can("robot", "delete"));
+    let may_update = frame.perms.can("robot", "update");
     let here = format!("/harbor/projects/{id}/robot-account");
     let body = html! {
         h2 { "Robot accounts" }
@@ -455,7 +458,7 @@ async fn robots_page(visit: Visit, id: i64, created: Option<Value>) -> Response 
                     @for r in items(&list) {
                         @let name = text(r, "name");
                         tr {
-                            td { (name) }
+                            td { @if may_update { a href=(format!("{here}/{}", int(r, "id"))) { (name) } } @else { (name) } }
                             td { (text(r, "description")) }
                             td {
                                 @for p in r.get("permissions").map(items).unwrap_or_default() {
@@ -529,6 +532,109 @@ async fn create_robot(visit: Visit, Path(id): Path<i64>, body: Bytes) -> Respons
         return robots_page(visit, id, Some(answer.body)).await;
     }
     after(&visit, &format!("/harbor/projects/{id}/robot-account"), &answer, "")
+}
+
+/// One robot account: its description, duration, permissions and whether
+/// it is disabled (editable), and a new secret on demand (shown once).
+async fn robot(visit: Visit, Path((id, rid)): Path<(i64, i64)>) -> Response {
+    robot_page(visit, id, rid, None).await
+}
+
+async fn robot_page(visit: Visit, id: i64, rid: i64, secret: Option<String>) -> Response {
+    let frame = match Frame::load(&visit, id).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let robot = match visit.get(format!("/robots/{rid}")).await.into_body(&visit) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    // A robot of another project (or a system robot) is not this page's.
+    let namespace = robot.pointer("/permissions/0/namespace").and_then(Value::as_str).unwrap_or_default();
+    if text(&robot, "level") != "project" || namespace != frame.name() {
+        return super::layout::error_page(&visit, Some(&frame.viewer), StatusCode::NOT_FOUND, "No such robot account.");
+    }
+    let has = |res: &str, act: &str| {
+        robot.get("permissions").map(items).unwrap_or_default().iter().any(|p| {
+            p.get("access").map(items).unwrap_or_default().iter().any(|a| text(a, "resource") == res && text(a, "action") == act)
+        })
+    };
+    let name = text(&robot, "name");
+    let here = format!("/harbor/projects/{id}/robot-account/{rid}");
+    let may_update = frame.perms.can("robot", "update");
+    let disabled = robot.get("disable").and_then(Value::as_bool).unwrap_or(false);
+    let body = html! {
+        p { a href=(format!("/harbor/projects/{id}/robot-account")) { "Back to the robot accounts" } }
+        h2 { "Robot account " (name) }
+        @if let Some(secret) = &secret {
+            div.secret role="status" {
+                p { strong { "A new secret was made for " (name) "." } " Copy it now: it is not shown again." }
+                p { code #robot-secret { (secret) } " " (copy(secret, "Copy the robot's secret")) }
+            }
+        }
+        p { "Expires: " @if int(&robot, "expires_at") <= 0 { "never" } @else { (super::super::api::rfc3339(int(&robot, "expires_at")).get(..10).unwrap_or_default()) }
+            " · Enabled: " @if disabled { "No" } @else { "Yes" } }
+        @if may_update {
+            form.panel method="post" action=(here) {
+                h3 { "Settings" }
+                (csrf(&visit))
+                label for="robot_description" { "Description" }
+                input #robot_description type="text" name="description" value=(text(&robot, "description"));
+                label for="robot_days" { "Expires after (days from its creation; −1: never)" }
+                input #robot_days type="number" name="duration" min="-1" value=(int(&robot, "duration"));
+                label.check { input type="checkbox" name="disable" checked[disabled]; "Disabled" }
+                fieldset {
+                    legend { "Permissions" }
+                    @for (res, act, label) in ROBOT_ACCESS {
+                        label.check { input type="checkbox" name="access" value=(format!("{res}:{act}")) checked[has(res, act)]; (label) }
+                    }
+                }
+                p { button type="submit" { "Save robot account" } }
+            }
+            form.panel method="post" action=(format!("{here}/secret"))
+                data-confirm=(format!("Make a new secret for {name}? The old one stops working.")) {
+                (csrf(&visit))
+                p { button.secondary type="submit" { "Refresh secret" } }
+            }
+        }
+    };
+    frame.render(&visit, "robot-account", "Robot account", body)
+}
+
+async fn save_robot(visit: Visit, Path((id, rid)): Path<(i64, i64)>, body: Bytes) -> Response {
+    let fields = form(&body);
+    let here = format!("/harbor/projects/{id}/robot-account/{rid}");
+    let current = visit.get(format!("/robots/{rid}")).await;
+    if !current.ok() {
+        return after(&visit, &here, &current, "");
+    }
+    let namespace = current.body.pointer("/permissions/0/namespace").cloned().unwrap_or(Value::Null);
+    let access: Vec<Value> = fields
+        .iter()
+        .filter(|(k, _)| k == "access")
+        .filter_map(|(_, v)| v.split_once(':'))
+        .filter(|(r, a)| ROBOT_ACCESS.iter().any(|(res, act, _)| res == r && act == a))
+        .map(|(r, a)| json!({"resource": r, "action": a}))
+        .collect();
+    let body = json!({
+        "name": text(&current.body, "name"),
+        "description": field(&fields, "description"),
+        "duration": field(&fields, "duration").parse::<i64>().unwrap_or(-1),
+        "disable": checked(&fields, "disable"),
+        "level": "project",
+        "permissions": [{"kind": "project", "namespace": namespace, "access": access}],
+    });
+    let answer = visit.api(Method::PUT, &format!("/robots/{rid}"), Some(&body)).await;
+    after(&visit, &here, &answer, "The robot account was saved.")
+}
+
+async fn refresh_robot(visit: Visit, Path((id, rid)): Path<(i64, i64)>) -> Response {
+    let answer = visit.api(Method::PATCH, &format!("/robots/{rid}"), Some(&json!({}))).await;
+    if answer.ok() {
+        let secret = text(&answer.body, "secret");
+        return robot_page(visit, id, rid, Some(secret)).await;
+    }
+    after(&visit, &format!("/harbor/projects/{id}/robot-account/{rid}"), &answer, "")
 }
 
 async fn delete_robot(visit: Visit, Path((id, rid)): Path<(i64, i64)>) -> Response {
