@@ -140,18 +140,29 @@ fn portal_oidc_sign_in() {
     let dir = tempfile::tempdir().unwrap();
     let provider =
         super::oidc::Provider::start(dir.path(), &[super::oidc::user("carol-sub", "carol", &["developers"])]);
-    scenario_with("oidc", &["oidc button offered", "provider form completed", "onboarded", "oidc signed in", "cli secret shown", "oidc done"], |server| {
-        let mut settings = super::oidc::oidc_settings(&provider);
-        settings["oidc_auto_onboard"] = serde_json::Value::Bool(false);
-        let r = reqwest::blocking::Client::new()
-            .put(server.url("/api/v2.0/configurations"))
-            .basic_auth("admin", Some(PASSWORD))
-            .json(&settings)
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 200, "{}", r.text().unwrap());
-        vec![("BERTH_TEST_OIDC_URL", provider.url.clone())]
-    });
+    scenario_with(
+        "oidc",
+        &[
+            "oidc button offered",
+            "provider form completed",
+            "onboarded",
+            "oidc signed in",
+            "cli secret shown",
+            "oidc done",
+        ],
+        |server| {
+            let mut settings = super::oidc::oidc_settings(&provider);
+            settings["oidc_auto_onboard"] = serde_json::Value::Bool(false);
+            let r = reqwest::blocking::Client::new()
+                .put(server.url("/api/v2.0/configurations"))
+                .basic_auth("admin", Some(PASSWORD))
+                .json(&settings)
+                .send()
+                .unwrap();
+            assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+            vec![("BERTH_TEST_OIDC_URL", provider.url.clone())]
+        },
+    );
 }
 
 /// Names made of HTML and script metacharacters render as text on every
@@ -427,7 +438,10 @@ async fn portal_pages_stay_small_with_ten_thousand_artifacts() {
             size = page.body.len();
         }
         times.sort();
-        println!("page {path}: {size} bytes, {:.1} ms (median of 5, debug build, in process)", times[2].as_secs_f64() * 1e3);
+        println!(
+            "page {path}: {size} bytes, {:.1} ms (median of 5, debug build, in process)",
+            times[2].as_secs_f64() * 1e3
+        );
         assert!(size < LIMIT, "{path} weighs {size} bytes");
     }
     // The last page is the 400th of 15 rows: paging reaches the end.

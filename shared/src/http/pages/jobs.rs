@@ -57,14 +57,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         let pick = move || if which { &GC } else { &PURGE };
         r = r
             .route(job.page, get(move |v: Visit| history(v, pick())).post(move |v: Visit, b: Bytes| run(v, pick(), b)))
-            .route(
-                &format!("{}/schedule", job.page),
-                post(move |v: Visit, b: Bytes| schedule(v, pick(), b)),
-            )
-            .route(
-                &format!("{}/{{rid}}/log", job.page),
-                get(move |v: Visit, Path(rid): Path<i64>| log(v, pick(), rid)),
-            )
+            .route(&format!("{}/schedule", job.page), post(move |v: Visit, b: Bytes| schedule(v, pick(), b)))
+            .route(&format!("{}/{{rid}}/log", job.page), get(move |v: Visit, Path(rid): Path<i64>| log(v, pick(), rid)))
             .route(
                 &format!("{}/{{rid}}/stop", job.page),
                 post(move |v: Visit, Path(rid): Path<i64>| stop(v, pick(), rid)),

@@ -125,7 +125,11 @@ async fn tag_strategy(visit: Visit, Path(id): Path<i64>) -> Response {
     };
     let can_immutable = frame.perms.can("immutable-tag", "list");
     let (retention, rules) = tokio::join!(super::retention::section(&visit, &frame), async {
-        if can_immutable { Some(visit.get(format!("/projects/{id}/immutabletagrules?page_size=100")).await) } else { None }
+        if can_immutable {
+            Some(visit.get(format!("/projects/{id}/immutabletagrules?page_size=100")).await)
+        } else {
+            None
+        }
     });
     let (may_create, may_delete) =
         (frame.perms.can("immutable-tag", "create"), frame.perms.can("immutable-tag", "delete"));
@@ -299,7 +303,8 @@ fn hook_fields(hook: Option<&Value>, event_types: &[String]) -> Markup {
 fn hook_of(fields: &[(String, String)], enabled: bool) -> Value {
     let events: Vec<&str> = fields.iter().filter(|(k, _)| k == "event").map(|(_, v)| v.as_str()).collect();
     let kind = if field(fields, "type") == "slack" { "slack" } else { "http" };
-    let format = if kind == "http" && field(fields, "payload_format") == "CloudEvents" { "CloudEvents" } else { "Default" };
+    let format =
+        if kind == "http" && field(fields, "payload_format") == "CloudEvents" { "CloudEvents" } else { "Default" };
     json!({
         "name": field(fields, "name"),
         "description": field(fields, "description"),
@@ -341,8 +346,15 @@ async fn webhook(visit: Visit, Path((id, wid)): Path<(i64, i64)>) -> Response {
         Ok(b) => b,
         Err(r) => return *r,
     };
-    let event_types: Vec<String> =
-        events.body.get("event_type").map(items).unwrap_or_default().iter().filter_map(Value::as_str).map(str::to_owned).collect();
+    let event_types: Vec<String> = events
+        .body
+        .get("event_type")
+        .map(items)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
     let may_update = frame.perms.can("notification-policy", "update");
     let here = format!("/harbor/projects/{id}/webhook/{wid}");
     let enabled = hook.get("enabled").and_then(Value::as_bool).unwrap_or(false);

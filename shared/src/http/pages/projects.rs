@@ -556,7 +556,11 @@ async fn robot_page(visit: Visit, id: i64, rid: i64, secret: Option<String>) -> 
     }
     let has = |res: &str, act: &str| {
         robot.get("permissions").map(items).unwrap_or_default().iter().any(|p| {
-            p.get("access").map(items).unwrap_or_default().iter().any(|a| text(a, "resource") == res && text(a, "action") == act)
+            p.get("access")
+                .map(items)
+                .unwrap_or_default()
+                .iter()
+                .any(|a| text(a, "resource") == res && text(a, "action") == act)
         })
     };
     let name = text(&robot, "name");

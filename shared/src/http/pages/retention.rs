@@ -109,7 +109,8 @@ pub async fn section(visit: &Visit, frame: &Frame) -> Markup {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let may_add = if policy.is_some() { perms.can("tag-retention", "update") } else { perms.can("tag-retention", "create") };
+    let may_add =
+        if policy.is_some() { perms.can("tag-retention", "update") } else { perms.can("tag-retention", "create") };
     let may_change = policy.is_some() && perms.can("tag-retention", "update");
     let here = base(id);
     html! {
@@ -319,7 +320,12 @@ async fn edit_rule(visit: Visit, Path((id, n)): Path<(i64, usize)>) -> Response 
     };
     let Some(rule) = policy.as_ref().and_then(|(_, p)| p.get("rules")).map(items).and_then(|r| r.get(n)).cloned()
     else {
-        return super::layout::error_page(&visit, Some(&frame.viewer), StatusCode::NOT_FOUND, "No such retention rule.");
+        return super::layout::error_page(
+            &visit,
+            Some(&frame.viewer),
+            StatusCode::NOT_FOUND,
+            "No such retention rule.",
+        );
     };
     let may = frame.perms.can("tag-retention", "update");
     let body = html! {
@@ -382,8 +388,9 @@ async fn run(visit: Visit, Path(id): Path<i64>, body: Bytes) -> Response {
         Ok(None) => return back(&tab(id), Err("The project has no retention policy.")),
         Err(r) => return r,
     };
-    let answer =
-        visit.api(Method::POST, &format!("/retentions/{}/executions", seg(&pid)), Some(&json!({"dry_run": dry_run}))).await;
+    let answer = visit
+        .api(Method::POST, &format!("/retentions/{}/executions", seg(&pid)), Some(&json!({"dry_run": dry_run})))
+        .await;
     let done = if dry_run { "The dry run was started." } else { "Tag retention was started." };
     after(&visit, &tab(id), &answer, done)
 }

@@ -220,7 +220,11 @@ const SETTINGS: [Group; 3] = [
                 Kind::Choice(&[("db_auth", "Database"), ("ldap_auth", "LDAP"), ("oidc_auth", "OIDC")]),
             ),
             ("self_registration", "Allow self-registration", Kind::Flag),
-            ("primary_auth_mode", "Authentication mode is primary (no local users besides the administrator)", Kind::Flag),
+            (
+                "primary_auth_mode",
+                "Authentication mode is primary (no local users besides the administrator)",
+                Kind::Flag,
+            ),
             ("oidc_name", "OIDC provider name", Kind::Text),
             ("oidc_endpoint", "OIDC endpoint", Kind::Text),
             ("oidc_client_id", "OIDC client id", Kind::Text),
@@ -400,7 +404,8 @@ async fn scan_all(visit: Visit) -> Response {
 }
 
 async fn run_scan_all(visit: Visit) -> Response {
-    let answer = visit.api(Method::POST, "/system/scanAll/schedule", Some(&json!({"schedule": {"type": "Manual"}}))).await;
+    let answer =
+        visit.api(Method::POST, "/system/scanAll/schedule", Some(&json!({"schedule": {"type": "Manual"}}))).await;
     after(&visit, SCAN_ALL, &answer, "The scan of all artifacts was started.")
 }
 
