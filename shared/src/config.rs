@@ -187,11 +187,17 @@ pub struct ProxyConfig {
     /// pause in it) before the cached copy is served instead
     /// (`BERTH_PROXY_TIMEOUT_SECS`).
     pub timeout_secs: u64,
+    /// How long the first pull of an image waits for its blobs to be
+    /// cached before its manifest is served straight from the upstream (the
+    /// blobs then come as the client asks for them, and the manifest is
+    /// stored once they are in) (`BERTH_PROXY_MANIFEST_WAIT_SECS`): under
+    /// the time limits of gateways in front of berth.
+    pub manifest_wait_secs: u64,
 }
 
 impl Default for ProxyConfig {
     fn default() -> Self {
-        Self { tag_ttl_secs: 60, timeout_secs: 20 }
+        Self { tag_ttl_secs: 60, timeout_secs: 20, manifest_wait_secs: 20 }
     }
 }
 
@@ -426,6 +432,9 @@ impl Config {
         }
         if !(1..=600).contains(&self.proxy.timeout_secs) {
             return bad("proxy.timeout_secs", "must be 1..=600");
+        }
+        if self.proxy.manifest_wait_secs > 600 {
+            return bad("proxy.manifest_wait_secs", "must be 0..=600");
         }
         if !(60..=86_400).contains(&self.auth.token_ttl_secs) {
             return bad("auth.token_ttl_secs", "must be 60..=86400");

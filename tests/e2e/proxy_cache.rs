@@ -490,3 +490,48 @@ async fn proxy_cache_serves_docker_podman_skopeo_with_the_upstream_stopped() {
     .unwrap();
     cleanup.run();
 }
+
+/// An image whose blobs take longer to cache than `proxy.manifest_wait_secs`
+/// (here 0): its manifest is served as the upstream sent it at once, its
+/// blobs pull through the fetches under way, and the image is cached all
+/// the same, pullable with the upstream gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_big_image_is_served_before_it_is_cached() {
+    let app = TestApp::builder()
+        .config(|c| {
+            c.proxy.tag_ttl_secs = 60;
+            c.proxy.timeout_secs = 5;
+            c.proxy.manifest_wait_secs = 0;
+        })
+        .local()
+        .await;
+    let mut upstream = Distribution::start(&[]);
+    let (_fault, addr, task) = start_fault(upstream.url()).await;
+    let registry_id = endpoint(&app, &format!("http://{addr}")).await;
+    let project = berth::testkit::unique("cache-");
+    proxy_project(&app, &project, registry_id, json!({})).await;
+    let (digest, body, [config, layer]) =
+        upstream_image(&upstream.url(), "team/big", "1", 8 * 1024 * 1024 + 3, 7, "amd64").await;
+    let admin = app.admin();
+    let m =
+        admin.get(&format!("/v2/{project}/team/big/manifests/1")).header("accept", ACCEPT_ALL).send().await.success();
+    assert_eq!(m.header("docker-content-digest"), digest);
+    assert_eq!(m.body, body, "served as the upstream sent it");
+    for d in [&config, &layer] {
+        let b = admin.get(&format!("/v2/{project}/team/big/blobs/{d}")).send().await;
+        assert!(matches!(b.code(), 200 | 307), "{}", b.text());
+    }
+    // Cached in the background: the artifact appears, then pulls with the
+    // upstream gone.
+    let listed = super::events::eventually(Duration::from_secs(30), || async {
+        let r = admin.get(&format!("/api/v2.0/projects/{project}/repositories/team%252Fbig/artifacts")).send().await;
+        (r.code() == 200 && r.json::<Value>().as_array().is_some_and(|a| !a.is_empty())).then_some(())
+    })
+    .await;
+    assert!(listed.is_some(), "the image was cached");
+    task.abort();
+    upstream.stop();
+    let m =
+        admin.get(&format!("/v2/{project}/team/big/manifests/1")).header("accept", ACCEPT_ALL).send().await.success();
+    assert_eq!(m.body, body);
+}

@@ -13,7 +13,10 @@
 //!   is fetched and stored with the tag. A pull by digest is local when
 //!   cached, else fetched.
 //! - An image's blobs are fetched with its manifest (so what one pull
-//!   brought in pulls again with the upstream gone); an index is stored
+//!   brought in pulls again with the upstream gone); when that takes longer
+//!   than `proxy.manifest_wait_secs`, the manifest is served as the
+//!   upstream sent it while the caching goes on (the client's blob requests
+//!   join the fetches under way). An index is stored
 //!   before its children, which come when pulled: an index waiting for a
 //!   child says so at `PC#<child>#<index>`, and the child links to it when
 //!   it arrives. The artifact API shows a partial index's references as
@@ -200,6 +203,7 @@ type ReadSetup = (Instant, Option<Arc<ProxySetup>>);
 pub struct ProxyRuntime {
     tag_ttl: Duration,
     timeout: Duration,
+    manifest_wait: Duration,
     setups: Mutex<HashMap<String, ReadSetup>>,
     /// Per endpoint id: the endpoint's `update_time` the client was made at.
     clients: Mutex<HashMap<i64, (i64, Arc<Client>)>>,
@@ -217,6 +221,7 @@ impl ProxyRuntime {
         Self {
             tag_ttl: Duration::from_secs(config.tag_ttl_secs),
             timeout: Duration::from_secs(config.timeout_secs),
+            manifest_wait: Duration::from_secs(config.manifest_wait_secs),
             setups: Mutex::default(),
             clients: Mutex::default(),
             fetches: Mutex::default(),
@@ -258,6 +263,7 @@ fn upstream_error(e: RemoteError) -> ServiceError {
 }
 
 /// The upstream of one pull: its client and the repository's name there.
+#[derive(Clone)]
 struct Upstream {
     client: Arc<Client>,
     name: String,
@@ -398,9 +404,11 @@ impl Registry {
         }
     }
 
-    /// Fetches a manifest (by tag or digest) with the blobs of an image,
-    /// stores it (under `tag` too, when given) and links it to the cached
-    /// indexes that wait for it.
+    /// Fetches a manifest (by tag or digest) and caches it with the blobs
+    /// of an image (see [`Self::cache_fetched`]). When caching takes longer
+    /// than `proxy.manifest_wait_secs` (a big image), the manifest is served
+    /// as the upstream sent it while the caching goes on: the client's blob
+    /// requests join the fetches under way.
     async fn fetch_manifest(
         &self,
         setup: &ProxySetup,
@@ -410,6 +418,40 @@ impl Registry {
         tag: Option<&Tag>,
     ) -> ServiceResult<ManifestRecord> {
         let fetched = up.client.get_manifest(&up.name, reference).await.map_err(upstream_error)?;
+        let served = ManifestRecord {
+            digest: fetched.digest.clone(),
+            media_type: fetched.media_type.clone(),
+            size: fetched.bytes.len() as u64,
+            body: fetched.bytes.clone(),
+        };
+        let caching = {
+            let (reg, setup, up, repo, tag) = (self.clone(), setup.clone(), up.clone(), repo.clone(), tag.cloned());
+            tokio::spawn(async move { reg.cache_fetched(&setup, &up, &repo, fetched, tag.as_ref()).await })
+        };
+        match tokio::time::timeout(self.proxy.manifest_wait, caching).await {
+            Ok(Ok(cached)) => cached,
+            Ok(Err(join)) => Err(ServiceError::Backend(crate::port::PortError::msg(
+                crate::port::ErrorKind::Internal,
+                format!("caching {repo}@{}: {join}", served.digest),
+            ))),
+            Err(_) => {
+                tracing::info!(repository = %repo, digest = %served.digest, "served from the upstream while its blobs are cached");
+                Ok(served)
+            }
+        }
+    }
+
+    /// Caches a fetched manifest: an image's blobs first, then the manifest
+    /// (under `tag` too, when given), linked to the cached indexes that
+    /// wait for it.
+    async fn cache_fetched(
+        &self,
+        setup: &ProxySetup,
+        up: &Upstream,
+        repo: &RepoName,
+        fetched: crate::remote::Manifest,
+        tag: Option<&Tag>,
+    ) -> ServiceResult<ManifestRecord> {
         let manifest = Manifest::parse(Some(&fetched.media_type), &fetched.bytes)
             .map_err(|e| ServiceError::ManifestInvalid(format!("the upstream's manifest: {e}")))?;
         let blobs: Vec<Digest> = manifest.required_blobs().iter().map(|d| d.digest.clone()).collect();
