@@ -248,9 +248,14 @@ async fn push_replication_to_distribution_on_push_delete_and_schedule() {
     let url = dist.url();
     let app = TestApp::local().await;
     let _workers = app.run_workers();
-    app.create_project("src", false).await;
+    let pid = app.create_project("src", false).await;
     let first = app.push_image("src/app", "v1").await;
     let reg = endpoint(&app, "dist", "docker-registry", &url, "", "").await;
+    // The source project hears of its replications.
+    let (hook, got) = super::events::receiver().await;
+    let policy = json!({"name": "repl", "enabled": true, "event_types": ["REPLICATION"],
+        "targets": [{"type": "http", "address": format!("http://{hook}/ok/repl"), "payload_format": "Default"}]});
+    app.admin().post(&format!("/api/v2.0/projects/{pid}/webhook/policies")).json(&policy).send().await.expect(201);
 
     // Manual: what is there now, into copy/src/app (no flattening).
     let manual = create_policy(
@@ -266,6 +271,18 @@ async fn push_replication_to_distribution_on_push_delete_and_schedule() {
     let (_, pushed) = berth_manifest(&app, "src/app", "v1").await.unwrap();
     assert_eq!(dist_manifest(&url, "copy/src/app", "v1").await.as_deref(), Some(pushed.as_slice()));
     assert_eq!(digest(&pushed), first);
+    let heard = eventually(Duration::from_secs(20), || async {
+        got.lock().unwrap().iter().find(|(_, _, b)| b["type"] == "REPLICATION").map(|(_, _, b)| b.clone())
+    })
+    .await
+    .expect("a REPLICATION webhook");
+    let r = &heard["event_data"]["replication"];
+    assert_eq!(r["job_status"], "Success", "{heard}");
+    assert_eq!(r["trigger_type"], "manual");
+    assert_eq!(r["src_resource"]["namespace"], "src");
+    assert_eq!(r["dest_resource"]["registry_type"], "docker-registry");
+    assert_eq!(r["dest_resource"]["namespace"], "copy");
+    assert_eq!(r["successful_artifact"][0]["name_tag"], "src/app:[v1]", "{heard}");
 
     // Event-based, with deletions: a push arrives within seconds, a
     // deletion follows.

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use serde_json::json;
 
 use super::{Job, JobError, TaskContext};
 use crate::events::{Event, EventKind};
@@ -71,16 +72,18 @@ impl Job for ReplicationJob {
             }
             Err(e) => return Err(e.into()),
         };
-        match task {
+        match task.clone() {
             ReplicationTask::Plan { cursor, .. } => Box::pin(plan(ctx, &policy, cursor)).await,
             ReplicationTask::Copy { src_repo, dest_repo, references, .. } => {
+                let (names, _) = task.resources();
                 let result = Box::pin(copy(ctx, &policy, &src_repo, &dest_repo, references)).await;
-                record(ctx, &policy, &dest_repo, "copy", &result).await;
+                record(ctx, &policy, (&src_repo, &dest_repo), &names, &result).await;
                 result
             }
             ReplicationTask::Delete { dest_repo, digest, .. } => {
                 let result = Box::pin(delete(ctx, &policy, &dest_repo, &digest)).await;
-                record(ctx, &policy, &dest_repo, "deletion", &result).await;
+                let name = format!("{dest_repo}@{digest}");
+                record(ctx, &policy, (&dest_repo, &dest_repo), &name, &result).await;
                 result
             }
         }
@@ -229,12 +232,13 @@ async fn delete(
 }
 
 /// Records the `REPLICATION` event of a task that ended (a retry to come
-/// records nothing yet).
+/// records nothing yet), for the project at berth's side, with Harbor's
+/// `replication` object of the webhook payload as its detail.
 async fn record(
     ctx: &mut TaskContext,
     policy: &ReplicationPolicy,
-    dest_repo: &str,
-    operation: &str,
+    (src_repo, dest_repo): (&str, &str),
+    name_tag: &str,
     result: &Result<(), JobError>,
 ) {
     let status = match result {
@@ -242,18 +246,42 @@ async fn record(
         Err(JobError::Retry(_)) if !ctx.last_attempt => return,
         Err(_) => "Failure",
     };
-    let project = match policy.direction() {
-        Ok(Direction::Pull(_)) => dest_repo.split_once('/').map(|(p, _)| p.to_owned()),
-        _ => None,
+    let reg = &ctx.registry;
+    let endpoint = match policy.endpoint() {
+        Ok(id) => reg.registry_endpoint(id).await.ok(),
+        Err(_) => None,
     };
-    let detail = match result {
-        Ok(()) => format!("replication policy {} ({operation} to {dest_repo}): {status}", policy.name),
-        Err(e) => format!("replication policy {} ({operation} to {dest_repo}): {status}: {e}", policy.name),
+    let (name, kind, url) = endpoint
+        .map(|e| (e.name, e.registry_type, e.url))
+        .unwrap_or_else(|| (String::new(), String::new(), String::new()));
+    let namespace = |repo: &str| repo.split_once('/').map_or(String::new(), |(p, _)| p.to_owned());
+    let local = |repo: &str| json!({"registry_name": "Local", "registry_type": "harbor", "endpoint": "", "namespace": namespace(repo)});
+    let other = |repo: &str| json!({"registry_name": name, "registry_type": kind, "endpoint": url, "namespace": namespace(repo)});
+    let (src, dest, project) = match policy.direction() {
+        Ok(Direction::Pull(_)) => (other(src_repo), local(dest_repo), namespace(dest_repo)),
+        _ => (local(src_repo), other(dest_repo), namespace(src_repo)),
     };
-    let mut event =
-        Event::about(EventKind::Replication, ctx.registry.actor(), project.as_deref(), dest_repo).with_detail(detail);
+    let trigger = match reg.execution_record(ctx.execution).await.map(|x| x.trigger) {
+        Ok(t) if t == "SCHEDULE" => "scheduled",
+        Ok(t) if t == "EVENT" => "event_based",
+        _ => "manual",
+    };
+    let artifact = json!([{"type": "image", "status": status, "name_tag": name_tag}]);
+    let mut replication = json!({
+        "harbor_hostname": "", "job_status": status, "artifact_type": "image", "authentication_type": "basic",
+        "override_mode": policy.override_, "trigger_type": trigger, "policy_creator": "admin",
+        "execution_timestamp": crate::events::now_ms() / 1000, "src_resource": src, "dest_resource": dest,
+    });
+    replication[if status == "Success" { "successful_artifact" } else { "failed_artifact" }] = artifact;
+    let resource = match policy.direction() {
+        Ok(Direction::Pull(_)) => dest_repo,
+        _ => src_repo,
+    };
+    let project = (!project.is_empty()).then_some(project);
+    let mut event = Event::about(EventKind::Replication, reg.actor(), project.as_deref(), resource)
+        .with_detail(replication.to_string());
     event.id = format!("replication-{}-{}-{}", ctx.execution, ctx.task, ctx.attempt);
-    if let Err(e) = ctx.registry.commit_with_events(Vec::new(), vec![event]).await {
+    if let Err(e) = reg.commit_with_events(Vec::new(), vec![event]).await {
         tracing::warn!(execution = ctx.execution, task = ctx.task, "recording the replication event: {e}");
     }
 }

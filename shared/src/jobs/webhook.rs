@@ -89,8 +89,17 @@ async fn event_data(ctx: &TaskContext, d: &Delivery) -> Value {
                    "repo_type": if public { "public" } else { "private" }}),
         );
     }
-    if let Some(detail) = &e.detail {
-        data.insert("custom_attributes".to_owned(), json!({"details": detail}));
+    match &e.detail {
+        // A replication's detail is Harbor's `replication` object.
+        Some(detail) if e.kind == EventKind::Replication => {
+            if let Ok(replication) = serde_json::from_str::<Value>(detail) {
+                data.insert("replication".to_owned(), replication);
+            }
+        }
+        Some(detail) => {
+            data.insert("custom_attributes".to_owned(), json!({"details": detail}));
+        }
+        None => {}
     }
     Value::Object(data)
 }
