@@ -31,6 +31,7 @@ mod jobs;
 mod layout;
 mod policies;
 mod projects;
+mod replication;
 mod retention;
 mod system;
 
@@ -77,6 +78,7 @@ pub fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .merge(projects::routes())
         .merge(artifacts::routes())
         .merge(policies::routes())
+        .merge(replication::routes())
         .merge(retention::routes())
         .merge(jobs::routes())
         .merge(system::routes())
