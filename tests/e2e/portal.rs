@@ -131,6 +131,24 @@ fn portal_operations() {
     );
 }
 
+/// Replication in the browser: an endpoint to this berth itself, a push
+/// rule copying a repository into another project, run, its execution,
+/// task and log read, the copy found, the rule edited and deleted.
+#[test]
+fn portal_replication() {
+    scenario(
+        "replication",
+        &[
+            "endpoint to this berth created",
+            "replication rule created",
+            "replication run, task and log read",
+            "replicated image found in the other project",
+            "replication rule edited",
+            "replication done",
+        ],
+    );
+}
+
 /// OIDC in the browser against `oidc-provider-mock`: the sign-in page's
 /// button, the provider's form, onboarding with a chosen name, the user
 /// signed in, the CLI secret page showing a secret that works with the

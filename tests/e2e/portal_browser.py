@@ -2,7 +2,7 @@
 
 usage: portal_browser.py SCENARIO URL ADMIN_PASSWORD OCI_LAYOUT SHOTS_DIR
 
-SCENARIO is one of `journey`, `hostile`, `roles`. The registry at URL is a
+SCENARIO is one of `journey`, `hostile`, `roles`, `operations`, `oidc`, `replication`. The registry at URL is a
 fresh berth; OCI_LAYOUT an OCI image layout holding the image `base` that
 skopeo pushes. Every page visited is saved as a screenshot in SHOTS_DIR
 (the file names are printed). Each step prints a line the Rust test looks
@@ -695,6 +695,121 @@ def operations(driver):
     step("operations done")
 
 
+def replication(driver):
+    """A registry endpoint pointing at this berth itself (type harbor, the
+    admin's credentials), a push rule copying one project's repository into
+    another project, run in the browser: the execution succeeds, its task
+    and log are read, the copy is found in the portal; the rule edited,
+    then deleted."""
+    source, target = "rsrc-" + suffix(), "rdst-" + suffix()
+    for name in [source, target]:
+        api_ok("POST", "/projects", {"project_name": name, "metadata": {"public": "false"}})
+    push(source, "app", "v1")
+    sign_in(driver, "admin", ADMIN_PASSWORD)
+
+    go(driver, "/harbor/registries")
+    Select(driver.find_element(By.ID, "reg_type")).select_by_value("harbor")
+    driver.find_element(By.ID, "reg_name").send_keys("self")
+    driver.find_element(By.ID, "reg_url").send_keys(URL)
+    driver.find_element(By.ID, "reg_key").send_keys("admin")
+    driver.find_element(By.ID, "reg_secret").send_keys(ADMIN_PASSWORD)
+    click(driver, button(driver, "Create registry endpoint"))
+    assert "The registry endpoint was created." in body_text(driver), body_text(driver)
+    step("endpoint to this berth created")
+
+    go(driver, "/harbor/replications")
+    assert "No replication rules." in body_text(driver)
+    click(driver, driver.find_element(By.LINK_TEXT, "New replication rule"))
+    shot(driver, "replication-new")
+    driver.find_element(By.ID, "rule_name").send_keys("copy-app")
+    driver.find_element(By.ID, "rule_description").send_keys("into the other project")
+    driver.find_element(By.CSS_SELECTOR, "input[name=mode][value=push]").click()
+    Select(driver.find_element(By.ID, "rule_registry")).select_by_visible_text(f"self ({URL})")
+    driver.find_element(By.ID, "rule_name_filter").send_keys(f"{source}/**")
+    driver.find_element(By.ID, "rule_tag_filter").send_keys("v*")
+    Select(driver.find_element(By.ID, "rule_resource")).select_by_value("image")
+    driver.find_element(By.ID, "rule_namespace").send_keys(target)
+    Select(driver.find_element(By.ID, "rule_flattening")).select_by_value("1")
+    Select(driver.find_element(By.ID, "rule_trigger")).select_by_value("manual")
+    click(driver, button(driver, "Create replication rule"))
+    assert "The replication rule was created." in body_text(driver), body_text(driver)
+    rule_url = driver.current_url.removeprefix(URL).split("?")[0]
+    rules, _ = api_ok("GET", "/replication/policies")
+    rule = next(r for r in rules if r["name"] == "copy-app")
+    assert rule["src_registry"]["id"] == 0 and rule["dest_registry"]["name"] == "self", rule
+    assert rule["dest_namespace"] == target and rule["dest_namespace_replace_count"] == 1, rule
+    kinds = sorted((f["type"], f["value"], f.get("decoration") or "") for f in rule["filters"])
+    assert kinds == [("name", f"{source}/**", "matches"), ("resource", "image", ""), ("tag", "v*", "matches")], kinds
+    go(driver, "/harbor/replications")
+    listed = driver.find_element(By.ID, "replications").text
+    assert "copy-app" in listed and "Push" in listed and "Local" in listed and target in listed, listed
+    shot(driver, "replication-rules")
+    step("replication rule created")
+
+    click(driver, driver.find_element(By.CSS_SELECTOR, "button[aria-label='Replicate copy-app']"))
+    assert "The replication was started." in body_text(driver), body_text(driver)
+    wait_for(driver, rule_url, lambda d: any(s in d.find_element(By.ID, "replication-runs").text
+                                             for s in ["Succeed", "Failed", "Stopped"]), "the replication")
+    runs = driver.find_element(By.ID, "replication-runs").text
+    assert "Succeed" in runs, runs
+    cells = [c.text for c in driver.find_elements(By.CSS_SELECTOR, "#replication-runs tbody tr:first-child td")]
+    assert cells[5:9] == ["1", "1", "0", "0"], cells  # total, succeeded, failed, stopped
+    shot(driver, "replication-runs")
+    click(driver, driver.find_element(By.CSS_SELECTOR, "#replication-runs tbody a"))
+    tasks = driver.find_element(By.ID, "replication-tasks").text
+    assert f"{source}/app" in tasks and f"{target}/app" in tasks and "Succeed" in tasks, tasks
+    shot(driver, "replication-tasks")
+    click(driver, driver.find_element(By.CSS_SELECTOR, "#replication-tasks tbody a"))
+    log = driver.find_element(By.ID, "task-log").text
+    assert log.strip(), "an empty task log"
+    shot(driver, "replication-log")
+    step("replication run, task and log read")
+
+    go(driver, f"/harbor/projects/{project_id(target)}/repositories")
+    assert f"{target}/app" in driver.find_element(By.ID, "repositories").text, body_text(driver)
+    click(driver, driver.find_element(By.LINK_TEXT, f"{target}/app"))
+    assert "v1" in body_text(driver), body_text(driver)
+    shot(driver, "replication-copy")
+    step("replicated image found in the other project")
+
+    go(driver, rule_url)
+    assert driver.find_element(By.ID, "rule_namespace").get_attribute("value") == target
+    description = driver.find_element(By.ID, "rule_description")
+    description.clear()
+    description.send_keys("edited")
+    Select(driver.find_element(By.ID, "rule_flattening")).select_by_value("-1")
+    Select(driver.find_element(By.ID, "rule_tag_decoration")).select_by_value("excludes")
+    Select(driver.find_element(By.ID, "rule_trigger")).select_by_value("scheduled")
+    driver.find_element(By.ID, "rule_cron").send_keys("0 0 5 * * *")
+    speed = driver.find_element(By.ID, "rule_speed")
+    speed.clear()
+    speed.send_keys("1024")
+    driver.find_element(By.NAME, "enabled").click()
+    click(driver, button(driver, "Save replication rule"))
+    assert "The replication rule was saved." in body_text(driver), body_text(driver)
+    rule, _ = api_ok("GET", f"/replication/policies/{rule['id']}")
+    assert rule["description"] == "edited" and rule["dest_namespace_replace_count"] == -1, rule
+    assert rule["trigger"]["type"] == "scheduled" and rule["trigger"]["trigger_settings"]["cron"] == "0 0 5 * * *", rule
+    assert rule["speed"] == 1024 and rule["enabled"] is False, rule
+    assert any(f["type"] == "tag" and f["decoration"] == "excludes" for f in rule["filters"]), rule
+    assert Select(driver.find_element(By.ID, "rule_flattening")).first_selected_option.get_attribute("value") == "-1"
+    shot(driver, "replication-edited")
+    # A bad cron is the API's refusal, shown on the page.
+    cron = driver.find_element(By.ID, "rule_cron")
+    cron.clear()
+    cron.send_keys("not a cron")
+    click(driver, button(driver, "Save replication rule"))
+    assert has(driver, "p.error"), body_text(driver)
+    step("replication rule edited")
+
+    click(driver, driver.find_element(By.CSS_SELECTOR, "button[aria-label='Delete copy-app']"), alert=True)
+    assert "The replication rule was deleted." in body_text(driver), body_text(driver)
+    assert "No replication rules." in body_text(driver)
+    errors = console_errors(driver)
+    assert not errors, errors
+    step("replication done")
+
+
 def artifact_page(project, pid):
     arts, _ = api_ok("GET", f"/projects/{project}/repositories/app/artifacts")
     return f"/harbor/projects/{pid}/repositories/app/artifacts-tab/artifacts/{arts[0]['digest']}"
@@ -862,7 +977,7 @@ def main():
     driver = browser()
     try:
         {"journey": journey, "hostile": hostile, "roles": roles, "operations": operations,
-         "oidc": oidc}[SCENARIO](driver)
+         "oidc": oidc, "replication": replication}[SCENARIO](driver)
     except Exception:
         try:
             shot(driver, "failure")
