@@ -149,6 +149,25 @@ fn portal_replication() {
     );
 }
 
+/// P2P preheat in the browser: a Dragonfly instance created (its failed
+/// test shown), edited; a project's policy created, listed, edited,
+/// deleted; the instance deleted.
+#[test]
+fn portal_preheat() {
+    scenario(
+        "preheat",
+        &[
+            "preheat instance created",
+            "preheat instance ping failure shown",
+            "preheat instance edited, its secret kept",
+            "preheat policy created and listed",
+            "preheat policy edited",
+            "preheat policy and instance deleted",
+            "preheat done",
+        ],
+    );
+}
+
 /// OIDC in the browser against `oidc-provider-mock`: the sign-in page's
 /// button, the provider's form, onboarding with a chosen name, the user
 /// signed in, the CLI secret page showing a secret that works with the

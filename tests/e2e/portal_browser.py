@@ -2,7 +2,7 @@
 
 usage: portal_browser.py SCENARIO URL ADMIN_PASSWORD OCI_LAYOUT SHOTS_DIR
 
-SCENARIO is one of `journey`, `hostile`, `roles`, `operations`, `oidc`, `replication`. The registry at URL is a
+SCENARIO is one of `journey`, `hostile`, `roles`, `operations`, `oidc`, `replication`, `preheat`. The registry at URL is a
 fresh berth; OCI_LAYOUT an OCI image layout holding the image `base` that
 skopeo pushes. Every page visited is saved as a screenshot in SHOTS_DIR
 (the file names are printed). Each step prints a line the Rust test looks
@@ -810,6 +810,108 @@ def replication(driver):
     step("replication done")
 
 
+def preheat(driver):
+    """A Dragonfly instance (its endpoint answers nothing: the test shows
+    the failure), edited; a project's preheat policy created, listed,
+    edited and deleted; the instance deleted."""
+    project = "p2p-" + suffix()
+    api_ok("POST", "/projects", {"project_name": project, "metadata": {"public": "false"}})
+    pid = project_id(project)
+    sign_in(driver, "admin", ADMIN_PASSWORD)
+
+    go(driver, "/harbor/distribution/instances")
+    assert "No preheat provider instances." in body_text(driver)
+    Select(driver.find_element(By.ID, "inst_vendor")).select_by_value("dragonfly")
+    driver.find_element(By.ID, "inst_name").send_keys("df")
+    driver.find_element(By.ID, "inst_description").send_keys("the cluster's dragonfly")
+    driver.find_element(By.ID, "inst_endpoint").send_keys("http://127.0.0.1:9")
+    Select(driver.find_element(By.ID, "inst_auth")).select_by_value("BASIC")
+    driver.find_element(By.ID, "inst_username").send_keys("df-user")
+    driver.find_element(By.ID, "inst_password").send_keys("df-secret")
+    click(driver, button(driver, "Create instance"))
+    assert "The instance was created." in body_text(driver), body_text(driver)
+    listed = driver.find_element(By.ID, "instances").text
+    assert "df" in listed and "http://127.0.0.1:9" in listed and "dragonfly" in listed and "BASIC" in listed, listed
+    shot(driver, "preheat-instances")
+    step("preheat instance created")
+    click(driver, driver.find_element(By.CSS_SELECTOR, "button[aria-label='Test connection to df']"))
+    error = driver.find_element(By.CSS_SELECTOR, "p.error").text
+    assert "The connection failed" in error and "not healthy" in error, error
+    shot(driver, "preheat-ping-failed")
+    step("preheat instance ping failure shown")
+    click(driver, driver.find_element(By.LINK_TEXT, "df"))
+    description = driver.find_element(By.ID, "inst_description")
+    description.clear()
+    description.send_keys("edited")
+    driver.find_element(By.NAME, "default").click()
+    click(driver, button(driver, "Save instance"))
+    assert "The instance was saved." in body_text(driver), body_text(driver)
+    inst, _ = api_ok("GET", "/p2p/preheat/instances/df")
+    assert inst["description"] == "edited" and inst["default"] is True, inst
+    assert inst["auth_mode"] == "BASIC" and inst["auth_info"]["username"] == "df-user", inst
+    step("preheat instance edited, its secret kept")
+
+    go(driver, f"/harbor/projects/{pid}/p2p-provider")
+    assert "No preheat policies." in body_text(driver)
+    driver.find_element(By.ID, "policy_name").send_keys("warm")
+    driver.find_element(By.ID, "policy_description").send_keys("warm the nodes")
+    provider = Select(driver.find_element(By.ID, "policy_provider"))
+    assert provider.first_selected_option.get_attribute("value") == str(inst["id"]), "the default instance not chosen"
+    provider.select_by_value(str(inst["id"]))
+    repos = driver.find_element(By.ID, "policy_repos")
+    repos.clear()
+    repos.send_keys("app/**")
+    tags = driver.find_element(By.ID, "policy_tags")
+    tags.clear()
+    tags.send_keys("v*")
+    driver.find_element(By.ID, "policy_labels").send_keys("hot")
+    Select(driver.find_element(By.ID, "policy_severity")).select_by_value("4")
+    Select(driver.find_element(By.ID, "policy_trigger")).select_by_value("event_based")
+    click(driver, button(driver, "Create preheat policy"))
+    assert "The preheat policy was created." in body_text(driver), body_text(driver)
+    listed = driver.find_element(By.ID, "preheat-policies").text
+    assert "warm" in listed and "df" in listed and "On push" in listed and "app/**" in listed, listed
+    shot(driver, "preheat-policies")
+    policy, _ = api_ok("GET", f"/projects/{project}/preheat/policies/warm")
+    filters = {f["type"]: f["value"] for f in json.loads(policy["filters"])}
+    assert filters == {"repository": "app/**", "tag": "v*", "label": "hot", "vulnerability": 4}, filters
+    assert json.loads(policy["trigger"])["type"] == "event_based", policy
+    step("preheat policy created and listed")
+
+    click(driver, driver.find_element(By.LINK_TEXT, "warm"))
+    assert driver.find_element(By.ID, "policy_repos").get_attribute("value") == "app/**"
+    assert "No executions yet." in body_text(driver)
+    Select(driver.find_element(By.ID, "policy_trigger")).select_by_value("scheduled")
+    driver.find_element(By.ID, "policy_cron").send_keys("0 0 2 * * *")
+    Select(driver.find_element(By.ID, "policy_severity")).select_by_value("0")
+    driver.find_element(By.ID, "policy_labels").clear()
+    click(driver, button(driver, "Save preheat policy"))
+    assert "The preheat policy was saved." in body_text(driver), body_text(driver)
+    policy, _ = api_ok("GET", f"/projects/{project}/preheat/policies/warm")
+    trigger = json.loads(policy["trigger"])
+    assert trigger["type"] == "scheduled" and trigger["trigger_setting"]["cron"] == "0 0 2 * * *", policy
+    assert {f["type"] for f in json.loads(policy["filters"])} == {"repository", "tag"}, policy
+    shot(driver, "preheat-policy-edited")
+    step("preheat policy edited")
+
+    # The instance a policy uses is not deleted: the API's refusal shows.
+    go(driver, "/harbor/distribution/instances")
+    click(driver, driver.find_element(By.CSS_SELECTOR, "button[aria-label='Delete df']"), alert=True)
+    assert has(driver, "p.error"), body_text(driver)
+    go(driver, f"/harbor/projects/{pid}/p2p-provider")
+    click(driver, driver.find_element(By.CSS_SELECTOR, "button[aria-label='Delete warm']"), alert=True)
+    assert "The preheat policy was deleted." in body_text(driver), body_text(driver)
+    assert "No preheat policies." in body_text(driver)
+    go(driver, "/harbor/distribution/instances")
+    click(driver, driver.find_element(By.CSS_SELECTOR, "button[aria-label='Delete df']"), alert=True)
+    assert "The instance was deleted." in body_text(driver), body_text(driver)
+    assert "No preheat provider instances." in body_text(driver)
+    step("preheat policy and instance deleted")
+    errors = console_errors(driver)
+    assert not errors, errors
+    step("preheat done")
+
+
 def artifact_page(project, pid):
     arts, _ = api_ok("GET", f"/projects/{project}/repositories/app/artifacts")
     return f"/harbor/projects/{pid}/repositories/app/artifacts-tab/artifacts/{arts[0]['digest']}"
@@ -865,7 +967,8 @@ def oidc(driver):
 
 # What each role's project pages offer: the tabs and the actions.
 ROLE_TABS = {
-    "projectAdmin": {"repositories", "members", "labels", "tag-strategy", "robot-account", "webhook", "logs", "configs"},
+    "projectAdmin": {"repositories", "members", "labels", "p2p-provider", "tag-strategy", "robot-account", "webhook", "logs",
+                     "configs"},
     "maintainer": {"repositories", "members", "labels", "tag-strategy", "robot-account", "webhook", "configs"},
     "developer": {"repositories", "members", "labels", "tag-strategy", "robot-account", "configs"},
     "guest": {"repositories", "members", "labels", "robot-account", "configs"},
@@ -876,7 +979,7 @@ ROLE_ACTIONS = {
                      "delete-repository", "add-tag", "remove-tag", "delete-artifact", "save-configs",
                      "create-label", "delete-label", "add-artifact-label", "remove-artifact-label",
                      "create-immutable", "delete-immutable", "create-webhook", "delete-webhook", "delete-project",
-                     "scan", "generate-sbom"},
+                     "scan", "generate-sbom", "create-preheat-policy"},
     "maintainer": {"delete-repository", "add-tag", "remove-tag", "delete-artifact", "create-label", "delete-label",
                    "add-artifact-label", "remove-artifact-label", "create-immutable", "delete-immutable", "scan",
                    "generate-sbom"},
@@ -915,6 +1018,7 @@ def offered(driver, pid, artifact_path):
         ("labels", [("#label_name", "create-label"), ("#labels button[aria-label^='Delete']", "delete-label")]),
         ("tag-strategy", [("#repo_pattern", "create-immutable"),
                           ("#immutability button[aria-label^='Delete']", "delete-immutable")]),
+        ("p2p-provider", [("#policy_name", "create-preheat-policy")]),
         ("webhook", [("#hook_name", "create-webhook"), ("#webhooks button[aria-label^='Delete']", "delete-webhook")]),
         ("configs", [("form[action$='/configs'] button[type=submit]", "save-configs"),
                      ("form[action$='/delete'] button.danger", "delete-project")]),
@@ -977,7 +1081,8 @@ def main():
     driver = browser()
     try:
         {"journey": journey, "hostile": hostile, "roles": roles, "operations": operations,
-         "oidc": oidc, "replication": replication}[SCENARIO](driver)
+         "oidc": oidc, "replication": replication,
+         "preheat": preheat}[SCENARIO](driver)
     except Exception:
         try:
             shot(driver, "failure")

@@ -31,12 +31,13 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 /// The administration pages, for the navigation.
-pub const PAGES: [(&str, &str); 11] = [
+pub const PAGES: [(&str, &str); 12] = [
     ("/harbor/users", "Users"),
     ("/harbor/groups", "Groups"),
     ("/harbor/robot-accounts", "Robot accounts"),
     ("/harbor/registries", "Registries"),
     ("/harbor/replications", "Replications"),
+    ("/harbor/distribution/instances", "Distributions"),
     ("/harbor/clearing-job/gc", "Garbage collection"),
     ("/harbor/clearing-job/audit-log-purge", "Log purge"),
     ("/harbor/logs", "Audit log"),
