@@ -274,6 +274,17 @@ fn filter_text(filters: &[(String, Value)], kind: &str) -> String {
     }
 }
 
+/// A filter as listed: a severity by its name.
+fn filter_shown(filters: &[(String, Value)], kind: &str) -> String {
+    let value = filter_text(filters, kind);
+    match value.parse::<i64>() {
+        Ok(n) if kind == "vulnerability" => {
+            SEVERITIES.iter().find(|(v, _)| *v == n).map_or(value, |(_, l)| format!("{l} or above"))
+        }
+        _ => value,
+    }
+}
+
 /// The trigger's type and cron, read from its JSON text.
 fn trigger_of(p: &Value) -> (String, String) {
     let t: Value = serde_json::from_str(&text(p, "trigger")).unwrap_or(Value::Null);
@@ -415,7 +426,7 @@ async fn policies(visit: Visit, Path(id): Path<i64>) -> Response {
                     td { a href=(at) { (name) } }
                     td { @if flag(p, "enabled") { "Yes" } @else { "No" } }
                     td { (text(p, "provider_name")) }
-                    td { @for (k, _) in &filters { span.badge { (k) ": " (filter_text(&filters, k)) } " " } }
+                    td { @for (k, _) in &filters { span.badge { (k) ": " (filter_shown(&filters, k)) } " " } }
                     td { (trigger_label(&trigger_of(p).0)) }
                     td.wide-only { (text(p, "description")) }
                     @if may_update || may_delete { td {
