@@ -168,6 +168,24 @@ fn portal_preheat() {
     );
 }
 
+/// The administration pages in the browser: a system robot edited, its
+/// secret refreshed and used, disabled; registry endpoints created, tested
+/// (one working, one failing), edited and deleted; a configuration value
+/// changed and kept; a scan of everything run.
+#[test]
+fn portal_administration() {
+    scenario(
+        "administration",
+        &[
+            "system robot edited, its secret refreshed and used",
+            "registry endpoints created, tested, edited and deleted",
+            "configuration value changed and kept",
+            "scan all run",
+            "administration done",
+        ],
+    );
+}
+
 /// OIDC in the browser against `oidc-provider-mock`: the sign-in page's
 /// button, the provider's form, onboarding with a chosen name, the user
 /// signed in, the CLI secret page showing a secret that works with the

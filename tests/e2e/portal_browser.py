@@ -2,9 +2,10 @@
 
 usage: portal_browser.py SCENARIO URL ADMIN_PASSWORD OCI_LAYOUT SHOTS_DIR
 
-SCENARIO is one of `journey`, `hostile`, `roles`, `operations`, `oidc`, `replication`, `preheat`. The registry at URL is a
-fresh berth; OCI_LAYOUT an OCI image layout holding the image `base` that
-skopeo pushes. Every page visited is saved as a screenshot in SHOTS_DIR
+SCENARIO is one of `journey`, `hostile`, `roles`, `operations`, `oidc`,
+`replication`, `preheat`, `administration`. The registry at URL is a fresh
+berth; OCI_LAYOUT an OCI image layout holding the image `base` that skopeo
+pushes. Every page visited is saved as a screenshot in SHOTS_DIR
 (the file names are printed). Each step prints a line the Rust test looks
 for; any failure raises (a non-zero exit).
 """
@@ -912,6 +913,128 @@ def preheat(driver):
     step("preheat done")
 
 
+def administration(driver):
+    """A system robot edited, its secret refreshed and used, then disabled;
+    registry endpoints created, tested (working and failing), edited and
+    deleted; a configuration value changed and kept; a scan of everything
+    run."""
+    project = "adm-" + suffix()
+    api_ok("POST", "/projects", {"project_name": project, "metadata": {"public": "false"}})
+    push(project, "app", "v1")
+    sign_in(driver, "admin", ADMIN_PASSWORD)
+
+    # A system robot: edit, refresh its secret, pull with it, disable it.
+    go(driver, "/harbor/robot-accounts")
+    driver.find_element(By.ID, "robot_name").send_keys("fleet")
+    click(driver, button(driver, "Create robot account"))
+    robot_name = driver.find_element(By.CSS_SELECTOR, "div.secret strong").text.removeprefix("Robot ").removesuffix(
+        " was created.")
+    click(driver, driver.find_element(By.LINK_TEXT, robot_name))
+    assert driver.find_element(By.NAME, "pull").is_selected() and not driver.find_element(By.NAME, "push").is_selected()
+    driver.find_element(By.ID, "robot_description").send_keys("the fleet's puller")
+    days = driver.find_element(By.ID, "robot_days")
+    days.clear()
+    days.send_keys("-1")
+    driver.find_element(By.NAME, "push").click()
+    click(driver, button(driver, "Save robot account"))
+    assert "The robot account was saved." in body_text(driver), body_text(driver)
+    assert driver.find_element(By.NAME, "push").is_selected()
+    assert "repository:push" in driver.find_element(By.ID, "robot-permissions").text
+    robots, _ = api_ok("GET", "/robots?q=Level=system")
+    robot = next(r for r in robots if r["name"] == robot_name)
+    actions = sorted(a["action"] for p in robot["permissions"] if p["namespace"] == "*" for a in p["access"])
+    assert robot["description"] == "the fleet's puller" and robot["duration"] == -1 and actions == ["pull", "push"], robot
+    click(driver, button(driver, "Refresh secret"), alert=True)
+    secret = driver.find_element(By.ID, "robot-secret").text
+    assert secret, "no new secret shown"
+    shot(driver, "system-robot-refreshed")
+    with tempfile.TemporaryDirectory() as tmp:
+        skopeo("copy", "--src-creds", f"{robot_name}:{secret}", "--src-tls-verify=false",
+               f"docker://{HOST}/{project}/app:v1", f"oci:{tmp}/out:v1")
+    driver.find_element(By.NAME, "disable").click()
+    click(driver, button(driver, "Save robot account"))
+    assert "Enabled: No" in body_text(driver), body_text(driver)
+    robot = next(r for r in api_ok("GET", "/robots?q=Level=system")[0] if r["name"] == robot_name)
+    assert robot["disable"] is True, robot
+    step("system robot edited, its secret refreshed and used")
+
+    # Registry endpoints: one that works (this berth), one that does not.
+    go(driver, "/harbor/registries")
+    assert "No registry endpoints." in body_text(driver)
+    for name, kind, url in [("here", "harbor", URL), ("nowhere", "docker-registry", "http://127.0.0.1:9")]:
+        Select(driver.find_element(By.ID, "reg_type")).select_by_value(kind)
+        driver.find_element(By.ID, "reg_name").send_keys(name)
+        driver.find_element(By.ID, "reg_url").send_keys(url)
+        driver.find_element(By.ID, "reg_key").send_keys("admin")
+        driver.find_element(By.ID, "reg_secret").send_keys(ADMIN_PASSWORD)
+        click(driver, button(driver, "Create registry endpoint"))
+        assert "The registry endpoint was created." in body_text(driver), body_text(driver)
+    listed = driver.find_element(By.ID, "registries").text
+    assert "here" in listed and "nowhere" in listed and "docker-registry" in listed, listed
+    shot(driver, "registries")
+    click(driver, driver.find_element(By.CSS_SELECTOR, "button[aria-label='Test connection to here']"))
+    assert "the connection works" in body_text(driver), body_text(driver)
+    click(driver, driver.find_element(By.CSS_SELECTOR, "button[aria-label='Test connection to nowhere']"))
+    error = driver.find_element(By.CSS_SELECTOR, "p.error").text
+    assert "The connection failed" in error, error
+    shot(driver, "registry-test-failed")
+    click(driver, driver.find_element(By.LINK_TEXT, "here"))
+    assert driver.find_element(By.ID, "reg_key").get_attribute("value") == "admin"
+    description = driver.find_element(By.ID, "reg_description")
+    description.send_keys("this very berth")
+    click(driver, button(driver, "Save registry endpoint"))
+    assert "The registry endpoint was saved." in body_text(driver), body_text(driver)
+    assert driver.find_element(By.ID, "reg_description").get_attribute("value") == "this very berth"
+    # The secret left empty was kept: the connection still works.
+    click(driver, button(driver, "Test connection"))
+    assert "the connection works" in body_text(driver), body_text(driver)
+    for name in ["here", "nowhere"]:
+        click(driver, driver.find_element(By.CSS_SELECTOR, f"button[aria-label='Delete {name}']"), alert=True)
+        assert "The registry endpoint was deleted." in body_text(driver), body_text(driver)
+    assert "No registry endpoints." in body_text(driver)
+    step("registry endpoints created, tested, edited and deleted")
+
+    # Configuration: a value changed is kept.
+    go(driver, "/harbor/configs")
+    lifetime = driver.find_element(By.ID, "cfg_token_expiration")
+    assert lifetime.get_attribute("value") != "45"
+    lifetime.clear()
+    lifetime.send_keys("45")
+    click(driver, button(driver, "Save configuration"))
+    assert "The configuration was saved." in body_text(driver), body_text(driver)
+    go(driver, "/harbor/configs")
+    assert driver.find_element(By.ID, "cfg_token_expiration").get_attribute("value") == "45"
+    assert api_ok("GET", "/configurations")[0]["token_expiration"]["value"] == 45
+    click(driver, button(driver, "Save configuration"))
+    assert "Nothing was changed." in body_text(driver), body_text(driver)
+    lifetime = driver.find_element(By.ID, "cfg_token_expiration")
+    lifetime.clear()
+    lifetime.send_keys("soon")
+    # The browser refuses text in a number field; the server too, without it.
+    driver.execute_script("arguments[0].type = 'text'", lifetime)
+    lifetime.clear()
+    lifetime.send_keys("soon")
+    click(driver, button(driver, "Save configuration"))
+    assert "must be a whole number" in driver.find_element(By.CSS_SELECTOR, "p.error").text, body_text(driver)
+    shot(driver, "configuration")
+    step("configuration value changed and kept")
+
+    # Scan all: run now and see the run's counts.
+    go(driver, "/harbor/interrogation-services/vulnerability")
+    assert "No scan of everything yet." in body_text(driver)
+    click(driver, button(driver, "Scan all now"))
+    assert "The scan of all artifacts was started." in body_text(driver), body_text(driver)
+    wait_for(driver, "/harbor/interrogation-services/vulnerability",
+             lambda d: "1 of 1 done" in d.find_element(By.ID, "scan-all-metrics").text, "the scan of everything")
+    metrics = driver.find_element(By.ID, "scan-all-metrics").text
+    assert "Manual" in metrics, metrics
+    shot(driver, "scan-all")
+    step("scan all run")
+    errors = console_errors(driver)
+    assert not errors, errors
+    step("administration done")
+
+
 def artifact_page(project, pid):
     arts, _ = api_ok("GET", f"/projects/{project}/repositories/app/artifacts")
     return f"/harbor/projects/{pid}/repositories/app/artifacts-tab/artifacts/{arts[0]['digest']}"
@@ -1082,7 +1205,7 @@ def main():
     try:
         {"journey": journey, "hostile": hostile, "roles": roles, "operations": operations,
          "oidc": oidc, "replication": replication,
-         "preheat": preheat}[SCENARIO](driver)
+         "preheat": preheat, "administration": administration}[SCENARIO](driver)
     except Exception:
         try:
             shot(driver, "failure")
