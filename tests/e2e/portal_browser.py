@@ -410,6 +410,11 @@ def journey(driver):
     step("journey done")
 
 
+# The pages whose payloads are the values of form fields.
+FIELDS = {"robot": ["robot_description"], "replication-rule": ["rule_description", "rule_name_filter"],
+          "preheat-policy": ["policy_description", "policy_repos"]}
+
+
 def hostile(driver):
     project = "hostile-" + suffix()
     api_ok("POST", "/projects", {"project_name": project, "metadata": {"public": "false"}})
@@ -440,6 +445,20 @@ def hostile(driver):
     user = "<b>x'" + suffix() + "</b>"
     create_user(user)
     api_ok("POST", f"/projects/{pid}/members", {"role_id": 2, "member_user": {"username": user}})
+    _, headers = api_ok("POST", "/registries", {"name": "hostile-reg", "type": "docker-registry",
+                                                "url": "http://127.0.0.1:9", "description": PAYLOAD})
+    registry_id = int(headers["Location"].rsplit("/", 1)[1])
+    _, headers = api_ok("POST", "/replication/policies", {
+        "name": "hostile-rule", "description": PAYLOAD, "dest_registry": {"id": registry_id},
+        "filters": [{"type": "name", "value": PAYLOAD}], "trigger": {"type": "manual"}, "enabled": True})
+    rule_id = int(headers["Location"].rsplit("/", 1)[1])
+    api_ok("POST", "/p2p/preheat/instances", {"name": "hostile-inst", "vendor": "dragonfly", "description": PAYLOAD,
+                                              "endpoint": "http://127.0.0.1:9", "enabled": True})
+    instance_id = api_ok("GET", "/p2p/preheat/instances/hostile-inst")[0]["id"]
+    api_ok("POST", f"/projects/{project}/preheat/policies", {
+        "name": "hostile-policy", "description": PAYLOAD, "provider_id": instance_id, "enabled": True,
+        "filters": json.dumps([{"type": "repository", "value": PAYLOAD}, {"type": "tag", "value": "**"}]),
+        "trigger": json.dumps({"type": "manual"})})
     step("hostile names stored")
 
     # `javascript:` as the place to return to after signing in.
@@ -463,6 +482,11 @@ def hostile(driver):
         ("retention", f"/harbor/projects/{pid}/tag-strategy", "retention"),
         ("retention-rule", f"/harbor/projects/{pid}/tag-strategy/retention/rules/0", None),
         ("members", f"/harbor/projects/{pid}/members", None),
+        ("registries", "/harbor/registries", None),
+        ("replication-rule", f"/harbor/replications/{rule_id}", None),
+        ("distributions", "/harbor/distribution/instances", None),
+        ("preheat-policies", f"/harbor/projects/{pid}/p2p-provider", None),
+        ("preheat-policy", f"/harbor/projects/{pid}/p2p-provider/hostile-policy", None),
         ("reflected", f"/harbor/projects?error={quoted}&done={quoted}&q={quoted}", None),
         ("reflected-repos", f"/harbor/projects/{pid}/repositories?q={quoted}&error={quoted}", None),
     ]
@@ -476,9 +500,10 @@ def hostile(driver):
             assert driver.find_element(By.ID, "q").get_attribute("value") == PAYLOAD
         elif name == "webhooks":
             assert PAYLOAD[:100] in text, f"{name}: the payload is not shown as text:\n{text}"
-        elif name == "robot":
-            value = driver.find_element(By.ID, "robot_description").get_attribute("value")
-            assert value == PAYLOAD, f"{name}: the payload is not the field's text: {value!r}"
+        elif name in FIELDS:
+            for field in FIELDS[name]:
+                value = driver.find_element(By.ID, field).get_attribute("value")
+                assert value == PAYLOAD, f"{name}: the payload is not the text of {field}: {value!r}"
         elif name == "members":
             assert user in driver.find_element(By.ID, "members").text, "the user name is not shown as text"
         else:
