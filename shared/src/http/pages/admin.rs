@@ -382,7 +382,12 @@ async fn robot_page(visit: Visit, rid: i64, secret: Option<String>) -> Response 
         Err(r) => return *r,
     };
     if text(&robot, "level") != "system" {
-        return super::layout::error_page(&visit, Some(&viewer), StatusCode::NOT_FOUND, "No such system robot account.");
+        return super::layout::error_page(
+            &visit,
+            Some(&viewer),
+            StatusCode::NOT_FOUND,
+            "No such system robot account.",
+        );
     }
     let name = text(&robot, "name");
     let here = format!("/harbor/robot-accounts/{rid}");

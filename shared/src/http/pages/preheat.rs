@@ -132,8 +132,10 @@ async fn instances(visit: Visit) -> Response {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let (answer, providers) =
-        tokio::join!(visit.get(format!("/p2p/preheat/instances?{}", visit.paging())), visit.get("/p2p/preheat/providers"));
+    let (answer, providers) = tokio::join!(
+        visit.get(format!("/p2p/preheat/instances?{}", visit.paging())),
+        visit.get("/p2p/preheat/providers")
+    );
     let (total, next) = (answer.total.unwrap_or(0), answer.next.clone());
     let list = match answer.into_body(&visit) {
         Ok(b) => b,
@@ -237,7 +239,8 @@ async fn ping_instance(visit: Visit, Path(name): Path<String>) -> Response {
     if !found.ok() {
         return after(&visit, INSTANCES, &found, "");
     }
-    let answer = visit.api(Method::POST, "/p2p/preheat/instances/ping", Some(&json!({"id": int(&found.body, "id")}))).await;
+    let answer =
+        visit.api(Method::POST, "/p2p/preheat/instances/ping", Some(&json!({"id": int(&found.body, "id")}))).await;
     match answer.status {
         StatusCode::UNAUTHORIZED => visit.to_sign_in(),
         s if s.is_success() => back(INSTANCES, Ok("The instance answered: it is healthy.")),
@@ -551,7 +554,12 @@ async fn save_policy(visit: Visit, Path((id, name)): Path<(i64, String)>, body: 
     let mut input = policy_of(&form(&body));
     input["name"] = json!(name);
     let answer = visit.api(Method::PUT, &api, Some(&input)).await;
-    after(&visit, &format!("/harbor/projects/{id}/p2p-provider/{}", seg(&name)), &answer, "The preheat policy was saved.")
+    after(
+        &visit,
+        &format!("/harbor/projects/{id}/p2p-provider/{}", seg(&name)),
+        &answer,
+        "The preheat policy was saved.",
+    )
 }
 
 async fn delete_policy(visit: Visit, Path((id, name)): Path<(i64, String)>) -> Response {
@@ -626,7 +634,8 @@ async fn stop(visit: Visit, Path((id, name, eid)): Path<(i64, String, i64)>) -> 
         Ok(a) => a,
         Err(r) => return r,
     };
-    let answer = visit.api(Method::PATCH, &format!("{api}/executions/{eid}"), Some(&json!({"status": "Stopped"}))).await;
+    let answer =
+        visit.api(Method::PATCH, &format!("{api}/executions/{eid}"), Some(&json!({"status": "Stopped"}))).await;
     let here = format!("/harbor/projects/{id}/p2p-provider/{}/executions/{eid}", seg(&name));
     after(&visit, &here, &answer, "The preheat is stopping.")
 }
@@ -648,4 +657,56 @@ async fn task_log(visit: Visit, Path((id, name, eid, tid)): Path<(i64, String, i
         pre.panel #task-log { (log) }
     };
     frame.render(&visit, "p2p-provider", "Preheat task log", body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn a_form_is_a_policy_and_back() {
+        let p = policy_of(&fields(&[
+            ("name", "warm"),
+            ("provider_id", "2"),
+            ("repository", "app/**"),
+            ("tag", "v*"),
+            ("label", "hot"),
+            ("signature", "on"),
+            ("vulnerability", "4"),
+            ("trigger", "scheduled"),
+            ("cron", "0 0 2 * * *"),
+            ("scope", "all_peers"),
+            ("enabled", "on"),
+        ]));
+        assert_eq!(p["provider_id"], 2);
+        let filters = filters_of(&p);
+        assert_eq!(filter_text(&filters, "repository"), "app/**");
+        assert_eq!(filter_text(&filters, "label"), "hot");
+        assert_eq!(filter_text(&filters, "signature"), "true");
+        assert_eq!(filter_shown(&filters, "vulnerability"), "High or above");
+        assert_eq!(trigger_of(&p), ("scheduled".to_owned(), "0 0 2 * * *".to_owned()));
+        let plain = policy_of(&fields(&[
+            ("repository", "**"),
+            ("tag", "**"),
+            ("vulnerability", "0"),
+            ("trigger", "manual"),
+            ("cron", "x"),
+        ]));
+        assert_eq!(filters_of(&plain).len(), 2, "no label, signature or severity filter when not asked for");
+        assert_eq!(trigger_of(&plain), ("manual".to_owned(), String::new()));
+        assert_eq!(trigger_of(&json!({"trigger": ""})).0, "manual");
+    }
+
+    #[test]
+    fn an_empty_secret_on_an_edit_is_kept() {
+        let f = fields(&[("auth_mode", "BASIC"), ("username", "u"), ("password", "")]);
+        assert_eq!(instance_of(&f, true)["auth_info"]["password"], crate::service::preheat::MASK);
+        assert_eq!(instance_of(&f, false)["auth_info"]["password"], "");
+        let f = fields(&[("auth_mode", "NONE"), ("password", "p")]);
+        assert_eq!(instance_of(&f, true)["auth_info"], json!({}));
+    }
 }

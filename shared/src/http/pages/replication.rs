@@ -122,7 +122,7 @@ async fn list(visit: Visit) -> Response {
                     td { (side(p, "src_registry")) }
                     td { (side(p, "dest_registry")) }
                     td.mono { (text(p, "dest_namespace")) }
-                    td { (trigger_label(&p.pointer("/trigger/type").and_then(Value::as_str).unwrap_or_default())) }
+                    td { (trigger_label(p.pointer("/trigger/type").and_then(Value::as_str).unwrap_or_default())) }
                     @if writes { td {
                         form.inline method="post" action=(format!("{REPLICATIONS}/{id}/start")) {
                             (csrf(&visit))
@@ -476,4 +476,63 @@ async fn task_log(visit: Visit, Path((id, eid, tid)): Path<(i64, i64, i64)>) -> 
         pre.panel #task-log { (log) }
     };
     admin_page(&visit, &viewer, &format!("Log of replication task {tid}"), body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn a_form_is_a_policy() {
+        let push = policy_of(&fields(&[
+            ("name", "copy"),
+            ("mode", "push"),
+            ("registry", "3"),
+            ("replace_count", "1"),
+            ("name_filter", "a/**"),
+            ("tag_filter", "v*"),
+            ("tag_decoration", "excludes"),
+            ("resource", ""),
+            ("trigger", "manual"),
+            ("cron", "0 0 1 * * *"),
+            ("speed", ""),
+            ("enabled", "on"),
+        ]))
+        .unwrap();
+        assert_eq!(push["src_registry"], Value::Null);
+        assert_eq!(push["dest_registry"]["id"], 3);
+        assert_eq!(push["dest_namespace_replace_count"], 1);
+        assert_eq!(push["speed"], -1);
+        assert_eq!(push["trigger"]["trigger_settings"]["cron"], "", "a cron only for a scheduled rule");
+        assert_eq!(
+            push["filters"],
+            json!([
+                {"type": "name", "value": "a/**", "decoration": "matches"},
+                {"type": "tag", "value": "v*", "decoration": "excludes"},
+            ])
+        );
+        assert_eq!((push["enabled"].clone(), push["override"].clone()), (json!(true), json!(false)));
+        let pull = policy_of(&fields(&[
+            ("mode", "pull"),
+            ("registry", "4"),
+            ("replace_count", "-1"),
+            ("resource", "image"),
+            ("trigger", "scheduled"),
+            ("cron", "0 0 1 * * *"),
+            ("speed", "512"),
+        ]))
+        .unwrap();
+        assert_eq!(pull["src_registry"]["id"], 4);
+        assert_eq!(pull["dest_registry"], Value::Null);
+        assert_eq!(pull["filters"], json!([{"type": "resource", "value": "image"}]));
+        assert_eq!(pull["trigger"]["trigger_settings"]["cron"], "0 0 1 * * *");
+        assert_eq!(pull["speed"], 512);
+        assert!(policy_of(&fields(&[("registry", ""), ("replace_count", "0")])).is_err());
+        assert!(policy_of(&fields(&[("registry", "1"), ("replace_count", "0"), ("speed", "fast")])).is_err());
+        assert!(is_push(&push) && !is_push(&json!({"src_registry": {"id": 4}})));
+    }
 }
