@@ -480,6 +480,8 @@ async fn task_log(visit: Visit, Path((id, eid, tid)): Path<(i64, i64, i64)>) -> 
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
