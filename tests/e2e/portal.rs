@@ -408,6 +408,37 @@ fn portal_actions_are_refused_as_the_api_refuses_them() {
     // The page itself offers neither.
     let page = client.get(server.url(&members)).header("cookie", &cookie).send().unwrap().text().unwrap();
     assert!(!page.contains("id=\"member_name\"") && !page.contains("Change role"), "{page}");
+
+    // Replication and preheat: the administration pages are refused, their
+    // forms posted anyway come back with the API's refusal and change
+    // nothing; a guest's project has no preheat tab and its form is refused.
+    for path in ["/harbor/replications", "/harbor/replications/new", "/harbor/distribution/instances"] {
+        let r = client.get(server.url(path)).header("cookie", &cookie).send().unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+    }
+    let preheat_tab = format!("/harbor/projects/{id}/p2p-provider");
+    for (path, form) in [
+        ("/harbor/replications", "name=sneaky&mode=push&registry=1&replace_count=0&trigger=manual"),
+        ("/harbor/distribution/instances", "name=sneaky&vendor=dragonfly&endpoint=http%3A%2F%2F127.0.0.1%3A9"),
+        (preheat_tab.as_str(), "name=sneaky&provider_id=1&repository=**&tag=**"),
+    ] {
+        let r = post(path, form);
+        assert_eq!(r.status(), 303, "{path}");
+        let to = r.headers()["location"].to_str().unwrap();
+        assert!(to.contains("error="), "{path}: {to}");
+    }
+    for path in ["/replication/policies", "/p2p/preheat/instances", "/projects/guarded/preheat/policies"] {
+        let list: Vec<serde_json::Value> = client
+            .get(server.url(&format!("/api/v2.0{path}")))
+            .basic_auth("admin", Some(PASSWORD))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert!(list.is_empty(), "{path}: {list:?}");
+    }
+    let page = client.get(server.url(&members)).header("cookie", &cookie).send().unwrap().text().unwrap();
+    assert!(!page.contains("/p2p-provider\""), "a guest is offered the preheat tab");
 }
 
 /// The heaviest pages with 10,000 artifacts in one repository (made

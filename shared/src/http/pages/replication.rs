@@ -147,10 +147,10 @@ async fn list(visit: Visit) -> Response {
 // ------------------------------------------------------------ the form
 
 /// The registry endpoints to choose from (the first page of them: a
-/// registry has few).
-async fn endpoints(visit: &Visit) -> Vec<(i64, String)> {
-    let answer = visit.get("/registries?page=1&page_size=100").await;
-    items(&answer.body).iter().map(|r| (int(r, "id"), format!("{} ({})", text(r, "name"), text(r, "url")))).collect()
+/// registry has few), or the page that says why the visitor may not.
+async fn endpoints(visit: &Visit) -> Result<Vec<(i64, String)>, Response> {
+    let list = visit.get("/registries?page=1&page_size=100").await.into_body(visit).map_err(|r| *r)?;
+    Ok(items(&list).iter().map(|r| (int(r, "id"), format!("{} ({})", text(r, "name"), text(r, "url")))).collect())
 }
 
 /// The fields of a rule (a new one when `p` is null).
@@ -265,7 +265,10 @@ async fn new_rule(visit: Visit) -> Response {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let endpoints = endpoints(&visit).await;
+    let endpoints = match endpoints(&visit).await {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
     let body = html! {
         form.panel method="post" action=(REPLICATIONS) {
             (csrf(&visit))
@@ -309,7 +312,10 @@ async fn rule(visit: Visit, Path(id): Path<i64>) -> Response {
         Ok(b) => b,
         Err(r) => return *r,
     };
-    let endpoints = endpoints(&visit).await;
+    let endpoints = match endpoints(&visit).await {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
     let here = format!("{REPLICATIONS}/{id}");
     let writes = !viewer.read_only;
     let name = text(&p, "name");
