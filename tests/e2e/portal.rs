@@ -150,7 +150,8 @@ fn portal_replication() {
 }
 
 /// P2P preheat in the browser: a Dragonfly instance created (its failed
-/// test shown), edited; a project's policy created, listed, edited,
+/// test shown), edited; a project's policy created, listed, run (it fails:
+/// the instance answers nothing; the run's task and log read), edited,
 /// deleted; the instance deleted.
 #[test]
 fn portal_preheat() {
@@ -161,6 +162,7 @@ fn portal_preheat() {
             "preheat instance ping failure shown",
             "preheat instance edited, its secret kept",
             "preheat policy created and listed",
+            "preheat run, its task and log read",
             "preheat policy edited",
             "preheat policy and instance deleted",
             "preheat done",

@@ -906,9 +906,34 @@ def preheat(driver):
     assert json.loads(policy["trigger"])["type"] == "event_based", policy
     step("preheat policy created and listed")
 
+    # Run it: the instance answers nothing, so the run fails; its task and
+    # log say why.
+    push(project, "app", "v1")
+    click(driver, driver.find_element(By.CSS_SELECTOR, "button[aria-label='Execute warm']"))
+    assert "The preheat was started." in body_text(driver), body_text(driver)
+    policy_url = driver.current_url.removeprefix(URL).split("?")[0]
+
+    def run_status(d):
+        cells = [c.text for c in d.find_elements(By.CSS_SELECTOR, "#preheat-runs tbody tr:first-child td")]
+        return cells[1] if len(cells) > 1 else ""
+
+    wait_for(driver, policy_url, lambda d: run_status(d) in ["Success", "Error", "Stopped"], "the preheat", 120)
+    assert run_status(driver) == "Error", body_text(driver)
+    shot(driver, "preheat-runs")
+    click(driver, driver.find_element(By.CSS_SELECTOR, "#preheat-runs tbody a"))
+    tasks = driver.find_element(By.ID, "preheat-tasks").text
+    assert "Error" in tasks and "not healthy" in tasks, tasks
+    click(driver, driver.find_element(By.CSS_SELECTOR, "#preheat-tasks tbody a"))
+    # The job writes no log line when the health check fails (the reason is
+    # the task's message, above): the page says the log is empty.
+    assert has(driver, "#task-log") and "Log of task" in body_text(driver), body_text(driver)
+    assert "The log is empty." in body_text(driver), body_text(driver)
+    shot(driver, "preheat-task-log")
+    step("preheat run, its task and log read")
+    go(driver, f"/harbor/projects/{pid}/p2p-provider")
+
     click(driver, driver.find_element(By.LINK_TEXT, "warm"))
     assert driver.find_element(By.ID, "policy_repos").get_attribute("value") == "app/**"
-    assert "No executions yet." in body_text(driver)
     Select(driver.find_element(By.ID, "policy_trigger")).select_by_value("scheduled")
     driver.find_element(By.ID, "policy_cron").send_keys("0 0 2 * * *")
     Select(driver.find_element(By.ID, "policy_severity")).select_by_value("0")

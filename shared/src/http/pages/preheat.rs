@@ -655,6 +655,7 @@ async fn task_log(visit: Visit, Path((id, name, eid, tid)): Path<(i64, String, i
         p { a href=(format!("/harbor/projects/{id}/p2p-provider/{}/executions/{eid}", seg(&name))) { "Back to the execution" } }
         h2 { "Log of task " (tid) }
         pre.panel #task-log { (log) }
+        @if log.trim().is_empty() { p.muted { "The log is empty." } }
     };
     frame.render(&visit, "p2p-provider", "Preheat task log", body)
 }

@@ -480,6 +480,7 @@ async fn task_log(visit: Visit, Path((id, eid, tid)): Path<(i64, i64, i64)>) -> 
     let body = html! {
         p { a href=(format!("{REPLICATIONS}/{id}/executions/{eid}")) { "Back to the execution" } }
         pre.panel #task-log { (log) }
+        @if log.trim().is_empty() { p.muted { "The log is empty." } }
     };
     admin_page(&visit, &viewer, &format!("Log of replication task {tid}"), body)
 }
