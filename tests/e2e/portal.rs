@@ -131,6 +131,63 @@ fn portal_operations() {
     );
 }
 
+/// Replication in the browser: an endpoint to this berth itself, a push
+/// rule copying a repository into another project, run, its execution,
+/// task and log read, the copy found, the rule edited and deleted.
+#[test]
+fn portal_replication() {
+    scenario(
+        "replication",
+        &[
+            "endpoint to this berth created",
+            "replication rule created",
+            "replication run, task and log read",
+            "replicated image found in the other project",
+            "replication rule edited",
+            "replication done",
+        ],
+    );
+}
+
+/// P2P preheat in the browser: a Dragonfly instance created (its failed
+/// test shown), edited; a project's policy created, listed, run (it fails:
+/// the instance answers nothing; the run's task and log read), edited,
+/// deleted; the instance deleted.
+#[test]
+fn portal_preheat() {
+    scenario(
+        "preheat",
+        &[
+            "preheat instance created",
+            "preheat instance ping failure shown",
+            "preheat instance edited, its secret kept",
+            "preheat policy created and listed",
+            "preheat run, its task and log read",
+            "preheat policy edited",
+            "preheat policy and instance deleted",
+            "preheat done",
+        ],
+    );
+}
+
+/// The administration pages in the browser: a system robot edited, its
+/// secret refreshed and used, disabled; registry endpoints created, tested
+/// (one working, one failing), edited and deleted; a configuration value
+/// changed and kept; a scan of everything run.
+#[test]
+fn portal_administration() {
+    scenario(
+        "administration",
+        &[
+            "system robot edited, its secret refreshed and used",
+            "registry endpoints created, tested, edited and deleted",
+            "configuration value changed and kept",
+            "scan all run",
+            "administration done",
+        ],
+    );
+}
+
 /// OIDC in the browser against `oidc-provider-mock`: the sign-in page's
 /// button, the provider's form, onboarding with a chosen name, the user
 /// signed in, the CLI secret page showing a secret that works with the
@@ -182,6 +239,11 @@ fn portal_hostile_names() {
             "hostile robot rendered as text",
             "hostile retention rendered as text",
             "hostile retention-rule rendered as text",
+            "hostile registries rendered as text",
+            "hostile replication-rule rendered as text",
+            "hostile distributions rendered as text",
+            "hostile preheat-policies rendered as text",
+            "hostile preheat-policy rendered as text",
             "hostile reflected rendered as text",
             "hostile done",
         ],
@@ -359,6 +421,37 @@ fn portal_actions_are_refused_as_the_api_refuses_them() {
     // The page itself offers neither.
     let page = client.get(server.url(&members)).header("cookie", &cookie).send().unwrap().text().unwrap();
     assert!(!page.contains("id=\"member_name\"") && !page.contains("Change role"), "{page}");
+
+    // Replication and preheat: the administration pages are refused, their
+    // forms posted anyway come back with the API's refusal and change
+    // nothing; a guest's project has no preheat tab and its form is refused.
+    for path in ["/harbor/replications", "/harbor/replications/new", "/harbor/distribution/instances"] {
+        let r = client.get(server.url(path)).header("cookie", &cookie).send().unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+    }
+    let preheat_tab = format!("/harbor/projects/{id}/p2p-provider");
+    for (path, form) in [
+        ("/harbor/replications", "name=sneaky&mode=push&registry=1&replace_count=0&trigger=manual"),
+        ("/harbor/distribution/instances", "name=sneaky&vendor=dragonfly&endpoint=http%3A%2F%2F127.0.0.1%3A9"),
+        (preheat_tab.as_str(), "name=sneaky&provider_id=1&repository=**&tag=**"),
+    ] {
+        let r = post(path, form);
+        assert_eq!(r.status(), 303, "{path}");
+        let to = r.headers()["location"].to_str().unwrap();
+        assert!(to.contains("error="), "{path}: {to}");
+    }
+    for path in ["/replication/policies", "/p2p/preheat/instances", "/projects/guarded/preheat/policies"] {
+        let list: Vec<serde_json::Value> = client
+            .get(server.url(&format!("/api/v2.0{path}")))
+            .basic_auth("admin", Some(PASSWORD))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert!(list.is_empty(), "{path}: {list:?}");
+    }
+    let page = client.get(server.url(&members)).header("cookie", &cookie).send().unwrap().text().unwrap();
+    assert!(!page.contains("/p2p-provider\""), "a guest is offered the preheat tab");
 }
 
 /// The heaviest pages with 10,000 artifacts in one repository (made

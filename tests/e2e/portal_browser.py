@@ -2,9 +2,10 @@
 
 usage: portal_browser.py SCENARIO URL ADMIN_PASSWORD OCI_LAYOUT SHOTS_DIR
 
-SCENARIO is one of `journey`, `hostile`, `roles`. The registry at URL is a
-fresh berth; OCI_LAYOUT an OCI image layout holding the image `base` that
-skopeo pushes. Every page visited is saved as a screenshot in SHOTS_DIR
+SCENARIO is one of `journey`, `hostile`, `roles`, `operations`, `oidc`,
+`replication`, `preheat`, `administration`. The registry at URL is a fresh
+berth; OCI_LAYOUT an OCI image layout holding the image `base` that skopeo
+pushes. Every page visited is saved as a screenshot in SHOTS_DIR
 (the file names are printed). Each step prints a line the Rust test looks
 for; any failure raises (a non-zero exit).
 """
@@ -409,6 +410,11 @@ def journey(driver):
     step("journey done")
 
 
+# The pages whose payloads are the values of form fields.
+FIELDS = {"robot": ["robot_description"], "replication-rule": ["rule_description", "rule_name_filter"],
+          "preheat-policy": ["policy_description", "policy_repos"]}
+
+
 def hostile(driver):
     project = "hostile-" + suffix()
     api_ok("POST", "/projects", {"project_name": project, "metadata": {"public": "false"}})
@@ -439,6 +445,20 @@ def hostile(driver):
     user = "<b>x'" + suffix() + "</b>"
     create_user(user)
     api_ok("POST", f"/projects/{pid}/members", {"role_id": 2, "member_user": {"username": user}})
+    _, headers = api_ok("POST", "/registries", {"name": "hostile-reg", "type": "docker-registry",
+                                                "url": "http://127.0.0.1:9", "description": PAYLOAD})
+    registry_id = int(headers["Location"].rsplit("/", 1)[1])
+    _, headers = api_ok("POST", "/replication/policies", {
+        "name": "hostile-rule", "description": PAYLOAD, "dest_registry": {"id": registry_id},
+        "filters": [{"type": "name", "value": PAYLOAD}], "trigger": {"type": "manual"}, "enabled": True})
+    rule_id = int(headers["Location"].rsplit("/", 1)[1])
+    api_ok("POST", "/p2p/preheat/instances", {"name": "hostile-inst", "vendor": "dragonfly", "description": PAYLOAD,
+                                              "endpoint": "http://127.0.0.1:9", "enabled": True})
+    instance_id = api_ok("GET", "/p2p/preheat/instances/hostile-inst")[0]["id"]
+    api_ok("POST", f"/projects/{project}/preheat/policies", {
+        "name": "hostile-policy", "description": PAYLOAD, "provider_id": instance_id, "enabled": True,
+        "filters": json.dumps([{"type": "repository", "value": PAYLOAD}, {"type": "tag", "value": "**"}]),
+        "trigger": json.dumps({"type": "manual"})})
     step("hostile names stored")
 
     # `javascript:` as the place to return to after signing in.
@@ -462,6 +482,11 @@ def hostile(driver):
         ("retention", f"/harbor/projects/{pid}/tag-strategy", "retention"),
         ("retention-rule", f"/harbor/projects/{pid}/tag-strategy/retention/rules/0", None),
         ("members", f"/harbor/projects/{pid}/members", None),
+        ("registries", "/harbor/registries", None),
+        ("replication-rule", f"/harbor/replications/{rule_id}", None),
+        ("distributions", "/harbor/distribution/instances", None),
+        ("preheat-policies", f"/harbor/projects/{pid}/p2p-provider", None),
+        ("preheat-policy", f"/harbor/projects/{pid}/p2p-provider/hostile-policy", None),
         ("reflected", f"/harbor/projects?error={quoted}&done={quoted}&q={quoted}", None),
         ("reflected-repos", f"/harbor/projects/{pid}/repositories?q={quoted}&error={quoted}", None),
     ]
@@ -475,9 +500,10 @@ def hostile(driver):
             assert driver.find_element(By.ID, "q").get_attribute("value") == PAYLOAD
         elif name == "webhooks":
             assert PAYLOAD[:100] in text, f"{name}: the payload is not shown as text:\n{text}"
-        elif name == "robot":
-            value = driver.find_element(By.ID, "robot_description").get_attribute("value")
-            assert value == PAYLOAD, f"{name}: the payload is not the field's text: {value!r}"
+        elif name in FIELDS:
+            for field in FIELDS[name]:
+                value = driver.find_element(By.ID, field).get_attribute("value")
+                assert value == PAYLOAD, f"{name}: the payload is not the text of {field}: {value!r}"
         elif name == "members":
             assert user in driver.find_element(By.ID, "members").text, "the user name is not shown as text"
         else:
@@ -695,6 +721,372 @@ def operations(driver):
     step("operations done")
 
 
+def replication(driver):
+    """A registry endpoint pointing at this berth itself (type harbor, the
+    admin's credentials), a push rule copying one project's repository into
+    another project, run in the browser: the execution succeeds, its task
+    and log are read, the copy is found in the portal; the rule edited,
+    then deleted."""
+    source, target = "rsrc-" + suffix(), "rdst-" + suffix()
+    for name in [source, target]:
+        api_ok("POST", "/projects", {"project_name": name, "metadata": {"public": "false"}})
+    push(source, "app", "v1")
+    sign_in(driver, "admin", ADMIN_PASSWORD)
+
+    go(driver, "/harbor/registries")
+    Select(driver.find_element(By.ID, "reg_type")).select_by_value("harbor")
+    driver.find_element(By.ID, "reg_name").send_keys("self")
+    driver.find_element(By.ID, "reg_url").send_keys(URL)
+    driver.find_element(By.ID, "reg_key").send_keys("admin")
+    driver.find_element(By.ID, "reg_secret").send_keys(ADMIN_PASSWORD)
+    click(driver, button(driver, "Create registry endpoint"))
+    assert "The registry endpoint was created." in body_text(driver), body_text(driver)
+    step("endpoint to this berth created")
+
+    go(driver, "/harbor/replications")
+    assert "No replication rules." in body_text(driver)
+    click(driver, driver.find_element(By.LINK_TEXT, "New replication rule"))
+    shot(driver, "replication-new")
+    driver.find_element(By.ID, "rule_name").send_keys("copy-app")
+    driver.find_element(By.ID, "rule_description").send_keys("into the other project")
+    driver.find_element(By.CSS_SELECTOR, "input[name=mode][value=push]").click()
+    Select(driver.find_element(By.ID, "rule_registry")).select_by_visible_text(f"self ({URL})")
+    driver.find_element(By.ID, "rule_name_filter").send_keys(f"{source}/**")
+    driver.find_element(By.ID, "rule_tag_filter").send_keys("v*")
+    Select(driver.find_element(By.ID, "rule_resource")).select_by_value("image")
+    driver.find_element(By.ID, "rule_namespace").send_keys(target)
+    Select(driver.find_element(By.ID, "rule_flattening")).select_by_value("1")
+    Select(driver.find_element(By.ID, "rule_trigger")).select_by_value("manual")
+    click(driver, button(driver, "Create replication rule"))
+    assert "The replication rule was created." in body_text(driver), body_text(driver)
+    rule_url = driver.current_url.removeprefix(URL).split("?")[0]
+    rules, _ = api_ok("GET", "/replication/policies")
+    rule = next(r for r in rules if r["name"] == "copy-app")
+    assert rule["src_registry"]["id"] == 0 and rule["dest_registry"]["name"] == "self", rule
+    assert rule["dest_namespace"] == target and rule["dest_namespace_replace_count"] == 1, rule
+    kinds = sorted((f["type"], f["value"], f.get("decoration") or "") for f in rule["filters"])
+    assert kinds == [("name", f"{source}/**", "matches"), ("resource", "image", ""), ("tag", "v*", "matches")], kinds
+    go(driver, "/harbor/replications")
+    listed = driver.find_element(By.ID, "replications").text
+    assert "copy-app" in listed and "Push" in listed and "Local" in listed and target in listed, listed
+    shot(driver, "replication-rules")
+    step("replication rule created")
+
+    click(driver, driver.find_element(By.CSS_SELECTOR, "button[aria-label='Replicate copy-app']"))
+    assert "The replication was started." in body_text(driver), body_text(driver)
+    def run_cells(d):
+        return [c.text for c in d.find_elements(By.CSS_SELECTOR, "#replication-runs tbody tr:first-child td")]
+
+    # The status cell (the header "Succeeded" holds "Succeed" too).
+    wait_for(driver, rule_url, lambda d: run_cells(d)[1:2] in [["Succeed"], ["Failed"], ["Stopped"]],
+             "the replication")
+    cells = run_cells(driver)
+    assert cells[1] == "Succeed" and cells[5:9] == ["1", "1", "0", "0"], cells  # total, succeeded, failed, stopped
+    shot(driver, "replication-runs")
+    click(driver, driver.find_element(By.CSS_SELECTOR, "#replication-runs tbody a"))
+    tasks = driver.find_element(By.ID, "replication-tasks").text
+    assert f"{source}/app" in tasks and f"{target}/app" in tasks and "Succeed" in tasks, tasks
+    shot(driver, "replication-tasks")
+    click(driver, driver.find_element(By.CSS_SELECTOR, "#replication-tasks tbody a"))
+    log = driver.find_element(By.ID, "task-log").text
+    assert log.strip(), "an empty task log"
+    shot(driver, "replication-log")
+    step("replication run, task and log read")
+
+    go(driver, f"/harbor/projects/{project_id(target)}/repositories")
+    assert f"{target}/app" in driver.find_element(By.ID, "repositories").text, body_text(driver)
+    click(driver, driver.find_element(By.LINK_TEXT, f"{target}/app"))
+    assert "v1" in body_text(driver), body_text(driver)
+    shot(driver, "replication-copy")
+    step("replicated image found in the other project")
+
+    go(driver, rule_url)
+    assert driver.find_element(By.ID, "rule_namespace").get_attribute("value") == target
+    description = driver.find_element(By.ID, "rule_description")
+    description.clear()
+    description.send_keys("edited")
+    Select(driver.find_element(By.ID, "rule_flattening")).select_by_value("-1")
+    Select(driver.find_element(By.ID, "rule_tag_decoration")).select_by_value("excludes")
+    Select(driver.find_element(By.ID, "rule_trigger")).select_by_value("scheduled")
+    driver.find_element(By.ID, "rule_cron").send_keys("0 0 5 * * *")
+    speed = driver.find_element(By.ID, "rule_speed")
+    speed.clear()
+    speed.send_keys("1024")
+    driver.find_element(By.NAME, "enabled").click()
+    click(driver, button(driver, "Save replication rule"))
+    assert "The replication rule was saved." in body_text(driver), body_text(driver)
+    rule, _ = api_ok("GET", f"/replication/policies/{rule['id']}")
+    assert rule["description"] == "edited" and rule["dest_namespace_replace_count"] == -1, rule
+    assert rule["trigger"]["type"] == "scheduled" and rule["trigger"]["trigger_settings"]["cron"] == "0 0 5 * * *", rule
+    assert rule["speed"] == 1024 and rule["enabled"] is False, rule
+    assert any(f["type"] == "tag" and f["decoration"] == "excludes" for f in rule["filters"]), rule
+    assert Select(driver.find_element(By.ID, "rule_flattening")).first_selected_option.get_attribute("value") == "-1"
+    shot(driver, "replication-edited")
+    # A bad cron is the API's refusal, shown on the page.
+    cron = driver.find_element(By.ID, "rule_cron")
+    cron.clear()
+    cron.send_keys("not a cron")
+    click(driver, button(driver, "Save replication rule"))
+    assert has(driver, "p.error"), body_text(driver)
+    step("replication rule edited")
+
+    click(driver, driver.find_element(By.CSS_SELECTOR, "button[aria-label='Delete copy-app']"), alert=True)
+    assert "The replication rule was deleted." in body_text(driver), body_text(driver)
+    assert "No replication rules." in body_text(driver)
+    errors = console_errors(driver)
+    assert not errors, errors
+    step("replication done")
+
+
+def preheat(driver):
+    """A Dragonfly instance (its endpoint answers nothing: the test shows
+    the failure), edited; a project's preheat policy created, listed,
+    edited and deleted; the instance deleted."""
+    project = "p2p-" + suffix()
+    api_ok("POST", "/projects", {"project_name": project, "metadata": {"public": "false"}})
+    pid = project_id(project)
+    sign_in(driver, "admin", ADMIN_PASSWORD)
+
+    go(driver, "/harbor/distribution/instances")
+    assert "No preheat provider instances." in body_text(driver)
+    Select(driver.find_element(By.ID, "inst_vendor")).select_by_value("dragonfly")
+    driver.find_element(By.ID, "inst_name").send_keys("df")
+    driver.find_element(By.ID, "inst_description").send_keys("the cluster's dragonfly")
+    driver.find_element(By.ID, "inst_endpoint").send_keys("http://127.0.0.1:9")
+    Select(driver.find_element(By.ID, "inst_auth")).select_by_value("BASIC")
+    driver.find_element(By.ID, "inst_username").send_keys("df-user")
+    driver.find_element(By.ID, "inst_password").send_keys("df-secret")
+    click(driver, button(driver, "Create instance"))
+    assert "The instance was created." in body_text(driver), body_text(driver)
+    listed = driver.find_element(By.ID, "instances").text
+    assert "df" in listed and "http://127.0.0.1:9" in listed and "dragonfly" in listed and "BASIC" in listed, listed
+    shot(driver, "preheat-instances")
+    step("preheat instance created")
+    click(driver, driver.find_element(By.CSS_SELECTOR, "button[aria-label='Test connection to df']"))
+    error = driver.find_element(By.CSS_SELECTOR, "p.error").text
+    assert "The connection failed" in error and "not healthy" in error, error
+    shot(driver, "preheat-ping-failed")
+    step("preheat instance ping failure shown")
+    click(driver, driver.find_element(By.LINK_TEXT, "df"))
+    description = driver.find_element(By.ID, "inst_description")
+    description.clear()
+    description.send_keys("edited")
+    driver.find_element(By.NAME, "default").click()
+    click(driver, button(driver, "Save instance"))
+    assert "The instance was saved." in body_text(driver), body_text(driver)
+    inst, _ = api_ok("GET", "/p2p/preheat/instances/df")
+    assert inst["description"] == "edited" and inst["default"] is True, inst
+    assert inst["auth_mode"] == "BASIC" and inst["auth_info"]["username"] == "df-user", inst
+    step("preheat instance edited, its secret kept")
+
+    go(driver, f"/harbor/projects/{pid}/p2p-provider")
+    assert "No preheat policies." in body_text(driver)
+    driver.find_element(By.ID, "policy_name").send_keys("warm")
+    driver.find_element(By.ID, "policy_description").send_keys("warm the nodes")
+    provider = Select(driver.find_element(By.ID, "policy_provider"))
+    assert provider.first_selected_option.get_attribute("value") == str(inst["id"]), "the default instance not chosen"
+    provider.select_by_value(str(inst["id"]))
+    repos = driver.find_element(By.ID, "policy_repos")
+    repos.clear()
+    repos.send_keys("app/**")
+    tags = driver.find_element(By.ID, "policy_tags")
+    tags.clear()
+    tags.send_keys("v*")
+    driver.find_element(By.ID, "policy_labels").send_keys("hot")
+    Select(driver.find_element(By.ID, "policy_severity")).select_by_value("4")
+    Select(driver.find_element(By.ID, "policy_trigger")).select_by_value("event_based")
+    click(driver, button(driver, "Create preheat policy"))
+    assert "The preheat policy was created." in body_text(driver), body_text(driver)
+    listed = driver.find_element(By.ID, "preheat-policies").text
+    assert "warm" in listed and "df" in listed and "On push" in listed and "app/**" in listed, listed
+    shot(driver, "preheat-policies")
+    policy, _ = api_ok("GET", f"/projects/{project}/preheat/policies/warm")
+    filters = {f["type"]: f["value"] for f in json.loads(policy["filters"])}
+    assert filters == {"repository": "app/**", "tag": "v*", "label": "hot", "vulnerability": 4}, filters
+    assert json.loads(policy["trigger"])["type"] == "event_based", policy
+    step("preheat policy created and listed")
+
+    # Run it: the instance answers nothing, so the run fails; its task and
+    # log say why.
+    push(project, "app", "v1")
+    click(driver, driver.find_element(By.CSS_SELECTOR, "button[aria-label='Execute warm']"))
+    assert "The preheat was started." in body_text(driver), body_text(driver)
+    policy_url = driver.current_url.removeprefix(URL).split("?")[0]
+
+    def run_status(d):
+        cells = [c.text for c in d.find_elements(By.CSS_SELECTOR, "#preheat-runs tbody tr:first-child td")]
+        return cells[1] if len(cells) > 1 else ""
+
+    wait_for(driver, policy_url, lambda d: run_status(d) in ["Success", "Error", "Stopped"], "the preheat", 120)
+    assert run_status(driver) == "Error", body_text(driver)
+    shot(driver, "preheat-runs")
+    click(driver, driver.find_element(By.CSS_SELECTOR, "#preheat-runs tbody a"))
+    tasks = driver.find_element(By.ID, "preheat-tasks").text
+    assert "Error" in tasks and "not healthy" in tasks, tasks
+    click(driver, driver.find_element(By.CSS_SELECTOR, "#preheat-tasks tbody a"))
+    # The job writes no log line when the health check fails (the reason is
+    # the task's message, above): the page says the log is empty.
+    assert has(driver, "#task-log") and "Log of task" in body_text(driver), body_text(driver)
+    assert "The log is empty." in body_text(driver), body_text(driver)
+    shot(driver, "preheat-task-log")
+    step("preheat run, its task and log read")
+    go(driver, f"/harbor/projects/{pid}/p2p-provider")
+
+    click(driver, driver.find_element(By.LINK_TEXT, "warm"))
+    assert driver.find_element(By.ID, "policy_repos").get_attribute("value") == "app/**"
+    Select(driver.find_element(By.ID, "policy_trigger")).select_by_value("scheduled")
+    driver.find_element(By.ID, "policy_cron").send_keys("0 0 2 * * *")
+    Select(driver.find_element(By.ID, "policy_severity")).select_by_value("0")
+    driver.find_element(By.ID, "policy_labels").clear()
+    click(driver, button(driver, "Save preheat policy"))
+    assert "The preheat policy was saved." in body_text(driver), body_text(driver)
+    policy, _ = api_ok("GET", f"/projects/{project}/preheat/policies/warm")
+    trigger = json.loads(policy["trigger"])
+    assert trigger["type"] == "scheduled" and trigger["trigger_setting"]["cron"] == "0 0 2 * * *", policy
+    assert {f["type"] for f in json.loads(policy["filters"])} == {"repository", "tag"}, policy
+    shot(driver, "preheat-policy-edited")
+    step("preheat policy edited")
+
+    # The instance a policy uses is not deleted: the API's refusal shows.
+    go(driver, "/harbor/distribution/instances")
+    click(driver, driver.find_element(By.CSS_SELECTOR, "button[aria-label='Delete df']"), alert=True)
+    assert has(driver, "p.error"), body_text(driver)
+    go(driver, f"/harbor/projects/{pid}/p2p-provider")
+    click(driver, driver.find_element(By.CSS_SELECTOR, "button[aria-label='Delete warm']"), alert=True)
+    assert "The preheat policy was deleted." in body_text(driver), body_text(driver)
+    assert "No preheat policies." in body_text(driver)
+    go(driver, "/harbor/distribution/instances")
+    click(driver, driver.find_element(By.CSS_SELECTOR, "button[aria-label='Delete df']"), alert=True)
+    assert "The instance was deleted." in body_text(driver), body_text(driver)
+    assert "No preheat provider instances." in body_text(driver)
+    step("preheat policy and instance deleted")
+    errors = console_errors(driver)
+    assert not errors, errors
+    step("preheat done")
+
+
+def administration(driver):
+    """A system robot edited, its secret refreshed and used, then disabled;
+    registry endpoints created, tested (working and failing), edited and
+    deleted; a configuration value changed and kept; a scan of everything
+    run."""
+    project = "adm-" + suffix()
+    api_ok("POST", "/projects", {"project_name": project, "metadata": {"public": "false"}})
+    push(project, "app", "v1")
+    sign_in(driver, "admin", ADMIN_PASSWORD)
+
+    # A system robot: edit, refresh its secret, pull with it, disable it.
+    go(driver, "/harbor/robot-accounts")
+    driver.find_element(By.ID, "robot_name").send_keys("fleet")
+    click(driver, button(driver, "Create robot account"))
+    robot_name = driver.find_element(By.CSS_SELECTOR, "div.secret strong").text.removeprefix("Robot ").removesuffix(
+        " was created.")
+    click(driver, driver.find_element(By.LINK_TEXT, robot_name))
+    assert driver.find_element(By.NAME, "pull").is_selected() and not driver.find_element(By.NAME, "push").is_selected()
+    driver.find_element(By.ID, "robot_description").send_keys("the fleet's puller")
+    days = driver.find_element(By.ID, "robot_days")
+    days.clear()
+    days.send_keys("-1")
+    driver.find_element(By.NAME, "push").click()
+    click(driver, button(driver, "Save robot account"))
+    assert "The robot account was saved." in body_text(driver), body_text(driver)
+    assert driver.find_element(By.NAME, "push").is_selected()
+    assert "repository:push" in driver.find_element(By.ID, "robot-permissions").text
+    robots, _ = api_ok("GET", "/robots?q=Level=system")
+    robot = next(r for r in robots if r["name"] == robot_name)
+    actions = sorted(a["action"] for p in robot["permissions"] if p["namespace"] == "*" for a in p["access"])
+    assert robot["description"] == "the fleet's puller" and robot["duration"] == -1 and actions == ["pull", "push"], robot
+    click(driver, button(driver, "Refresh secret"), alert=True)
+    secret = driver.find_element(By.ID, "robot-secret").text
+    assert secret, "no new secret shown"
+    shot(driver, "system-robot-refreshed")
+    with tempfile.TemporaryDirectory() as tmp:
+        skopeo("copy", "--src-creds", f"{robot_name}:{secret}", "--src-tls-verify=false",
+               f"docker://{HOST}/{project}/app:v1", f"oci:{tmp}/out:v1")
+    driver.find_element(By.NAME, "disable").click()
+    click(driver, button(driver, "Save robot account"))
+    assert "Enabled: No" in body_text(driver), body_text(driver)
+    robot = next(r for r in api_ok("GET", "/robots?q=Level=system")[0] if r["name"] == robot_name)
+    assert robot["disable"] is True, robot
+    step("system robot edited, its secret refreshed and used")
+
+    # Registry endpoints: one that works (this berth), one that does not.
+    go(driver, "/harbor/registries")
+    assert "No registry endpoints." in body_text(driver)
+    for name, kind, url in [("here", "harbor", URL), ("nowhere", "docker-registry", "http://127.0.0.1:9")]:
+        Select(driver.find_element(By.ID, "reg_type")).select_by_value(kind)
+        driver.find_element(By.ID, "reg_name").send_keys(name)
+        driver.find_element(By.ID, "reg_url").send_keys(url)
+        driver.find_element(By.ID, "reg_key").send_keys("admin")
+        driver.find_element(By.ID, "reg_secret").send_keys(ADMIN_PASSWORD)
+        click(driver, button(driver, "Create registry endpoint"))
+        assert "The registry endpoint was created." in body_text(driver), body_text(driver)
+    listed = driver.find_element(By.ID, "registries").text
+    assert "here" in listed and "nowhere" in listed and "docker-registry" in listed, listed
+    shot(driver, "registries")
+    click(driver, driver.find_element(By.CSS_SELECTOR, "button[aria-label='Test connection to here']"))
+    assert "the connection works" in body_text(driver), body_text(driver)
+    click(driver, driver.find_element(By.CSS_SELECTOR, "button[aria-label='Test connection to nowhere']"))
+    error = driver.find_element(By.CSS_SELECTOR, "p.error").text
+    assert "The connection failed" in error, error
+    shot(driver, "registry-test-failed")
+    click(driver, driver.find_element(By.LINK_TEXT, "here"))
+    assert driver.find_element(By.ID, "reg_key").get_attribute("value") == "admin"
+    description = driver.find_element(By.ID, "reg_description")
+    description.send_keys("this very berth")
+    click(driver, button(driver, "Save registry endpoint"))
+    assert "The registry endpoint was saved." in body_text(driver), body_text(driver)
+    assert driver.find_element(By.ID, "reg_description").get_attribute("value") == "this very berth"
+    # The secret left empty was kept: the connection still works.
+    click(driver, button(driver, "Test connection"))
+    assert "the connection works" in body_text(driver), body_text(driver)
+    for name in ["here", "nowhere"]:
+        click(driver, driver.find_element(By.CSS_SELECTOR, f"button[aria-label='Delete {name}']"), alert=True)
+        assert "The registry endpoint was deleted." in body_text(driver), body_text(driver)
+    assert "No registry endpoints." in body_text(driver)
+    step("registry endpoints created, tested, edited and deleted")
+
+    # Configuration: a value changed is kept.
+    go(driver, "/harbor/configs")
+    lifetime = driver.find_element(By.ID, "cfg_token_expiration")
+    assert lifetime.get_attribute("value") != "45"
+    lifetime.clear()
+    lifetime.send_keys("45")
+    click(driver, button(driver, "Save configuration"))
+    assert "The configuration was saved." in body_text(driver), body_text(driver)
+    go(driver, "/harbor/configs")
+    assert driver.find_element(By.ID, "cfg_token_expiration").get_attribute("value") == "45"
+    assert api_ok("GET", "/configurations")[0]["token_expiration"]["value"] == 45
+    click(driver, button(driver, "Save configuration"))
+    assert "Nothing was changed." in body_text(driver), body_text(driver)
+    lifetime = driver.find_element(By.ID, "cfg_token_expiration")
+    lifetime.clear()
+    lifetime.send_keys("soon")
+    # The browser refuses text in a number field; the server too, without it.
+    driver.execute_script("arguments[0].type = 'text'", lifetime)
+    lifetime.clear()
+    lifetime.send_keys("soon")
+    click(driver, button(driver, "Save configuration"))
+    assert "must be a whole number" in driver.find_element(By.CSS_SELECTOR, "p.error").text, body_text(driver)
+    shot(driver, "configuration")
+    step("configuration value changed and kept")
+
+    # Scan all: run now and see the run's counts.
+    go(driver, "/harbor/interrogation-services/vulnerability")
+    assert "No scan of everything yet." in body_text(driver)
+    click(driver, button(driver, "Scan all now"))
+    assert "The scan of all artifacts was started." in body_text(driver), body_text(driver)
+    wait_for(driver, "/harbor/interrogation-services/vulnerability",
+             lambda d: "1 of 1 done" in d.find_element(By.ID, "scan-all-metrics").text, "the scan of everything")
+    metrics = driver.find_element(By.ID, "scan-all-metrics").text
+    assert "Manual" in metrics, metrics
+    shot(driver, "scan-all")
+    step("scan all run")
+    errors = console_errors(driver)
+    assert not errors, errors
+    step("administration done")
+
+
 def artifact_page(project, pid):
     arts, _ = api_ok("GET", f"/projects/{project}/repositories/app/artifacts")
     return f"/harbor/projects/{pid}/repositories/app/artifacts-tab/artifacts/{arts[0]['digest']}"
@@ -750,7 +1142,8 @@ def oidc(driver):
 
 # What each role's project pages offer: the tabs and the actions.
 ROLE_TABS = {
-    "projectAdmin": {"repositories", "members", "labels", "tag-strategy", "robot-account", "webhook", "logs", "configs"},
+    "projectAdmin": {"repositories", "members", "labels", "p2p-provider", "tag-strategy", "robot-account", "webhook", "logs",
+                     "configs"},
     "maintainer": {"repositories", "members", "labels", "tag-strategy", "robot-account", "webhook", "configs"},
     "developer": {"repositories", "members", "labels", "tag-strategy", "robot-account", "configs"},
     "guest": {"repositories", "members", "labels", "robot-account", "configs"},
@@ -761,7 +1154,7 @@ ROLE_ACTIONS = {
                      "delete-repository", "add-tag", "remove-tag", "delete-artifact", "save-configs",
                      "create-label", "delete-label", "add-artifact-label", "remove-artifact-label",
                      "create-immutable", "delete-immutable", "create-webhook", "delete-webhook", "delete-project",
-                     "scan", "generate-sbom"},
+                     "scan", "generate-sbom", "create-preheat-policy"},
     "maintainer": {"delete-repository", "add-tag", "remove-tag", "delete-artifact", "create-label", "delete-label",
                    "add-artifact-label", "remove-artifact-label", "create-immutable", "delete-immutable", "scan",
                    "generate-sbom"},
@@ -800,6 +1193,7 @@ def offered(driver, pid, artifact_path):
         ("labels", [("#label_name", "create-label"), ("#labels button[aria-label^='Delete']", "delete-label")]),
         ("tag-strategy", [("#repo_pattern", "create-immutable"),
                           ("#immutability button[aria-label^='Delete']", "delete-immutable")]),
+        ("p2p-provider", [("#policy_name", "create-preheat-policy")]),
         ("webhook", [("#hook_name", "create-webhook"), ("#webhooks button[aria-label^='Delete']", "delete-webhook")]),
         ("configs", [("form[action$='/configs'] button[type=submit]", "save-configs"),
                      ("form[action$='/delete'] button.danger", "delete-project")]),
@@ -862,7 +1256,8 @@ def main():
     driver = browser()
     try:
         {"journey": journey, "hostile": hostile, "roles": roles, "operations": operations,
-         "oidc": oidc}[SCENARIO](driver)
+         "oidc": oidc, "replication": replication,
+         "preheat": preheat, "administration": administration}[SCENARIO](driver)
     except Exception:
         try:
             shot(driver, "failure")

@@ -1,5 +1,6 @@
-//! Administration: users, groups, system robot accounts, garbage
-//! collection (history, run, log), the audit log and the scanners. The navigation offers them to system
+//! Administration: users, groups, system robot accounts (created, edited,
+//! their secret refreshed), garbage collection (history, run, log), the
+//! audit log and the scanners. The navigation offers them to system
 //! administrators; anyone else asking by address gets the API's refusal.
 
 use std::sync::Arc;
@@ -27,15 +28,19 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/harbor/groups/{gid}/delete", post(delete_group))
         .route("/harbor/robot-accounts", get(robots).post(create_robot))
         .route("/harbor/robot-accounts/{rid}/delete", post(delete_robot))
+        .route("/harbor/robot-accounts/{rid}", get(robot).post(save_robot))
+        .route("/harbor/robot-accounts/{rid}/secret", post(refresh_robot))
         .route("/harbor/interrogation-services/scanners", get(scanners))
 }
 
 /// The administration pages, for the navigation.
-pub const PAGES: [(&str, &str); 10] = [
+pub const PAGES: [(&str, &str); 12] = [
     ("/harbor/users", "Users"),
     ("/harbor/groups", "Groups"),
     ("/harbor/robot-accounts", "Robot accounts"),
     ("/harbor/registries", "Registries"),
+    ("/harbor/replications", "Replications"),
+    ("/harbor/distribution/instances", "Distributions"),
     ("/harbor/clearing-job/gc", "Garbage collection"),
     ("/harbor/clearing-job/audit-log-purge", "Log purge"),
     ("/harbor/logs", "Audit log"),
@@ -286,7 +291,7 @@ async fn robots_page(visit: Visit, created: Option<Value>) -> Response {
             tbody { @for r in items(&list) {
                 @let name = text(r, "name");
                 tr {
-                    td { (name) } td { (text(r, "description")) }
+                    td { a href=(format!("/harbor/robot-accounts/{}", int(r, "id"))) { (name) } } td { (text(r, "description")) }
                     td { @for p in r.get("permissions").map(items).unwrap_or_default() {
                         @for a in p.get("access").map(items).unwrap_or_default() {
                             span.badge { (text(p, "namespace")) " " (text(a, "resource")) ":" (text(a, "action")) }
@@ -345,4 +350,144 @@ async fn create_robot(visit: Visit, body: Bytes) -> Response {
 async fn delete_robot(visit: Visit, Path(rid): Path<i64>) -> Response {
     let answer = visit.api(Method::DELETE, &format!("/robots/{rid}"), None).await;
     after(&visit, "/harbor/robot-accounts", &answer, "The robot account was deleted.")
+}
+
+/// Whether a system robot may `action` repositories in every project.
+fn everywhere(robot: &Value, action: &str) -> bool {
+    robot.get("permissions").map(items).unwrap_or_default().iter().any(|p| {
+        text(p, "namespace") == "*"
+            && p.get("access")
+                .map(items)
+                .unwrap_or_default()
+                .iter()
+                .any(|a| text(a, "resource") == "repository" && text(a, "action") == action)
+    })
+}
+
+/// One system robot: its description, duration, whether it is disabled
+/// and its pull and push in every project (editable; its other
+/// permissions are kept as they are), and a new secret on demand (shown
+/// once).
+async fn robot(visit: Visit, Path(rid): Path<i64>) -> Response {
+    robot_page(visit, rid, None).await
+}
+
+async fn robot_page(visit: Visit, rid: i64, secret: Option<String>) -> Response {
+    let viewer = match visit.viewer().await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let robot = match visit.get(format!("/robots/{rid}")).await.into_body(&visit) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    if text(&robot, "level") != "system" {
+        return super::layout::error_page(
+            &visit,
+            Some(&viewer),
+            StatusCode::NOT_FOUND,
+            "No such system robot account.",
+        );
+    }
+    let name = text(&robot, "name");
+    let here = format!("/harbor/robot-accounts/{rid}");
+    let disabled = robot.get("disable").and_then(Value::as_bool).unwrap_or(false);
+    let body = html! {
+        p { a href="/harbor/robot-accounts" { "Back to the robot accounts" } }
+        @if let Some(secret) = &secret {
+            div.secret role="status" {
+                p { strong { "A new secret was made for " (name) "." } " Copy it now: it is not shown again." }
+                p { code #robot-secret { (secret) } " " (copy(secret, "Copy the robot's secret")) }
+            }
+        }
+        p { "Expires: " @if int(&robot, "expires_at") <= 0 { "never" } @else { (super::super::api::rfc3339(int(&robot, "expires_at")).get(..10).unwrap_or_default()) }
+            " · Enabled: " @if disabled { "No" } @else { "Yes" } }
+        h2 { "Permissions" }
+        ul #robot-permissions { @for p in robot.get("permissions").map(items).unwrap_or_default() {
+            li { (text(p, "kind")) " " (text(p, "namespace")) ": "
+                @for a in p.get("access").map(items).unwrap_or_default() { span.badge { (text(a, "resource")) ":" (text(a, "action")) } " " } }
+        } }
+        @if !viewer.read_only {
+            form.panel method="post" action=(here) {
+                h2 { "Settings" }
+                (csrf(&visit))
+                label for="robot_description" { "Description" }
+                input #robot_description type="text" name="description" value=(text(&robot, "description"));
+                label for="robot_days" { "Expires after (days from its creation; −1: never)" }
+                input #robot_days type="number" name="duration" min="-1" value=(int(&robot, "duration"));
+                label.check { input type="checkbox" name="disable" checked[disabled]; "Disabled" }
+                fieldset {
+                    legend { "In every project" }
+                    label.check { input type="checkbox" name="pull" checked[everywhere(&robot, "pull")]; "Pull" }
+                    label.check { input type="checkbox" name="push" checked[everywhere(&robot, "push")]; "Push" }
+                }
+                p { button type="submit" { "Save robot account" } }
+            }
+            form.panel method="post" action=(format!("{here}/secret"))
+                data-confirm=(format!("Make a new secret for {name}? The old one stops working.")) {
+                (csrf(&visit))
+                p { button.secondary type="submit" { "Refresh secret" } }
+            }
+        }
+    };
+    admin_page(&visit, &viewer, &format!("Robot account {name}"), body)
+}
+
+async fn save_robot(visit: Visit, Path(rid): Path<i64>, body: Bytes) -> Response {
+    let fields = form(&body);
+    let here = format!("/harbor/robot-accounts/{rid}");
+    let current = visit.get(format!("/robots/{rid}")).await;
+    if !current.ok() {
+        return after(&visit, &here, &current, "");
+    }
+    // The "every project" entry's pull and push are the form's; every
+    // other permission stays as it is.
+    let mut permissions: Vec<Value> = Vec::new();
+    let mut seen = false;
+    let wanted: Vec<Value> = ["pull", "push"]
+        .into_iter()
+        .filter(|a| checked(&fields, a))
+        .map(|a| json!({"resource": "repository", "action": a}))
+        .collect();
+    for p in current.body.get("permissions").map(items).unwrap_or_default() {
+        if text(p, "namespace") != "*" {
+            permissions.push(p.clone());
+            continue;
+        }
+        seen = true;
+        let mut access: Vec<Value> = p
+            .get("access")
+            .map(items)
+            .unwrap_or_default()
+            .iter()
+            .filter(|a| !(text(a, "resource") == "repository" && matches!(text(a, "action").as_str(), "pull" | "push")))
+            .cloned()
+            .collect();
+        access.extend(wanted.iter().cloned());
+        if !access.is_empty() {
+            permissions.push(json!({"kind": text(p, "kind"), "namespace": "*", "access": access}));
+        }
+    }
+    if !seen && !wanted.is_empty() {
+        permissions.push(json!({"kind": "project", "namespace": "*", "access": wanted}));
+    }
+    let body = json!({
+        "name": text(&current.body, "name"),
+        "description": field(&fields, "description"),
+        "duration": field(&fields, "duration").parse::<i64>().unwrap_or(-1),
+        "disable": checked(&fields, "disable"),
+        "level": "system",
+        "permissions": permissions,
+    });
+    let answer = visit.api(Method::PUT, &format!("/robots/{rid}"), Some(&body)).await;
+    after(&visit, &here, &answer, "The robot account was saved.")
+}
+
+async fn refresh_robot(visit: Visit, Path(rid): Path<i64>) -> Response {
+    let answer = visit.api(Method::PATCH, &format!("/robots/{rid}"), Some(&json!({}))).await;
+    if answer.ok() {
+        let secret = text(&answer.body, "secret");
+        return robot_page(visit, rid, Some(secret)).await;
+    }
+    after(&visit, &format!("/harbor/robot-accounts/{rid}"), &answer, "")
 }

@@ -30,7 +30,9 @@ pub(super) mod assets;
 mod jobs;
 mod layout;
 mod policies;
+mod preheat;
 mod projects;
+mod replication;
 mod retention;
 mod system;
 
@@ -77,6 +79,8 @@ pub fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .merge(projects::routes())
         .merge(artifacts::routes())
         .merge(policies::routes())
+        .merge(preheat::routes())
+        .merge(replication::routes())
         .merge(retention::routes())
         .merge(jobs::routes())
         .merge(system::routes())

@@ -1,5 +1,5 @@
 //! The projects list and a project's tabs: repositories, members, robot
-//! accounts, logs and configuration.
+//! accounts, logs and configuration (the frame of every tab, [`Frame`]).
 
 use std::sync::Arc;
 
@@ -193,6 +193,7 @@ impl Frame {
             ("repositories", "Repositories", self.perms.can("repository", "list")),
             ("members", "Members", self.perms.can("member", "list")),
             ("labels", "Labels", self.perms.can("label", "list")),
+            ("p2p-provider", "P2P Preheat", self.perms.can("preheat-policy", "list")),
             (
                 "tag-strategy",
                 "Policy",
