@@ -202,7 +202,7 @@ async fn harbor_lenient_inputs() {
     admin.post("/api/v2.0/projects").json(&body).send().await.expect(201);
     let tf: Value = admin.get("/api/v2.0/projects/tf").header("x-is-resource-name", "true").send().await.json();
     assert_eq!(tf["metadata"]["auto_scan"], "true");
-    assert!(tf["metadata"].get("proxy_cache_local_on_not_found").is_none(), "unknown keys are not kept");
+    assert_eq!(tf["metadata"]["proxy_cache_local_on_not_found"], "false", "a proxy-cache key Harbor keeps too");
     let bad = serde_json::json!({"project_name": "tf2", "metadata": {"auto_scan": "sometimes"}});
     assert_eq!(admin.post("/api/v2.0/projects").json(&bad).send().await.status_and_code(), (400, "BAD_REQUEST".into()));
 
