@@ -54,6 +54,8 @@ async fn image_extra_attrs_build_history_and_icons() {
     assert_eq!(art["extra_attrs"]["author"], "berth tests");
     assert_eq!(art["extra_attrs"]["config"]["Cmd"], json!(["/bin/sh"]));
     assert!(art["extra_attrs"].get("history").is_none(), "{art}");
+    let links: Vec<&String> = art["addition_links"].as_object().unwrap().keys().collect();
+    assert_eq!(links, ["build_history", "vulnerabilities"], "{art}");
     let history = app.admin().get(&format!("{base}/additions/build_history")).send().await.expect(200);
     assert!(history.header("content-type").starts_with("application/json"));
     let history: Value = history.json();
@@ -111,7 +113,7 @@ async fn helm_chart_through_oci() {
     let python = helm_python();
     assert!(python.exists(), "helm-python-sdk is missing: {} (run .ci/run)", python.display());
     let app = TestApp::local().await;
-    app.create_project("charts", false).await;
+    let pid = app.create_project("charts", false).await;
     let _workers = app.run_workers();
     let addr = app.serve().await;
     let work = tempfile::tempdir().unwrap();
@@ -155,6 +157,24 @@ async fn helm_chart_through_oci() {
     let deps: Value = app.admin().get(&format!("{base}/0.3.0/additions/dependencies")).send().await.expect(200).json();
     assert_eq!(deps, json!([{"name": "cache", "version": "0.1.0", "repository": "oci://example.test/charts"}]));
     app.admin().get(&format!("{base}/0.3.0/additions/build_history")).send().await.expect(400);
+    // Harbor's links to them, and the portal's artifact page shows them.
+    let links = &art["addition_links"];
+    assert_eq!(links["readme.md"]["absolute"], false);
+    assert_eq!(
+        links["values.yaml"]["href"],
+        format!("/api/v2.0/projects/charts/repositories/webapp/artifacts/{digest}/additions/values.yaml")
+    );
+    assert!(links.get("build_history").is_none(), "{links}");
+    let cookie = super::portal::admin_session(&app).await;
+    let page = app
+        .get(&format!("/harbor/projects/{pid}/repositories/webapp/artifacts-tab/artifacts/{digest}"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect(200)
+        .text();
+    assert!(page.contains("Chart README") && page.contains("Serves the web."), "{page}");
+    assert!(page.contains("Chart values") && page.contains("replicaCount"), "{page}");
     let icon = art["icon"].as_str().unwrap();
     let image_icon = {
         app.push_image("charts/img", "v1").await;

@@ -454,6 +454,25 @@ fn portal_actions_are_refused_as_the_api_refuses_them() {
     assert!(!page.contains("/p2p-provider\""), "a guest is offered the preheat tab");
 }
 
+/// The administrator signed in to the portal of an in-process app: the
+/// session's `Cookie` header.
+pub(crate) async fn admin_session(app: &crate::support::app::TestApp) -> String {
+    let login = app
+        .post("/account/sign-in")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("principal=admin&password={PASSWORD}"))
+        .send()
+        .await
+        .expect(303);
+    let cookie: Vec<String> = login
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect();
+    cookie.join("; ")
+}
+
 /// The heaviest pages with 10,000 artifacts in one repository (made
 /// through the service layer: one small manifest each, tagged, a few
 /// hundred with a label) each stay under 100 KB: every list is paged. The
@@ -494,20 +513,7 @@ async fn portal_pages_stay_small_with_ten_thousand_artifacts() {
     let listed = app.admin().get("/api/v2.0/projects/heavy/repositories/app/artifacts?page_size=1").send().await;
     assert_eq!(listed.success().header("x-total-count"), ARTIFACTS.to_string());
 
-    let login = app
-        .post("/account/sign-in")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("principal=admin&password={PASSWORD}"))
-        .send()
-        .await
-        .expect(303);
-    let cookie: Vec<String> = login
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_owned())
-        .collect();
-    let cookie = cookie.join("; ");
+    let cookie = admin_session(&app).await;
     let newest: Vec<serde_json::Value> =
         app.admin().get("/api/v2.0/projects/heavy/repositories/app/artifacts?page_size=1").send().await.json();
     let digest = newest[0]["digest"].as_str().unwrap().to_owned();

@@ -332,11 +332,40 @@ pub(super) struct ArtifactView {
     annotations: BTreeMap<String, String>,
     references: Vec<ReferenceView>,
     tags: Option<Vec<TagView>>,
-    addition_links: BTreeMap<String, String>,
+    addition_links: BTreeMap<&'static str, AdditionLink>,
     labels: Vec<LabelView>,
     scan_overview: Option<super::scan::Overview>,
     sbom_overview: Option<super::scan::SbomOverviewView>,
     accessories: Option<Vec<AccessoryView>>,
+}
+
+/// Harbor's `AdditionLink`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(super) struct AdditionLink {
+    absolute: bool,
+    href: String,
+}
+
+/// The additions an artifact of Harbor's type `kind` has, as Harbor links
+/// them: an image's build history and vulnerabilities, a chart's values,
+/// readme and dependencies.
+fn addition_links(kind: &str, repo: &RepoName, digest: &str) -> BTreeMap<&'static str, AdditionLink> {
+    let names: &[&'static str] = match kind {
+        "IMAGE" => &["build_history", "vulnerabilities"],
+        "CHART" => &["values.yaml", "readme.md", "dependencies"],
+        _ => &[],
+    };
+    names
+        .iter()
+        .map(|name| {
+            let href = format!(
+                "{PREFIX}/projects/{}/repositories/{}/artifacts/{digest}/additions/{name}",
+                repo.project(),
+                encode_twice(repo)
+            );
+            (*name, AdditionLink { absolute: false, href })
+        })
+        .collect()
 }
 
 /// Harbor's `Accessory`.
@@ -423,7 +452,7 @@ fn artifact_view(
         annotations: a.manifest.annotations.clone(),
         references,
         tags: with_tags.then(|| a.tags.iter().map(|t| tag_view(t, repo, rules)).collect()),
-        addition_links: BTreeMap::new(),
+        addition_links: addition_links(a.kind(), repo, &a.digest.to_string()),
         labels,
         scan_overview: None,
         sbom_overview: None,

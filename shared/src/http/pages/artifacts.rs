@@ -166,18 +166,24 @@ async fn detail(visit: Visit, Path((id, repo, digest)): Path<(i64, String, Strin
     } else {
         Value::Null
     };
-    let (history, vulns) = tokio::join!(
-        async {
-            if has("build_history") { Some(visit.get(format!("{base}/additions/build_history")).await) } else { None }
-        },
-        async {
-            if has("vulnerabilities") {
-                Some(visit.get(format!("{base}/additions/vulnerabilities")).await)
-            } else {
-                None
-            }
-        }
+    let addition = |name: &'static str| {
+        let (visit, base) = (&visit, &base);
+        async move { if has(name) { Some(visit.get(format!("{base}/additions/{name}")).await) } else { None } }
+    };
+    let (history, vulns, readme, values) = tokio::join!(
+        addition("build_history"),
+        addition("vulnerabilities"),
+        addition("readme.md"),
+        addition("values.yaml")
     );
+    // A chart's files, as text.
+    let chart_files: Vec<(&str, String)> = [("Chart README", &readme), ("Chart values (values.yaml)", &values)]
+        .into_iter()
+        .filter_map(|(title, answer)| {
+            let a = answer.as_ref().filter(|a| a.ok())?;
+            Some((title, a.body.as_str().map_or_else(|| a.body.to_string(), str::to_owned)))
+        })
+        .collect();
     let digest = text(&artifact, "digest");
     let pull = format!("docker pull {}/{}/{}@{}", visit.host, frame.name(), repo, digest);
     let page_path = artifact_page(id, &repo, &digest);
@@ -284,9 +290,14 @@ async fn detail(visit: Visit, Path((id, repo, digest)): Path<(i64, String, Strin
                 } } }
             } }
         }
-        @if vulns.is_some() {
+        @for (title, content) in &chart_files {
+            h2 { (title) }
+            pre.panel { (content) }
+        }
+        @if let Some(v) = vulns.as_ref().filter(|v| v.ok()) {
             h2 { "Vulnerabilities" }
-            @if vulnerabilities.is_empty() { p { "The last scan found none." } } @else {
+            @if v.body.as_object().is_none_or(serde_json::Map::is_empty) { p.muted { "Not scanned yet." } }
+            @else if vulnerabilities.is_empty() { p { "The last scan found none." } } @else {
                 input type="search" aria-label="Filter vulnerabilities" placeholder="Filter" data-filter="vulnerabilities";
                 div.table-wrap { table #vulnerabilities {
                     thead { tr { th scope="col" { "CVE" } th scope="col" { "Severity" } th scope="col" { "Package" }
