@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
-use super::layout::{copy, csrf, page, pager, search};
+use super::layout::{button_form, copy, csrf, page, pager, search};
 use super::{Viewer, Visit, after, checked, field, form, html, int, items, seg, text, when};
 use crate::http::state::AppState;
 
@@ -99,11 +99,7 @@ async fn users(visit: Visit) -> Response {
                                 }
                             }
                             " "
-                            form.inline method="post" action=(format!("/harbor/users/{uid}/delete"))
-                                data-confirm=(format!("Delete the user {name}?")) {
-                                (csrf(&visit))
-                                button.danger type="submit" aria-label=(format!("Delete {name}")) { "Delete" }
-                            }
+                            (button_form(&visit, &format!("/harbor/users/{uid}/delete"), "danger", "Delete", Some(&format!("Delete {name}")), Some(&format!("Delete the user {name}?"))))
                         }
                     }
                 }
@@ -221,11 +217,7 @@ async fn groups(visit: Visit) -> Response {
                     td { (name) }
                     td { (GROUP_TYPES.iter().find(|(k, _)| *k == kind).map_or("—", |(_, n)| n)) }
                     td.mono { (text(g, "ldap_group_dn")) }
-                    td { form.inline method="post" action=(format!("/harbor/groups/{}/delete", int(g, "id")))
-                        data-confirm=(format!("Delete the group {name}?")) {
-                        (csrf(&visit))
-                        button.danger type="submit" aria-label=(format!("Delete {name}")) { "Delete" }
-                    } }
+                    td { (button_form(&visit, &format!("/harbor/groups/{}/delete", int(g, "id")), "danger", "Delete", Some(&format!("Delete {name}")), Some(&format!("Delete the group {name}?")))) }
                 }
             } }
         } }
@@ -298,11 +290,7 @@ async fn robots_page(visit: Visit, created: Option<Value>) -> Response {
                         }
                     } }
                     td { @if r.get("disable").and_then(Value::as_bool).unwrap_or(false) { "No" } @else { "Yes" } }
-                    td { form.inline method="post" action=(format!("/harbor/robot-accounts/{}/delete", int(r, "id")))
-                        data-confirm=(format!("Delete the robot account {name}?")) {
-                        (csrf(&visit))
-                        button.danger type="submit" aria-label=(format!("Delete {name}")) { "Delete" }
-                    } }
+                    td { (button_form(&visit, &format!("/harbor/robot-accounts/{}/delete", int(r, "id")), "danger", "Delete", Some(&format!("Delete {name}")), Some(&format!("Delete the robot account {name}?")))) }
                 }
             } }
         } }

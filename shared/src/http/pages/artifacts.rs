@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
-use super::layout::{copy, csrf, pager};
+use super::layout::{button_form, copy, csrf, pager};
 use super::projects::Frame;
 use super::{Visit, after, api_repo, field, form, int, items, seg, size, text, when};
 use crate::http::state::AppState;
@@ -221,10 +221,7 @@ async fn detail(visit: Visit, Path((id, repo, digest)): Path<(i64, String, Strin
                         @let name = text(l, "name");
                         span.badge { (name) }
                         @if may_unlabel {
-                            form.inline method="post" action=(format!("{page_path}/labels/{}/delete", int(l, "id"))) {
-                                (csrf(&visit))
-                                button.secondary type="submit" aria-label=(format!("Remove label {name}")) { "×" }
-                            }
+                            (button_form(&visit, &format!("{page_path}/labels/{}/delete", int(l, "id")), "secondary", "×", Some(&format!("Remove label {name}")), None))
                         }
                         " "
                     }
@@ -253,11 +250,7 @@ async fn detail(visit: Visit, Path((id, repo, digest)): Path<(i64, String, Strin
                         td { (name) } td { (when(&text(t, "push_time"))) }
                         td { @if t.get("immutable").and_then(Value::as_bool).unwrap_or(false) { "Yes" } @else { "No" } }
                         @if may_untag {
-                            td { form.inline method="post" action=(format!("{page_path}/tags/{}/delete", seg(&name)))
-                                data-confirm=(format!("Remove the tag {name}?")) {
-                                (csrf(&visit))
-                                button.danger type="submit" aria-label=(format!("Remove tag {name}")) { "Remove" }
-                            } }
+                            td { (button_form(&visit, &format!("{page_path}/tags/{}/delete", seg(&name)), "danger", "Remove", Some(&format!("Remove tag {name}")), Some(&format!("Remove the tag {name}?")))) }
                         }
                     }
                 }

@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
-use super::layout::{csrf, page, pager};
+use super::layout::{button_form, csrf, page, pager};
 use super::{Visit, after, checked, field, form, html, int, items, text, when};
 use crate::http::state::AppState;
 
@@ -180,10 +180,7 @@ async fn history(visit: Visit, job: &Job) -> Response {
                     td { (status)
                         @if writes && matches!(status.as_str(), "Running" | "Pending") {
                             " "
-                            form.inline method="post" action=(format!("{}/{rid}/stop", job.page)) {
-                                (csrf(&visit))
-                                button.secondary type="submit" aria-label=(format!("Stop run {rid}")) { "Stop" }
-                            }
+                            (button_form(&visit, &format!("{}/{rid}/stop", job.page), "secondary", "Stop", Some(&format!("Stop run {rid}")), None))
                         }
                     }
                     td { @if params.contains("\"dry_run\":true") { "Yes" } @else { "No" } }

@@ -92,6 +92,26 @@ pub fn csrf(visit: &Visit) -> Markup {
     html! { input type="hidden" name=(CSRF_FIELD) value=(visit.csrf); }
 }
 
+/// A form of one button that posts to `action` with the CSRF field:
+/// `class` styles it (`danger` for what deletes, `secondary`, or none),
+/// `aria` names it for assistive technology when its text alone would not,
+/// `confirm` is asked first (by the script; without it the form just posts).
+pub fn button_form(
+    visit: &Visit,
+    action: &str,
+    class: &str,
+    text: &str,
+    aria: Option<&str>,
+    confirm: Option<&str>,
+) -> Markup {
+    html! {
+        form.inline method="post" action=(action) data-confirm=[confirm] {
+            (csrf(visit))
+            button class=[(!class.is_empty()).then_some(class)] type="submit" aria-label=[aria] { (text) }
+        }
+    }
+}
+
 /// A copy button (shown when the script runs) for `value`.
 pub fn copy(value: &str, label: &str) -> Markup {
     html! { button.secondary.js-only type="button" data-copy=(value) aria-label=(label) { "Copy" } }

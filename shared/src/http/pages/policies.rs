@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
-use super::layout::{csrf, pager};
+use super::layout::{button_form, csrf, pager};
 use super::projects::Frame;
 use super::{Visit, after, checked, field, form, int, items, text, when};
 use crate::http::state::AppState;
@@ -35,10 +35,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 /// A delete button in its own form.
 fn delete_form(visit: &Visit, action: &str, what: &str) -> Markup {
     html! {
-        form.inline method="post" action=(action) data-confirm=(format!("Delete {what}?")) {
-            (csrf(visit))
-            button.danger type="submit" aria-label=(format!("Delete {what}")) { "Delete" }
-        }
+        (button_form(visit, action, "danger", "Delete", Some(&format!("Delete {what}")), Some(&format!("Delete {what}?"))))
     }
 }
 

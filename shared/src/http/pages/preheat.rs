@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
-use super::layout::{csrf, page, pager};
+use super::layout::{button_form, csrf, page, pager};
 use super::projects::Frame;
 use super::{Viewer, Visit, after, back, checked, field, form, html, int, items, seg, text, when};
 use crate::http::state::AppState;
@@ -160,16 +160,9 @@ async fn instances(visit: Visit) -> Response {
                     td { (text(i, "auth_mode")) }
                     td.wide-only { (text(i, "description")) }
                     @if writes { td {
-                        form.inline method="post" action=(format!("{here}/ping")) {
-                            (csrf(&visit))
-                            button.secondary type="submit" aria-label=(format!("Test connection to {name}")) { "Test" }
-                        }
+                        (button_form(&visit, &format!("{here}/ping"), "secondary", "Test", Some(&format!("Test connection to {name}")), None))
                         " "
-                        form.inline method="post" action=(format!("{here}/delete"))
-                            data-confirm=(format!("Delete the instance {name}?")) {
-                            (csrf(&visit))
-                            button.danger type="submit" aria-label=(format!("Delete {name}")) { "Delete" }
-                        }
+                        (button_form(&visit, &format!("{here}/delete"), "danger", "Delete", Some(&format!("Delete {name}")), Some(&format!("Delete the instance {name}?"))))
                     } }
                 }
             } }
@@ -212,10 +205,7 @@ async fn instance(visit: Visit, Path(name): Path<String>) -> Response {
                 (instance_fields(&i, &Value::Null))
                 p { button type="submit" { "Save instance" } }
             }
-            form.inline method="post" action=(format!("{here}/ping")) {
-                (csrf(&visit))
-                button.secondary type="submit" { "Test connection" }
-            }
+            (button_form(&visit, &format!("{here}/ping"), "secondary", "Test connection", None, None))
         }
     };
     admin_page(&visit, &viewer, &format!("Instance {name}"), body)
@@ -434,18 +424,11 @@ async fn policies(visit: Visit, Path(id): Path<i64>) -> Response {
                     td.wide-only { (text(p, "description")) }
                     @if may_update || may_delete { td {
                         @if may_update {
-                            form.inline method="post" action=(format!("{at}/execute")) {
-                                (csrf(&visit))
-                                button.secondary type="submit" aria-label=(format!("Execute {name}")) { "Execute" }
-                            }
+                            (button_form(&visit, &format!("{at}/execute"), "secondary", "Execute", Some(&format!("Execute {name}")), None))
                             " "
                         }
                         @if may_delete {
-                            form.inline method="post" action=(format!("{at}/delete"))
-                                data-confirm=(format!("Delete the preheat policy {name}?")) {
-                                (csrf(&visit))
-                                button.danger type="submit" aria-label=(format!("Delete {name}")) { "Delete" }
-                            }
+                            (button_form(&visit, &format!("{at}/delete"), "danger", "Delete", Some(&format!("Delete {name}")), Some(&format!("Delete the preheat policy {name}?"))))
                         }
                     } }
                 }
@@ -513,10 +496,7 @@ async fn policy(visit: Visit, Path((id, name)): Path<(i64, String)>) -> Response
         h2 { "Preheat policy " (name) }
         p { "Provider: " (text(&p, "provider_name")) " · Updated " (when(&text(&p, "update_time"))) }
         @if may_update {
-            form.inline method="post" action=(format!("{here}/execute")) {
-                (csrf(&visit))
-                button type="submit" aria-label=(format!("Execute {name}")) { "Execute" }
-            }
+            (button_form(&visit, &format!("{here}/execute"), "", "Execute", Some(&format!("Execute {name}")), None))
         }
         h3 { "Executions" }
         div.table-wrap { table #preheat-runs {
@@ -605,10 +585,7 @@ async fn execution(visit: Visit, Path((id, name, eid)): Path<(i64, String, i64)>
         h2 { "Execution " (eid) }
         p { "Status: " (status) " · Trigger: " (text(&x, "trigger")) " · Started " (when(&text(&x, "start_time"))) }
         @if frame.perms.can("preheat-policy", "update") && matches!(status.as_str(), "Running" | "Pending") {
-            form.inline method="post" action=(format!("{here}/stop")) data-confirm="Stop this preheat?" {
-                (csrf(&visit))
-                button.danger type="submit" { "Stop" }
-            }
+            (button_form(&visit, &format!("{here}/stop"), "danger", "Stop", None, Some("Stop this preheat?")))
         }
         div.table-wrap { table #preheat-tasks {
             thead { tr { th scope="col" { "Id" } th scope="col" { "Status" } th scope="col" { "Artifact" }

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
-use super::layout::{copy, csrf, page, pager, search};
+use super::layout::{button_form, copy, csrf, page, pager, search};
 use super::{
     Perms, Viewer, Visit, after, back, checked, field, form, html, int, items, see_other, seg, size, text, when,
 };
@@ -268,11 +268,7 @@ async fn repositories(visit: Visit, Path(id): Path<i64>) -> Response {
                             td { (int(r, "pull_count")) }
                             td.wide-only { (when(&text(r, "update_time"))) }
                             @if may_delete {
-                                td { form.inline method="post" action=(format!("{here}/{}/delete", seg(&short)))
-                                    data-confirm=(format!("Delete the repository {full} and all its artifacts?")) {
-                                    (csrf(&visit))
-                                    button.danger type="submit" aria-label=(format!("Delete {full}")) { "Delete" }
-                                } }
+                                td { (button_form(&visit, &format!("{here}/{}/delete", seg(&short)), "danger", "Delete", Some(&format!("Delete {full}")), Some(&format!("Delete the repository {full} and all its artifacts?")))) }
                             }
                         }
                     }
@@ -344,11 +340,7 @@ async fn members(visit: Visit, Path(id): Path<i64>) -> Response {
                                     }
                                     " "
                                     @if may_remove {
-                                        form.inline method="post" action=(format!("{here}/{mid}/delete"))
-                                            data-confirm=(format!("Remove {who} from the project?")) {
-                                            (csrf(&visit))
-                                            button.danger type="submit" aria-label=(format!("Remove {who}")) { "Remove" }
-                                        }
+                                        (button_form(&visit, &format!("{here}/{mid}/delete"), "danger", "Remove", Some(&format!("Remove {who}")), Some(&format!("Remove {who} from the project?"))))
                                     }
                                 }
                             }
@@ -471,11 +463,7 @@ async fn robots_page(visit: Visit, id: i64, created: Option<Value>) -> Response 
                             td { @if int(r, "expires_at") <= 0 { "Never" } @else { (super::super::api::rfc3339(int(r, "expires_at")).get(..10).unwrap_or_default()) } }
                             td { @if r.get("disable").and_then(Value::as_bool).unwrap_or(false) { "No" } @else { "Yes" } }
                             @if may_delete {
-                                td { form.inline method="post" action=(format!("{here}/{}/delete", int(r, "id")))
-                                    data-confirm=(format!("Delete the robot account {name}?")) {
-                                    (csrf(&visit))
-                                    button.danger type="submit" aria-label=(format!("Delete {name}")) { "Delete" }
-                                } }
+                                td { (button_form(&visit, &format!("{here}/{}/delete", int(r, "id")), "danger", "Delete", Some(&format!("Delete {name}")), Some(&format!("Delete the robot account {name}?")))) }
                             }
                         }
                     }

@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
-use super::layout::{csrf, page, pager};
+use super::layout::{button_form, csrf, page, pager};
 use super::{Viewer, Visit, after, back, checked, field, form, html, int, items, text, when};
 use crate::http::state::AppState;
 
@@ -124,16 +124,9 @@ async fn list(visit: Visit) -> Response {
                     td.mono { (text(p, "dest_namespace")) }
                     td { (trigger_label(p.pointer("/trigger/type").and_then(Value::as_str).unwrap_or_default())) }
                     @if writes { td {
-                        form.inline method="post" action=(format!("{REPLICATIONS}/{id}/start")) {
-                            (csrf(&visit))
-                            button.secondary type="submit" aria-label=(format!("Replicate {name}")) { "Replicate" }
-                        }
+                        (button_form(&visit, &format!("{REPLICATIONS}/{id}/start"), "secondary", "Replicate", Some(&format!("Replicate {name}")), None))
                         " "
-                        form.inline method="post" action=(format!("{REPLICATIONS}/{id}/delete"))
-                            data-confirm=(format!("Delete the replication rule {name}?")) {
-                            (csrf(&visit))
-                            button.danger type="submit" aria-label=(format!("Delete {name}")) { "Delete" }
-                        }
+                        (button_form(&visit, &format!("{REPLICATIONS}/{id}/delete"), "danger", "Delete", Some(&format!("Delete {name}")), Some(&format!("Delete the replication rule {name}?"))))
                     } }
                 }
             } }
@@ -323,16 +316,9 @@ async fn rule(visit: Visit, Path(id): Path<i64>) -> Response {
         p { (if is_push(&p) { "Push" } else { "Pull" }) " from " strong { (side(&p, "src_registry")) }
             " to " strong { (side(&p, "dest_registry")) } " · Updated " (when(&text(&p, "update_time"))) }
         @if writes {
-            form.inline method="post" action=(format!("{here}/start")) {
-                (csrf(&visit))
-                button type="submit" aria-label=(format!("Replicate {name}")) { "Replicate" }
-            }
+            (button_form(&visit, &format!("{here}/start"), "", "Replicate", Some(&format!("Replicate {name}")), None))
             " "
-            form.inline method="post" action=(format!("{here}/delete"))
-                data-confirm=(format!("Delete the replication rule {name}?")) {
-                (csrf(&visit))
-                button.danger type="submit" aria-label=(format!("Delete {name}")) { "Delete" }
-            }
+            (button_form(&visit, &format!("{here}/delete"), "danger", "Delete", Some(&format!("Delete {name}")), Some(&format!("Delete the replication rule {name}?"))))
         }
         h2 { "Executions" }
         div.table-wrap { table #replication-runs {
@@ -428,10 +414,7 @@ async fn execution(visit: Visit, Path((id, eid)): Path<(i64, i64)>) -> Response 
                 (int(&x, "failed")) " failed, " (int(&x, "in_progress")) " in progress, " (int(&x, "stopped")) " stopped" }
         }
         @if !viewer.read_only && status == "InProgress" {
-            form.inline method="post" action=(format!("{here}/stop")) data-confirm="Stop this replication?" {
-                (csrf(&visit))
-                button.danger type="submit" { "Stop" }
-            }
+            (button_form(&visit, &format!("{here}/stop"), "danger", "Stop", None, Some("Stop this replication?")))
         }
         h2 { "Tasks" }
         div.table-wrap { table #replication-tasks {

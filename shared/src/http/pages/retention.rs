@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
-use super::layout::{csrf, pager};
+use super::layout::{button_form, csrf, pager};
 use super::projects::Frame;
 use super::{Visit, after, back, checked, field, form, int, items, seg, text, when};
 use crate::http::state::AppState;
@@ -125,11 +125,7 @@ pub async fn section(visit: &Visit, frame: &Frame) -> Markup {
                     @if may_change { td {
                         a href=(format!("{here}/rules/{n}")) aria-label=(format!("Edit retention rule {}", n + 1)) { "Edit" }
                         " "
-                        form.inline method="post" action=(format!("{here}/rules/{n}/delete"))
-                            data-confirm=(format!("Delete retention rule {}?", n + 1)) {
-                            (csrf(visit))
-                            button.danger type="submit" aria-label=(format!("Delete retention rule {}", n + 1)) { "Delete" }
-                        }
+                        (button_form(visit, &format!("{here}/rules/{n}/delete"), "danger", "Delete", Some(&format!("Delete retention rule {}", n + 1)), Some(&format!("Delete retention rule {}?", n + 1))))
                     } }
                 }
             } }
@@ -157,11 +153,7 @@ pub async fn section(visit: &Visit, frame: &Frame) -> Markup {
                         input type="hidden" name="dry_run" value="true";
                         button.secondary type="submit" { "Dry run" }
                     }
-                    form.inline method="post" action=(format!("{here}/run"))
-                        data-confirm="Run tag retention now? Artifacts it does not retain are deleted." {
-                        (csrf(visit))
-                        button type="submit" { "Run now" }
-                    }
+                    (button_form(visit, &format!("{here}/run"), "", "Run now", None, Some("Run tag retention now? Artifacts it does not retain are deleted.")))
                 }
             }
         }
@@ -426,10 +418,7 @@ async fn tasks(visit: Visit, Path((id, eid)): Path<(i64, i64)>) -> Response {
         p { a href=(tab(id)) { "Back to the policies" } }
         h2 { "Retention run " (eid) }
         @if running && frame.perms.can("tag-retention", "update") {
-            form.inline method="post" action=(format!("{here}/stop")) {
-                (csrf(&visit))
-                button.secondary type="submit" { "Stop this run" }
-            }
+            (button_form(&visit, &format!("{here}/stop"), "secondary", "Stop this run", None, None))
         }
         div.table-wrap { table #retention-tasks {
             thead { tr { th scope="col" { "Repository" } th scope="col" { "Status" } th scope="col" { "Artifacts" }

@@ -15,7 +15,7 @@ use maud::{Markup, html};
 use serde_json::{Value, json};
 
 use super::jobs::{schedule_form, schedule_of};
-use super::layout::{csrf, page, pager};
+use super::layout::{button_form, csrf, page, pager};
 use super::{Viewer, Visit, after, back, checked, field, form, html, int, items, text, when};
 use crate::http::state::AppState;
 
@@ -94,16 +94,9 @@ async fn registries(visit: Visit) -> Response {
                     td.mono { (text(r, "url")) } td { (text(r, "type")) } td { (text(r, "status")) }
                     td.wide-only { (text(r, "description")) }
                     @if writes { td {
-                        form.inline method="post" action=(format!("{REGISTRIES}/{rid}/ping")) {
-                            (csrf(&visit))
-                            button.secondary type="submit" aria-label=(format!("Test connection to {name}")) { "Test" }
-                        }
+                        (button_form(&visit, &format!("{REGISTRIES}/{rid}/ping"), "secondary", "Test", Some(&format!("Test connection to {name}")), None))
                         " "
-                        form.inline method="post" action=(format!("{REGISTRIES}/{rid}/delete"))
-                            data-confirm=(format!("Delete the registry endpoint {name}?")) {
-                            (csrf(&visit))
-                            button.danger type="submit" aria-label=(format!("Delete {name}")) { "Delete" }
-                        }
+                        (button_form(&visit, &format!("{REGISTRIES}/{rid}/delete"), "danger", "Delete", Some(&format!("Delete {name}")), Some(&format!("Delete the registry endpoint {name}?"))))
                     } }
                 }
             } }
@@ -155,10 +148,7 @@ async fn registry(visit: Visit, Path(rid): Path<i64>) -> Response {
                 (registry_fields(Some(&reg), &[]))
                 p { button type="submit" { "Save registry endpoint" } }
             }
-            form.inline method="post" action=(format!("{here}/ping")) {
-                (csrf(&visit))
-                button.secondary type="submit" { "Test connection" }
-            }
+            (button_form(&visit, &format!("{here}/ping"), "secondary", "Test connection", None, None))
         }
     };
     admin_page(&visit, &viewer, &format!("Registry {}", text(&reg, "name")), body)
