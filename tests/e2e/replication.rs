@@ -228,7 +228,17 @@ async fn pull_replication_from_distribution_with_filters_flattening_and_migratio
 
     // Listing, filters and the disabled policy.
     let list: Value = admin.get("/api/v2.0/replication/executions").send().await.expect(200).json();
-    assert!(list.as_array().unwrap().len() >= 3, "{list}");
+    assert_eq!(list.as_array().unwrap().len(), 3, "every policy's runs: {list}");
+    let first = admin.get("/api/v2.0/replication/executions?page=1&page_size=2").send().await.expect(200);
+    assert_eq!(first.header("x-total-count"), "3");
+    let (first, second): (Value, Value) = (
+        first.json(),
+        admin.get("/api/v2.0/replication/executions?page=2&page_size=2").send().await.expect(200).json(),
+    );
+    assert_eq!((first.as_array().unwrap().len(), second.as_array().unwrap().len()), (2, 1));
+    assert!(first[0]["id"].as_i64() > first[1]["id"].as_i64() && first[1]["id"].as_i64() > second[0]["id"].as_i64());
+    let succeeded: Value = admin.get("/api/v2.0/replication/executions?status=Succeed").send().await.expect(200).json();
+    assert_eq!(succeeded.as_array().unwrap().len(), 3);
     let mine = admin.get(&format!("/api/v2.0/replication/executions?policy_id={all}")).send().await.expect(200);
     assert_eq!(mine.header("x-total-count"), "1");
     let mut body: Value = admin.get(&format!("/api/v2.0/replication/policies/{all}")).send().await.expect(200).json();

@@ -424,32 +424,50 @@ pub async fn executions(
             Listing { items: views, total: listing.total, next: listing.next }
         }
         None => {
-            // Every policy's latest runs, newest first.
+            // Every policy's latest runs, newest first: each policy gives at
+            // most as many as the page needs (unfiltered), or its latest
+            // MERGED_PER_POLICY when a filter must look at their status.
+            let filtered = q.status.as_deref().is_some_and(|s| !s.is_empty())
+                || q.trigger.as_deref().is_some_and(|t| !t.is_empty());
+            let page = paging.0.page.max(1);
+            let needed = usize::try_from(page).unwrap_or(usize::MAX).saturating_mul(paging.0.size);
+            let per_policy = if filtered { MERGED_PER_POLICY } else { needed.clamp(1, MERGED_PER_POLICY) };
             let mut all = Vec::new();
+            let mut total = 0u64;
             let mut req = PageRequest::first(crate::service::paging::MAX_PAGE_SIZE);
             loop {
-                let page = state.registry.list_replication_policies(None, &req).await?;
-                for p in &page.items {
-                    let xs = state
-                        .registry
-                        .list_executions(REPLICATION, p.id, &PageRequest::first(MERGED_PER_POLICY))
-                        .await?;
+                let policies = state.registry.list_replication_policies(None, &req).await?;
+                for p in &policies.items {
+                    let xs = state.registry.list_executions(REPLICATION, p.id, &PageRequest::first(per_policy)).await?;
+                    total += xs.total;
                     all.extend(xs.items);
                 }
-                match page.next {
+                match policies.next {
                     Some(n) => req.after = Some(n),
                     None => break,
                 }
             }
             all.sort_by_key(|x| std::cmp::Reverse(x.record.id));
-            let mut views = Vec::new();
-            for x in all {
-                let v = execution_view(&state.registry, x).await?;
-                if keep(&v) {
-                    views.push(v);
+            if filtered {
+                let mut views = Vec::new();
+                for x in all {
+                    let v = execution_view(&state.registry, x).await?;
+                    if keep(&v) {
+                        views.push(v);
+                    }
                 }
+                Listing::of_all(views, &paging.0)
+            } else {
+                // Only the page's runs are looked at more closely.
+                let start = needed.saturating_sub(paging.0.size);
+                let mut views = Vec::new();
+                for x in all.into_iter().skip(start).take(paging.0.size) {
+                    views.push(execution_view(&state.registry, x).await?);
+                }
+                let shown = u64::try_from(start + views.len()).unwrap_or(u64::MAX);
+                let next = (shown < total).then(String::new);
+                Listing { items: views, total, next }
             }
-            Listing::of_all(views, &paging.0)
         }
     };
     let rest: Vec<(&str, &str)> =
